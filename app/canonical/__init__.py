@@ -1,0 +1,1 @@
+"""The canonical model: what every connector translates to and from."""

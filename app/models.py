@@ -1,0 +1,189 @@
+"""Storage: the tables of the durable pipeline.
+
+inbound_events (raw, deduped) → canonical_events → deliveries (the outbox) → delivery_attempts;
+entity_links remember remote ids; mappings translate our keys to theirs; connection_states
+hold what operators set (pause) and what they watch (last success / error).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeliveryStatus:
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DELIVERED = "delivered"
+    PARKED = "parked"
+    HELD = "held"
+    DEAD = "dead"
+    SUPERSEDED = "superseded"
+
+    ALL = (PENDING, IN_FLIGHT, DELIVERED, PARKED, HELD, DEAD, SUPERSEDED)
+    # A later delivery of the same entity to the same destination waits behind these.
+    BLOCKING = (PENDING, IN_FLIGHT, PARKED, HELD)
+
+
+class InboundEvent(SQLModel, table=True):
+    __tablename__ = "inbound_events"
+    __table_args__ = (sa.UniqueConstraint("connection_id", "dedupe_key", name="uq_inbound_dedupe"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    connection_id: str = Field(max_length=64, index=True)
+    topic: str = Field(max_length=128)
+    dedupe_key: str = Field(max_length=256)
+    received_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    headers: dict[str, str] = Field(
+        default_factory=dict, sa_column=sa.Column(JSONType, nullable=False)
+    )
+    body: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+    status: str = Field(default="accepted", max_length=32)  # accepted | ignored
+    note: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+
+
+class CanonicalEventRow(SQLModel, table=True):
+    __tablename__ = "canonical_events"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    inbound_event_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.BigInteger(), sa.ForeignKey("inbound_events.id"), index=True),
+    )
+    source: str = Field(max_length=64)
+    event_type: str = Field(max_length=64)
+    entity_type: str = Field(max_length=32)
+    entity_key: str = Field(max_length=256, index=True)
+    schema_version: int = 1
+    occurred_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    currency: str | None = Field(default=None, max_length=3)
+    total_amount: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(18, 4)))
+    payload: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+
+
+class Delivery(SQLModel, table=True):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+        sa.Index("ix_deliveries_order", "destination", "ordering_key", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    canonical_event_id: int = Field(
+        sa_column=sa.Column(
+            sa.BigInteger(), sa.ForeignKey("canonical_events.id"), nullable=False, index=True
+        )
+    )
+    flow: str = Field(max_length=32)
+    event_type: str = Field(max_length=64)
+    source: str = Field(max_length=64)
+    destination: str = Field(max_length=64, index=True)
+    entity_key: str = Field(max_length=256, index=True)
+    ordering_key: str = Field(max_length=256)
+    status: str = Field(default=DeliveryStatus.PENDING, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    last_error_class: str | None = Field(default=None, max_length=32)
+    parked_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    needs: list[dict[str, str]] | None = Field(default=None, sa_column=sa.Column(JSONType))
+    accepted_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    delivered_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    delivery_id: int = Field(
+        sa_column=sa.Column(
+            sa.BigInteger(), sa.ForeignKey("deliveries.id"), nullable=False, index=True
+        )
+    )
+    number: int
+    started_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    duration_ms: float
+    outcome: str = Field(
+        max_length=32
+    )  # delivered | transient | rate_limited | permanent | needs_mapping
+    error_class: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    # redacted HTTP exchanges: [{"request": {...}, "response": {...}}]
+    exchanges: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=sa.Column(JSONType, nullable=False)
+    )
+
+
+class EntityLink(SQLModel, table=True):
+    __tablename__ = "entity_links"
+    __table_args__ = (
+        sa.UniqueConstraint("connection_id", "entity_type", "our_key", name="uq_entity_link"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    connection_id: str = Field(max_length=64)
+    entity_type: str = Field(max_length=32)
+    our_key: str = Field(max_length=256, index=True)
+    remote_id: str = Field(max_length=256)
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class Mapping(SQLModel, table=True):
+    __tablename__ = "mappings"
+    __table_args__ = (sa.UniqueConstraint("kind", "connection_id", "our_key", name="uq_mapping"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    kind: str = Field(max_length=32)
+    connection_id: str = Field(max_length=64)
+    our_key: str = Field(max_length=256)
+    their_key: str = Field(max_length=256)
+    origin: str = Field(default="api", max_length=16)  # config | api
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class ConnectionState(SQLModel, table=True):
+    __tablename__ = "connection_states"
+
+    connection_id: str = Field(primary_key=True, max_length=64)
+    paused: bool = False
+    paused_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    last_success_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    last_error_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))

@@ -1,0 +1,57 @@
+"""Process settings from the environment (prefix ``GATEWAY_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["viewer", "operator"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./var/gateway.db"
+    redis_url: str | None = None
+    config: str | None = Field(default=None, description="Path of the YAML config file")
+    api_keys: str = Field(default="", description="key:role,… with roles viewer or operator")
+    max_body_bytes: int = 2 * 1024 * 1024
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    # Delivery engine knobs (tests shrink them; production keeps the defaults).
+    worker_concurrency: int = 16
+    lease_seconds: float = 60.0
+    sweep_interval_seconds: float = 5.0
+    db_pool_size: int = 10
+
+    @field_validator("redis_url", "config", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def parsed_api_keys(self) -> dict[str, Role]:
+        """Return ``{key: role}``; raise ValueError naming the bad entry."""
+        keys: dict[str, Role] = {}
+        for raw in self.api_keys.split(","):
+            entry = raw.strip()
+            if not entry:
+                continue
+            key, sep, role = entry.rpartition(":")
+            if not sep or not key or role not in ("viewer", "operator"):
+                raise ValueError(
+                    f"GATEWAY_API_KEYS entry {entry[:4]}… must be key:viewer or key:operator"
+                )
+            keys[key] = role  # type: ignore[assignment]
+        return keys
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
