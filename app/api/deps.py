@@ -1,0 +1,80 @@
+"""Request dependencies: the runtime, the one transaction per request, the API key role."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import run_after_commit
+from app.errors import Forbidden, Unauthorized
+from app.runtime import Runtime
+from app.settings import Role
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def get_session(rt: Annotated[Runtime, Depends(get_runtime)]) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: commit when the endpoint returns, then run after-commit work.
+
+    Function scope makes FastAPI finish this (commit) before the response is sent, so a 2xx
+    always means the data is durable.
+    """
+    async with rt.sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            session.info.pop("after_commit", None)
+            raise
+        await run_after_commit(session)
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="API key: GATEWAY_API_KEYS=key:role")
+
+
+def _role_of(request: Request, creds: HTTPAuthorizationCredentials | None) -> Role:
+    keys: dict[str, Role] = request.app.state.api_keys
+    if creds is None:
+        raise Unauthorized(
+            "missing API key",
+            hint="send Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    for key, role in keys.items():
+        if hmac.compare_digest(key.encode(), creds.credentials.encode()):
+            return role
+    raise Unauthorized(
+        "unknown API key",
+        hint="check GATEWAY_API_KEYS on the gateway",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def require_viewer(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Role:
+    return _role_of(request, creds)
+
+
+def require_operator(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Role:
+    role = _role_of(request, creds)
+    if role != "operator":
+        raise Forbidden("this action needs an operator key", hint="viewer keys can only read")
+    return role
+
+
+ViewerDep = Depends(require_viewer)
+OperatorDep = Depends(require_operator)

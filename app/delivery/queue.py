@@ -1,0 +1,125 @@
+"""Two queues behind one interface: arq on Redis, or in-process when no Redis is configured.
+
+Both dedupe by delivery id (arq by job id), so enqueueing twice is harmless; the sweeper and
+the lease make up for anything a queue loses (a crash, a restart, a lost Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger("gateway.queue")
+
+
+def job_id_for(delivery_id: int) -> str:
+    return f"delivery:{delivery_id}"
+
+
+class DeliveryQueue(Protocol):
+    async def enqueue(self, delivery_id: int, *, at: datetime | None = None) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class ArqQueue:
+    """Enqueues ``deliver`` jobs; the job id is the delivery id, so duplicates collapse."""
+
+    def __init__(self, redis: object) -> None:
+        from arq.connections import ArqRedis
+
+        assert isinstance(redis, ArqRedis)
+        self.redis = redis
+
+    async def enqueue(self, delivery_id: int, *, at: datetime | None = None) -> None:
+        await self.redis.enqueue_job(
+            "deliver", delivery_id, _job_id=job_id_for(delivery_id), _defer_until=at
+        )
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class InProcessQueue:
+    """An asyncio scheduler: a heap of (due time, delivery id) and a pool of runner tasks."""
+
+    def __init__(self, run: RunDelivery, concurrency: int) -> None:
+        self._run = run
+        self._concurrency = concurrency
+        self._heap: list[tuple[float, int, int]] = []
+        self._known: set[int] = set()  # queued or running: enqueue is a no-op for these
+        self._counter = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop = asyncio.get_running_loop()
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._runner(), name=f"delivery-runner-{i}")
+            for i in range(self._concurrency)
+        ]
+
+    async def enqueue(self, delivery_id: int, *, at: datetime | None = None) -> None:
+        if delivery_id in self._known:
+            return
+        self._push(delivery_id, at)
+
+    def _push(self, delivery_id: int, at: datetime | None) -> None:
+        due = self._loop.time() + (max(0.0, (at - _now()).total_seconds()) if at else 0.0)
+        self._known.add(delivery_id)
+        heapq.heappush(self._heap, (due, next(self._counter), delivery_id))
+        self._wakeup.set()
+
+    async def _runner(self) -> None:
+        while True:
+            delivery_id = await self._next_due()
+            try:
+                retry_at = await self._run(delivery_id)
+            except Exception:
+                log.exception(
+                    "delivery run crashed; the sweeper will pick it up", delivery_id=delivery_id
+                )
+                retry_at = None
+            self._known.discard(delivery_id)
+            if retry_at is not None:
+                self._push(delivery_id, retry_at)
+
+    async def _next_due(self) -> int:
+        while True:
+            if self._heap:
+                due, _, delivery_id = self._heap[0]
+                delay = due - self._loop.time()
+                if delay <= 0:
+                    heapq.heappop(self._heap)
+                    return delivery_id
+            else:
+                delay = None
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    def depth(self) -> int:
+        return len(self._heap)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+
+class RunDelivery(Protocol):
+    async def __call__(self, delivery_id: int) -> datetime | None: ...
+
+
+def _now() -> datetime:
+    from app.models import utcnow
+
+    return utcnow()

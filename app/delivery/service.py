@@ -1,0 +1,456 @@
+"""The delivery engine: claim a delivery with a lease, call the connector, record the outcome.
+
+``process_delivery`` is a plain async function; the arq task and the in-process worker are
+thin wrappers around it. It never holds a database connection while the remote system is
+being called, and it never lets one entity's deliveries to one destination overtake each
+other (create before update before cancel).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import pybreaker
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.canonical.events import CanonicalEvent
+from app.db import after_commit, transaction
+from app.dbutil import insert_for
+from app.delivery.capture import capture_exchanges
+from app.delivery.policy import backoff_seconds
+from app.mappings.service import resolve
+from app.models import (
+    CanonicalEventRow,
+    ConnectionState,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EntityLink,
+    utcnow,
+)
+from app.observability import metrics
+from app.runtime import Runtime
+from connectors.base import (
+    ConnectorError,
+    DeliveryContext,
+    DeliveryResult,
+    NeedsMappingError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+)
+
+log = structlog.get_logger("gateway.delivery")
+
+OutcomeKind = Literal["done", "retry", "skipped"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the queue does next: nothing (done / skipped) or run again at ``retry_at``."""
+
+    kind: OutcomeKind
+    status: str
+    retry_at: datetime | None = None
+
+
+# --- planning (called by ingest inside its transaction) ------------------------------------
+
+
+def plan_delivery(
+    event: CanonicalEventRow, destination: str, flow: str, accepted_at: datetime
+) -> Delivery:
+    now = utcnow()
+    return Delivery(
+        canonical_event_id=event.id,  # type: ignore[arg-type]
+        flow=flow,
+        event_type=event.event_type,
+        source=event.source,
+        destination=destination,
+        entity_key=event.entity_key,
+        ordering_key=event.entity_key,
+        status=DeliveryStatus.PENDING,
+        next_attempt_at=now,
+        accepted_at=accepted_at,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def enqueue_after_commit(session: AsyncSession, rt: Runtime, delivery_ids: list[int]) -> None:
+    """Queue the deliveries once the transaction that created them is durable."""
+    if not delivery_ids:
+        return
+
+    async def _enqueue() -> None:
+        queue = rt.require_queue()
+        for delivery_id in delivery_ids:
+            await queue.enqueue(delivery_id)
+
+    after_commit(session, _enqueue)
+
+
+# --- claiming -------------------------------------------------------------------------------
+
+
+def _claim_statement(delivery_id: int, owner: str, now: datetime, lease: timedelta) -> Any:
+    earlier = aliased(Delivery)
+    blocked_by_earlier = (
+        sa.select(earlier.id)
+        .where(
+            earlier.destination == Delivery.destination,
+            earlier.ordering_key == Delivery.ordering_key,
+            earlier.id < Delivery.id,  # type: ignore[operator]
+            earlier.status.in_(DeliveryStatus.BLOCKING),  # type: ignore[attr-defined]
+        )
+        .exists()
+    )
+    paused = (
+        sa.select(ConnectionState.connection_id)
+        .where(ConnectionState.connection_id == Delivery.destination, ConnectionState.paused)
+        .exists()
+    )
+    claimable = sa.or_(
+        sa.and_(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now),
+        sa.and_(Delivery.status == DeliveryStatus.IN_FLIGHT, Delivery.lease_expires_at < now),  # type: ignore[operator]
+    )
+    return (
+        sa.update(Delivery)
+        .where(Delivery.id == delivery_id, claimable, ~blocked_by_earlier, ~paused)
+        .values(
+            status=DeliveryStatus.IN_FLIGHT,
+            lease_owner=owner,
+            lease_expires_at=now + lease,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass
+class _Claimed:
+    delivery: Delivery
+    event: CanonicalEvent
+    context: DeliveryContext
+    missing: list[Any]
+
+
+async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcome:
+    now = utcnow()
+    lease = timedelta(seconds=rt.settings.lease_seconds)
+    async with transaction(rt.sessions) as session:
+        result = await session.execute(_claim_statement(delivery_id, owner, now, lease))
+        delivery = await session.get(Delivery, delivery_id)
+        if delivery is None:
+            return Outcome("skipped", "missing")
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return _why_not_claimed(delivery, now)
+        row = await session.get(CanonicalEventRow, delivery.canonical_event_id)
+        assert row is not None
+        event = CanonicalEvent.model_validate(
+            {
+                "type": row.event_type,
+                "entity_key": row.entity_key,
+                "occurred_at": row.occurred_at,
+                "payload": row.payload,
+            }
+        )
+        connector = rt.connector(delivery.destination)
+        needs = connector.required_mappings(event) if connector else []
+        found, missing = await resolve(session, delivery.destination, needs)
+        links = await session.execute(
+            sa.select(EntityLink.entity_type, EntityLink.our_key, EntityLink.remote_id)
+            .where(EntityLink.connection_id == delivery.destination)
+            .where(EntityLink.our_key.in_(_link_keys(event)))  # type: ignore[attr-defined]
+        )
+        ctx = DeliveryContext(links={(t, k): r for t, k, r in links}, mappings=found)
+        return _Claimed(delivery, event, ctx, missing)
+
+
+def _link_keys(event: CanonicalEvent) -> list[str]:
+    keys = [event.entity_key]
+    customer = event.payload.customer
+    if customer.external_id:
+        keys.append(f"{event.payload.source}:customer:{customer.external_id}")
+    return keys
+
+
+def _why_not_claimed(delivery: Delivery, now: datetime) -> Outcome:
+    if delivery.status == DeliveryStatus.PENDING and delivery.next_attempt_at > now:
+        return Outcome("retry", delivery.status, delivery.next_attempt_at)
+    if delivery.status == DeliveryStatus.IN_FLIGHT and delivery.lease_expires_at:
+        # someone else holds the lease; check again when it would expire
+        return Outcome("retry", delivery.status, delivery.lease_expires_at)
+    # terminal, paused, or waiting behind an earlier delivery of the same entity:
+    # whoever unblocks it (finish of the earlier one, resume, replay) enqueues it again.
+    return Outcome("skipped", delivery.status)
+
+
+# --- processing -----------------------------------------------------------------------------
+
+
+async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
+    """Attempt one delivery once; returns what the queue should do next."""
+    owner = f"{rt.worker_id}:{time.monotonic_ns()}"
+    with structlog.contextvars.bound_contextvars(delivery_id=delivery_id):
+        claimed = await _claim(rt, delivery_id, owner)
+        if isinstance(claimed, Outcome):
+            return claimed
+        delivery = claimed.delivery
+        structlog.contextvars.bind_contextvars(
+            destination=delivery.destination,
+            entity_key=delivery.entity_key,
+            canonical_event_id=delivery.canonical_event_id,
+        )
+        if claimed.missing:
+            return await _finish(
+                rt, delivery, owner, NeedsMappingError(claimed.missing), None, [], 0.0
+            )
+
+        connector = rt.connector(delivery.destination)
+        if connector is None:
+            error = PermanentError(
+                f"destination connection {delivery.destination!r} is not in the config; "
+                "add it back or replay the delivery to another route"
+            )
+            return await _finish(rt, delivery, owner, error, None, [], 0.0)
+
+        breaker = rt.breakers.get(delivery.destination)
+        started = time.perf_counter()
+        result: DeliveryResult | None = None
+        error: BaseException | None = None
+        with capture_exchanges() as exchanges:
+            try:
+                with breaker.calling():
+                    result = await connector.deliver(claimed.event, claimed.context)
+            except pybreaker.CircuitBreakerError:
+                return await _defer_for_breaker(rt, delivery, owner)
+            except ConnectorError as exc:
+                error = exc
+            except Exception as exc:  # a connector bug must not lose the delivery
+                log.exception("connector raised an unexpected error")
+                error = exc
+        duration = time.perf_counter() - started
+        metrics.ATTEMPT_SECONDS.labels(delivery.destination).observe(duration)
+        metrics.BREAKER_STATE.labels(delivery.destination).set(
+            metrics.BREAKER_STATE_VALUES.get(rt.breakers.state(delivery.destination), 0)
+        )
+        return await _finish(rt, delivery, owner, error, result, exchanges, duration)
+
+
+async def _defer_for_breaker(rt: Runtime, delivery: Delivery, owner: str) -> Outcome:
+    """The destination is known to be down: wait for the breaker, without using an attempt."""
+    retry_at = max(rt.breakers.reopens_at(delivery.destination), utcnow()) + timedelta(
+        milliseconds=50
+    )
+    metrics.DELIVERY_OUTCOMES.labels(delivery.destination, "breaker_open").inc()
+    metrics.BREAKER_STATE.labels(delivery.destination).set(metrics.BREAKER_STATE_VALUES["open"])
+    async with transaction(rt.sessions) as session:
+        await session.execute(
+            _owned(delivery.id, owner).values(
+                status=DeliveryStatus.PENDING,
+                next_attempt_at=retry_at,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=utcnow(),
+                last_error_class="breaker_open",
+                last_error=f"circuit breaker for {delivery.destination} is open; waiting",
+            )
+        )
+    log.info("delivery deferred: breaker open", retry_at=retry_at.isoformat())
+    return Outcome("retry", DeliveryStatus.PENDING, retry_at)
+
+
+def _owned(delivery_id: int | None, owner: str) -> Any:
+    """Update only if we still hold the lease (a slow attempt may have lost it)."""
+    return (
+        sa.update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.lease_owner == owner,
+            Delivery.status == DeliveryStatus.IN_FLIGHT,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _classify(error: BaseException | None) -> tuple[str, bool]:
+    """(outcome name, counts as an attempt)."""
+    if error is None:
+        return "delivered", True
+    if isinstance(error, NeedsMappingError):
+        return "needs_mapping", False
+    if isinstance(error, RateLimitedError):
+        return "rate_limited", False
+    if isinstance(error, PermanentError):
+        return "permanent", True
+    if isinstance(error, TransientError):
+        return "transient", True
+    return "internal", True
+
+
+async def _finish(
+    rt: Runtime,
+    delivery: Delivery,
+    owner: str,
+    error: BaseException | None,
+    result: DeliveryResult | None,
+    exchanges: list[dict[str, Any]],
+    duration: float,
+) -> Outcome:
+    now = utcnow()
+    outcome_name, counts = _classify(error)
+    attempts = delivery.attempts + (1 if counts else 0)
+    policy = rt.config.policy_for(delivery.destination)
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    message = None if error is None else (str(error) or type(error).__name__)
+    outcome: Outcome
+
+    if error is None:
+        values |= {
+            "status": DeliveryStatus.DELIVERED,
+            "delivered_at": now,
+            "last_error": None,
+            "last_error_class": None,
+            "parked_reason": None,
+            "needs": None,
+        }
+        outcome = Outcome("done", DeliveryStatus.DELIVERED)
+    elif isinstance(error, NeedsMappingError):
+        values |= {
+            "status": DeliveryStatus.PARKED,
+            "parked_reason": message,
+            "needs": [{"kind": m.kind, "key": m.key} for m in error.missing],
+            "last_error": message,
+            "last_error_class": outcome_name,
+        }
+        outcome = Outcome("done", DeliveryStatus.PARKED)
+    elif isinstance(error, RateLimitedError):
+        retry_at = now + timedelta(seconds=max(error.retry_after, 0.05))
+        values |= {
+            "status": DeliveryStatus.PENDING,
+            "next_attempt_at": retry_at,
+            "last_error": message,
+            "last_error_class": outcome_name,
+        }
+        outcome = Outcome("retry", DeliveryStatus.PENDING, retry_at)
+    elif outcome_name != "permanent" and attempts < policy.max_attempts:
+        retry_at = now + timedelta(seconds=backoff_seconds(attempts, policy))
+        values |= {
+            "status": DeliveryStatus.PENDING,
+            "next_attempt_at": retry_at,
+            "last_error": message,
+            "last_error_class": outcome_name,
+        }
+        outcome = Outcome("retry", DeliveryStatus.PENDING, retry_at)
+    else:
+        if outcome_name != "permanent":
+            message = f"gave up after {attempts} attempts: {message}"
+        values |= {
+            "status": DeliveryStatus.DEAD,
+            "last_error": message,
+            "last_error_class": outcome_name,
+        }
+        outcome = Outcome("done", DeliveryStatus.DEAD)
+
+    async with transaction(rt.sessions) as session:
+        updated = await session.execute(_owned(delivery.id, owner).values(**values))
+        if not updated.rowcount:  # type: ignore[attr-defined]
+            log.warning("lease lost before the outcome was recorded; another worker owns it now")
+            return Outcome("skipped", "lease_lost")
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery.id,  # type: ignore[arg-type]
+                number=attempts,
+                started_at=now - timedelta(seconds=duration),
+                duration_ms=round(duration * 1000, 3),
+                outcome=outcome_name,
+                error_class=None if error is None else type(error).__name__,
+                error_message=message,
+                exchanges=exchanges,
+            )
+        )
+        if result is not None:
+            await _remember_links(session, delivery.destination, result)
+        await _record_connection_health(session, delivery.destination, error, message, now)
+        if outcome.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
+            await _enqueue_successor(session, rt, delivery)
+
+    metrics.DELIVERY_OUTCOMES.labels(delivery.destination, outcome_name).inc()
+    if outcome.status == DeliveryStatus.DEAD:
+        metrics.DELIVERY_OUTCOMES.labels(delivery.destination, "dead").inc()
+    if outcome.status == DeliveryStatus.DELIVERED:
+        metrics.END_TO_END_SECONDS.labels(delivery.flow, delivery.destination).observe(
+            (now - delivery.accepted_at).total_seconds()
+        )
+    log_method = log.info if error is None or outcome.kind == "retry" else log.warning
+    log_method(
+        "delivery attempt finished",
+        outcome=outcome_name,
+        status=outcome.status,
+        attempts=attempts,
+        duration_ms=round(duration * 1000, 1),
+        error=message,
+        retry_at=outcome.retry_at.isoformat() if outcome.retry_at else None,
+        summary=result.summary if result else None,
+    )
+    return outcome
+
+
+async def _remember_links(
+    session: AsyncSession, connection_id: str, result: DeliveryResult
+) -> None:
+    now = utcnow()
+    for link in result.links:
+        stmt = insert_for(session, EntityLink).values(
+            connection_id=connection_id,
+            entity_type=link.entity_type,
+            our_key=link.our_key,
+            remote_id=link.remote_id,
+            updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["connection_id", "entity_type", "our_key"],
+            set_={"remote_id": link.remote_id, "updated_at": now},
+        )
+        await session.execute(stmt)
+
+
+async def _record_connection_health(
+    session: AsyncSession,
+    connection_id: str,
+    error: BaseException | None,
+    message: str | None,
+    now: datetime,
+) -> None:
+    if isinstance(error, NeedsMappingError):
+        return  # a data gap, not the connection's health
+    values: dict[str, Any] = (
+        {"last_success_at": now} if error is None else {"last_error_at": now, "last_error": message}
+    )
+    stmt = insert_for(session, ConnectionState).values(connection_id=connection_id, **values)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["connection_id"], set_=values))
+
+
+async def _enqueue_successor(session: AsyncSession, rt: Runtime, delivery: Delivery) -> None:
+    next_id = await session.scalar(
+        sa.select(sa.func.min(Delivery.id)).where(
+            Delivery.destination == delivery.destination,
+            Delivery.ordering_key == delivery.ordering_key,
+            Delivery.id > delivery.id,  # type: ignore[operator]
+            Delivery.status == DeliveryStatus.PENDING,
+        )
+    )
+    if next_id is not None:
+        enqueue_after_commit(session, rt, [int(next_id)])

@@ -1,0 +1,88 @@
+"""The sweeper: re-queues deliveries a queue missed and those whose lease expired.
+
+Enqueue-after-commit can be lost (the process died between COMMIT and enqueue, Redis was
+down); a worker can die mid-delivery. The database is the truth, so every few seconds the
+sweeper asks it what should be running and queues it again; duplicate enqueues collapse.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import structlog
+
+from app.models import Delivery, DeliveryStatus, utcnow
+from app.observability import metrics
+from app.runtime import Runtime
+
+log = structlog.get_logger("gateway.sweeper")
+
+SWEEP_BATCH = 1000
+
+
+async def sweep(rt: Runtime) -> int:
+    now = utcnow()
+    async with rt.sessions() as session:
+        due = (
+            (
+                await session.execute(
+                    sa.select(Delivery.id)
+                    .where(
+                        sa.or_(
+                            sa.and_(
+                                Delivery.status == DeliveryStatus.PENDING,
+                                Delivery.next_attempt_at <= now,
+                            ),
+                            sa.and_(
+                                Delivery.status == DeliveryStatus.IN_FLIGHT,
+                                Delivery.lease_expires_at < now,
+                            ),  # type: ignore[operator]
+                        )
+                    )
+                    .order_by(Delivery.id)
+                    .limit(SWEEP_BATCH)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    queue = rt.require_queue()
+    for delivery_id in due:
+        await queue.enqueue(int(delivery_id))
+    if due:
+        log.debug("sweeper queued deliveries", count=len(due))
+    await refresh_queue_gauges(rt)
+    return len(due)
+
+
+async def refresh_queue_gauges(rt: Runtime) -> None:
+    async with rt.sessions() as session:
+        rows = (
+            await session.execute(
+                sa.select(Delivery.destination, Delivery.status, sa.func.count())
+                .where(
+                    Delivery.status.in_(  # type: ignore[attr-defined]
+                        (
+                            DeliveryStatus.PENDING,
+                            DeliveryStatus.IN_FLIGHT,
+                            DeliveryStatus.PARKED,
+                            DeliveryStatus.HELD,
+                            DeliveryStatus.DEAD,
+                        )
+                    )
+                )
+                .group_by(Delivery.destination, Delivery.status)
+            )
+        ).all()
+    seen = {(d, s): int(n) for d, s, n in rows}
+    for conn in rt.config.connections:
+        for status in (
+            DeliveryStatus.PENDING,
+            DeliveryStatus.IN_FLIGHT,
+            DeliveryStatus.PARKED,
+            DeliveryStatus.HELD,
+            DeliveryStatus.DEAD,
+        ):
+            metrics.QUEUE_DEPTH.labels(conn.id, status).set(seen.get((conn.id, status), 0))
+        metrics.BREAKER_STATE.labels(conn.id).set(
+            metrics.BREAKER_STATE_VALUES.get(rt.breakers.state(conn.id), 0)
+        )

@@ -1,0 +1,128 @@
+"""Workers: the arq worker (``erp-gateway worker``) and the in-process one (``serve`` alone).
+
+Both are thin wrappers over ``process_delivery`` and ``sweep``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from typing import Any
+
+import structlog
+from arq import Retry, cron
+from arq.connections import RedisSettings, create_pool
+
+from app.config import GatewayConfig
+from app.delivery.queue import ArqQueue, InProcessQueue
+from app.delivery.service import process_delivery
+from app.delivery.sweeper import sweep
+from app.models import utcnow
+from app.runtime import Runtime, build_runtime
+from app.settings import Settings
+
+log = structlog.get_logger("gateway.worker")
+
+
+async def run_once(rt: Runtime, delivery_id: int) -> datetime | None:
+    """Process a delivery; return when to run it again, if ever."""
+    outcome = await process_delivery(rt, delivery_id)
+    return outcome.retry_at if outcome.kind == "retry" else None
+
+
+# --- in process -----------------------------------------------------------------------------
+
+
+async def start_in_process(rt: Runtime) -> asyncio.Task[None]:
+    """Start the in-process queue and its sweeper; cancel the returned task to stop."""
+
+    async def run(delivery_id: int) -> datetime | None:
+        return await run_once(rt, delivery_id)
+
+    queue = InProcessQueue(run, rt.settings.worker_concurrency)
+    rt.queue = queue
+    queue.start()
+
+    async def sweeper_loop() -> None:
+        while True:
+            try:
+                await sweep(rt)
+            except Exception:
+                log.exception("sweep failed; trying again next interval")
+            await asyncio.sleep(rt.settings.sweep_interval_seconds)
+
+    return asyncio.create_task(sweeper_loop(), name="sweeper")
+
+
+async def stop_in_process(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+# --- arq ------------------------------------------------------------------------------------
+
+
+async def deliver(ctx: dict[str, Any], delivery_id: int) -> str:
+    """arq task: one attempt; a retry goes back to arq with the same job id."""
+    rt: Runtime = ctx["runtime"]
+    retry_at = await run_once(rt, delivery_id)
+    if retry_at is not None:
+        raise Retry(defer=max(0.0, (retry_at - utcnow()).total_seconds()))
+    return "done"
+
+
+async def sweep_task(ctx: dict[str, Any]) -> int:
+    return await sweep(ctx["runtime"])
+
+
+async def _startup(ctx: dict[str, Any]) -> None:
+    from app.main import load_runtime_inputs
+    from app.observability.logging import configure_logging
+
+    settings, config = load_runtime_inputs()
+    configure_logging(settings)
+    rt = build_runtime(settings, config)
+    rt.queue = ArqQueue(ctx["redis"])
+    ctx["runtime"] = rt
+    log.info("worker started", connections=[c.id for c in config.connections])
+
+
+async def _shutdown(ctx: dict[str, Any]) -> None:
+    rt: Runtime | None = ctx.get("runtime")
+    if rt is not None:
+        rt.queue = None  # the pool belongs to arq
+        await rt.close()
+
+
+def worker_settings(settings: Settings, config: GatewayConfig) -> dict[str, Any]:
+    """arq worker settings, shaped by our settings (lease = job timeout)."""
+    assert settings.redis_url, "the arq worker needs GATEWAY_REDIS_URL"
+    step = max(1, int(settings.sweep_interval_seconds))
+    return {
+        "functions": [deliver],
+        "cron_jobs": [
+            cron(
+                sweep_task,
+                second=set(range(0, 60, step)),
+                run_at_startup=True,
+                unique=True,
+                timeout=60,
+            )
+        ],
+        "on_startup": _startup,
+        "on_shutdown": _shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "max_jobs": settings.worker_concurrency,
+        "job_timeout": settings.lease_seconds,
+        "keep_result": 0,
+        "max_tries": 1_000_000,  # attempts are counted in the database, not by arq
+        "retry_jobs": True,
+        "handle_signals": True,
+    }
+
+
+async def arq_pool(settings: Settings) -> ArqQueue:
+    assert settings.redis_url
+    return ArqQueue(await create_pool(RedisSettings.from_dsn(settings.redis_url)))

@@ -1,0 +1,63 @@
+"""POST /webhooks/{connection_id}: answer fast, and only once the data is committed."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from app.api.deps import RuntimeDep, SessionDep
+from app.errors import PayloadTooLarge
+from app.ingest.service import ingest_webhook
+
+router = APIRouter(tags=["webhooks"])
+
+
+class WebhookAccepted(BaseModel):
+    event_ids: list[int]
+    duplicate: bool
+    inbound_event_id: int
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    too_large = PayloadTooLarge(
+        f"body is over the {limit} byte limit",
+        hint="raise GATEWAY_MAX_BODY_BYTES if such payloads are legitimate",
+    )
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/webhooks/{connection_id}",
+    status_code=202,
+    response_model=WebhookAccepted,
+    responses={
+        200: {"description": "a re-sent webhook, already stored"},
+        401: {"description": "bad or missing signature"},
+        404: {"description": "unknown connection"},
+        413: {"description": "body over the limit"},
+        400: {"description": "unparseable body"},
+        422: {"description": "invalid body"},
+    },
+)
+async def receive_webhook(
+    connection_id: str, request: Request, rt: RuntimeDep, session: SessionDep
+) -> JSONResponse:
+    body = await _read_limited(request, rt.settings.max_body_bytes)
+    result = await ingest_webhook(session, rt, connection_id, request.headers, body)
+    payload = WebhookAccepted(
+        event_ids=result.event_ids,
+        duplicate=result.duplicate,
+        inbound_event_id=result.inbound_event_id,
+    )
+    return JSONResponse(payload.model_dump(), status_code=200 if result.duplicate else 202)

@@ -1,0 +1,175 @@
+"""Ingest: verify, dedupe, store raw + canonical + outbox rows in one transaction.
+
+The caller's transaction commits before the HTTP answer goes out; deliveries are queued
+only after that commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.dbutil import insert_for
+from app.delivery.service import enqueue_after_commit, plan_delivery
+from app.errors import BadRequest, NotFound, Unauthorized, Unprocessable
+from app.models import CanonicalEventRow, InboundEvent, utcnow
+from app.observability import metrics
+from app.runtime import Runtime
+from connectors.base import ParsedWebhook, PayloadError, SignatureError
+
+log = structlog.get_logger("gateway.ingest")
+
+# Kept with the raw body for audit and replay; credentials never are.
+_DROPPED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
+
+
+@dataclass
+class IngestResult:
+    inbound_event_id: int
+    event_ids: list[int]
+    duplicate: bool
+    topic: str
+
+
+async def ingest_webhook(
+    session: AsyncSession, rt: Runtime, connection_id: str, headers: Mapping[str, str], body: bytes
+) -> IngestResult:
+    connector = rt.connector(connection_id)
+    if connector is None:
+        metrics.WEBHOOKS_RECEIVED.labels("unknown", "rejected").inc()
+        raise NotFound(
+            f"no connection {connection_id!r}",
+            hint="webhook URLs are /webhooks/<connection id from the config>",
+        )
+    try:
+        connector.verify_signature(headers, body)
+    except SignatureError as exc:
+        metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
+        log.warning("webhook rejected: bad signature", connection_id=connection_id, reason=str(exc))
+        raise Unauthorized(
+            f"signature check failed: {exc}",
+            hint="check the webhook secret configured for this connection",
+        ) from None
+    try:
+        parsed = connector.parse_webhook(headers, body)
+    except PayloadError as exc:
+        metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
+        log.warning("webhook rejected: unparseable", connection_id=connection_id, reason=str(exc))
+        error = BadRequest if exc.status_code == 400 else Unprocessable
+        raise error(str(exc)) from None
+
+    inbound_id = await _insert_inbound(session, connection_id, headers, body, parsed)
+    if inbound_id is None:
+        return await _duplicate(session, connection_id, parsed)
+
+    received_at = utcnow()
+    event_ids: list[int] = []
+    delivery_ids: list[int] = []
+    for event in parsed.events:
+        order = event.payload
+        row = CanonicalEventRow(
+            inbound_event_id=inbound_id,
+            source=connection_id,
+            event_type=event.type,
+            entity_type=event.entity_type,
+            entity_key=event.entity_key,
+            schema_version=order.schema_version,
+            occurred_at=event.occurred_at,
+            created_at=received_at,
+            currency=order.currency,
+            total_amount=Decimal(order.totals.total.amount),
+            payload=event.payload_json(),
+        )
+        session.add(row)
+        await session.flush()
+        event_ids.append(int(row.id))  # type: ignore[arg-type]
+        deliveries = [
+            plan_delivery(row, route.to, route.flow, received_at)
+            for route in rt.config.routes_from(connection_id, event.flow)
+        ]
+        session.add_all(deliveries)
+        await session.flush()
+        delivery_ids += [int(d.id) for d in deliveries]  # type: ignore[arg-type]
+        metrics.EVENTS_RECEIVED.labels(connection_id, event.type).inc()
+        if not deliveries:
+            log.info("no route for event; stored only", event_type=event.type, flow=event.flow)
+
+    enqueue_after_commit(session, rt, delivery_ids)
+    metrics.WEBHOOKS_RECEIVED.labels(connection_id, "accepted").inc()
+    log.info(
+        "webhook accepted",
+        connection_id=connection_id,
+        topic=parsed.topic,
+        inbound_event_id=inbound_id,
+        event_ids=event_ids,
+        delivery_ids=delivery_ids,
+    )
+    return IngestResult(inbound_id, event_ids, False, parsed.topic)
+
+
+async def _insert_inbound(
+    session: AsyncSession,
+    connection_id: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    parsed: ParsedWebhook,
+) -> int | None:
+    """Insert the raw event; None when (connection, dedupe key) is already stored."""
+    kept = {k.lower(): v for k, v in headers.items() if k.lower() not in _DROPPED_HEADERS}
+    stmt = (
+        insert_for(session, InboundEvent)
+        .values(
+            connection_id=connection_id,
+            topic=parsed.topic,
+            dedupe_key=parsed.dedupe_key[:256],
+            received_at=utcnow(),
+            headers=kept,
+            body=body,
+            status="accepted" if parsed.events else "ignored",
+            note=None if parsed.events else f"topic {parsed.topic} is stored, not routed",
+        )
+        .on_conflict_do_nothing(index_elements=["connection_id", "dedupe_key"])
+        .returning(InboundEvent.id)
+    )
+    return await session.scalar(stmt)
+
+
+async def _duplicate(
+    session: AsyncSession, connection_id: str, parsed: ParsedWebhook
+) -> IngestResult:
+    original = await session.scalar(
+        sa.select(InboundEvent.id).where(
+            InboundEvent.connection_id == connection_id,
+            InboundEvent.dedupe_key == parsed.dedupe_key[:256],
+        )
+    )
+    assert original is not None
+    ids = (
+        (
+            await session.execute(
+                sa.select(CanonicalEventRow.id)
+                .where(CanonicalEventRow.inbound_event_id == original)
+                .order_by(CanonicalEventRow.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    metrics.WEBHOOKS_RECEIVED.labels(connection_id, "duplicate").inc()
+    log.info(
+        "duplicate webhook acknowledged",
+        connection_id=connection_id,
+        inbound_event_id=original,
+        dedupe_key=parsed.dedupe_key,
+    )
+    return IngestResult(int(original), [int(i) for i in ids], True, parsed.topic)
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()

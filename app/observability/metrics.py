@@ -1,0 +1,44 @@
+"""Prometheus metrics. Names are part of the operator contract: keep them stable."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+WEBHOOKS_RECEIVED = Counter(
+    "gateway_webhooks_received_total",
+    "Webhooks received, by connection and result (accepted, duplicate, rejected).",
+    ["connection", "result"],
+)
+EVENTS_RECEIVED = Counter(
+    "gateway_events_received_total",
+    "Canonical events stored, by source connection and event type.",
+    ["connection", "event_type"],
+)
+DELIVERY_OUTCOMES = Counter(
+    "gateway_delivery_outcomes_total",
+    "Delivery attempts by destination and outcome "
+    "(delivered, transient, rate_limited, permanent, needs_mapping, dead, breaker_open).",
+    ["destination", "outcome"],
+)
+END_TO_END_SECONDS = Histogram(
+    "gateway_end_to_end_seconds",
+    "Webhook accepted → delivered in the destination system.",
+    ["flow", "destination"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+ATTEMPT_SECONDS = Histogram(
+    "gateway_delivery_attempt_seconds",
+    "Duration of one delivery attempt (connector call).",
+    ["destination"],
+)
+QUEUE_DEPTH = Gauge(
+    "gateway_queue_depth",
+    "Deliveries by destination and status (pending, in_flight, parked, held, dead).",
+    ["destination", "status"],
+)
+BREAKER_STATE = Gauge(
+    "gateway_breaker_state",
+    "Circuit breaker state per destination: 0 closed, 1 half-open, 2 open.",
+    ["destination"],
+)
+BREAKER_STATE_VALUES = {"closed": 0, "half-open": 1, "open": 2}

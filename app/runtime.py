@@ -1,0 +1,72 @@
+"""Everything a process needs to move data, built once at start and shared.
+
+The API process (``serve``) and the arq worker build the same Runtime; connectors get the
+one shared httpx client; the queue is arq on Redis or the in-process queue.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import GatewayConfig
+from app.db import make_engine, make_sessionmaker
+from app.delivery.breakers import BreakerRegistry
+from app.delivery.capture import make_http_client
+from app.settings import Settings
+from connectors.base import Connector
+from connectors.registry import build_connector
+
+if TYPE_CHECKING:
+    from app.delivery.queue import DeliveryQueue
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: GatewayConfig
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    http: httpx.AsyncClient
+    connectors: dict[str, Connector]
+    breakers: BreakerRegistry
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    queue: DeliveryQueue | None = None
+
+    def connector(self, connection_id: str) -> Connector | None:
+        return self.connectors.get(connection_id)
+
+    def require_queue(self) -> DeliveryQueue:
+        if self.queue is None:
+            raise RuntimeError("the delivery queue is not started")
+        return self.queue
+
+    async def close(self) -> None:
+        if self.queue is not None:
+            await self.queue.close()
+        await self.http.aclose()
+        await self.engine.dispose()
+
+
+def build_runtime(settings: Settings, config: GatewayConfig) -> Runtime:
+    engine = make_engine(settings)
+    timeout = max(
+        (config.policy_for(c.id).request_timeout_seconds for c in config.connections),
+        default=config.delivery.request_timeout_seconds,
+    )
+    http = make_http_client(timeout)
+    connectors = {c.id: build_connector(c, http) for c in config.connections}
+    return Runtime(
+        settings=settings,
+        config=config,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        http=http,
+        connectors=connectors,
+        breakers=BreakerRegistry(config, settings.redis_url),
+    )
