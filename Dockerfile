@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Build stage: resolve the locked dependencies into a virtualenv.
+FROM python:3.12-slim AS build
+ENV UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=/opt/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
+RUN pip install --no-cache-dir "uv==0.13.8"
+WORKDIR /src
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY app ./app
+COPY connectors ./connectors
+COPY alembic ./alembic
+COPY alembic.ini ./
+RUN uv sync --frozen --no-dev --no-editable
+
+# Runtime stage: the venv and the migrations, run as an unprivileged user.
+FROM python:3.12-slim
+RUN useradd --system --create-home --uid 10001 gateway
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /src/alembic /app/alembic
+COPY --from=build /src/alembic.ini /app/alembic.ini
+WORKDIR /app
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 GATEWAY_LOG_FORMAT=json
+USER gateway
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
+CMD ["erp-gateway", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,55 @@
+# erp-gateway — the commands a new user needs. Only Python >= 3.11 and make are required:
+# the first run creates .tools/ (uv) and .venv/ (the project, from the committed uv.lock).
+
+PYTHON ?= python3
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+# embedded default: SQLite file + in-process delivery, demo config with local simulators
+RUN_DB ?= sqlite+aiosqlite:///./var/gateway.db
+PORT ?= 8000
+
+.PHONY: help env run test test-fast lint fmt bench clean
+
+help:
+	@echo "make run    start the gateway with the demo config (SQLite, simulators) on :$(PORT)"
+	@echo "make test   run the whole test suite"
+	@echo "make lint   ruff (format check + lint) and mypy"
+	@echo "make bench  ingest and end-to-end benchmarks on Postgres + Redis"
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
+
+$(BIN)/erp-gateway: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+env: $(BIN)/erp-gateway
+
+run: env
+	$(BIN)/erp-gateway demo --port $(PORT)
+
+test: env
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: env
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: env
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy app connectors
+
+fmt: env
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: env
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf .venv .tools var .pytest_cache .mypy_cache .ruff_cache
