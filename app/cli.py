@@ -12,6 +12,14 @@ from app.settings import get_settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _alembic_root() -> Path:
+    """Where alembic.ini lives: the source tree, or the working dir of an installed image."""
+    for candidate in (ROOT, Path.cwd()):
+        if (candidate / "alembic.ini").exists():
+            return candidate
+    raise SystemExit("alembic.ini not found: run from the erp-gateway directory")
+
+
 def _config_or_exit() -> None:
     settings = get_settings()
     try:
@@ -61,8 +69,9 @@ def migrate(database_url: str | None = None) -> None:
 
     from alembic import command
 
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "alembic"))
+    root = _alembic_root()
+    cfg = Config(str(root / "alembic.ini"))
+    cfg.set_main_option("script_location", str(root / "alembic"))
     cfg.attributes["configure_logger"] = False
     if database_url:
         cfg.attributes["database_url"] = database_url

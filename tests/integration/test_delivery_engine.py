@@ -1,0 +1,214 @@
+"""The delivery engine against a real database with a scripted destination connector."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from app.canonical.events import CanonicalEvent
+from app.config import GatewayConfig
+from app.db import transaction
+from app.delivery.actions import release_parked, replay
+from app.delivery.worker import start_in_process, stop_in_process
+from app.main import start_runtime
+from app.mappings.service import upsert_entries
+from app.models import Delivery, DeliveryAttempt, EntityLink
+from app.runtime import Runtime
+from connectors.base import (
+    Connector,
+    DeliveryContext,
+    DeliveryResult,
+    MappingNeed,
+    PermanentError,
+    RateLimitedError,
+    RemoteLink,
+    TransientError,
+)
+from tests.conftest import make_config, make_settings, wait_for
+from tests.support.factories import make_order, seed_event
+
+
+class ScriptedConnector(Connector):
+    """Raises the scripted errors in turn, then succeeds; records every call."""
+
+    type_name = "scripted"
+    outbound_flows = frozenset({"orders"})
+
+    def __init__(self, script: list[Exception] | None = None) -> None:
+        self.script = list(script or [])
+        self.calls: list[tuple[str, str]] = []
+
+    def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
+        return [MappingNeed("sku", line.sku or "") for line in event.payload.lines]
+
+    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
+        self.calls.append((event.type, event.entity_key))
+        if self.script:
+            raise self.script.pop(0)
+        items = [ctx.mappings["sku"][line.sku or ""] for line in event.payload.lines]
+        return DeliveryResult(links=[RemoteLink("order", event.entity_key, f"SO-{'-'.join(items)}")])
+
+
+@pytest.fixture
+async def engine_rt(clean_db: str) -> AsyncIterator[Any]:
+    started: list[tuple[Runtime, Any]] = []
+
+    async def start(connector: ScriptedConnector, config: GatewayConfig | None = None) -> Runtime:
+        settings = make_settings(clean_db)
+        rt, _ = await start_runtime(settings, config or make_config(), with_worker=False)
+        rt.connectors["erp"] = connector
+        task = await start_in_process(rt)
+        started.append((rt, task))
+        return rt
+
+    yield start
+    for rt, task in started:
+        await stop_in_process(task)
+        await rt.close()
+
+
+async def delivery(rt: Runtime, delivery_id: int) -> Delivery:
+    async with rt.sessions() as session:
+        row = await session.get(Delivery, delivery_id)
+        assert row is not None
+        return row
+
+
+async def attempts(rt: Runtime, delivery_id: int) -> list[DeliveryAttempt]:
+    async with rt.sessions() as session:
+        rows = await session.execute(
+            sa.select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
+            .order_by(DeliveryAttempt.id)
+        )
+        return list(rows.scalars())
+
+
+async def wait_status(rt: Runtime, delivery_id: int, status: str, timeout: float = 15) -> Delivery:
+    async def check() -> Delivery | None:
+        row = await delivery(rt, delivery_id)
+        return row if row.status == status else None
+
+    result: Delivery = await wait_for(check, timeout=timeout, message=f"delivery {status}")
+    return result
+
+
+async def test_transient_errors_are_retried_then_delivered_and_linked(engine_rt: Any) -> None:
+    connector = ScriptedConnector([TransientError("502 from NetSuite"), TransientError("timeout")])
+    rt = await engine_rt(connector)
+    delivery_id = await seed_event(rt, make_order("2001"))
+    row = await wait_status(rt, delivery_id, "delivered")
+    assert row.attempts == 3
+    outcomes = [a.outcome for a in await attempts(rt, delivery_id)]
+    assert outcomes == ["transient", "transient", "delivered"]
+    async with rt.sessions() as session:
+        link = await session.scalar(sa.select(EntityLink).where(EntityLink.our_key == "shop:order:2001"))
+    assert link is not None and link.remote_id == "SO-1042"
+
+
+async def test_permanent_error_goes_dead_at_once_with_the_reason(engine_rt: Any) -> None:
+    connector = ScriptedConnector([PermanentError("NetSuite rejected: Please enter a value for [entity]")])
+    rt = await engine_rt(connector)
+    delivery_id = await seed_event(rt, make_order("2002"))
+    row = await wait_status(rt, delivery_id, "dead")
+    assert row.attempts == 1
+    assert "Please enter a value for [entity]" in (row.last_error or "")
+    assert len(connector.calls) == 1
+
+
+async def test_transient_errors_dead_letter_after_max_attempts(engine_rt: Any) -> None:
+    connector = ScriptedConnector([TransientError("503")] * 10)
+    rt = await engine_rt(connector, make_config(max_attempts=3))
+    delivery_id = await seed_event(rt, make_order("2003"))
+    row = await wait_status(rt, delivery_id, "dead")
+    assert row.attempts == 3 and len(connector.calls) == 3
+    assert "gave up after 3 attempts" in (row.last_error or "")
+
+
+async def test_rate_limit_waits_without_using_an_attempt(engine_rt: Any) -> None:
+    connector = ScriptedConnector([RateLimitedError("429", retry_after=0.2)] * 4)
+    rt = await engine_rt(connector, make_config(max_attempts=2))
+    delivery_id = await seed_event(rt, make_order("2004"))
+    row = await wait_status(rt, delivery_id, "delivered")
+    assert row.attempts == 1  # four 429s did not count against max_attempts=2
+    assert [a.outcome for a in await attempts(rt, delivery_id)].count("rate_limited") == 4
+
+
+async def test_unmapped_sku_parks_then_mapping_releases_it(engine_rt: Any) -> None:
+    connector = ScriptedConnector()
+    rt = await engine_rt(connector)
+    delivery_id = await seed_event(rt, make_order("2005", skus=("SKU-RED-M", "SKU-NEW")))
+    row = await wait_status(rt, delivery_id, "parked")
+    assert "SKU-NEW" in (row.parked_reason or "") and connector.calls == []
+    async with transaction(rt.sessions) as session:
+        await upsert_entries(session, "sku", "erp", {"SKU-NEW": "2077"})
+        released = await release_parked(session, rt, "erp")
+    assert released == [delivery_id]
+    await wait_status(rt, delivery_id, "delivered")
+    assert len(connector.calls) == 1
+
+
+async def test_open_breaker_defers_without_burning_attempts(engine_rt: Any) -> None:
+    # breaker_fail_max=3 in the test config; 12 failures would dead-letter without the breaker
+    connector = ScriptedConnector([TransientError("connection refused")] * 12)
+    rt = await engine_rt(connector, make_config(max_attempts=50, breaker_reset_seconds=0.3))
+    ids = [await seed_event(rt, make_order(f"30{i:02d}")) for i in range(5)]
+    await wait_for(lambda: _breaker_opened(rt), message="breaker open")
+    for delivery_id in ids:
+        await wait_status(rt, delivery_id, "delivered", timeout=30)
+    async with rt.sessions() as session:
+        total_attempts = await session.scalar(sa.select(sa.func.sum(Delivery.attempts)))
+    # every failed call was an attempt, but waiting on the open breaker was not
+    assert total_attempts == 12 + 5
+
+
+async def _breaker_opened(rt: Runtime) -> bool:
+    return rt.breakers.get("erp").current_state == "open"
+
+
+async def test_updates_wait_for_the_create_of_the_same_order(engine_rt: Any) -> None:
+    connector = ScriptedConnector([TransientError("slow start")] * 2)
+    rt = await engine_rt(connector)
+    order = make_order("2006")
+    create_id = await seed_event(rt, order, "order.created")
+    update_id = await seed_event(rt, order, "order.updated")
+    cancel_id = await seed_event(rt, order, "order.cancelled")
+    for delivery_id in (create_id, update_id, cancel_id):
+        await wait_status(rt, delivery_id, "delivered")
+    # the update and cancel never went out before the create had succeeded
+    assert [c[0] for c in connector.calls] == [
+        "order.created", "order.created", "order.created", "order.updated", "order.cancelled"
+    ]
+
+
+async def test_replay_of_a_dead_delivery_sends_it_again(engine_rt: Any) -> None:
+    connector = ScriptedConnector([PermanentError("item inactive")])
+    rt = await engine_rt(connector)
+    delivery_id = await seed_event(rt, make_order("2007"))
+    await wait_status(rt, delivery_id, "dead")
+    async with transaction(rt.sessions) as session:
+        assert await replay(session, rt, [delivery_id]) == [delivery_id]
+    row = await wait_status(rt, delivery_id, "delivered")
+    assert row.attempts == 1  # a replay starts a fresh attempt budget
+
+
+async def test_expired_lease_is_reclaimed_by_the_sweeper(engine_rt: Any) -> None:
+    connector = ScriptedConnector()
+    rt = await engine_rt(connector)
+    delivery_id = await seed_event(rt, make_order("2008"), enqueue=False)
+    # a worker claimed it and died: in_flight with a lease that has run out
+    from datetime import timedelta
+
+    from app.models import utcnow
+
+    async with transaction(rt.sessions) as session:
+        await session.execute(
+            sa.update(Delivery).where(Delivery.id == delivery_id).values(
+                status="in_flight", lease_owner="dead-worker",
+                lease_expires_at=utcnow() - timedelta(seconds=1),
+            )
+        )
+    await wait_status(rt, delivery_id, "delivered")
+    assert len(connector.calls) == 1
