@@ -6,12 +6,12 @@ import asyncio
 from logging.config import fileConfig
 
 from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
 
 from alembic import context
 from app import models  # noqa: F401  (registers the tables)
 from app.db import make_engine
 from app.settings import Settings
-from sqlmodel import SQLModel
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

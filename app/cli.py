@@ -61,7 +61,7 @@ def cmd_worker(_: argparse.Namespace) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
-    run_worker(type("WorkerSettings", (), worker_settings(settings, config)))  # type: ignore[arg-type]
+    run_worker(type("WorkerSettings", (), worker_settings(settings, config)))
 
 
 def migrate(database_url: str | None = None) -> None:

@@ -26,8 +26,10 @@ class Settings(BaseSettings):
     lease_seconds: float = 60.0
     sweep_interval_seconds: float = 5.0
     db_pool_size: int = 10
+    # The arq worker serves its own /metrics here (delivery outcomes, latency); unset: off.
+    worker_metrics_port: int | None = None
 
-    @field_validator("redis_url", "config", mode="before")
+    @field_validator("redis_url", "config", "worker_metrics_port", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from app.canonical.common import Address, CanonicalModel, Money, Quantity
 
-ORDER_SCHEMA_VERSION = 1
+ORDER_SCHEMA_VERSION: Literal[1] = 1
 
 
 class TaxLine(CanonicalModel):

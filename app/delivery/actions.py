@@ -6,7 +6,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from app.dbutil import id_list
 from app.delivery.service import enqueue_after_commit
 from app.mappings.service import resolve
 from app.models import Delivery, DeliveryStatus, utcnow
@@ -44,12 +46,12 @@ async def replay(session: AsyncSession, rt: Runtime, ids: list[int]) -> list[int
     now = utcnow()
     result = await session.execute(
         sa.update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.status.in_(REPLAYABLE))  # type: ignore[union-attr, attr-defined]
+        .where(col(Delivery.id).in_(ids), col(Delivery.status).in_(REPLAYABLE))
         .values(**_FRESH, next_attempt_at=now, updated_at=now)
-        .returning(Delivery.id)
+        .returning(col(Delivery.id))
         .execution_options(synchronize_session=False)
     )
-    replayed = sorted(int(i) for i in result.scalars())
+    replayed = sorted(id_list(result.scalars()))
     enqueue_after_commit(session, rt, replayed)
     return replayed
 
@@ -58,22 +60,24 @@ async def release_parked(session: AsyncSession, rt: Runtime, connection_id: str)
     """Requeue parked deliveries to ``connection_id`` whose missing mappings now all exist."""
     parked = (
         await session.execute(
-            sa.select(Delivery.id, Delivery.needs).where(
-                Delivery.destination == connection_id, Delivery.status == DeliveryStatus.PARKED
+            sa.select(col(Delivery.id), col(Delivery.needs)).where(
+                col(Delivery.destination) == connection_id,
+                col(Delivery.status) == DeliveryStatus.PARKED,
             )
         )
     ).all()
     ready: list[int] = []
     for delivery_id, needs in parked:
+        assert delivery_id is not None
         wanted = [MappingNeed(n["kind"], n["key"]) for n in (needs or [])]
         _, missing = await resolve(session, connection_id, wanted)
         if not missing:
-            ready.append(int(delivery_id))
+            ready.append(delivery_id)
     if ready:
         now = utcnow()
         await session.execute(
             sa.update(Delivery)
-            .where(Delivery.id.in_(ready), Delivery.status == DeliveryStatus.PARKED)  # type: ignore[union-attr]
+            .where(col(Delivery.id).in_(ready), col(Delivery.status) == DeliveryStatus.PARKED)
             .values(**_FRESH, next_attempt_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -86,13 +90,14 @@ async def requeue_pending(session: AsyncSession, rt: Runtime, connection_id: str
     ids = list(
         (
             await session.execute(
-                sa.select(Delivery.id)
+                sa.select(col(Delivery.id))
                 .where(
-                    Delivery.destination == connection_id, Delivery.status == DeliveryStatus.PENDING
+                    col(Delivery.destination) == connection_id,
+                    col(Delivery.status) == DeliveryStatus.PENDING,
                 )
-                .order_by(Delivery.id)
+                .order_by(col(Delivery.id))
             )
         ).scalars()
     )
-    enqueue_after_commit(session, rt, [int(i) for i in ids])
+    enqueue_after_commit(session, rt, id_list(ids))
     return len(ids)

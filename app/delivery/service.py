@@ -18,10 +18,11 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from app.canonical.events import CanonicalEvent
 from app.db import after_commit, transaction
-from app.dbutil import insert_for
+from app.dbutil import insert_for, rowcount
 from app.delivery.capture import capture_exchanges
 from app.delivery.policy import backoff_seconds
 from app.mappings.service import resolve
@@ -102,27 +103,35 @@ def enqueue_after_commit(session: AsyncSession, rt: Runtime, delivery_ids: list[
 def _claim_statement(delivery_id: int, owner: str, now: datetime, lease: timedelta) -> Any:
     earlier = aliased(Delivery)
     blocked_by_earlier = (
-        sa.select(earlier.id)
+        sa.select(sa.literal(1))
+        .select_from(earlier)
         .where(
-            earlier.destination == Delivery.destination,
-            earlier.ordering_key == Delivery.ordering_key,
-            earlier.id < Delivery.id,  # type: ignore[operator]
-            earlier.status.in_(DeliveryStatus.BLOCKING),  # type: ignore[attr-defined]
+            col(earlier.destination) == col(Delivery.destination),
+            col(earlier.ordering_key) == col(Delivery.ordering_key),
+            col(earlier.id) < col(Delivery.id),
+            col(earlier.status).in_(DeliveryStatus.BLOCKING),
         )
         .exists()
     )
     paused = (
-        sa.select(ConnectionState.connection_id)
-        .where(ConnectionState.connection_id == Delivery.destination, ConnectionState.paused)
+        sa.select(col(ConnectionState.connection_id))
+        .where(
+            col(ConnectionState.connection_id) == col(Delivery.destination),
+            col(ConnectionState.paused),
+        )
         .exists()
     )
     claimable = sa.or_(
-        sa.and_(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now),
-        sa.and_(Delivery.status == DeliveryStatus.IN_FLIGHT, Delivery.lease_expires_at < now),  # type: ignore[operator]
+        sa.and_(
+            col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.next_attempt_at) <= now
+        ),
+        sa.and_(
+            col(Delivery.status) == DeliveryStatus.IN_FLIGHT, col(Delivery.lease_expires_at) < now
+        ),
     )
     return (
         sa.update(Delivery)
-        .where(Delivery.id == delivery_id, claimable, ~blocked_by_earlier, ~paused)
+        .where(col(Delivery.id) == delivery_id, claimable, ~blocked_by_earlier, ~paused)
         .values(
             status=DeliveryStatus.IN_FLIGHT,
             lease_owner=owner,
@@ -149,7 +158,7 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
         delivery = await session.get(Delivery, delivery_id)
         if delivery is None:
             return Outcome("skipped", "missing")
-        if not result.rowcount:  # type: ignore[attr-defined]
+        if not rowcount(result):
             return _why_not_claimed(delivery, now)
         row = await session.get(CanonicalEventRow, delivery.canonical_event_id)
         assert row is not None
@@ -165,9 +174,11 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
         needs = connector.required_mappings(event) if connector else []
         found, missing = await resolve(session, delivery.destination, needs)
         links = await session.execute(
-            sa.select(EntityLink.entity_type, EntityLink.our_key, EntityLink.remote_id)
-            .where(EntityLink.connection_id == delivery.destination)
-            .where(EntityLink.our_key.in_(_link_keys(event)))  # type: ignore[attr-defined]
+            sa.select(
+                col(EntityLink.entity_type), col(EntityLink.our_key), col(EntityLink.remote_id)
+            )
+            .where(col(EntityLink.connection_id) == delivery.destination)
+            .where(col(EntityLink.our_key).in_(_link_keys(event)))
         )
         ctx = DeliveryContext(links={(t, k): r for t, k, r in links}, mappings=found)
         return _Claimed(delivery, event, ctx, missing)
@@ -215,11 +226,11 @@ async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
 
         connector = rt.connector(delivery.destination)
         if connector is None:
-            error = PermanentError(
+            unknown = PermanentError(
                 f"destination connection {delivery.destination!r} is not in the config; "
                 "add it back or replay the delivery to another route"
             )
-            return await _finish(rt, delivery, owner, error, None, [], 0.0)
+            return await _finish(rt, delivery, owner, unknown, None, [], 0.0)
 
         breaker = rt.breakers.get(delivery.destination)
         started = time.perf_counter()
@@ -272,9 +283,9 @@ def _owned(delivery_id: int | None, owner: str) -> Any:
     return (
         sa.update(Delivery)
         .where(
-            Delivery.id == delivery_id,
-            Delivery.lease_owner == owner,
-            Delivery.status == DeliveryStatus.IN_FLIGHT,
+            col(Delivery.id) == delivery_id,
+            col(Delivery.lease_owner) == owner,
+            col(Delivery.status) == DeliveryStatus.IN_FLIGHT,
         )
         .execution_options(synchronize_session=False)
     )
@@ -366,7 +377,7 @@ async def _finish(
 
     async with transaction(rt.sessions) as session:
         updated = await session.execute(_owned(delivery.id, owner).values(**values))
-        if not updated.rowcount:  # type: ignore[attr-defined]
+        if not rowcount(updated):
             log.warning("lease lost before the outcome was recorded; another worker owns it now")
             return Outcome("skipped", "lease_lost")
         session.add(
@@ -445,11 +456,11 @@ async def _record_connection_health(
 
 async def _enqueue_successor(session: AsyncSession, rt: Runtime, delivery: Delivery) -> None:
     next_id = await session.scalar(
-        sa.select(sa.func.min(Delivery.id)).where(
-            Delivery.destination == delivery.destination,
-            Delivery.ordering_key == delivery.ordering_key,
-            Delivery.id > delivery.id,  # type: ignore[operator]
-            Delivery.status == DeliveryStatus.PENDING,
+        sa.select(sa.func.min(col(Delivery.id))).where(
+            col(Delivery.destination) == delivery.destination,
+            col(Delivery.ordering_key) == delivery.ordering_key,
+            col(Delivery.id) > delivery.id,
+            col(Delivery.status) == DeliveryStatus.PENDING,
         )
     )
     if next_id is not None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 import structlog
+from sqlmodel import col
 
+from app.dbutil import id_list
 from app.models import Delivery, DeliveryStatus, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
@@ -25,20 +27,20 @@ async def sweep(rt: Runtime) -> int:
         due = (
             (
                 await session.execute(
-                    sa.select(Delivery.id)
+                    sa.select(col(Delivery.id))
                     .where(
                         sa.or_(
                             sa.and_(
-                                Delivery.status == DeliveryStatus.PENDING,
-                                Delivery.next_attempt_at <= now,
+                                col(Delivery.status) == DeliveryStatus.PENDING,
+                                col(Delivery.next_attempt_at) <= now,
                             ),
                             sa.and_(
-                                Delivery.status == DeliveryStatus.IN_FLIGHT,
-                                Delivery.lease_expires_at < now,
-                            ),  # type: ignore[operator]
+                                col(Delivery.status) == DeliveryStatus.IN_FLIGHT,
+                                col(Delivery.lease_expires_at) < now,
+                            ),
                         )
                     )
-                    .order_by(Delivery.id)
+                    .order_by(col(Delivery.id))
                     .limit(SWEEP_BATCH)
                 )
             )
@@ -46,8 +48,8 @@ async def sweep(rt: Runtime) -> int:
             .all()
         )
     queue = rt.require_queue()
-    for delivery_id in due:
-        await queue.enqueue(int(delivery_id))
+    for delivery_id in id_list(due):
+        await queue.enqueue(delivery_id)
     if due:
         log.debug("sweeper queued deliveries", count=len(due))
     await refresh_queue_gauges(rt)
@@ -58,9 +60,9 @@ async def refresh_queue_gauges(rt: Runtime) -> None:
     async with rt.sessions() as session:
         rows = (
             await session.execute(
-                sa.select(Delivery.destination, Delivery.status, sa.func.count())
+                sa.select(col(Delivery.destination), col(Delivery.status), sa.func.count())
                 .where(
-                    Delivery.status.in_(  # type: ignore[attr-defined]
+                    col(Delivery.status).in_(
                         (
                             DeliveryStatus.PENDING,
                             DeliveryStatus.IN_FLIGHT,
@@ -70,7 +72,7 @@ async def refresh_queue_gauges(rt: Runtime) -> None:
                         )
                     )
                 )
-                .group_by(Delivery.destination, Delivery.status)
+                .group_by(col(Delivery.destination), col(Delivery.status))
             )
         ).all()
     seen = {(d, s): int(n) for d, s, n in rows}

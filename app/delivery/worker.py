@@ -86,6 +86,10 @@ async def _startup(ctx: dict[str, Any]) -> None:
     rt = build_runtime(settings, config)
     rt.queue = ArqQueue(ctx["redis"])
     ctx["runtime"] = rt
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr="0.0.0.0")
     log.info("worker started", connections=[c.id for c in config.connections])
 
 

@@ -14,8 +14,9 @@ from decimal import Decimal
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from app.dbutil import insert_for
+from app.dbutil import id_list, insert_for
 from app.delivery.service import enqueue_after_commit, plan_delivery
 from app.errors import BadRequest, NotFound, Unauthorized, Unprocessable
 from app.models import CanonicalEventRow, InboundEvent, utcnow
@@ -135,7 +136,7 @@ async def _insert_inbound(
             note=None if parsed.events else f"topic {parsed.topic} is stored, not routed",
         )
         .on_conflict_do_nothing(index_elements=["connection_id", "dedupe_key"])
-        .returning(InboundEvent.id)
+        .returning(col(InboundEvent.id))
     )
     return await session.scalar(stmt)
 
@@ -144,18 +145,18 @@ async def _duplicate(
     session: AsyncSession, connection_id: str, parsed: ParsedWebhook
 ) -> IngestResult:
     original = await session.scalar(
-        sa.select(InboundEvent.id).where(
-            InboundEvent.connection_id == connection_id,
-            InboundEvent.dedupe_key == parsed.dedupe_key[:256],
+        sa.select(col(InboundEvent.id)).where(
+            col(InboundEvent.connection_id) == connection_id,
+            col(InboundEvent.dedupe_key) == parsed.dedupe_key[:256],
         )
     )
     assert original is not None
     ids = (
         (
             await session.execute(
-                sa.select(CanonicalEventRow.id)
-                .where(CanonicalEventRow.inbound_event_id == original)
-                .order_by(CanonicalEventRow.id)
+                sa.select(col(CanonicalEventRow.id))
+                .where(col(CanonicalEventRow.inbound_event_id) == original)
+                .order_by(col(CanonicalEventRow.id))
             )
         )
         .scalars()
@@ -168,7 +169,7 @@ async def _duplicate(
         inbound_event_id=original,
         dedupe_key=parsed.dedupe_key,
     )
-    return IngestResult(int(original), [int(i) for i in ids], True, parsed.topic)
+    return IngestResult(int(original), id_list(ids), True, parsed.topic)
 
 
 def body_digest(body: bytes) -> str:

@@ -10,9 +10,10 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.config import GatewayConfig
-from app.dbutil import insert_for
+from app.dbutil import insert_for, rowcount
 from app.models import Mapping, utcnow
 from connectors.base import MappingNeed
 
@@ -40,7 +41,7 @@ async def seed_from_config(session: AsyncSession, config: GatewayConfig) -> int:
         .on_conflict_do_nothing(index_elements=["kind", "connection_id", "our_key"])
     )
     result = await session.execute(stmt)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 async def resolve(
@@ -53,10 +54,10 @@ async def resolve(
     kinds = {n.kind for n in needs}
     keys = {n.key for n in needs}
     rows = await session.execute(
-        sa.select(Mapping.kind, Mapping.our_key, Mapping.their_key).where(
-            Mapping.connection_id == connection_id,
-            Mapping.kind.in_(kinds),  # type: ignore[attr-defined]
-            Mapping.our_key.in_(keys),  # type: ignore[attr-defined]
+        sa.select(col(Mapping.kind), col(Mapping.our_key), col(Mapping.their_key)).where(
+            col(Mapping.connection_id) == connection_id,
+            col(Mapping.kind).in_(kinds),
+            col(Mapping.our_key).in_(keys),
         )
     )
     found: dict[str, dict[str, str]] = {}
@@ -95,18 +96,22 @@ async def upsert_entries(
 async def list_entries(
     session: AsyncSession, kind: str, connection_id: str, *, after: str | None, limit: int
 ) -> list[Mapping]:
-    query = sa.select(Mapping).where(Mapping.kind == kind, Mapping.connection_id == connection_id)
+    query = sa.select(Mapping).where(
+        col(Mapping.kind) == kind, col(Mapping.connection_id) == connection_id
+    )
     if after is not None:
-        query = query.where(Mapping.our_key > after)
-    result = await session.execute(query.order_by(Mapping.our_key).limit(limit))
+        query = query.where(col(Mapping.our_key) > after)
+    result = await session.execute(query.order_by(col(Mapping.our_key)).limit(limit))
     return list(result.scalars())
 
 
 async def delete_entries(
     session: AsyncSession, kind: str, connection_id: str, keys: list[str] | None
 ) -> int:
-    stmt = sa.delete(Mapping).where(Mapping.kind == kind, Mapping.connection_id == connection_id)
+    stmt = sa.delete(Mapping).where(
+        col(Mapping.kind) == kind, col(Mapping.connection_id) == connection_id
+    )
     if keys is not None:
-        stmt = stmt.where(Mapping.our_key.in_(keys))  # type: ignore[attr-defined]
+        stmt = stmt.where(col(Mapping.our_key).in_(keys))
     result = await session.execute(stmt)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)

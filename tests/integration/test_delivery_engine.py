@@ -49,7 +49,9 @@ class ScriptedConnector(Connector):
         if self.script:
             raise self.script.pop(0)
         items = [ctx.mappings["sku"][line.sku or ""] for line in event.payload.lines]
-        return DeliveryResult(links=[RemoteLink("order", event.entity_key, f"SO-{'-'.join(items)}")])
+        return DeliveryResult(
+            links=[RemoteLink("order", event.entity_key, f"SO-{'-'.join(items)}")]
+        )
 
 
 @pytest.fixture
@@ -80,7 +82,8 @@ async def delivery(rt: Runtime, delivery_id: int) -> Delivery:
 async def attempts(rt: Runtime, delivery_id: int) -> list[DeliveryAttempt]:
     async with rt.sessions() as session:
         rows = await session.execute(
-            sa.select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == delivery_id)
+            sa.select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == delivery_id)
             .order_by(DeliveryAttempt.id)
         )
         return list(rows.scalars())
@@ -104,12 +107,16 @@ async def test_transient_errors_are_retried_then_delivered_and_linked(engine_rt:
     outcomes = [a.outcome for a in await attempts(rt, delivery_id)]
     assert outcomes == ["transient", "transient", "delivered"]
     async with rt.sessions() as session:
-        link = await session.scalar(sa.select(EntityLink).where(EntityLink.our_key == "shop:order:2001"))
+        link = await session.scalar(
+            sa.select(EntityLink).where(EntityLink.our_key == "shop:order:2001")
+        )
     assert link is not None and link.remote_id == "SO-1042"
 
 
 async def test_permanent_error_goes_dead_at_once_with_the_reason(engine_rt: Any) -> None:
-    connector = ScriptedConnector([PermanentError("NetSuite rejected: Please enter a value for [entity]")])
+    connector = ScriptedConnector(
+        [PermanentError("NetSuite rejected: Please enter a value for [entity]")]
+    )
     rt = await engine_rt(connector)
     delivery_id = await seed_event(rt, make_order("2002"))
     row = await wait_status(rt, delivery_id, "dead")
@@ -179,7 +186,11 @@ async def test_updates_wait_for_the_create_of_the_same_order(engine_rt: Any) -> 
         await wait_status(rt, delivery_id, "delivered")
     # the update and cancel never went out before the create had succeeded
     assert [c[0] for c in connector.calls] == [
-        "order.created", "order.created", "order.created", "order.updated", "order.cancelled"
+        "order.created",
+        "order.created",
+        "order.created",
+        "order.updated",
+        "order.cancelled",
     ]
 
 
@@ -205,8 +216,11 @@ async def test_expired_lease_is_reclaimed_by_the_sweeper(engine_rt: Any) -> None
 
     async with transaction(rt.sessions) as session:
         await session.execute(
-            sa.update(Delivery).where(Delivery.id == delivery_id).values(
-                status="in_flight", lease_owner="dead-worker",
+            sa.update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(
+                status="in_flight",
+                lease_owner="dead-worker",
                 lease_expires_at=utcnow() - timedelta(seconds=1),
             )
         )

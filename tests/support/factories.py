@@ -19,36 +19,62 @@ def usd(value: str) -> Money:
     return Money(amount=Decimal(value), currency="USD")
 
 
-def make_order(external_id: str = "1001", skus: tuple[str, ...] = ("SKU-RED-M",), **extra: Any) -> Order:
+def make_order(
+    external_id: str = "1001", skus: tuple[str, ...] = ("SKU-RED-M",), **extra: Any
+) -> Order:
     lines = [
-        OrderLine(line_id=str(i), sku=sku, title=f"Item {sku}", quantity=Decimal(1),
-                  unit_price=usd("19.99"))
+        OrderLine(
+            line_id=str(i),
+            sku=sku,
+            title=f"Item {sku}",
+            quantity=Decimal(1),
+            unit_price=usd("19.99"),
+        )
         for i, sku in enumerate(skus, start=1)
     ]
     total = usd(str(Decimal("19.99") * len(skus)))
     values: dict[str, Any] = {
-        "source": "shop", "external_id": external_id, "number": f"#{external_id}",
-        "created_at": datetime(2026, 11, 1, 12, 0, tzinfo=UTC), "currency": "USD",
-        "customer": OrderCustomer(external_id="77", email="ada@example.com", first_name="Ada",
-                                  last_name="Lovelace"),
+        "source": "shop",
+        "external_id": external_id,
+        "number": f"#{external_id}",
+        "created_at": datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
+        "currency": "USD",
+        "customer": OrderCustomer(
+            external_id="77", email="ada@example.com", first_name="Ada", last_name="Lovelace"
+        ),
         "lines": lines,
-        "totals": OrderTotals(subtotal=total, discounts=usd("0"), shipping=usd("0"), tax=usd("0"),
-                              total=total),
+        "totals": OrderTotals(
+            subtotal=total, discounts=usd("0"), shipping=usd("0"), tax=usd("0"), total=total
+        ),
     }
     values.update(extra)
     return Order(**values)
 
 
-async def seed_event(rt: Runtime, order: Order, event_type: str = "order.created",
-                     destination: str = "erp", enqueue: bool = True) -> int:
+async def seed_event(
+    rt: Runtime,
+    order: Order,
+    event_type: str = "order.created",
+    destination: str = "erp",
+    enqueue: bool = True,
+) -> int:
     """Store a canonical event with one delivery, like ingest does; returns the delivery id."""
-    event = CanonicalEvent(type=event_type, entity_key=order.entity_key,  # type: ignore[arg-type]
-                           occurred_at=order.created_at, payload=order)
+    event = CanonicalEvent(
+        type=event_type,
+        entity_key=order.entity_key,  # type: ignore[arg-type]
+        occurred_at=order.created_at,
+        payload=order,
+    )
     async with transaction(rt.sessions) as session:
         row = CanonicalEventRow(
-            source=order.source, event_type=event.type, entity_type="order",
-            entity_key=event.entity_key, occurred_at=event.occurred_at, created_at=utcnow(),
-            currency=order.currency, total_amount=order.totals.total.amount,
+            source=order.source,
+            event_type=event.type,
+            entity_type="order",
+            entity_key=event.entity_key,
+            occurred_at=event.occurred_at,
+            created_at=utcnow(),
+            currency=order.currency,
+            total_amount=order.totals.total.amount,
             payload=event.payload_json(),
         )
         session.add(row)
