@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Flow = Literal["orders", "inventory", "products", "customers", "shipments", "returns"]
 FLOWS: tuple[str, ...] = ("orders", "inventory", "products", "customers", "shipments", "returns")
@@ -51,6 +59,14 @@ class ConnectionConfig(BaseModel):
     credentials: dict[str, SecretStr] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
     delivery: DeliveryPolicy | None = None
+
+    @field_validator("credentials", mode="before")
+    @classmethod
+    def _scalars_as_text(cls, value: Any) -> Any:
+        # YAML reads `account_id: 1234567` as a number; a credential is always text.
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, int | float) else v for k, v in value.items()}
+        return value
 
     def secret(self, key: str) -> str:
         """The credential ``key``; KeyError names the connection so the message is useful."""
