@@ -114,7 +114,7 @@ def cmd_check_config(_: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from app.demo import run_demo
 
-    run_demo(orders=args.orders, port=args.port)
+    run_demo(orders=args.orders, port=args.port, stay=not args.exit)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = sub.add_parser("demo", help="gateway + simulators + sample orders")
     demo.add_argument("--orders", type=int, default=20)
     demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--exit", action="store_true", help="stop after the summary")
     demo.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     args.func(args)
