@@ -1,0 +1,285 @@
+"""A thin async client for NetSuite's REST record service (``/services/rest/record/v1``).
+
+It signs every request with TBA, writes Decimals exactly, and turns every failure into one of
+the typed errors of ``connectors.base`` so the delivery engine knows whether to retry, wait
+or ask a person:
+
+- 429, and 400 with ``SSS_REQUEST_LIMIT_EXCEEDED`` / ``CONCURRENCY_LIMIT_EXCEEDED`` →
+  RateLimitedError (``Retry-After`` honoured, a few seconds when absent);
+- 5xx, timeouts, connection failures → TransientError;
+- other 4xx (bad login, missing field, unknown reference…) → PermanentError quoting
+  NetSuite's ``detail`` and ``o:errorCode`` so the operator knows what to fix.
+
+Messages never contain credentials: the only secret material is the Authorization header,
+which is never echoed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from connectors.base import PermanentError, RateLimitedError, TransientError
+from connectors.netsuite import wire
+from connectors.netsuite.auth import TbaCredentials, sign_request
+
+DEFAULT_RETRY_AFTER_SECONDS = 5.0
+RATE_LIMIT_CODES = frozenset(
+    {"SSS_REQUEST_LIMIT_EXCEEDED", "CONCURRENCY_LIMIT_EXCEEDED", "WS_REQUEST_BLOCKED"}
+)
+_MAX_BODY_IN_MESSAGE = 300
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_RETRYABLE_4XX = frozenset({408})  # the server gave up waiting for us: try again
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """One record addressed by internal id or, with ``eid=True``, by external id."""
+
+    record: str
+    key: str
+    eid: bool = False
+
+    @property
+    def path(self) -> str:
+        segment = f"eid:{self.key}" if self.eid else self.key
+        return f"{self.record}/{quote(segment, safe=':')}"
+
+    def __str__(self) -> str:
+        return f"{self.record} {'eid:' if self.eid else ''}{self.key}"
+
+
+def by_eid(record: str, external_id: str) -> RecordRef:
+    return RecordRef(record, external_id, eid=True)
+
+
+def by_id(record: str, internal_id: str) -> RecordRef:
+    return RecordRef(record, internal_id)
+
+
+class NetSuiteClient:
+    """Record-service calls over the shared httpx client; one instance per connection."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        creds: TbaCredentials,
+        *,
+        timeout_seconds: float | None = None,
+    ) -> None:
+        self.http = http
+        self.record_root = base_url.rstrip("/") + wire.RECORD_API
+        self.creds = creds
+        self.timeout_seconds = timeout_seconds
+
+    # --- operations -------------------------------------------------------------------
+    async def upsert(
+        self, ref: RecordRef, body: Mapping[str, Any], *, replace: Sequence[str] = ()
+    ) -> None:
+        """PUT by external id: creates or updates, so a retry never makes a second record.
+
+        ``replace`` names sublists whose lines the body replaces; without it NetSuite appends
+        the body's lines to the ones already there.
+        """
+        if not ref.eid:
+            raise ValueError("upsert needs a record addressed by external id")
+        params = {"replace": ",".join(replace)} if replace else None
+        await self.request("PUT", ref.path, ref, params=params, body=body)
+
+    async def get(
+        self, ref: RecordRef, *, expand_sub_resources: bool = False
+    ) -> dict[str, Any] | None:
+        """The record, or None if NetSuite says it does not exist."""
+        params = {"expandSubResources": "true"} if expand_sub_resources else None
+        response = await self.request("GET", ref.path, ref, params=params, missing_ok=True)
+        if response is None:
+            return None
+        data = _json_or_none(response)
+        if not isinstance(data, dict):
+            raise PermanentError(f"NetSuite answered {ref} with a body that is not a record")
+        return data
+
+    async def patch(
+        self, ref: RecordRef, body: Mapping[str, Any], *, replace: Sequence[str] = ()
+    ) -> None:
+        """PATCH: change only the fields (and keyed sublist lines) in ``body``."""
+        params = {"replace": ",".join(replace)} if replace else None
+        await self.request("PATCH", ref.path, ref, params=params, body=body)
+
+    async def create(self, record: str, body: Mapping[str, Any]) -> str:
+        """POST a new record; returns its internal id from the ``Location`` header."""
+        response = await self.request("POST", record, record, body=body)
+        assert response is not None
+        location = response.headers.get("location", "")
+        internal_id = location.rstrip("/").rsplit("/", 1)[-1]
+        if not internal_id:
+            raise PermanentError(f"NetSuite created a {record} but sent no Location header")
+        return internal_id
+
+    # --- transport --------------------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        path: str,
+        what: RecordRef | str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        missing_ok: bool = False,
+    ) -> httpx.Response | None:
+        """One signed call; returns the 2xx response (None for a tolerated 404) or raises."""
+        request = self._build(method, path, params, body)
+        response = await self._send(request, what)
+        if response.is_success:
+            return response
+        if missing_ok and response.status_code == 404 and _is_netsuite_error(response):
+            return None
+        raise error_for(response, method, what)
+
+    def _build(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+    ) -> httpx.Request:
+        url = httpx.URL(f"{self.record_root}/{path}", params=params)
+        headers = {
+            "Accept": "application/json",
+            "Authorization": sign_request(method, str(url), self.creds),
+        }
+        content = None
+        if body is not None:
+            content = wire.dumps(body)
+            headers["Content-Type"] = "application/json"
+        if self.timeout_seconds is None:
+            return self.http.build_request(method, url, headers=headers, content=content)
+        return self.http.build_request(
+            method, url, headers=headers, content=content, timeout=self.timeout_seconds
+        )
+
+    def _deadline(self) -> float | None:
+        """Overall budget of one call: our timeout, else the shared client's read timeout."""
+        if self.timeout_seconds is not None:
+            return self.timeout_seconds
+        return self.http.timeout.read
+
+    async def _send(self, request: httpx.Request, what: RecordRef | str) -> httpx.Response:
+        label = f"{request.method} {what}"
+        try:
+            async with asyncio.timeout(self._deadline()):
+                response = await self.http.send(request)
+                await response.aread()
+                return response
+        except (TimeoutError, httpx.TimeoutException):
+            raise TransientError(
+                f"NetSuite did not answer {label} in time{_timeout_note(request.method)}"
+            ) from None
+        except httpx.TransportError as exc:
+            raise TransientError(
+                f"could not reach NetSuite for {label}: {type(exc).__name__}"
+            ) from None
+
+
+# --- error mapping ----------------------------------------------------------------------
+
+
+def _timeout_note(method: str) -> str:
+    """What a timeout means for the record: the operator wonders whether it was written."""
+    if method == "PUT":
+        return (
+            "; the write may have been applied, and the retry upserts by external id, "
+            "so it cannot duplicate it"
+        )
+    return "; the write may have been applied" if method in _WRITES else ""
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return wire.loads(response.content)
+    except ValueError:
+        return None
+
+
+def _is_netsuite_error(response: httpx.Response) -> bool:
+    return bool(wire.error_details(_json_or_none(response)))
+
+
+def retry_after_seconds(
+    value: str | None, *, default: float = DEFAULT_RETRY_AFTER_SECONDS, now: datetime | None = None
+) -> float:
+    """``Retry-After`` as seconds (delta-seconds or HTTP-date); ``default`` when absent/bad."""
+    if not value:
+        return default
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def describe_details(details: Sequence[Mapping[str, str]]) -> str:
+    """``detail (CODE at path)`` for each entry, joined; what the operator reads first."""
+    parts = []
+    for d in details:
+        code = d.get("o:errorCode", "")
+        where = d.get("o:errorPath", "")
+        suffix = f" ({code} at {where})" if code and where else (f" ({code})" if code else "")
+        parts.append(f"{d.get('detail', '').strip()}{suffix}")
+    return "; ".join(parts)
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:_MAX_BODY_IN_MESSAGE] + ("…" if len(text) > _MAX_BODY_IN_MESSAGE else "")
+
+
+def error_for(
+    response: httpx.Response, method: str, what: RecordRef | str
+) -> PermanentError | TransientError | RateLimitedError:
+    """The typed error for a non-2xx NetSuite response."""
+    status = response.status_code
+    body = _json_or_none(response)
+    details = wire.error_details(body)
+    codes = {d.get("o:errorCode", "") for d in details}
+    explained = describe_details(details) if details else _snippet(response) or "no body"
+    info = {"status": status, "body": body if details else _snippet(response)}
+    if status == 429 or codes & RATE_LIMIT_CODES:
+        wait = retry_after_seconds(response.headers.get("retry-after"))
+        return RateLimitedError(
+            f"NetSuite is throttling {method} {what} (HTTP {status}): {explained}",
+            retry_after=wait,
+            detail=info,
+        )
+    if status >= 500 or status in _RETRYABLE_4XX:
+        return TransientError(
+            f"NetSuite failed {method} {what} (HTTP {status}): {explained}", detail=info
+        )
+    if status in (401, 403):
+        return PermanentError(
+            f"NetSuite refused the login for {method} {what} (HTTP {status}): {explained}; "
+            "check account_id, the consumer and token credentials and the role's permissions",
+            detail=info,
+        )
+    if not details:
+        return PermanentError(
+            f"NetSuite answered HTTP {status} to {method} {what} without its error envelope "
+            f"(is base_url right?): {explained}",
+            detail=info,
+        )
+    return PermanentError(f"NetSuite rejected {what}: {explained}", detail=info)
