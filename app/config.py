@@ -48,6 +48,9 @@ class DeliveryPolicy(BaseModel):
     breaker_fail_max: int = Field(default=5, ge=1, description="failures in a row that open")
     breaker_reset_seconds: float = Field(default=30.0, gt=0, description="open → half-open")
     request_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_concurrency: int = Field(
+        default=4, ge=1, description="calls in flight to this destination, per worker process"
+    )
 
 
 class ConnectionConfig(BaseModel):

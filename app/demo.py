@@ -25,8 +25,13 @@ from app.cli import ROOT, migrate
 VAR = Path.cwd() / "var"
 DEMO_SECRET = "demo-shopify-secret"
 DEMO_API_KEY = "demo-operator-key"
-NS = {"account_id": "1234567", "consumer_key": "demo-ck", "consumer_secret": "demo-cs",
-      "token_id": "demo-tk", "token_secret": "demo-ts"}
+NS = {
+    "account_id": "1234567",
+    "consumer_key": "demo-ck",
+    "consumer_secret": "demo-cs",
+    "token_id": "demo-tk",
+    "token_secret": "demo-ts",
+}
 SKUS = {"TSHIRT-RED-M": "1042", "MUG-BLACK": "959"}
 UNMAPPED_SKU = "POSTER-A2"
 
@@ -54,8 +59,14 @@ mappings:
 
 def _spawn(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = (VAR / f"{name}.log").open("ab")
-    return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env}, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:
@@ -122,30 +133,42 @@ def run_demo(orders: int = 20, port: int = 8000, *, stay: bool = True) -> None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         print("erp-gateway demo: starting a NetSuite simulator and the gateway …", flush=True)
-        ns_args = [sys.executable, "-m", "connectors.netsuite.simulator", "--port", str(ns_port),
-                   "--items", ",".join(SKUS.values())]
+        ns_args = [
+            sys.executable,
+            "-m",
+            "connectors.netsuite.simulator",
+            "--port",
+            str(ns_port),
+            "--items",
+            ",".join(SKUS.values()),
+        ]
         for key, value in NS.items():
             ns_args += [f"--{key.replace('_', '-')}", value]
         procs.append(_spawn("netsuite-simulator", ns_args, {}))
         _wait_ready(f"{netsuite_url}/_sim/stats", procs[-1], "netsuite-simulator")
         os.environ.update(env)
         migrate(db_url)
-        procs.append(_spawn("gateway", [sys.executable, "-m", "app.cli", "serve", "--port",
-                                        str(port)], env))
+        procs.append(
+            _spawn("gateway", [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env)
+        )
         _wait_ready(f"{gateway}/readyz", procs[-1], "gateway")
         if os.environ.get("GATEWAY_REDIS_URL"):
             procs.append(_spawn("worker", [sys.executable, "-m", "app.cli", "worker"], env))
 
         print(f"sending {orders} signed Shopify orders (and one re-sent webhook) …", flush=True)
         sent = asyncio.run(_send_orders(gateway, orders))
-        with httpx.Client(base_url=gateway, timeout=10,
-                          headers={"Authorization": f"Bearer {DEMO_API_KEY}"}) as api:
+        with httpx.Client(
+            base_url=gateway, timeout=10, headers={"Authorization": f"Bearer {DEMO_API_KEY}"}
+        ) as api:
             counts = _settle(api, orders)
             sales_orders = httpx.get(f"{netsuite_url}/_sim/records/salesOrder").json()
         _summary(gateway, netsuite_url, sent, counts, sales_orders)
         if stay:
-            print("\nRunning; press Ctrl-C to stop. Logs: var/gateway.log, "
-                  "var/netsuite-simulator.log", flush=True)
+            print(
+                "\nRunning; press Ctrl-C to stop. Logs: var/gateway.log, "
+                "var/netsuite-simulator.log",
+                flush=True,
+            )
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
     except KeyboardInterrupt:
         pass
@@ -156,14 +179,16 @@ def run_demo(orders: int = 20, port: int = 8000, *, stay: bool = True) -> None:
                 proc.wait(10)
 
 
-def _summary(gateway: str, netsuite_url: str, sent: Counter[str], counts: Counter[str],
-             sales_orders: Any) -> None:
+def _summary(
+    gateway: str, netsuite_url: str, sent: Counter[str], counts: Counter[str], sales_orders: Any
+) -> None:
     records = sales_orders["items"] if isinstance(sales_orders, dict) else sales_orders
     key = DEMO_API_KEY
-    print(f"""
+    print(
+        f"""
 What flowed
-  webhooks accepted        {sent['202']}
-  duplicates recognised    {sent['duplicate']}
+  webhooks accepted        {sent["202"]}
+  duplicates recognised    {sent["duplicate"]}
   deliveries               {dict(counts)}
   NetSuite sales orders    {len(records)}  (one per order, however often Shopify re-sends)
 
@@ -176,4 +201,6 @@ Where to look (API key: {key})
   connections / breakers   curl -H 'Authorization: Bearer {key}' {gateway}/api/v1/connections
   metrics                  {gateway}/metrics
   NetSuite simulator       {netsuite_url}/_sim/records/salesOrder
-""", flush=True)
+""",
+        flush=True,
+    )

@@ -6,6 +6,7 @@ one shared httpx client; the queue is arq on Redis or the in-process queue.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from dataclasses import dataclass, field
@@ -37,6 +38,15 @@ class Runtime:
     breakers: BreakerRegistry
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     queue: DeliveryQueue | None = None
+    _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+
+    def concurrency_limit(self, destination: str) -> asyncio.Semaphore:
+        """Caps calls in flight to one destination (ERPs count concurrent requests)."""
+        limit = self._limits.get(destination)
+        if limit is None:
+            limit = asyncio.Semaphore(self.config.policy_for(destination).max_concurrency)
+            self._limits[destination] = limit
+        return limit
 
     def connector(self, connection_id: str) -> Connector | None:
         return self.connectors.get(connection_id)

@@ -7,6 +7,7 @@ the lease make up for anything a queue loses (a crash, a restart, a lost Redis).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 from datetime import datetime
@@ -100,10 +101,8 @@ class InProcessQueue:
             else:
                 delay = None
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
     def depth(self) -> int:
         return len(self._heap)

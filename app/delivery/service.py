@@ -38,6 +38,7 @@ from app.models import (
 from app.observability import metrics
 from app.runtime import Runtime
 from connectors.base import (
+    Connector,
     ConnectorError,
     DeliveryContext,
     DeliveryResult,
@@ -208,6 +209,18 @@ def _why_not_claimed(delivery: Delivery, now: datetime) -> Outcome:
 
 async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
     """Attempt one delivery once; returns what the queue should do next."""
+    async with rt.sessions() as session:
+        destination = await session.scalar(
+            sa.select(col(Delivery.destination)).where(col(Delivery.id) == delivery_id)
+        )
+    if destination is None:
+        return Outcome("skipped", "missing")
+    # Wait for a slot before claiming, so the lease does not run down while we queue.
+    async with rt.concurrency_limit(destination):
+        return await _claim_and_attempt(rt, delivery_id)
+
+
+async def _claim_and_attempt(rt: Runtime, delivery_id: int) -> Outcome:
     owner = f"{rt.worker_id}:{time.monotonic_ns()}"
     with structlog.contextvars.bound_contextvars(delivery_id=delivery_id):
         claimed = await _claim(rt, delivery_id, owner)
@@ -233,26 +246,37 @@ async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
             return await _finish(rt, delivery, owner, unknown, None, [], 0.0)
 
         breaker = rt.breakers.get(delivery.destination)
-        started = time.perf_counter()
-        result: DeliveryResult | None = None
-        error: BaseException | None = None
-        with capture_exchanges() as exchanges:
-            try:
-                with breaker.calling():
-                    result = await connector.deliver(claimed.event, claimed.context)
-            except pybreaker.CircuitBreakerError:
-                return await _defer_for_breaker(rt, delivery, owner)
-            except ConnectorError as exc:
-                error = exc
-            except Exception as exc:  # a connector bug must not lose the delivery
-                log.exception("connector raised an unexpected error")
-                error = exc
-        duration = time.perf_counter() - started
-        metrics.ATTEMPT_SECONDS.labels(delivery.destination).observe(duration)
-        metrics.BREAKER_STATE.labels(delivery.destination).set(
-            metrics.BREAKER_STATE_VALUES.get(rt.breakers.state(delivery.destination), 0)
-        )
-        return await _finish(rt, delivery, owner, error, result, exchanges, duration)
+        return await _attempt(rt, delivery, owner, claimed, connector, breaker)
+
+
+async def _attempt(
+    rt: Runtime,
+    delivery: Delivery,
+    owner: str,
+    claimed: _Claimed,
+    connector: Connector,
+    breaker: pybreaker.CircuitBreaker,
+) -> Outcome:
+    started = time.perf_counter()
+    result: DeliveryResult | None = None
+    error: BaseException | None = None
+    with capture_exchanges() as exchanges:
+        try:
+            with breaker.calling():
+                result = await connector.deliver(claimed.event, claimed.context)
+        except pybreaker.CircuitBreakerError:
+            return await _defer_for_breaker(rt, delivery, owner)
+        except ConnectorError as exc:
+            error = exc
+        except Exception as exc:  # a connector bug must not lose the delivery
+            log.exception("connector raised an unexpected error")
+            error = exc
+    duration = time.perf_counter() - started
+    metrics.ATTEMPT_SECONDS.labels(delivery.destination).observe(duration)
+    metrics.BREAKER_STATE.labels(delivery.destination).set(
+        metrics.BREAKER_STATE_VALUES.get(rt.breakers.state(delivery.destination), 0)
+    )
+    return await _finish(rt, delivery, owner, error, result, exchanges, duration)
 
 
 async def _defer_for_breaker(rt: Runtime, delivery: Delivery, owner: str) -> Outcome:

@@ -20,7 +20,8 @@ connections:
   - id: erp
     type: netsuite
     base_url: https://1234567.suitetalk.api.netsuite.com
-    credentials: {account_id: "1234567", consumer_key: ck, consumer_secret: cs, token_id: t, token_secret: ts}
+    credentials:
+      {account_id: 1234567, consumer_key: ck, consumer_secret: cs, token_id: t, token_secret: ts}
 routes:
   - {flow: orders, from: shop-eu, to: erp}
 mappings:
@@ -37,6 +38,8 @@ def test_secrets_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert "s3cret" not in repr(config) and "s3cret" not in config.model_dump_json()
     assert config.routes_from("shop-eu", "orders")[0].to == "erp"
     assert config.mappings["sku"]["erp"]["TSHIRT-RED-M"] == "1042"
+    erp = config.connection("erp")
+    assert erp is not None and erp.secret("account_id") == "1234567"  # YAML number → text
 
 
 def test_missing_env_var_names_the_variable_field_and_line(monkeypatch: pytest.MonkeyPatch) -> None:
