@@ -64,7 +64,7 @@ async def closed_loop(make: RequestFactory, *, concurrency: int, total: int) -> 
 
 
 async def open_loop(make: RequestFactory, *, rate: float, total: int) -> LoadResult:
-    """Send at a fixed ``rate`` per second regardless of response times (no coordinated omission)."""
+    """Send at a fixed ``rate`` per second whatever the response times (no coordinated omission)."""
     result = LoadResult()
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=500)) as client:
         started = time.perf_counter()
