@@ -34,6 +34,7 @@ NS = {
 }
 SKUS = {"TSHIRT-RED-M": "1042", "MUG-BLACK": "959"}
 UNMAPPED_SKU = "POSTER-A2"
+DISCOUNT_ITEM = "900"  # NetSuite takes order discounts as a discount item
 
 
 def _config(netsuite_url: str) -> str:
@@ -49,6 +50,7 @@ connections:
     type: netsuite
     base_url: {netsuite_url}
     credentials: {{{creds}}}
+    options: {{discount_item_id: "{DISCOUNT_ITEM}"}}
 routes:
   - {{flow: orders, from: shop, to: erp}}
 mappings:
@@ -140,7 +142,7 @@ def run_demo(orders: int = 20, port: int = 8000, *, stay: bool = True) -> None:
             "--port",
             str(ns_port),
             "--items",
-            ",".join(SKUS.values()),
+            ",".join([*SKUS.values(), DISCOUNT_ITEM]),
         ]
         for key, value in NS.items():
             ns_args += [f"--{key.replace('_', '-')}", value]

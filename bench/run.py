@@ -212,6 +212,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "8612",
                 "--concurrency-limit",
                 "64",
+                "--items",
+                "1042,959,900",
                 *[arg for k, v in NS.items() for arg in (f"--{k.replace('_', '-')}", v)],
             ],
         )

@@ -152,6 +152,7 @@ connections:
     type: netsuite
     base_url: {netsuite_url}
     credentials: {{{creds}}}
+    options: {{discount_item_id: "900"}}
 routes:
   - {{flow: orders, from: shop, to: erp}}
 mappings:

@@ -25,7 +25,14 @@ from tests.conftest import (
     SHOP_SECRET,
     gateway_config_yaml,
 )
-from tests.support.processes import Proc, ProcessGroup, free_port, process_group, wait_http, wait_log
+from tests.support.processes import (
+    Proc,
+    ProcessGroup,
+    free_port,
+    process_group,
+    wait_http,
+    wait_log,
+)
 
 OPERATOR = {"Authorization": "Bearer operator-key"}
 STACKS = ["embedded", "postgres-redis"]
@@ -102,11 +109,18 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> 
             from app.cli import migrate
 
             migrate(db_url)
-        sim_args = [sys.executable, "-m", "connectors.netsuite.simulator", "--host", "127.0.0.1",
-                    "--port", str(ns_port)]
+        sim_args = [
+            sys.executable,
+            "-m",
+            "connectors.netsuite.simulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ns_port),
+        ]
         for key, value in NS_CREDS.items():
             sim_args += [f"--{key.replace('_', '-')}", value]
-        sim_args += ["--items", "1042,959"]
+        sim_args += ["--items", "1042,959,900"]
         netsuite = group.start("netsuite", sim_args, {"PYTHONUNBUFFERED": "1"})
         wait_http(f"{netsuite_url}/_sim/stats", netsuite)
         gateway = group.start(

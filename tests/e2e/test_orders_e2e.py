@@ -28,12 +28,21 @@ def poll(predicate: Callable[[], Any], *, timeout: float = 30.0, message: str) -
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
 
 
-def send_order(stack: Stack, n: int, *, webhook_id: str | None = None,
-               skus: tuple[str, ...] = ("SKU-RED-M", "SKU-BLUE-L"),
-               topic: str = "orders/create") -> httpx.Response:
+def send_order(
+    stack: Stack,
+    n: int,
+    *,
+    webhook_id: str | None = None,
+    skus: tuple[str, ...] = ("SKU-RED-M", "SKU-BLUE-L"),
+    topic: str = "orders/create",
+) -> httpx.Response:
     body = json.dumps(order_payload(n, skus)).encode()
-    return httpx.post(f"{stack.gateway_url}/webhooks/shop", content=body,
-                      headers=signed(body, SHOP_SECRET, topic, webhook_id), timeout=10)
+    return httpx.post(
+        f"{stack.gateway_url}/webhooks/shop",
+        content=body,
+        headers=signed(body, SHOP_SECRET, topic, webhook_id),
+        timeout=10,
+    )
 
 
 def sales_orders(stack: Stack) -> list[dict[str, Any]]:
@@ -147,13 +156,23 @@ def test_bad_webhooks_are_rejected_and_never_stored(stack: Stack) -> None:
     good = signed(body, SHOP_SECRET)
     cases = [
         ("bad signature", url, body, signed(body, "wrong-secret"), 401),
-        ("missing signature", url, body,
-         {k: v for k, v in good.items() if k != "X-Shopify-Hmac-Sha256"}, 401),
+        (
+            "missing signature",
+            url,
+            body,
+            {k: v for k, v in good.items() if k != "X-Shopify-Hmac-Sha256"},
+            401,
+        ),
         ("unknown connection", f"{stack.gateway_url}/webhooks/nope", body, good, 404),
         ("malformed JSON", url, b"{not json", signed(b"{not json", SHOP_SECRET), 400),
         ("order without lines", url, b'{"id": 1}', signed(b'{"id": 1}', SHOP_SECRET), 422),
-        ("oversize body", url, b"x" * (2 * 1024 * 1024 + 1),
-         signed(b"x" * (2 * 1024 * 1024 + 1), SHOP_SECRET), 413),
+        (
+            "oversize body",
+            url,
+            b"x" * (2 * 1024 * 1024 + 1),
+            signed(b"x" * (2 * 1024 * 1024 + 1), SHOP_SECRET),
+            413,
+        ),
     ]
     for name, target, content, headers, status in cases:
         response = httpx.post(target, content=content, headers=headers, timeout=10)
