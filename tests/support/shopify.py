@@ -27,13 +27,16 @@ def order_payload(n: int, skus: tuple[str, ...] = ("SKU-RED-M", "SKU-BLUE-L")) -
     order["order_number"] = 10_000 + n
     order["name"] = f"#{10_000 + n}"
     lines = order["line_items"]
-    order["line_items"] = [dict(lines[i % len(lines)], sku=sku, id=9_000_000 + n * 10 + i)
-                           for i, sku in enumerate(skus)]
+    order["line_items"] = [
+        dict(lines[i % len(lines)], sku=sku, id=9_000_000 + n * 10 + i)
+        for i, sku in enumerate(skus)
+    ]
     return order
 
 
-def signed(body: bytes, secret: str, topic: str = "orders/create",
-           webhook_id: str | None = None) -> dict[str, str]:
+def signed(
+    body: bytes, secret: str, topic: str = "orders/create", webhook_id: str | None = None
+) -> dict[str, str]:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
     return {
         "Content-Type": "application/json",

@@ -1,0 +1,555 @@
+"""Shopify webhooks → canonical events: signature, dedupe key, order parsing.
+
+Pure functions, no I/O, so the ingest path stays fast (Shopify waits 5 s at most) and every
+rule here can be tested without a server.
+
+Money: every amount is the shop-currency string Shopify sends (``price``, ``total_price``…),
+parsed straight into Decimal; bodies are decoded with ``parse_float=Decimal`` so even JSON
+numbers (tax ``rate``) never pass through float. Ids are 64-bit integers in Shopify JSON and
+become strings here, exactly as written.
+
+Totals are Shopify's own figures (summed from the lines only when one is absent):
+``subtotal`` is ``total_line_items_price`` (before discounts), ``discounts`` is
+``total_discounts``, ``shipping`` is ``total_shipping_price_set`` (before discounts), ``tax``
+is ``total_tax`` and ``total`` is ``total_price``; for a consistent order total = subtotal -
+discounts + shipping (+ tax unless taxes are included). Original (as placed) figures are
+used, not ``current_*`` ones: refunds and returns travel as their own flows.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from app.canonical.common import Address, Money
+from app.canonical.events import CanonicalEvent, EventType
+from app.canonical.order import (
+    Discount,
+    Order,
+    OrderCustomer,
+    OrderLine,
+    OrderTotals,
+    Payment,
+    ShippingLine,
+    TaxLine,
+)
+from connectors.base import ParsedWebhook, PayloadError, SignatureError
+
+HMAC_HEADER = "x-shopify-hmac-sha256"
+TOPIC_HEADER = "x-shopify-topic"
+WEBHOOK_ID_HEADER = "x-shopify-webhook-id"
+EVENT_ID_HEADER = "x-shopify-event-id"
+
+# Topics that carry a full order and what they mean canonically. orders/paid, orders/edited,
+# orders/fulfilled… are always followed by an orders/updated with the same order, so they
+# are stored and acknowledged but not turned into events (that would double the updates).
+ORDER_TOPICS: dict[str, EventType] = {
+    "orders/create": "order.created",
+    "orders/updated": "order.updated",
+    "orders/cancelled": "order.cancelled",
+}
+
+# presentment → shop rate: 10 decimal places is far below a cent on any order total
+EXCHANGE_RATE_QUANTUM = Decimal("1e-10")
+_MAX_ERRORS_SHOWN = 5
+
+
+# --- signature and dedupe ------------------------------------------------------------------
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The ``X-Shopify-Hmac-Sha256`` value Shopify sends for ``body``: base64 HMAC-SHA256."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify_hmac(body: bytes, header_value: str | None, secret: str) -> None:
+    """Raise SignatureError unless ``header_value`` is the HMAC of the raw ``body``.
+
+    The raw bytes are what Shopify signed; re-serialised JSON would not match. The compare
+    is constant-time so the signature cannot be guessed byte by byte.
+    """
+    if not secret:
+        raise SignatureError("no webhook secret is configured, so no signature can match")
+    if not header_value or not header_value.strip():
+        raise SignatureError("missing X-Shopify-Hmac-Sha256 header")
+    expected = sign(body, secret).encode("ascii")
+    given = header_value.strip().encode("utf-8", "replace")
+    if not hmac.compare_digest(expected, given):
+        raise SignatureError("X-Shopify-Hmac-Sha256 does not match the body")
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """The header ``name`` whatever its case (HTTP/2 lowercases, people capitalise)."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def dedupe_key(headers: Mapping[str, str], body: bytes) -> str:
+    """The key that makes a re-sent delivery recognisable.
+
+    ``X-Shopify-Webhook-Id`` is stable across Shopify's retries of one delivery. Without it,
+    topic + ``X-Shopify-Event-Id`` (the event id alone is shared by different topics of one
+    merchant action, so it must not be used alone); without both, the body's hash.
+    """
+    webhook_id = (header(headers, WEBHOOK_ID_HEADER) or "").strip()
+    if webhook_id:
+        return webhook_id
+    event_id = (header(headers, EVENT_ID_HEADER) or "").strip()
+    if event_id:
+        topic = (header(headers, TOPIC_HEADER) or "").strip()
+        return f"event:{topic}:{event_id}"
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+# --- the Shopify order as it arrives (only the fields we read) ------------------------------
+
+
+def _id_text(value: object) -> object:
+    """Ids are 64-bit ints; keep every digit by turning them into text before anything else."""
+    if isinstance(value, bool):
+        raise ValueError("must be an id, not a boolean")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal | float):
+        raise ValueError(
+            "must be a whole-number id; a number with a fraction or exponent has lost digits"
+        )
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _decimal(value: object) -> object:
+    """Amounts arrive as strings; a float (from a caller's plain json.loads) keeps its repr."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    if isinstance(value, str):
+        try:
+            value = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number") from None
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValueError("must be a finite number")
+    return value
+
+
+ShopifyId = Annotated[str, BeforeValidator(_id_text)]
+Amount = Annotated[Decimal, BeforeValidator(_decimal)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class WireMoney(_Wire):
+    amount: Amount
+    currency_code: Currency
+
+
+class WireMoneySet(_Wire):
+    shop_money: WireMoney
+    presentment_money: WireMoney
+
+
+class WireTaxLine(_Wire):
+    title: str
+    price: Amount
+    rate: Amount | None = None
+
+
+class WireAllocation(_Wire):
+    amount: Amount
+    discount_application_index: int | None = None
+
+
+class WireDiscountApplication(_Wire):
+    type: str | None = None  # discount_code, automatic, manual, script
+    code: str | None = None
+    title: str | None = None
+
+
+class WireDiscountCode(_Wire):
+    code: str
+    amount: Amount
+
+
+class WireLineItem(_Wire):
+    id: ShopifyId
+    sku: str | None = None
+    name: str | None = None
+    title: str | None = None
+    quantity: Annotated[Decimal, Field(ge=0)]
+    price: Amount
+    requires_shipping: bool = True
+    variant_id: ShopifyId | None = None
+    product_id: ShopifyId | None = None
+    tax_lines: list[WireTaxLine] = Field(default_factory=list)
+    discount_allocations: list[WireAllocation] = Field(default_factory=list)
+
+
+class WireShippingLine(_Wire):
+    code: str | None = None
+    title: str
+    source: str | None = None
+    price: Amount
+    tax_lines: list[WireTaxLine] = Field(default_factory=list)
+    discount_allocations: list[WireAllocation] = Field(default_factory=list)
+
+
+class WireAddress(_Wire):
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    address1: str | None = None
+    address2: str | None = None
+    city: str | None = None
+    province: str | None = None
+    province_code: str | None = None
+    zip: str | None = None
+    country_code: str | None = None
+    phone: str | None = None
+
+
+class WireCustomer(_Wire):
+    id: ShopifyId | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+
+
+class WireOrder(_Wire):
+    id: ShopifyId
+    name: str | None = None
+    order_number: int | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+    currency: Currency
+    presentment_currency: Currency | None = None
+    taxes_included: bool = False
+    financial_status: str | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+    closed_at: datetime | None = None
+    email: str | None = None
+    contact_email: str | None = None
+    phone: str | None = None
+    note: str | None = None
+    tags: str | None = None
+    customer: WireCustomer | None = None
+    billing_address: WireAddress | None = None
+    shipping_address: WireAddress | None = None
+    line_items: list[WireLineItem]
+    shipping_lines: list[WireShippingLine] = Field(default_factory=list)
+    discount_codes: list[WireDiscountCode] = Field(default_factory=list)
+    discount_applications: list[WireDiscountApplication] = Field(default_factory=list)
+    tax_lines: list[WireTaxLine] = Field(default_factory=list)
+    payment_gateway_names: list[str] = Field(default_factory=list)
+    total_line_items_price: Amount | None = None
+    total_discounts: Amount | None = None
+    total_shipping_price_set: WireMoneySet | None = None
+    total_tax: Amount | None = None
+    total_price: Amount
+    total_price_set: WireMoneySet | None = None
+    subtotal_price_set: WireMoneySet | None = None
+    total_line_items_price_set: WireMoneySet | None = None
+
+
+# --- wire → canonical -------------------------------------------------------------------------
+
+
+class _Builder:
+    """Turns one validated Shopify order into canonical parts; holds the shop currency."""
+
+    def __init__(self, wire: WireOrder) -> None:
+        self.wire = wire
+        self.currency = wire.currency
+
+    def money(self, amount: Decimal) -> Money:
+        return Money(amount=amount, currency=self.currency)
+
+    def tax_lines(self, lines: list[WireTaxLine]) -> list[TaxLine]:
+        return [TaxLine(title=t.title, rate=t.rate, amount=self.money(t.price)) for t in lines]
+
+    def _application(self, index: int | None) -> WireDiscountApplication | None:
+        apps = self.wire.discount_applications
+        return apps[index] if index is not None and 0 <= index < len(apps) else None
+
+    def discount(self, allocation: WireAllocation) -> Discount:
+        app = self._application(allocation.discount_application_index)
+        return Discount(
+            code=_discount_label(app),
+            kind=app.type if app else None,
+            amount=self.money(allocation.amount),
+        )
+
+    def line(self, item: WireLineItem) -> OrderLine:
+        return OrderLine(
+            line_id=item.id,
+            sku=(item.sku or "").strip() or None,
+            title=item.name or item.title or "",
+            quantity=item.quantity,
+            unit_price=self.money(item.price),
+            discounts=[self.discount(a) for a in item.discount_allocations],
+            tax_lines=self.tax_lines(item.tax_lines),
+            requires_shipping=item.requires_shipping,
+            variant_id=item.variant_id,
+            product_id=item.product_id,
+        )
+
+    def shipping_line(self, line: WireShippingLine) -> ShippingLine:
+        return ShippingLine(
+            code=line.code,
+            title=line.title,
+            carrier=line.source,
+            price=self.money(line.price),
+            discounts=[self.discount(a) for a in line.discount_allocations],
+            tax_lines=self.tax_lines(line.tax_lines),
+        )
+
+    def order_discounts(self) -> list[Discount]:
+        """One entry per discount application with what it took off, else per code."""
+        wire = self.wire
+        if not wire.discount_applications:
+            return [
+                Discount(code=c.code, kind="discount_code", amount=self.money(c.amount))
+                for c in wire.discount_codes
+            ]
+        allocations = [a for li in wire.line_items for a in li.discount_allocations]
+        allocations += [a for sl in wire.shipping_lines for a in sl.discount_allocations]
+        return [
+            Discount(
+                code=_discount_label(app),
+                kind=app.type,
+                amount=self.money(
+                    sum(
+                        (a.amount for a in allocations if a.discount_application_index == i),
+                        Decimal(0),
+                    )
+                ),
+            )
+            for i, app in enumerate(wire.discount_applications)
+        ]
+
+    def totals(self) -> OrderTotals:
+        wire = self.wire
+        subtotal = wire.total_line_items_price
+        if subtotal is None:
+            subtotal = sum((li.price * li.quantity for li in wire.line_items), Decimal(0))
+        shipping = (
+            wire.total_shipping_price_set.shop_money.amount
+            if wire.total_shipping_price_set
+            else sum((sl.price for sl in wire.shipping_lines), Decimal(0))
+        )
+        tax = wire.total_tax
+        if tax is None:
+            tax = sum((t.price for t in wire.tax_lines), Decimal(0))
+        return OrderTotals(
+            subtotal=self.money(subtotal),
+            discounts=self.money(
+                Decimal(0) if wire.total_discounts is None else wire.total_discounts
+            ),
+            shipping=self.money(shipping),
+            tax=self.money(tax),
+            total=self.money(wire.total_price),
+        )
+
+    def customer(self) -> OrderCustomer:
+        """The store's customer, or a guest described by the order's contact details."""
+        wire = self.wire
+        order_email = wire.email or wire.contact_email
+        cust = wire.customer
+        if cust is not None and cust.id is not None:
+            return OrderCustomer(
+                external_id=cust.id,
+                email=cust.email or order_email,
+                first_name=cust.first_name,
+                last_name=cust.last_name,
+                phone=cust.phone or wire.phone,
+            )
+        named = wire.billing_address or wire.shipping_address
+        return OrderCustomer(
+            external_id=None,
+            email=order_email,
+            first_name=named.first_name if named else None,
+            last_name=named.last_name if named else None,
+            phone=wire.phone or (named.phone if named else None),
+            is_guest=True,
+        )
+
+    def status(self) -> Literal["open", "cancelled", "closed"]:
+        if self.wire.cancelled_at is not None:
+            return "cancelled"
+        return "closed" if self.wire.closed_at is not None else "open"
+
+    def order(self, source: str) -> Order:
+        wire = self.wire
+        presentment = wire.presentment_currency or wire.currency
+        return Order(
+            source=source,
+            external_id=wire.id,
+            number=wire.name or (f"#{wire.order_number}" if wire.order_number else f"#{wire.id}"),
+            created_at=wire.created_at,
+            updated_at=wire.updated_at,
+            currency=wire.currency,
+            presentment_currency=presentment,
+            exchange_rate=exchange_rate(wire) if presentment != wire.currency else None,
+            taxes_included=wire.taxes_included,
+            status=self.status(),
+            financial_status=wire.financial_status,
+            cancelled_at=wire.cancelled_at,
+            cancel_reason=wire.cancel_reason,
+            customer=self.customer(),
+            billing_address=_address(wire.billing_address),
+            shipping_address=_address(wire.shipping_address),
+            lines=[self.line(li) for li in wire.line_items],
+            shipping_lines=[self.shipping_line(sl) for sl in wire.shipping_lines],
+            discounts=self.order_discounts(),
+            tax_lines=self.tax_lines(wire.tax_lines),
+            payments=[
+                Payment(gateway=name, status=wire.financial_status)
+                for name in wire.payment_gateway_names
+                if name
+            ],
+            totals=self.totals(),
+            note=wire.note or None,
+            tags=[t.strip() for t in (wire.tags or "").split(",") if t.strip()],
+        )
+
+
+def _discount_label(app: WireDiscountApplication | None) -> str | None:
+    """The code a buyer typed, else the title of an automatic/manual discount."""
+    if app is None:
+        return None
+    return app.code or app.title or None
+
+
+def _address(wire: WireAddress | None) -> Address | None:
+    if wire is None:
+        return None
+
+    def text(value: str | None) -> str | None:
+        return (value.strip() or None) if value else None
+
+    return Address(
+        first_name=text(wire.first_name),
+        last_name=text(wire.last_name),
+        company=text(wire.company),
+        line1=text(wire.address1),
+        line2=text(wire.address2),
+        city=text(wire.city),
+        region=text(wire.province),
+        region_code=text(wire.province_code),
+        postal_code=text(wire.zip),
+        country_code=text(wire.country_code),
+        phone=text(wire.phone),
+    )
+
+
+def exchange_rate(wire: WireOrder) -> Decimal | None:
+    """Presentment → shop currency rate, from the first money set with both sides non-zero.
+
+    Shopify does not send the rate; shop money / presentment money of the same total is it.
+    Rounded half-even to 10 places (declared here, so nothing downstream guesses).
+    """
+    for money_set in (
+        wire.total_price_set,
+        wire.total_line_items_price_set,
+        wire.subtotal_price_set,
+    ):
+        if money_set is None:
+            continue
+        shop, shown = money_set.shop_money.amount, money_set.presentment_money.amount
+        if shop and shown:
+            return (shop / shown).quantize(EXCHANGE_RATE_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return None
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(body)"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One readable line per problem, naming the field as written in Shopify's JSON."""
+    errors = exc.errors(include_url=False)
+    shown = [f"{_location(tuple(e['loc']))}: {e['msg']}" for e in errors[:_MAX_ERRORS_SHOWN]]
+    more = len(errors) - len(shown)
+    return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
+
+
+def parse_order(payload: Mapping[str, Any], source: str) -> Order:
+    """The canonical Order for one Shopify order payload; PayloadError(422) says what is wrong."""
+    try:
+        wire = WireOrder.model_validate(payload)
+    except ValidationError as exc:
+        raise PayloadError(f"invalid Shopify order: {describe_validation_error(exc)}") from None
+    try:
+        return _Builder(wire).order(source)
+    except ValidationError as exc:  # a value Shopify accepts but the canonical model does not
+        raise PayloadError(
+            f"order does not fit the canonical model: {describe_validation_error(exc)}"
+        ) from None
+
+
+# --- the webhook ----------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def load_json(body: bytes) -> Any:
+    """Decode a body with floats as Decimal; any failure is a 400 that says why."""
+    try:
+        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        raise PayloadError(f"body is not valid JSON: {exc}", status_code=400) from None
+
+
+def parse_webhook(headers: Mapping[str, str], body: bytes, source: str) -> ParsedWebhook:
+    """Topic, dedupe key and canonical events of one delivery (events empty for other topics)."""
+    topic = (header(headers, TOPIC_HEADER) or "").strip()
+    if not topic:
+        raise PayloadError("missing X-Shopify-Topic header", status_code=400)
+    payload = load_json(body)
+    if not isinstance(payload, dict):
+        raise PayloadError(
+            f"body must be a JSON object, not {_json_kind(payload)}", status_code=400
+        )
+    parsed = ParsedWebhook(topic=topic, dedupe_key=dedupe_key(headers, body))
+    event_type = ORDER_TOPICS.get(topic.lower())
+    if event_type is None:
+        return parsed
+    order = parse_order(payload, source)
+    parsed.events.append(
+        CanonicalEvent(
+            type=event_type,
+            entity_key=order.entity_key,
+            occurred_at=order.updated_at or order.created_at,
+            payload=order,
+        )
+    )
+    return parsed
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
