@@ -25,6 +25,10 @@ def job_id_for(delivery_id: int) -> str:
 class DeliveryQueue(Protocol):
     async def enqueue(self, delivery_id: int, *, at: datetime | None = None) -> None: ...
 
+    async def recover(self, delivery_id: int) -> None:
+        """Queue a delivery whose worker's lease expired (the worker likely died)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -41,6 +45,15 @@ class ArqQueue:
         await self.redis.enqueue_job(
             "deliver", delivery_id, _job_id=job_id_for(delivery_id), _defer_until=at
         )
+
+    async def recover(self, delivery_id: int) -> None:
+        # A dead worker leaves arq's in-progress marker for job_timeout + 10 s; the database
+        # lease already says the attempt is abandoned, so clear the marker and let any
+        # worker pick the job up now. The claim keeps a slow-but-alive worker from doubling.
+        from arq.constants import in_progress_key_prefix
+
+        await self.redis.delete(in_progress_key_prefix + job_id_for(delivery_id))
+        await self.enqueue(delivery_id)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -69,6 +82,9 @@ class InProcessQueue:
         if delivery_id in self._known:
             return
         self._push(delivery_id, at)
+
+    async def recover(self, delivery_id: int) -> None:
+        await self.enqueue(delivery_id)  # running here already: that run still owns it
 
     def _push(self, delivery_id: int, at: datetime | None) -> None:
         due = self._loop.time() + (max(0.0, (at - _now()).total_seconds()) if at else 0.0)

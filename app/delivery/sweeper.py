@@ -24,36 +24,41 @@ SWEEP_BATCH = 1000
 async def sweep(rt: Runtime) -> int:
     now = utcnow()
     async with rt.sessions() as session:
-        due = (
+        due = id_list(
             (
                 await session.execute(
                     sa.select(col(Delivery.id))
                     .where(
-                        sa.or_(
-                            sa.and_(
-                                col(Delivery.status) == DeliveryStatus.PENDING,
-                                col(Delivery.next_attempt_at) <= now,
-                            ),
-                            sa.and_(
-                                col(Delivery.status) == DeliveryStatus.IN_FLIGHT,
-                                col(Delivery.lease_expires_at) < now,
-                            ),
-                        )
+                        col(Delivery.status) == DeliveryStatus.PENDING,
+                        col(Delivery.next_attempt_at) <= now,
                     )
                     .order_by(col(Delivery.id))
                     .limit(SWEEP_BATCH)
                 )
-            )
-            .scalars()
-            .all()
+            ).scalars()
+        )
+        abandoned = id_list(
+            (
+                await session.execute(
+                    sa.select(col(Delivery.id))
+                    .where(
+                        col(Delivery.status) == DeliveryStatus.IN_FLIGHT,
+                        col(Delivery.lease_expires_at) < now,
+                    )
+                    .order_by(col(Delivery.id))
+                    .limit(SWEEP_BATCH)
+                )
+            ).scalars()
         )
     queue = rt.require_queue()
-    for delivery_id in id_list(due):
+    for delivery_id in due:
         await queue.enqueue(delivery_id)
-    if due:
-        log.debug("sweeper queued deliveries", count=len(due))
+    for delivery_id in abandoned:
+        await queue.recover(delivery_id)
+    if abandoned:
+        log.warning("re-queued deliveries whose worker lease expired", delivery_ids=abandoned)
     await refresh_queue_gauges(rt)
-    return len(due)
+    return len(due) + len(abandoned)
 
 
 async def refresh_queue_gauges(rt: Runtime) -> None:

@@ -90,7 +90,7 @@ def test_resent_webhook_makes_one_sales_order(stack: Stack) -> None:
 
 def test_commit_then_timeout_still_leaves_one_sales_order(stack: Stack) -> None:
     # NetSuite commits the order, then answers after the gateway's 1.5 s timeout
-    set_fault(stack, commit_then_timeout={"count": 1, "delay_seconds": 4})
+    set_fault(stack, commit_then_timeout={"count": 1, "delay_seconds": 4, "record": "salesOrder"})
     assert send_order(stack, 2).status_code == 202
     poll(lambda: all_delivered(stack, 1), message="the order delivered after the retry")
     assert len(sales_orders(stack)) == 1
@@ -121,8 +121,8 @@ def test_netsuite_outage_opens_breaker_and_nothing_is_dead_lettered(stack: Stack
 
 
 def test_worker_killed_mid_delivery_delivers_exactly_once(stack: Stack) -> None:
-    # the write commits in NetSuite, the answer takes 30 s: the worker dies while waiting
-    set_fault(stack, commit_then_timeout={"count": 1, "delay_seconds": 30})
+    # NetSuite commits the sales order and holds the answer: the worker dies while waiting
+    set_fault(stack, commit_then_timeout={"count": 1, "delay_seconds": 30, "record": "salesOrder"})
     assert send_order(stack, 3).status_code == 202
     poll(lambda: len(sales_orders(stack)) == 1, message="NetSuite to commit the order")
     victim = stack.worker if stack.worker is not None else stack.gateway

@@ -52,7 +52,7 @@ class Proc:
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, signal.SIGTERM)
             try:
-                self.popen.wait(10)
+                self.popen.wait(3)  # graceful shutdown may wait on a stalled simulator call
             except subprocess.TimeoutExpired:
                 self.kill9()
         self._log.close()
@@ -91,7 +91,8 @@ class ProcessGroup:
         self.procs: list[Proc] = []
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
-        proc = Proc(name, args, env or {}, self.log_dir)
+        restarts = sum(1 for p in self.procs if p.name.split("#")[0] == name)
+        proc = Proc(f"{name}#{restarts + 1}" if restarts else name, args, env or {}, self.log_dir)
         self.procs.append(proc)
         return proc
 
