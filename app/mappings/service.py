@@ -67,30 +67,38 @@ async def resolve(
     return found, missing
 
 
+# Rows per INSERT: 6 bind parameters each stays far below SQLite's and asyncpg's 32 767.
+UPSERT_CHUNK = 1000
+
+
 async def upsert_entries(
     session: AsyncSession, kind: str, connection_id: str, entries: dict[str, str]
-) -> None:
+) -> int:
+    """Insert or overwrite entries (in chunks, so any size fits one statement's limits)."""
     if not entries:
-        return
+        return 0
     now = utcnow()
-    stmt = insert_for(session, Mapping).values(
-        [
-            {
-                "kind": kind,
-                "connection_id": connection_id,
-                "our_key": ours,
-                "their_key": theirs,
-                "origin": "api",
-                "updated_at": now,
-            }
-            for ours, theirs in entries.items()
-        ]
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["kind", "connection_id", "our_key"],
-        set_={"their_key": stmt.excluded.their_key, "origin": "api", "updated_at": now},
-    )
-    await session.execute(stmt)
+    items = list(entries.items())
+    for start in range(0, len(items), UPSERT_CHUNK):
+        stmt = insert_for(session, Mapping).values(
+            [
+                {
+                    "kind": kind,
+                    "connection_id": connection_id,
+                    "our_key": ours,
+                    "their_key": theirs,
+                    "origin": "api",
+                    "updated_at": now,
+                }
+                for ours, theirs in items[start : start + UPSERT_CHUNK]
+            ]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["kind", "connection_id", "our_key"],
+            set_={"their_key": stmt.excluded.their_key, "origin": "api", "updated_at": now},
+        )
+        await session.execute(stmt)
+    return len(items)
 
 
 async def list_entries(

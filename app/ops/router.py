@@ -1,5 +1,306 @@
-"""Operator API /api/v1 (placeholder until the ops package lands)."""
+"""Operator API under /api/v1: status, trace, replay, approvals, connections, mappings.
 
-from fastapi import APIRouter
+Thin endpoints over ``app.ops.service``. Every route needs an API key (viewer reads,
+operator writes); the request's one transaction commits before the answer goes out, and
+queueing that follows a write (replay, resume, release) runs only after that commit.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from app.api.deps import OperatorDep, RuntimeDep, SessionDep, ViewerDep
+from app.mappings.router import router as mappings_router
+from app.models import DeliveryStatus
+from app.ops import service
+from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from app.ops.schemas import (
+    BULK_REPLAY_CAP,
+    BulkReplayOut,
+    BulkReplayRequest,
+    ConnectionOut,
+    DeliveryDetail,
+    DeliveryOut,
+    DeliveryStatusName,
+    EventDetail,
+    EventOut,
+    InboundDetail,
+    InboundOut,
+    ResumeOut,
+    TraceOut,
+)
+
+router = APIRouter(
+    dependencies=[ViewerDep],
+    responses={
+        401: {"description": "missing or unknown API key"},
+        422: {"description": "invalid parameters; the message names the field"},
+    },
+)
+router.include_router(mappings_router)
+
+_OPERATOR = [OperatorDep]
+_FORBIDDEN: dict[int | str, dict[str, str]] = {403: {"description": "needs an operator key"}}
+_NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "no such resource"}}
+_NEWEST_FIRST = "Newest first; page with `cursor` = the previous page's `next_cursor`."
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/events",
+    tags=["events"],
+    summary="List canonical events",
+    description="Canonical events with the inbound event they came from (topic, dedupe key) "
+    "and the id and status of each delivery planned for them. `since`/`until` bound "
+    "`created_at` (since inclusive, until exclusive; no offset means UTC). " + _NEWEST_FIRST,
+)
+async def list_events(
+    session: SessionDep,
+    source: Annotated[str | None, Query(description="source connection id")] = None,
+    entity_key: Annotated[str | None, Query(description="e.g. shop:order:1001")] = None,
+    entity_type: Annotated[str | None, Query(description="e.g. order")] = None,
+    event_type: Annotated[str | None, Query(description="e.g. order.created")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[EventOut]:
+    where = service.EventFilter(source, entity_key, entity_type, event_type, since, until)
+    return await service.list_events(session, where, cursor, limit)
+
+
+@router.get(
+    "/events/{event_id}",
+    tags=["events"],
+    summary="One canonical event",
+    description="The event with its canonical payload, the raw inbound event it was parsed "
+    "from (kept headers and body) and its deliveries.",
+    responses=_NOT_FOUND,
+)
+async def get_event(event_id: int, session: SessionDep) -> EventDetail:
+    return await service.get_event(session, event_id)
+
+
+@router.get(
+    "/inbound-events",
+    tags=["events"],
+    summary="List inbound events (raw webhooks and polls)",
+    description="What each source sent, deduplicated, with the canonical events parsed from "
+    "it. `status` is accepted or ignored (stored but not routed). " + _NEWEST_FIRST,
+)
+async def list_inbound_events(
+    session: SessionDep,
+    connection_id: str | None = None,
+    topic: Annotated[str | None, Query(description="e.g. orders/create")] = None,
+    status: Annotated[str | None, Query(description="accepted | ignored")] = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[InboundOut]:
+    where = service.InboundFilter(connection_id, topic, status)
+    return await service.list_inbound_events(session, where, cursor, limit)
+
+
+@router.get(
+    "/inbound-events/{inbound_event_id}",
+    tags=["events"],
+    summary="One inbound event with its raw body",
+    description="The body exactly as received (base64 if it is not UTF-8) and the headers "
+    "that were kept; credentials are never stored.",
+    responses=_NOT_FOUND,
+)
+async def get_inbound_event(inbound_event_id: int, session: SessionDep) -> InboundDetail:
+    return await service.get_inbound_event(session, inbound_event_id)
+
+
+# --- deliveries ---------------------------------------------------------------------------
+
+
+@router.get(
+    "/deliveries",
+    tags=["deliveries"],
+    summary="List deliveries",
+    description="The outbox: one delivery per event and destination. Filter by one or more "
+    f"`status` ({', '.join(DeliveryStatus.ALL)}); `status=dead` is what needs a person, "
+    "`status=parked` what waits for a mapping. " + _NEWEST_FIRST,
+)
+async def list_deliveries(
+    session: SessionDep,
+    status: Annotated[
+        list[DeliveryStatusName] | None, Query(description="repeat for several statuses")
+    ] = None,
+    destination: Annotated[str | None, Query(description="destination connection id")] = None,
+    source: Annotated[str | None, Query(description="source connection id")] = None,
+    flow: Annotated[str | None, Query(description="e.g. orders")] = None,
+    entity_key: Annotated[str | None, Query(description="e.g. shop:order:1001")] = None,
+    event_type: Annotated[str | None, Query(description="e.g. order.created")] = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[DeliveryOut]:
+    where = service.DeliveryFilter(
+        tuple(status or ()), destination, source, flow, entity_key, event_type
+    )
+    return await service.list_deliveries(session, where, cursor, limit)
+
+
+@router.post(
+    "/deliveries/replay",
+    tags=["deliveries"],
+    summary="Replay deliveries by filter",
+    description="Requeue every delivery matching the filter with a fresh attempt budget, "
+    "oldest first. `status` or `ids` is required; pending and in-flight deliveries are "
+    f"never replayed. At most {BULK_REPLAY_CAP} per call (`capped` says if more matched; "
+    "call again). `dry_run` only reports what would be replayed.",
+    dependencies=_OPERATOR,
+    responses=_FORBIDDEN,
+)
+async def bulk_replay(
+    request: BulkReplayRequest, session: SessionDep, rt: RuntimeDep
+) -> BulkReplayOut:
+    return await service.bulk_replay(session, rt, request)
+
+
+@router.get(
+    "/deliveries/{delivery_id}",
+    tags=["deliveries"],
+    summary="One delivery with every attempt",
+    description="Status, last error, the mappings a parked delivery waits for, and each "
+    "attempt with its outcome and the redacted HTTP exchanges.",
+    responses=_NOT_FOUND,
+)
+async def get_delivery(delivery_id: int, session: SessionDep) -> DeliveryDetail:
+    return await service.get_delivery(session, delivery_id)
+
+
+@router.post(
+    "/deliveries/{delivery_id}/replay",
+    tags=["deliveries"],
+    summary="Replay one delivery",
+    description="Requeue a delivered, dead, parked, held or superseded delivery with its "
+    "attempts reset. Safe for delivered ones: every connector write is idempotent. "
+    "409 if it is pending or in flight (already on its way).",
+    dependencies=_OPERATOR,
+    responses={**_NOT_FOUND, **_FORBIDDEN, 409: {"description": "already on its way"}},
+)
+async def replay_delivery(delivery_id: int, session: SessionDep, rt: RuntimeDep) -> DeliveryOut:
+    return await service.replay_delivery(session, rt, delivery_id)
+
+
+# --- approvals ----------------------------------------------------------------------------
+
+
+@router.get(
+    "/approvals",
+    tags=["approvals"],
+    summary="Deliveries waiting for approval",
+    description="Held deliveries (status held). Replaying one sends it on. " + _NEWEST_FIRST,
+)
+async def list_approvals(
+    session: SessionDep,
+    destination: str | None = None,
+    flow: str | None = None,
+    entity_key: str | None = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[DeliveryOut]:
+    where = service.DeliveryFilter(
+        (DeliveryStatus.HELD,), destination, flow=flow, entity_key=entity_key
+    )
+    return await service.list_deliveries(session, where, cursor, limit)
+
+
+# --- connections --------------------------------------------------------------------------
+
+ConnectionId = Annotated[str, Path(description="connection id from the config")]
+
+
+@router.get(
+    "/connections",
+    tags=["connections"],
+    summary="List connections with their health",
+    description="Every configured connection: routed flows, circuit breaker state, pause, "
+    "queue depth by status and the last success and error. Never credentials. "
+    "All connections fit one page.",
+)
+async def list_connections(session: SessionDep, rt: RuntimeDep) -> Page[ConnectionOut]:
+    return await service.list_connections(session, rt)
+
+
+@router.get(
+    "/connections/{connection_id}",
+    tags=["connections"],
+    summary="One connection with its health",
+    responses=_NOT_FOUND,
+)
+async def get_connection(
+    connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep
+) -> ConnectionOut:
+    return await service.get_connection(session, rt, connection_id)
+
+
+@router.post(
+    "/connections/{connection_id}/pause",
+    tags=["connections"],
+    summary="Pause deliveries to a connection",
+    description="Deliveries to it stay pending (attempts untouched) until it is resumed; "
+    "ones already in flight finish. Inbound webhooks are still accepted.",
+    dependencies=_OPERATOR,
+    responses={**_NOT_FOUND, **_FORBIDDEN},
+)
+async def pause_connection(
+    connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep
+) -> ConnectionOut:
+    return await service.pause_connection(session, rt, connection_id)
+
+
+@router.post(
+    "/connections/{connection_id}/resume",
+    tags=["connections"],
+    summary="Resume deliveries to a connection",
+    description="Clears the pause and queues the pending deliveries again, oldest first.",
+    dependencies=_OPERATOR,
+    responses={**_NOT_FOUND, **_FORBIDDEN},
+)
+async def resume_connection(
+    connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep
+) -> ResumeOut:
+    return await service.resume_connection(session, rt, connection_id)
+
+
+# --- trace --------------------------------------------------------------------------------
+
+
+@router.get(
+    "/trace",
+    tags=["trace"],
+    summary="Trace one business entity across systems",
+    description="Inbound events → canonical events → deliveries (status, attempts, last "
+    "error) → the entity's ids in other systems, plus its customer's. 404 if nothing is "
+    "known about the entity.",
+    responses=_NOT_FOUND,
+)
+async def trace(
+    session: SessionDep,
+    entity_key: Annotated[
+        str, Query(min_length=1, max_length=256, description="e.g. shop:order:1001")
+    ],
+) -> TraceOut:
+    return await service.trace_entity(session, entity_key)
+
+
+@router.get(
+    "/trace/{source}/{entity_type}/{external_id:path}",
+    tags=["trace"],
+    summary="Trace by source, entity type and external id",
+    description="Same as `/trace?entity_key=<source>:<entity_type>:<external_id>`.",
+    responses=_NOT_FOUND,
+)
+async def trace_by_parts(
+    source: str, entity_type: str, external_id: str, session: SessionDep
+) -> TraceOut:
+    key = service.entity_key_of(source, entity_type, external_id)
+    return await service.trace_entity(session, key)
