@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -52,7 +53,9 @@ async def arq_stack(clean_db: str, redis_url: str | None) -> AsyncIterator[Any]:
 
     yield start
     for worker, task in workers:
-        await worker.close()
+        # arq cancels a job still running (often the sweeper cron) and re-raises that here
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.close()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     for rt in runtimes:
