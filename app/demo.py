@@ -124,7 +124,11 @@ def run_demo(orders: int = 20, port: int = 8000, *, stay: bool = True) -> None:
     gateway = f"http://127.0.0.1:{port}"
     config_path = VAR / "demo-config.yaml"
     config_path.write_text(_config(netsuite_url))
-    db_url = os.environ.get("GATEWAY_DATABASE_URL") or f"sqlite+aiosqlite:///{VAR / 'demo.db'}"
+    db_url = os.environ.get("GATEWAY_DATABASE_URL") or ""
+    if not db_url:  # the embedded default: a fresh demo database each run
+        for old in VAR.glob("demo.db*"):
+            old.unlink()
+        db_url = f"sqlite+aiosqlite:///{VAR / 'demo.db'}"
     env = {
         "GATEWAY_CONFIG": str(config_path),
         "GATEWAY_DATABASE_URL": db_url,

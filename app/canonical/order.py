@@ -105,3 +105,11 @@ class Order(CanonicalModel):
     @property
     def entity_key(self) -> str:
         return f"{self.source}:order:{self.external_id}"
+
+    @property
+    def customer_key(self) -> str | None:
+        """Our key of the order's customer: the store's id, or a guest's normalized email."""
+        if self.customer.external_id:
+            return f"{self.source}:customer:{self.customer.external_id}"
+        email = (self.customer.email or "").strip().lower()
+        return f"{self.source}:customer:guest:{email}" if email else None

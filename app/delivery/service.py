@@ -186,11 +186,8 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
 
 
 def _link_keys(event: CanonicalEvent) -> list[str]:
-    keys = [event.entity_key]
-    customer = event.payload.customer
-    if customer.external_id:
-        keys.append(f"{event.payload.source}:customer:{customer.external_id}")
-    return keys
+    customer = event.payload.customer_key
+    return [event.entity_key, customer] if customer else [event.entity_key]
 
 
 def _why_not_claimed(delivery: Delivery, now: datetime) -> Outcome:

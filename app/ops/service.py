@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.canonical.order import Order
 from app.config import ConnectionConfig
 from app.dbutil import insert_for
 from app.delivery import actions
@@ -498,19 +500,12 @@ def entity_key_of(source: str, entity_type: str, external_id: str) -> str:
     return f"{source}:{entity_type}:{external_id}"
 
 
-def _customer_key(payload: dict[str, Any], source: str) -> str | None:
-    """Our key of the order's customer, as connectors write their links (guests by email).
-
-    Keep in step with ``connectors.netsuite.connector.customer_key``.
-    """
-    customer = payload.get("customer")
-    if not isinstance(customer, dict):
+def _customer_key(payload: dict[str, Any]) -> str | None:
+    """Our key of the order's customer, as connectors write their links."""
+    try:
+        return Order.model_validate(payload).customer_key
+    except ValidationError:  # an event of another entity, or an older schema
         return None
-    origin = str(payload.get("source") or source)
-    if customer.get("external_id"):
-        return entity_key_of(origin, "customer", str(customer["external_id"]))
-    email = str(customer.get("email") or "").strip().lower()
-    return entity_key_of(origin, "customer", f"guest:{email}") if email else None
 
 
 async def trace_entity(session: AsyncSession, entity_key: str) -> TraceOut:
@@ -533,7 +528,7 @@ async def trace_entity(session: AsyncSession, entity_key: str) -> TraceOut:
 
     link_keys = {entity_key}
     for event in events:  # an update may have moved the order to another customer
-        customer_key = _customer_key(event.payload, event.source)
+        customer_key = _customer_key(event.payload)
         if customer_key:
             link_keys.add(customer_key)
     links = (

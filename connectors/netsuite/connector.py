@@ -107,9 +107,8 @@ def customer_external_id(order: Order) -> str:
 
 def customer_key(order: Order) -> str:
     """Our key of the customer, as the gateway core looks links up."""
-    if order.customer.external_id:
-        return f"{order.source}:customer:{order.customer.external_id}"
-    return f"{order.source}:customer:guest:{_guest_email(order)}"
+    key = order.customer_key
+    return key if key is not None else _guest_email(order)  # raises, naming the problem
 
 
 def order_external_id(order: Order) -> str:
