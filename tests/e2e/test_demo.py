@@ -18,7 +18,11 @@ def test_demo_sends_orders_and_prints_where_to_look(tmp_path: Path) -> None:
     port = free_port()
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "demo", "--orders", "5", "--port", str(port), "--exit"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
