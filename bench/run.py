@@ -136,6 +136,7 @@ connections:
     type: netsuite
     base_url: {netsuite_url}
     credentials: {{{creds}}}
+    options: {{discount_item_id: "900"}}
     delivery: {{max_concurrency: 16, request_timeout_seconds: 10}}
 routes:
   - {{flow: orders, from: shop, to: erp}}
@@ -168,16 +169,21 @@ async def e2e_latencies(dsn: str, since: datetime) -> tuple[list[float], int]:
 
 
 async def wait_drained(dsn: str, expected: int, timeout: float) -> int:
+    """Wait until ``expected`` deliveries exist and none is still on its way; return delivered."""
     conn = await asyncpg.connect(dsn)
     deadline = time.monotonic() + timeout
     delivered = 0
     while time.monotonic() < deadline:
-        delivered = await conn.fetchval("SELECT count(*) FROM deliveries WHERE status='delivered'")
-        if delivered >= expected:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS total, count(*) FILTER (WHERE status='delivered') AS delivered, "
+            "count(*) FILTER (WHERE status IN ('pending','in_flight')) AS open FROM deliveries"
+        )
+        delivered = int(row["delivered"])
+        if row["total"] >= expected and row["open"] == 0:
             break
         await asyncio.sleep(0.2)
     await conn.close()
-    return int(delivered)
+    return delivered
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

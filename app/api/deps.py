@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import run_after_commit
+from app.db import transaction
 from app.errors import Forbidden, Unauthorized
 from app.runtime import Runtime
 from app.settings import Role
@@ -26,15 +26,8 @@ async def get_session(rt: Annotated[Runtime, Depends(get_runtime)]) -> AsyncIter
     Function scope makes FastAPI finish this (commit) before the response is sent, so a 2xx
     always means the data is durable.
     """
-    async with rt.sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            session.info.pop("after_commit", None)
-            raise
-        await run_after_commit(session)
+    async with transaction(rt.sessions) as session:
+        yield session
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -33,6 +33,7 @@ from app.models import (
     DeliveryAttempt,
     DeliveryStatus,
     EntityLink,
+    UTCDateTime,
     utcnow,
 )
 from app.observability import metrics
@@ -101,7 +102,13 @@ def enqueue_after_commit(session: AsyncSession, rt: Runtime, delivery_ids: list[
 # --- claiming -------------------------------------------------------------------------------
 
 
-def _claim_statement(delivery_id: int, owner: str, now: datetime, lease: timedelta) -> Any:
+def _claim_statement() -> Any:
+    """UPDATE … SET in_flight WHERE claimable: built once, run with bound values.
+
+    Claimable: pending and due, or in flight with an expired lease; not behind an earlier
+    unfinished delivery of the same entity to the same destination; destination not paused.
+    """
+    now = sa.bindparam("now", type_=UTCDateTime())
     earlier = aliased(Delivery)
     blocked_by_earlier = (
         sa.select(sa.literal(1))
@@ -132,15 +139,20 @@ def _claim_statement(delivery_id: int, owner: str, now: datetime, lease: timedel
     )
     return (
         sa.update(Delivery)
-        .where(col(Delivery.id) == delivery_id, claimable, ~blocked_by_earlier, ~paused)
+        .where(
+            col(Delivery.id) == sa.bindparam("delivery_id"), claimable, ~blocked_by_earlier, ~paused
+        )
         .values(
             status=DeliveryStatus.IN_FLIGHT,
-            lease_owner=owner,
-            lease_expires_at=now + lease,
+            lease_owner=sa.bindparam("owner"),
+            lease_expires_at=sa.bindparam("lease_until", type_=UTCDateTime()),
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
     )
+
+
+_CLAIM = _claim_statement()
 
 
 @dataclass
@@ -155,7 +167,10 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
     now = utcnow()
     lease = timedelta(seconds=rt.settings.lease_seconds)
     async with transaction(rt.sessions) as session:
-        result = await session.execute(_claim_statement(delivery_id, owner, now, lease))
+        result = await session.execute(
+            _CLAIM,
+            {"delivery_id": delivery_id, "owner": owner, "now": now, "lease_until": now + lease},
+        )
         delivery = await session.get(Delivery, delivery_id)
         if delivery is None:
             return Outcome("skipped", "missing")
@@ -271,7 +286,7 @@ async def _attempt(
     duration = time.perf_counter() - started
     metrics.ATTEMPT_SECONDS.labels(delivery.destination).observe(duration)
     metrics.BREAKER_STATE.labels(delivery.destination).set(
-        metrics.BREAKER_STATE_VALUES.get(rt.breakers.state(delivery.destination), 0)
+        metrics.BREAKER_STATE_VALUES.get(rt.breakers.local_state(delivery.destination), 0)
     )
     return await _finish(rt, delivery, owner, error, result, exchanges, duration)
 

@@ -83,16 +83,18 @@ class NetSuiteClient:
     # --- operations -------------------------------------------------------------------
     async def upsert(
         self, ref: RecordRef, body: Mapping[str, Any], *, replace: Sequence[str] = ()
-    ) -> None:
+    ) -> str | None:
         """PUT by external id: creates or updates, so a retry never makes a second record.
 
         ``replace`` names sublists whose lines the body replaces; without it NetSuite appends
-        the body's lines to the ones already there.
+        the body's lines to the ones already there. Returns the internal id when NetSuite
+        names the record in a ``Location`` header, else None (read it back by eid then).
         """
         if not ref.eid:
             raise ValueError("upsert needs a record addressed by external id")
         params = {"replace": ",".join(replace)} if replace else None
-        await self.request("PUT", ref.path, ref, params=params, body=body)
+        response = await self.request("PUT", ref.path, ref, params=params, body=body)
+        return _location_id(response)
 
     async def get(
         self, ref: RecordRef, *, expand_sub_resources: bool = False
@@ -117,9 +119,7 @@ class NetSuiteClient:
     async def create(self, record: str, body: Mapping[str, Any]) -> str:
         """POST a new record; returns its internal id from the ``Location`` header."""
         response = await self.request("POST", record, record, body=body)
-        assert response is not None
-        location = response.headers.get("location", "")
-        internal_id = location.rstrip("/").rsplit("/", 1)[-1]
+        internal_id = _location_id(response)
         if not internal_id:
             raise PermanentError(f"NetSuite created a {record} but sent no Location header")
         return internal_id
@@ -200,6 +200,13 @@ def _timeout_note(method: str) -> str:
             "so it cannot duplicate it"
         )
     return "; the write may have been applied" if method in _WRITES else ""
+
+
+def _location_id(response: httpx.Response | None) -> str | None:
+    """The internal id at the end of a ``Location`` header (…/salesOrder/1234)."""
+    location = response.headers.get("location", "") if response is not None else ""
+    internal_id = location.rstrip("/").rsplit("/", 1)[-1]
+    return internal_id if internal_id.isdigit() else None
 
 
 def _json_or_none(response: httpx.Response) -> Any:

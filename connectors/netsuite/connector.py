@@ -5,10 +5,11 @@ after a timeout updates the record the first attempt may already have created in
 making a second one. Order of calls for ``order.created`` / ``order.updated``:
 
 1. ``PUT customer/eid:<source>-<store customer id>`` (guests: ``<source>-guest-<email>``);
-2. ``GET customer/eid:…`` for its internal id (the sales order's ``entity``);
-3. ``PUT salesOrder/eid:<source>-<order id>?replace=item``; ``replace=item`` makes the body's
-   lines replace the existing ones, since without it NetSuite *appends* them on update;
-4. ``GET salesOrder/eid:…`` for its internal id, which the gateway remembers as a link.
+   its internal id (the sales order's ``entity``) comes from the ``Location`` header, or from
+   ``GET customer/eid:…`` when NetSuite sends none;
+2. ``PUT salesOrder/eid:<source>-<order id>?replace=item``; ``replace=item`` makes the body's
+   lines replace the existing ones, since without it NetSuite *appends* them on update; its
+   internal id (``Location``, else a ``GET``) is what the gateway remembers as a link.
 
 Cancelling: the REST record service has no cancel action for sales orders. Oracle's documented
 way ("Use Case For Approving Your Sales Order" → "Close a Sales Order", and "Updating Your
@@ -365,12 +366,14 @@ class NetSuiteConnector(Connector):
         item_ids = self._item_ids(order, ctx)
         _discount_fields(order, self.options)  # a config problem must stop us before any write
         customer_ref = by_eid(CUSTOMER, customer_external_id(order))
-        await self.client.upsert(customer_ref, customer_body(order, self.options))
-        customer_id = await self._internal_id(customer_ref)
+        customer_id = await self.client.upsert(
+            customer_ref, customer_body(order, self.options)
+        ) or await self._internal_id(customer_ref)
         order_ref = by_eid(SALES_ORDER, order_external_id(order))
         body = sales_order_body(order, customer_id, item_ids, self.options)
-        await self.client.upsert(order_ref, body, replace=("item",))
-        order_id = await self._internal_id(order_ref)
+        order_id = await self.client.upsert(
+            order_ref, body, replace=("item",)
+        ) or await self._internal_id(order_ref)
         return DeliveryResult(
             links=[
                 RemoteLink("customer", customer_key(order), customer_id),

@@ -122,6 +122,30 @@ async def test_order_becomes_customer_and_sales_order_upserts(
     assert result.summary == "salesOrder 9001 (eid shop-eu-1001)"
 
 
+async def test_location_headers_spare_the_read_backs(
+    http: httpx.AsyncClient, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(
+        method="PUT",
+        url=CUSTOMER_URL,
+        status_code=204,
+        headers={"Location": f"{RECORDS}/customer/502"},
+    )
+    httpx_mock.add_response(
+        method="PUT",
+        url=f"{ORDER_URL}?replace=item",
+        status_code=204,
+        headers={"Location": f"{RECORDS}/salesOrder/9002"},
+    )
+    connector = NetSuiteConnector(make_connection(), http)
+
+    result = await connector.deliver(event_for(realistic_order()), context())
+
+    assert [r.method for r in httpx_mock.get_requests()] == ["PUT", "PUT"]
+    assert sent_json(httpx_mock, "PUT", f"{ORDER_URL}?replace=item")["entity"] == {"id": "502"}
+    assert [link.remote_id for link in result.links] == ["502", "9002"]
+
+
 async def test_money_and_quantities_reach_netsuite_digit_for_digit(
     http: httpx.AsyncClient, httpx_mock: HTTPXMock
 ) -> None:
