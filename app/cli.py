@@ -49,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_worker(_: argparse.Namespace) -> None:
     from arq.worker import run_worker
 
-    from app.delivery.worker import worker_settings
+    from app.delivery.worker import use_uvloop, worker_settings
     from app.main import load_runtime_inputs
 
     _config_or_exit()
@@ -61,6 +61,7 @@ def cmd_worker(_: argparse.Namespace) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+    use_uvloop()
     run_worker(type("WorkerSettings", (), worker_settings(settings, config)))
 
 

@@ -42,8 +42,10 @@ def make_engine(settings: Settings) -> AsyncEngine:
             cur.close()
 
         return engine
+    # No pre-ping (a round trip per checkout on the hot path): recycle connections instead,
+    # and a dropped connection fails one transaction, which the delivery engine retries.
     return create_async_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True
+        url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_recycle=300
     )
 
 

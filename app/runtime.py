@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,22 @@ class Runtime:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     queue: DeliveryQueue | None = None
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+
+    _health_written: dict[str, float] = field(default_factory=dict)
+
+    def health_due(self, destination: str, *, ok: bool) -> bool:
+        """Record errors always, successes at most once a second per destination.
+
+        ``last_success_at`` is for people; writing the same row on every delivery would
+        serialize workers on it for nothing.
+        """
+        if not ok:
+            return True
+        now = time.monotonic()
+        if now - self._health_written.get(destination, 0.0) < 1.0:
+            return False
+        self._health_written[destination] = now
+        return True
 
     def concurrency_limit(self, destination: str) -> asyncio.Semaphore:
         """Caps calls in flight to one destination (ERPs count concurrent requests)."""

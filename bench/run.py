@@ -299,8 +299,8 @@ Gateway / baseline = **{ratio:.2f}x** (target ≥ 0.5x: {ok_ingest}).
 
 Offered {args.orders_per_second:.0f} orders/s for {args.seconds:.0f} s (open loop: {offered.sent} sent,
 {offered.ok} accepted, {offered.errors} errors) through one arq worker on Redis. Latency is
-`delivered_at - accepted_at` of each delivery (4 NetSuite calls per order: customer upsert and
-read, sales order upsert and read).
+`delivered_at - accepted_at` of each delivery (2 NetSuite calls per order: the customer and
+the sales order upserts, each signed with TBA).
 
 | delivered | p50 | p95 | p99 |
 |---:|---:|---:|---:|

@@ -148,6 +148,7 @@ def _claim_statement() -> Any:
             lease_expires_at=sa.bindparam("lease_until", type_=UTCDateTime()),
             updated_at=now,
         )
+        .returning(*Delivery.__table__.columns)  # type: ignore[attr-defined]
         .execution_options(synchronize_session=False)
     )
 
@@ -167,21 +168,34 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
     now = utcnow()
     lease = timedelta(seconds=rt.settings.lease_seconds)
     async with transaction(rt.sessions) as session:
-        result = await session.execute(
-            _CLAIM,
-            {"delivery_id": delivery_id, "owner": owner, "now": now, "lease_until": now + lease},
-        )
-        delivery = await session.get(Delivery, delivery_id)
-        if delivery is None:
-            return Outcome("skipped", "missing")
-        if not rowcount(result):
-            return _why_not_claimed(delivery, now)
-        row = await session.get(CanonicalEventRow, delivery.canonical_event_id)
-        assert row is not None
+        claimed = (
+            await session.execute(
+                _CLAIM,
+                {
+                    "delivery_id": delivery_id,
+                    "owner": owner,
+                    "now": now,
+                    "lease_until": now + lease,
+                },
+            )
+        ).first()
+        if claimed is None:
+            unclaimed = await session.get(Delivery, delivery_id)
+            return _why_not_claimed(unclaimed, now) if unclaimed else Outcome("skipped", "missing")
+        delivery = Delivery(**claimed._mapping)
+        row = (
+            await session.execute(
+                sa.select(
+                    col(CanonicalEventRow.event_type),
+                    col(CanonicalEventRow.occurred_at),
+                    col(CanonicalEventRow.payload),
+                ).where(col(CanonicalEventRow.id) == delivery.canonical_event_id)
+            )
+        ).one()
         event = CanonicalEvent.model_validate(
             {
                 "type": row.event_type,
-                "entity_key": row.entity_key,
+                "entity_key": delivery.entity_key,
                 "occurred_at": row.occurred_at,
                 "payload": row.payload,
             }
@@ -416,9 +430,9 @@ async def _finish(
         if not rowcount(updated):
             log.warning("lease lost before the outcome was recorded; another worker owns it now")
             return Outcome("skipped", "lease_lost")
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery.id,  # type: ignore[arg-type]
+        await session.execute(
+            sa.insert(DeliveryAttempt).values(
+                delivery_id=delivery.id,
                 number=attempts,
                 started_at=now - timedelta(seconds=duration),
                 duration_ms=round(duration * 1000, 3),
@@ -428,9 +442,10 @@ async def _finish(
                 exchanges=exchanges,
             )
         )
-        if result is not None:
+        if result is not None and result.links:
             await _remember_links(session, delivery.destination, result)
-        await _record_connection_health(session, delivery.destination, error, message, now)
+        if rt.health_due(delivery.destination, ok=error is None):
+            await _record_connection_health(session, delivery.destination, error, message, now)
         if outcome.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
             await _enqueue_successor(session, rt, delivery)
 
@@ -459,19 +474,23 @@ async def _remember_links(
     session: AsyncSession, connection_id: str, result: DeliveryResult
 ) -> None:
     now = utcnow()
-    for link in result.links:
-        stmt = insert_for(session, EntityLink).values(
-            connection_id=connection_id,
-            entity_type=link.entity_type,
-            our_key=link.our_key,
-            remote_id=link.remote_id,
-            updated_at=now,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["connection_id", "entity_type", "our_key"],
-            set_={"remote_id": link.remote_id, "updated_at": now},
-        )
-        await session.execute(stmt)
+    stmt = insert_for(session, EntityLink).values(
+        [
+            {
+                "connection_id": connection_id,
+                "entity_type": link.entity_type,
+                "our_key": link.our_key,
+                "remote_id": link.remote_id,
+                "updated_at": now,
+            }
+            for link in result.links
+        ]
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["connection_id", "entity_type", "our_key"],
+        set_={"remote_id": stmt.excluded.remote_id, "updated_at": now},
+    )
+    await session.execute(stmt)
 
 
 async def _record_connection_health(

@@ -100,6 +100,15 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
         await rt.close()
 
 
+def use_uvloop() -> None:
+    """uvloop, as uvicorn uses for the API: the worker's event loop is its hot path."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it on Linux/macOS
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def worker_settings(settings: Settings, config: GatewayConfig) -> dict[str, Any]:
     """arq worker settings, shaped by our settings (lease = job timeout)."""
     assert settings.redis_url, "the arq worker needs GATEWAY_REDIS_URL"
