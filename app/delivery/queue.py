@@ -120,9 +120,6 @@ class InProcessQueue:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
 
-    def depth(self) -> int:
-        return len(self._heap)
-
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()

@@ -6,7 +6,6 @@ only after that commit.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -170,7 +169,3 @@ async def _duplicate(
         dedupe_key=parsed.dedupe_key,
     )
     return IngestResult(int(original), id_list(ids), True, parsed.topic)
-
-
-def body_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
