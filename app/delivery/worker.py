@@ -128,6 +128,7 @@ def worker_settings(settings: Settings, config: GatewayConfig) -> dict[str, Any]
         "on_shutdown": _shutdown,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "max_jobs": settings.worker_concurrency,
+        "poll_delay": settings.worker_poll_seconds,
         "job_timeout": settings.lease_seconds,
         "keep_result": 0,
         "max_tries": 1_000_000,  # attempts are counted in the database, not by arq
