@@ -69,24 +69,33 @@ class Outcome:
 # --- planning (called by ingest inside its transaction) ------------------------------------
 
 
+def delivery_values(
+    event_id: int, event: CanonicalEventRow, destination: str, flow: str, accepted_at: datetime
+) -> dict[str, Any]:
+    """The outbox row for one route of a canonical event: pending, due now."""
+    now = utcnow()
+    return {
+        "canonical_event_id": event_id,
+        "flow": flow,
+        "event_type": event.event_type,
+        "source": event.source,
+        "destination": destination,
+        "entity_key": event.entity_key,
+        "ordering_key": event.entity_key,
+        "status": DeliveryStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "accepted_at": accepted_at,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def plan_delivery(
     event: CanonicalEventRow, destination: str, flow: str, accepted_at: datetime
 ) -> Delivery:
-    now = utcnow()
-    return Delivery(
-        canonical_event_id=event.id,  # type: ignore[arg-type]
-        flow=flow,
-        event_type=event.event_type,
-        source=event.source,
-        destination=destination,
-        entity_key=event.entity_key,
-        ordering_key=event.entity_key,
-        status=DeliveryStatus.PENDING,
-        next_attempt_at=now,
-        accepted_at=accepted_at,
-        created_at=now,
-        updated_at=now,
-    )
+    assert event.id is not None, "flush the event first"
+    return Delivery(**delivery_values(event.id, event, destination, flow, accepted_at))
 
 
 def enqueue_after_commit(session: AsyncSession, rt: Runtime, delivery_ids: list[int]) -> None:
@@ -95,9 +104,17 @@ def enqueue_after_commit(session: AsyncSession, rt: Runtime, delivery_ids: list[
         return
 
     async def _enqueue() -> None:
-        queue = rt.require_queue()
-        for delivery_id in delivery_ids:
-            await queue.enqueue(delivery_id)
+        try:
+            queue = rt.require_queue()
+            for delivery_id in delivery_ids:
+                await queue.enqueue(delivery_id)
+        except Exception:
+            # The rows are committed; the sweeper queues them once the queue is back.
+            log.warning(
+                "enqueue failed; the sweeper will queue these deliveries",
+                delivery_ids=delivery_ids,
+                exc_info=True,
+            )
 
     after_commit(session, _enqueue)
 

@@ -64,6 +64,31 @@ async def test_health_readiness_and_metrics(gw: Gateway) -> None:
 
 async def test_openapi_documents_the_operator_api(gw: Gateway) -> None:
     spec = (await gw.client.get("/openapi.json")).json()
-    for path in ("/webhooks/{connection_id}", "/api/v1/deliveries", "/api/v1/deliveries/{delivery_id}/replay",
-                 "/api/v1/connections", "/api/v1/trace"):
+    for path in (
+        "/webhooks/{connection_id}",
+        "/api/v1/deliveries",
+        "/api/v1/deliveries/{delivery_id}/replay",
+        "/api/v1/connections",
+        "/api/v1/trace",
+    ):
         assert any(p.startswith(path.split("{")[0]) for p in spec["paths"]), path
+
+
+async def test_a_queue_outage_after_commit_still_answers_202_and_the_sweeper_delivers(
+    gw: Gateway,
+) -> None:
+    queue = gw.rt.require_queue()
+
+    class DownQueue:
+        async def enqueue(self, delivery_id: int, **_: object) -> None:
+            raise ConnectionError("redis is down")
+
+    gw.rt.queue = DownQueue()  # type: ignore[assignment]
+    body = json.dumps(order_payload(79)).encode()
+    response = await gw.client.post(
+        "/webhooks/shop", content=body, headers=signed(body, SHOP_SECRET)
+    )
+    gw.rt.queue = queue
+    assert response.status_code == 202  # the order is committed; only the nudge was lost
+    (delivery,) = (await gw.ok("/deliveries"))["items"]
+    await gw.wait_status(delivery["id"], "delivered")
