@@ -365,8 +365,7 @@ CPU milliseconds per order, by process (Postgres and Redis not counted):
 p99 target ≤ 500 ms at {target.rate:.0f} orders/s: {ok_p99}. At {target.rate:.0f} orders/s these
 processes alone need {cpu_per_order:.0f} ms x {target.rate:.0f}/s = {cores_needed:.1f} cores of the
 {os.cpu_count()} this machine has (Postgres and Redis come on top), so the worker queue grows and
-latency is queueing time; below saturation (the lower rate) an order reaches NetSuite in tens of
-milliseconds. One worker process drains about {drained / drain_seconds:.0f} orders/s here.
+latency is queueing time; below saturation (the lower rate) it is the second row's figures. One worker process drains about {drained / drain_seconds:.0f} orders/s here.
 
 Backlog drain (the {drained} orders accepted during the ingest runs, one worker):
 {drained / drain_seconds:.0f} orders/s.
