@@ -175,7 +175,9 @@ def run_demo(orders: int = 20, port: int = 8000, *, stay: bool = True) -> None:
                 "var/netsuite-simulator.log",
                 flush=True,
             )
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            stop = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # so sigwait gets them, not a kill
+            signal.sigwait(stop)
     except KeyboardInterrupt:
         pass
     finally:
