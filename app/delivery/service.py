@@ -254,18 +254,6 @@ def _why_not_claimed(delivery: Delivery, now: datetime) -> Outcome:
 
 async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
     """Attempt one delivery once; returns what the queue should do next."""
-    async with rt.sessions() as session:
-        destination = await session.scalar(
-            sa.select(col(Delivery.destination)).where(col(Delivery.id) == delivery_id)
-        )
-    if destination is None:
-        return Outcome("skipped", "missing")
-    # Wait for a slot before claiming, so the lease does not run down while we queue.
-    async with rt.concurrency_limit(destination):
-        return await _claim_and_attempt(rt, delivery_id)
-
-
-async def _claim_and_attempt(rt: Runtime, delivery_id: int) -> Outcome:
     owner = f"{rt.worker_id}:{time.monotonic_ns()}"
     with structlog.contextvars.bound_contextvars(delivery_id=delivery_id):
         claimed = await _claim(rt, delivery_id, owner)
@@ -291,7 +279,22 @@ async def _claim_and_attempt(rt: Runtime, delivery_id: int) -> Outcome:
             return await _finish(rt, delivery, owner, unknown, None, [], 0.0)
 
         breaker = rt.breakers.get(delivery.destination)
-        return await _attempt(rt, delivery, owner, claimed, connector, breaker)
+        queued_at = time.monotonic()
+        async with rt.concurrency_limit(delivery.destination):
+            # A long wait for a slot could let the lease run out; renew it before calling.
+            if time.monotonic() - queued_at > rt.settings.lease_seconds / 2 and not (
+                await _renew_lease(rt, delivery, owner)
+            ):
+                log.warning("lease lost while waiting for a slot; another worker has it")
+                return Outcome("skipped", "lease_lost")
+            return await _attempt(rt, delivery, owner, claimed, connector, breaker)
+
+
+async def _renew_lease(rt: Runtime, delivery: Delivery, owner: str) -> bool:
+    until = utcnow() + timedelta(seconds=rt.settings.lease_seconds)
+    async with transaction(rt.sessions) as session:
+        result = await session.execute(_owned(delivery.id, owner).values(lease_expires_at=until))
+        return rowcount(result) == 1
 
 
 async def _attempt(
