@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -26,6 +27,9 @@ from connectors.base import ParsedWebhook, PayloadError, SignatureError
 log = structlog.get_logger("gateway.ingest")
 
 EVENTS: sa.Table = CanonicalEventRow.__table__  # type: ignore[attr-defined]
+# Built once, executed with bound values, so SQLAlchemy compiles each only once.
+_INSERT_EVENT = sa.insert(EVENTS).returning(EVENTS.c.id)
+_INSERT_DELIVERY = sa.insert(DELIVERIES).returning(DELIVERIES.c.id)
 
 # Kept with the raw body for audit and replay; credentials never are.
 _DROPPED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
@@ -89,21 +93,15 @@ async def ingest_webhook(
             payload=event.payload_json(),
         )
         # Core inserts with RETURNING: the ORM unit of work costs more than the SQL here.
-        event_id = int(
-            await session.scalar(
-                sa.insert(EVENTS).values(row.model_dump(exclude={"id"})).returning(EVENTS.c.id)
-            )
-        )
+        event_id = int(await session.scalar(_INSERT_EVENT, row.model_dump(exclude={"id"})))
         event_ids.append(event_id)
         deliveries = [
             delivery_values(event_id, row, route.to, route.flow, received_at)
             for route in rt.config.routes_from(connection_id, event.flow)
         ]
         if deliveries:
-            inserted = await session.execute(
-                sa.insert(DELIVERIES).values(deliveries).returning(DELIVERIES.c.id)
-            )
-            delivery_ids += id_list(inserted.scalars())
+            for values in deliveries:  # one statement, compiled once, per route
+                delivery_ids.append(int(await session.scalar(_INSERT_DELIVERY, values)))
         metrics.EVENTS_RECEIVED.labels(connection_id, event.type).inc()
         if not deliveries:
             log.info("no route for event; stored only", event_type=event.type, flow=event.flow)
@@ -130,22 +128,34 @@ async def _insert_inbound(
 ) -> int | None:
     """Insert the raw event; None when (connection, dedupe key) is already stored."""
     kept = {k.lower(): v for k, v in headers.items() if k.lower() not in _DROPPED_HEADERS}
-    stmt = (
-        insert_for(session, InboundEvent)
-        .values(
-            connection_id=connection_id,
-            topic=parsed.topic,
-            dedupe_key=parsed.dedupe_key[:256],
-            received_at=utcnow(),
-            headers=kept,
-            body=body,
-            status="accepted" if parsed.events else "ignored",
-            note=None if parsed.events else f"topic {parsed.topic} is stored, not routed",
+    values = {
+        "connection_id": connection_id,
+        "topic": parsed.topic,
+        "dedupe_key": parsed.dedupe_key[:256],
+        "received_at": utcnow(),
+        "headers": kept,
+        "body": body,
+        "status": "accepted" if parsed.events else "ignored",
+        "note": None if parsed.events else f"topic {parsed.topic} is stored, not routed",
+    }
+    return await session.scalar(_insert_inbound_statement(session), values)
+
+
+_INBOUND_INSERTS: dict[str, Any] = {}
+
+
+def _insert_inbound_statement(session: AsyncSession) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect (values bound)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
+    stmt = _INBOUND_INSERTS.get(dialect)
+    if stmt is None:
+        stmt = (
+            insert_for(session, InboundEvent)
+            .on_conflict_do_nothing(index_elements=["connection_id", "dedupe_key"])
+            .returning(col(InboundEvent.id))
         )
-        .on_conflict_do_nothing(index_elements=["connection_id", "dedupe_key"])
-        .returning(col(InboundEvent.id))
-    )
-    return await session.scalar(stmt)
+        _INBOUND_INSERTS[dialect] = stmt
+    return stmt
 
 
 async def _duplicate(
