@@ -65,6 +65,7 @@ from connectors.netsuite.auth import (
     VerifiedRequest,
     verify_authorization,
 )
+from connectors.simfaults import FaultCounters
 
 DEFAULT_ITEMS: tuple[str, ...] = ("1042", "959")
 DEFAULT_CONCURRENCY_LIMIT = 5
@@ -100,26 +101,16 @@ class ControlError(Exception):
 
 
 @dataclass
-class Faults:
-    """Injected misbehaviour; counters go down as requests consume them."""
+class Faults(FaultCounters):
+    """The shared counters plus NetSuite's "commit, then answer too late"."""
 
-    latency_seconds: float = 0.0
-    outage_remaining: int = 0
-    outage_until_cleared: bool = False
-    rate_limit_remaining: int = 0
-    rate_limit_retry_after: float = 1.0
     commit_timeout_remaining: int = 0
     commit_timeout_delay_seconds: float = 30.0
     commit_timeout_record: str | None = None  # lower-case record type; None: any write
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "latency_seconds": self.latency_seconds,
-            "outage": {"count": self.outage_remaining, "until_cleared": self.outage_until_cleared},
-            "rate_limit": {
-                "count": self.rate_limit_remaining,
-                "retry_after": self.rate_limit_retry_after,
-            },
+            **super().snapshot(),
             "commit_then_timeout": {
                 "count": self.commit_timeout_remaining,
                 "delay_seconds": self.commit_timeout_delay_seconds,
@@ -487,14 +478,12 @@ class NetSuiteSimulator:
 
     def _injected_refusal(self) -> Response | None:
         f = self.faults
-        if f.outage_until_cleared or f.outage_remaining > 0:
-            f.outage_remaining = max(0, f.outage_remaining - 1)
+        if f.take_outage():
             return _error_response(
                 SimError(503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable.")
             )
-        if f.rate_limit_remaining > 0:
-            f.rate_limit_remaining -= 1
-            retry = f.rate_limit_retry_after
+        retry = f.take_rate_limit()
+        if retry is not None:
             return _error_response(
                 SimError(429, "CONCURRENCY_LIMIT_EXCEEDED", "Request blocked: too many requests."),
                 {"Retry-After": str(int(retry) if float(retry).is_integer() else retry)},

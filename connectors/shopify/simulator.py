@@ -66,6 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.shopify.inbound import sign
 from connectors.shopify.samples import make_order
+from connectors.simfaults import FaultCounters
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -273,25 +274,8 @@ class LeakyBucket:
         self._last = self.clock()
 
 
-@dataclass
-class Faults:
-    """Injected Admin API misbehaviour; counters go down as requests consume them."""
-
-    latency_seconds: float = 0.0
-    outage_remaining: int = 0
-    outage_until_cleared: bool = False
-    rate_limit_remaining: int = 0
-    rate_limit_retry_after: float = 1.0
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "latency_seconds": self.latency_seconds,
-            "outage": {"count": self.outage_remaining, "until_cleared": self.outage_until_cleared},
-            "rate_limit": {
-                "count": self.rate_limit_remaining,
-                "retry_after": self.rate_limit_retry_after,
-            },
-        }
+class Faults(FaultCounters):
+    """Injected Admin API misbehaviour (the shared latency, outage and rate-limit counters)."""
 
 
 @dataclass
@@ -449,17 +433,12 @@ class ShopifySimulator:
         return headers
 
     def _outage(self) -> None:
-        faults = self.faults
-        if faults.outage_until_cleared or faults.outage_remaining > 0:
-            faults.outage_remaining = max(0, faults.outage_remaining - 1)
+        if self.faults.take_outage():
             raise AdminError(503, {"errors": "Service Unavailable"})
 
     def _throttle(self) -> float | None:
-        faults = self.faults
-        if faults.rate_limit_remaining > 0:
-            faults.rate_limit_remaining -= 1
-            return faults.rate_limit_retry_after
-        return self.bucket.take()
+        retry = self.faults.take_rate_limit()
+        return retry if retry is not None else self.bucket.take()
 
     def set_faults(self, body: FaultsIn) -> None:
         faults = self.faults

@@ -1,0 +1,41 @@
+"""Fault counters shared by the simulators: latency, outage and rate limit on demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class FaultCounters:
+    """Injected misbehaviour; counters go down as requests consume them."""
+
+    latency_seconds: float = 0.0
+    outage_remaining: int = 0
+    outage_until_cleared: bool = False
+    rate_limit_remaining: int = 0
+    rate_limit_retry_after: float = 1.0
+
+    def take_outage(self) -> bool:
+        """True if this request should see the outage (and count it)."""
+        if self.outage_until_cleared or self.outage_remaining > 0:
+            self.outage_remaining = max(0, self.outage_remaining - 1)
+            return True
+        return False
+
+    def take_rate_limit(self) -> float | None:
+        """Retry-After seconds if this request should be throttled, else None."""
+        if self.rate_limit_remaining > 0:
+            self.rate_limit_remaining -= 1
+            return self.rate_limit_retry_after
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "latency_seconds": self.latency_seconds,
+            "outage": {"count": self.outage_remaining, "until_cleared": self.outage_until_cleared},
+            "rate_limit": {
+                "count": self.rate_limit_remaining,
+                "retry_after": self.rate_limit_retry_after,
+            },
+        }
