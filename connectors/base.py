@@ -53,6 +53,14 @@ class MappingNeed:
     key: str
 
 
+class HoldError(ConnectorError):
+    """A person has to decide (e.g. an amendment to an ERP order that is already shipped).
+
+    The delivery is held with this message as the reason until an operator approves (send
+    again) or rejects it through ``/api/v1/approvals``. Not an attempt.
+    """
+
+
 class NeedsMappingError(ConnectorError):
     """The delivery waits (parked) until these mappings exist, then goes out by itself."""
 
@@ -102,15 +110,46 @@ class DeliveryContext:
     links: dict[tuple[str, str], str] = field(default_factory=dict)
     # kind → our key → their key, resolved for what required_mappings() asked
     mappings: dict[str, dict[str, str]] = field(default_factory=dict)
+    # decisions the core's rules made for this delivery; connectors obey, never decide:
+    #   tax_source: "store" | "erp"   (orders: send the store's tax, or let the ERP compute)
+    #   guest_customer_id: str        (orders: the shared web-guest account to book against)
+    #   notify_customer: bool         (shipments: let the store e-mail the customer)
+    directives: dict[str, Any] = field(default_factory=dict)
 
     def link(self, entity_type: str, our_key: str) -> str | None:
         return self.links.get((entity_type, our_key))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something an operator should know that is not a failure (reported, not retried).
+
+    ``kind`` examples: tax_difference, negative_stock, refund_mismatch, stock_drift.
+    """
+
+    kind: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class DeliveryResult:
     links: list[RemoteLink] = field(default_factory=list)
     summary: str = ""
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class PollPage:
+    """One page of changes read from a system that cannot (or did not) send webhooks.
+
+    ``cursor`` is opaque to the core: stored after the page's events are committed and
+    handed back on the next poll, so a restart resumes where it stopped.
+    """
+
+    events: list[CanonicalEvent]
+    cursor: str | None
+    has_more: bool = False
 
 
 class Connector:
@@ -138,3 +177,16 @@ class Connector:
 
     async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
         raise PermanentError(f"connection type {self.type_name} cannot receive {event.type}")
+
+    # polling (scheduled) --------------------------------------------------------------
+    # Streams this connector can poll, e.g. {"inventory", "customers"}; empty: no polling.
+    poll_streams: ClassVar[frozenset[str]] = frozenset()
+
+    async def poll(self, stream: str, cursor: str | None, limit: int) -> PollPage:
+        """Changes on ``stream`` after ``cursor`` (None: from the start), at most ``limit``."""
+        raise PermanentError(f"connection type {self.type_name} cannot poll {stream}")
+
+    # reconciliation (scheduled) -------------------------------------------------------
+    async def fetch_availability(self, skus: list[str]) -> dict[tuple[str, str | None], Any]:
+        """What a store shows as sellable now: (sku, location or None) → Decimal quantity."""
+        raise PermanentError(f"connection type {self.type_name} cannot report stock levels")

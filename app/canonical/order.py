@@ -113,3 +113,7 @@ class Order(CanonicalModel):
             return f"{self.source}:customer:{self.customer.external_id}"
         email = (self.customer.email or "").strip().lower()
         return f"{self.source}:customer:guest:{email}" if email else None
+
+    def related_keys(self) -> list[str]:
+        customer = self.customer_key
+        return [self.entity_key, customer] if customer else [self.entity_key]

@@ -227,15 +227,10 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
                 col(EntityLink.entity_type), col(EntityLink.our_key), col(EntityLink.remote_id)
             )
             .where(col(EntityLink.connection_id) == delivery.destination)
-            .where(col(EntityLink.our_key).in_(_link_keys(event)))
+            .where(col(EntityLink.our_key).in_(event.related_keys()))
         )
         ctx = DeliveryContext(links={(t, k): r for t, k, r in links}, mappings=found)
         return _Claimed(delivery, event, ctx, missing)
-
-
-def _link_keys(event: CanonicalEvent) -> list[str]:
-    customer = event.payload.customer_key
-    return [event.entity_key, customer] if customer else [event.entity_key]
 
 
 def _why_not_claimed(delivery: Delivery, now: datetime) -> Outcome:

@@ -78,18 +78,19 @@ async def ingest_webhook(
     event_ids: list[int] = []
     delivery_ids: list[int] = []
     for event in parsed.events:
-        order = event.payload
+        payload = event.payload
+        total = getattr(getattr(payload, "totals", None), "total", None)
         row = CanonicalEventRow(
             inbound_event_id=inbound_id,
             source=connection_id,
             event_type=event.type,
             entity_type=event.entity_type,
             entity_key=event.entity_key,
-            schema_version=order.schema_version,
+            schema_version=payload.schema_version,
             occurred_at=event.occurred_at,
             created_at=received_at,
-            currency=order.currency,
-            total_amount=Decimal(order.totals.total.amount),
+            currency=getattr(payload, "currency", None),
+            total_amount=Decimal(total.amount) if total is not None else None,
             payload=event.payload_json(),
         )
         # Core inserts with RETURNING: the ORM unit of work costs more than the SQL here.

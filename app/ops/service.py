@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.canonical.order import Order
+from app.canonical.events import CanonicalEvent
 from app.config import ConnectionConfig
 from app.dbutil import insert_for
 from app.delivery import actions
@@ -500,12 +500,19 @@ def entity_key_of(source: str, entity_type: str, external_id: str) -> str:
     return f"{source}:{entity_type}:{external_id}"
 
 
-def _customer_key(payload: dict[str, Any]) -> str | None:
-    """Our key of the order's customer, as connectors write their links."""
+def _related_keys(event: CanonicalEventRow) -> list[str]:
+    """Keys linked to this event's entity (an order's customer, a shipment's order, …)."""
     try:
-        return Order.model_validate(payload).customer_key
-    except ValidationError:  # an event of another entity, or an older schema
-        return None
+        return CanonicalEvent.model_validate(
+            {
+                "type": event.event_type,
+                "entity_key": event.entity_key,
+                "occurred_at": event.occurred_at,
+                "payload": event.payload,
+            }
+        ).related_keys()
+    except ValidationError:  # an older schema: the entity itself is still traced
+        return []
 
 
 async def trace_entity(session: AsyncSession, entity_key: str) -> TraceOut:
@@ -528,9 +535,7 @@ async def trace_entity(session: AsyncSession, entity_key: str) -> TraceOut:
 
     link_keys = {entity_key}
     for event in events:  # an update may have moved the order to another customer
-        customer_key = _customer_key(event.payload)
-        if customer_key:
-            link_keys.add(customer_key)
+        link_keys.update(_related_keys(event))
     links = (
         (
             await session.execute(

@@ -328,7 +328,7 @@ class NetSuiteConnector(Connector):
         """Every line's SKU → NetSuite item id; a cancel sends no lines and needs none."""
         if event.type == "order.cancelled":
             return []
-        skus = dict.fromkeys(line.sku for line in event.payload.lines if line.sku)
+        skus = dict.fromkeys(line.sku for line in event.payload_as(Order).lines if line.sku)
         return [MappingNeed("sku", sku) for sku in skus]
 
     async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
@@ -362,7 +362,7 @@ class NetSuiteConnector(Connector):
         return str(record["id"])
 
     async def _upsert_order(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
-        order = event.payload
+        order = event.payload_as(Order)
         item_ids = self._item_ids(order, ctx)
         _discount_fields(order, self.options)  # a config problem must stop us before any write
         customer_ref = by_eid(CUSTOMER, customer_external_id(order))
@@ -384,7 +384,7 @@ class NetSuiteConnector(Connector):
 
     # --- cancel ------------------------------------------------------------------------
     async def _cancel(self, event: CanonicalEvent) -> DeliveryResult:
-        order_ref = by_eid(SALES_ORDER, order_external_id(event.payload))
+        order_ref = by_eid(SALES_ORDER, order_external_id(event.payload_as(Order)))
         record = await self.client.get(order_ref, expand_sub_resources=True)
         if record is None:
             return DeliveryResult(

@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from app.canonical.common import Address, Money
-from app.canonical.events import CanonicalEvent, EventType
+from app.canonical.events import CanonicalEvent
 from app.canonical.order import (
     Discount,
     Order,
@@ -51,7 +51,7 @@ EVENT_ID_HEADER = "x-shopify-event-id"
 # Topics that carry a full order and what they mean canonically. orders/paid, orders/edited,
 # orders/fulfilled… are always followed by an orders/updated with the same order, so they
 # are stored and acknowledged but not turned into events (that would double the updates).
-ORDER_TOPICS: dict[str, EventType] = {
+ORDER_TOPICS: dict[str, str] = {
     "orders/create": "order.created",
     "orders/updated": "order.updated",
     "orders/cancelled": "order.cancelled",

@@ -1,0 +1,65 @@
+"""Canonical inventory (schema version 1): what the ERP knows, and what a store may sell."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from app.canonical.common import CanonicalModel, Quantity
+
+INVENTORY_SCHEMA_VERSION: Literal[1] = 1
+
+
+class IncomingStock(CanonicalModel):
+    quantity: Quantity
+    expected_on: date | None = None
+
+
+class InventoryLevel(CanonicalModel):
+    """Stock of one item at one ERP location, as the ERP reports it (may be negative)."""
+
+    schema_version: Literal[1] = INVENTORY_SCHEMA_VERSION
+    source: str
+    sku: str
+    location: str  # the source system's location id
+    on_hand: Quantity
+    allocated: Quantity = Decimal(0)
+    reserved: Quantity = Decimal(0)
+    damaged: Quantity = Decimal(0)
+    quarantined: Quantity = Decimal(0)
+    incoming: list[IncomingStock] = Field(default_factory=list)
+    as_of: datetime
+
+    @property
+    def entity_key(self) -> str:
+        return f"{self.source}:inventory:{self.sku}@{self.location}"
+
+    def related_keys(self) -> list[str]:
+        return [self.entity_key, f"{self.source}:product:{self.sku}"]
+
+
+StockStatus = Literal["in_stock", "out_of_stock", "backorder"]
+
+
+class StockAvailability(CanonicalModel):
+    """What one store may sell of one SKU at one of its locations (after the rules)."""
+
+    schema_version: Literal[1] = INVENTORY_SCHEMA_VERSION
+    source: str  # where the stock facts came from
+    sku: str
+    location: str | None = None  # the destination's location id; None = the store's default
+    available: Quantity  # sellable, never below zero
+    status: StockStatus
+    restock_on: date | None = None
+    as_of: datetime
+    notes: list[str] = Field(default_factory=list)  # e.g. "ERP on hand was -3; sent 0"
+
+    @property
+    def entity_key(self) -> str:
+        return f"availability:{self.sku}@{self.location or 'default'}"
+
+    def related_keys(self) -> list[str]:
+        return [self.entity_key, f"{self.source}:product:{self.sku}"]
