@@ -126,6 +126,14 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     delivered_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    # what the rules of this route made of the event (None: the canonical payload as is)
+    payload: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
+    # rule decisions the connector obeys (tax source, notify customer, …)
+    directives: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
+    # waits while a delivery of this entity key to the same destination is unfinished
+    depends_on: str | None = Field(default=None, max_length=256)
+    held_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    priority: int = 0  # higher goes first when the sweeper picks due work
 
 
 class DeliveryAttempt(SQLModel, table=True):
@@ -187,3 +195,101 @@ class ConnectionState(SQLModel, table=True):
     last_success_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     last_error_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+
+
+class Finding(SQLModel, table=True):
+    """Something operators should see that is not a failure: tax or refund differences,
+    negative ERP stock, stock drift, duplicate customers linked, MAP clamps."""
+
+    __tablename__ = "findings"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    kind: str = Field(max_length=32, index=True)
+    connection_id: str | None = Field(default=None, max_length=64)
+    entity_key: str | None = Field(default=None, max_length=256, index=True)
+    delivery_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
+    message: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    data: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(JSONType, nullable=False)
+    )
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+
+
+class StockLevel(SQLModel, table=True):
+    """The newest inventory level per (source, sku, location): the input of availability."""
+
+    __tablename__ = "stock_levels"
+    __table_args__ = (sa.UniqueConstraint("source", "sku", "location", name="uq_stock_level"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    source: str = Field(max_length=64)
+    sku: str = Field(max_length=128, index=True)
+    location: str = Field(max_length=64)
+    level: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    as_of: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class PriceRecord(SQLModel, table=True):
+    """The newest ERP price per (source, sku, currency) and when its sale starts or ends."""
+
+    __tablename__ = "price_records"
+    __table_args__ = (sa.UniqueConstraint("source", "sku", "currency", name="uq_price_record"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    source: str = Field(max_length=64)
+    sku: str = Field(max_length=128)
+    currency: str = Field(max_length=3)
+    price: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    next_change_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(UTCDateTime(), index=True)
+    )
+
+
+class SentPrice(SQLModel, table=True):
+    """The last price accepted for a destination (sent, or approved): the guard's baseline."""
+
+    __tablename__ = "sent_prices"
+    __table_args__ = (sa.UniqueConstraint("destination", "sku", "currency", name="uq_sent_price"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    destination: str = Field(max_length=64)
+    sku: str = Field(max_length=128)
+    currency: str = Field(max_length=3)
+    effective: Decimal = Field(sa_column=sa.Column(sa.Numeric(18, 6), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class RuleOverride(SQLModel, table=True):
+    """Rules changed at run time through the API; they win over the config file's."""
+
+    __tablename__ = "rule_overrides"
+
+    flow: str = Field(primary_key=True, max_length=32)
+    rules: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    updated_by: str | None = Field(default=None, max_length=64)
+
+
+class PollCursor(SQLModel, table=True):
+    """Where polling of one stream of one connection resumes (survives restarts)."""
+
+    __tablename__ = "poll_cursors"
+
+    connection_id: str = Field(primary_key=True, max_length=64)
+    stream: str = Field(primary_key=True, max_length=32)
+    cursor: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    polled_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    last_count: int = 0
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+
+
+class CustomerMatch(SQLModel, table=True):
+    """Normalized identity keys (email, phone, name+postcode) → our customer key."""
+
+    __tablename__ = "customer_matches"
+    __table_args__ = (sa.UniqueConstraint("match_key", "customer_key", name="uq_customer_match"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    match_key: str = Field(max_length=256, index=True)
+    customer_key: str = Field(max_length=256, index=True)
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))

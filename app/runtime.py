@@ -65,6 +65,11 @@ class Runtime:
             self._limits[destination] = limit
         return limit
 
+    @property
+    def sides(self) -> dict[str, str]:
+        """connection id → "store" or "erp" (who owns which customer fields, etc.)."""
+        return {cid: conn.side for cid, conn in self.connectors.items()}
+
     def connector(self, connection_id: str) -> Connector | None:
         return self.connectors.get(connection_id)
 

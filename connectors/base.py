@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
 
@@ -156,6 +156,7 @@ class Connector:
     """Base of every connector; a subclass implements the inbound and/or outbound half."""
 
     type_name: ClassVar[str]
+    side: ClassVar[Literal["store", "erp"]] = "store"
     inbound_flows: ClassVar[frozenset[str]] = frozenset()
     outbound_flows: ClassVar[frozenset[str]] = frozenset()
 

@@ -9,6 +9,7 @@ other (create before update before cancel).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from app.models import (
     DeliveryAttempt,
     DeliveryStatus,
     EntityLink,
+    Finding,
     UTCDateTime,
     utcnow,
 )
@@ -43,6 +45,7 @@ from connectors.base import (
     ConnectorError,
     DeliveryContext,
     DeliveryResult,
+    HoldError,
     NeedsMappingError,
     PermanentError,
     RateLimitedError,
@@ -66,48 +69,24 @@ class Outcome:
     retry_at: datetime | None = None
 
 
-# --- planning (called by ingest inside its transaction) ------------------------------------
+# --- queueing --------------------------------------------------------------------------------
 
 
-def delivery_values(
-    event_id: int, event: CanonicalEventRow, destination: str, flow: str, accepted_at: datetime
-) -> dict[str, Any]:
-    """The outbox row for one route of a canonical event: pending, due now."""
-    now = utcnow()
-    return {
-        "canonical_event_id": event_id,
-        "flow": flow,
-        "event_type": event.event_type,
-        "source": event.source,
-        "destination": destination,
-        "entity_key": event.entity_key,
-        "ordering_key": event.entity_key,
-        "status": DeliveryStatus.PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "accepted_at": accepted_at,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def plan_delivery(
-    event: CanonicalEventRow, destination: str, flow: str, accepted_at: datetime
-) -> Delivery:
-    assert event.id is not None, "flush the event first"
-    return Delivery(**delivery_values(event.id, event, destination, flow, accepted_at))
-
-
-def enqueue_after_commit(session: AsyncSession, rt: Runtime, delivery_ids: list[int]) -> None:
-    """Queue the deliveries once the transaction that created them is durable."""
-    if not delivery_ids:
+def enqueue_after_commit(
+    session: AsyncSession, rt: Runtime, deliveries: Sequence[int | tuple[int, datetime]]
+) -> None:
+    """Queue the deliveries (ids, or (id, due time)) once their transaction is durable."""
+    if not deliveries:
         return
+    due = [d if isinstance(d, tuple) else (d, None) for d in deliveries]
+    delivery_ids = [d for d, _ in due]
+    now = utcnow()
 
     async def _enqueue() -> None:
         try:
             queue = rt.require_queue()
-            for delivery_id in delivery_ids:
-                await queue.enqueue(delivery_id)
+            for delivery_id, at in due:
+                await queue.enqueue(delivery_id, at=at if at is not None and at > now else None)
         except Exception:
             # The rows are committed; the sweeper queues them once the queue is back.
             log.warning(
@@ -141,6 +120,19 @@ def _claim_statement() -> Any:
         )
         .exists()
     )
+    # e.g. an order waits for its customer, a price for its product, at the same destination
+    dependency = aliased(Delivery)
+    blocked_by_dependency = (
+        sa.select(sa.literal(1))
+        .select_from(dependency)
+        .where(
+            col(dependency.destination) == col(Delivery.destination),
+            col(dependency.ordering_key) == col(Delivery.depends_on),
+            col(dependency.id) < col(Delivery.id),
+            col(dependency.status).in_(DeliveryStatus.BLOCKING),
+        )
+        .exists()
+    )
     paused = (
         sa.select(col(ConnectionState.connection_id))
         .where(
@@ -160,7 +152,11 @@ def _claim_statement() -> Any:
     return (
         sa.update(DELIVERIES)
         .where(
-            col(Delivery.id) == sa.bindparam("delivery_id"), claimable, ~blocked_by_earlier, ~paused
+            col(Delivery.id) == sa.bindparam("delivery_id"),
+            claimable,
+            ~blocked_by_earlier,
+            sa.or_(col(Delivery.depends_on).is_(None), ~blocked_by_dependency),
+            ~paused,
         )
         .values(
             status=DeliveryStatus.IN_FLIGHT,
@@ -205,18 +201,18 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
         row = (
             await session.execute(
                 sa.select(
-                    col(CanonicalEventRow.event_type),
                     col(CanonicalEventRow.occurred_at),
                     col(CanonicalEventRow.payload),
                 ).where(col(CanonicalEventRow.id) == delivery.canonical_event_id)
             )
         ).one()
+        # the route's rules may have made their own payload (and type) of the event
         event = CanonicalEvent.model_validate(
             {
-                "type": row.event_type,
+                "type": delivery.event_type,
                 "entity_key": delivery.entity_key,
                 "occurred_at": row.occurred_at,
-                "payload": row.payload,
+                "payload": delivery.payload if delivery.payload is not None else row.payload,
             }
         )
         connector = rt.connector(delivery.destination)
@@ -229,7 +225,11 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
             .where(col(EntityLink.connection_id) == delivery.destination)
             .where(col(EntityLink.our_key).in_(event.related_keys()))
         )
-        ctx = DeliveryContext(links={(t, k): r for t, k, r in links}, mappings=found)
+        ctx = DeliveryContext(
+            links={(t, k): r for t, k, r in links},
+            mappings=found,
+            directives=dict(delivery.directives or {}),
+        )
         return _Claimed(delivery, event, ctx, missing)
 
 
@@ -360,6 +360,8 @@ def _classify(error: BaseException | None) -> tuple[str, bool]:
         return "delivered", True
     if isinstance(error, NeedsMappingError):
         return "needs_mapping", False
+    if isinstance(error, HoldError):
+        return "held", False
     if isinstance(error, RateLimitedError):
         return "rate_limited", False
     if isinstance(error, PermanentError):
@@ -410,6 +412,14 @@ async def _finish(
             "last_error_class": outcome_name,
         }
         outcome = Outcome("done", DeliveryStatus.PARKED)
+    elif isinstance(error, HoldError):
+        values |= {
+            "status": DeliveryStatus.HELD,
+            "held_reason": message,
+            "last_error": message,
+            "last_error_class": outcome_name,
+        }
+        outcome = Outcome("done", DeliveryStatus.HELD)
     elif isinstance(error, RateLimitedError):
         retry_at = now + timedelta(seconds=max(error.retry_after, 0.05))
         values |= {
@@ -457,6 +467,8 @@ async def _finish(
         )
         if result is not None and result.links:
             await _remember_links(session, delivery.destination, result)
+        if result is not None and result.findings:
+            await _record_findings(session, delivery, result)
         if rt.health_due(delivery.destination, ok=error is None):
             await _record_connection_health(session, delivery.destination, error, message, now)
         if outcome.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
@@ -523,13 +535,46 @@ async def _record_connection_health(
 
 
 async def _enqueue_successor(session: AsyncSession, rt: Runtime, delivery: Delivery) -> None:
-    next_id = await session.scalar(
-        sa.select(sa.func.min(col(Delivery.id))).where(
-            col(Delivery.destination) == delivery.destination,
-            col(Delivery.ordering_key) == delivery.ordering_key,
-            col(Delivery.id) > delivery.id,
-            col(Delivery.status) == DeliveryStatus.PENDING,
-        )
+    """Queue what waited for this one: the next of the same entity, and its dependents."""
+    waiting = sa.or_(
+        col(Delivery.ordering_key) == delivery.ordering_key,
+        col(Delivery.depends_on) == delivery.ordering_key,
     )
-    if next_id is not None:
-        enqueue_after_commit(session, rt, [int(next_id)])
+    next_ids = (
+        await session.execute(
+            sa.select(sa.func.min(col(Delivery.id)))
+            .where(
+                col(Delivery.destination) == delivery.destination,
+                waiting,
+                col(Delivery.id) > delivery.id,
+                col(Delivery.status) == DeliveryStatus.PENDING,
+            )
+            .group_by(col(Delivery.ordering_key))
+        )
+    ).scalars()
+    ids = [int(i) for i in next_ids if i is not None]
+    if ids:
+        enqueue_after_commit(session, rt, ids)
+
+
+async def _record_findings(
+    session: AsyncSession, delivery: Delivery, result: DeliveryResult
+) -> None:
+    now = utcnow()
+    await session.execute(
+        sa.insert(Finding.__table__),  # type: ignore[attr-defined]
+        [
+            {
+                "kind": f.kind,
+                "connection_id": delivery.destination,
+                "entity_key": delivery.entity_key,
+                "delivery_id": delivery.id,
+                "message": f.message,
+                "data": f.data,
+                "created_at": now,
+            }
+            for f in result.findings
+        ],
+    )
+    for f in result.findings:
+        log.warning("finding", kind=f.kind, message=f.message)

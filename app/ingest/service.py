@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,19 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.dbutil import id_list, insert_for
-from app.delivery.service import DELIVERIES, delivery_values, enqueue_after_commit
 from app.errors import BadRequest, NotFound, Unauthorized, Unprocessable
+from app.flows.recorder import record_events
 from app.models import CanonicalEventRow, InboundEvent, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
 from connectors.base import ParsedWebhook, PayloadError, SignatureError
 
 log = structlog.get_logger("gateway.ingest")
-
-EVENTS: sa.Table = CanonicalEventRow.__table__  # type: ignore[attr-defined]
-# Built once, executed with bound values, so SQLAlchemy compiles each only once.
-_INSERT_EVENT = sa.insert(EVENTS).returning(EVENTS.c.id)
-_INSERT_DELIVERY = sa.insert(DELIVERIES).returning(DELIVERIES.c.id)
 
 # Kept with the raw body for audit and replay; credentials never are.
 _DROPPED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
@@ -74,50 +68,19 @@ async def ingest_webhook(
     if inbound_id is None:
         return await _duplicate(session, connection_id, parsed)
 
-    received_at = utcnow()
-    event_ids: list[int] = []
-    delivery_ids: list[int] = []
-    for event in parsed.events:
-        payload = event.payload
-        total = getattr(getattr(payload, "totals", None), "total", None)
-        row = CanonicalEventRow(
-            inbound_event_id=inbound_id,
-            source=connection_id,
-            event_type=event.type,
-            entity_type=event.entity_type,
-            entity_key=event.entity_key,
-            schema_version=payload.schema_version,
-            occurred_at=event.occurred_at,
-            created_at=received_at,
-            currency=getattr(payload, "currency", None),
-            total_amount=Decimal(total.amount) if total is not None else None,
-            payload=event.payload_json(),
-        )
-        # Core inserts with RETURNING: the ORM unit of work costs more than the SQL here.
-        event_id = int(await session.scalar(_INSERT_EVENT, row.model_dump(exclude={"id"})))
-        event_ids.append(event_id)
-        deliveries = [
-            delivery_values(event_id, row, route.to, route.flow, received_at)
-            for route in rt.config.routes_from(connection_id, event.flow)
-        ]
-        if deliveries:
-            for values in deliveries:  # one statement, compiled once, per route
-                delivery_ids.append(int(await session.scalar(_INSERT_DELIVERY, values)))
-        metrics.EVENTS_RECEIVED.labels(connection_id, event.type).inc()
-        if not deliveries:
-            log.info("no route for event; stored only", event_type=event.type, flow=event.flow)
-
-    enqueue_after_commit(session, rt, delivery_ids)
+    recorded = await record_events(
+        session, rt, connection_id, parsed.events, inbound_event_id=inbound_id
+    )
     metrics.WEBHOOKS_RECEIVED.labels(connection_id, "accepted").inc()
     log.info(
         "webhook accepted",
         connection_id=connection_id,
         topic=parsed.topic,
         inbound_event_id=inbound_id,
-        event_ids=event_ids,
-        delivery_ids=delivery_ids,
+        event_ids=recorded.event_ids,
+        delivery_ids=recorded.delivery_ids,
     )
-    return IngestResult(inbound_id, event_ids, False, parsed.topic)
+    return IngestResult(inbound_id, recorded.event_ids, False, parsed.topic)
 
 
 async def _insert_inbound(

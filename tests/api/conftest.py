@@ -23,7 +23,6 @@ from sqlmodel import col
 from app.canonical.events import CanonicalEvent
 from app.canonical.order import OrderCustomer
 from app.db import transaction
-from app.delivery.service import plan_delivery
 from app.models import (
     CanonicalEventRow,
     Delivery,
@@ -35,7 +34,7 @@ from app.models import (
 from app.runtime import Runtime
 from connectors.base import Connector, DeliveryContext, DeliveryResult, RemoteLink
 from tests.conftest import make_config, make_settings, running_app, wait_for
-from tests.support.factories import make_order
+from tests.support.factories import make_order, plan_delivery
 
 VIEWER = {"Authorization": "Bearer viewer-key"}
 OPERATOR = {"Authorization": "Bearer operator-key"}

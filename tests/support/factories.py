@@ -10,8 +10,8 @@ from app.canonical.common import Money
 from app.canonical.events import CanonicalEvent
 from app.canonical.order import Order, OrderCustomer, OrderLine, OrderTotals
 from app.db import transaction
-from app.delivery.service import enqueue_after_commit, plan_delivery
-from app.models import CanonicalEventRow, utcnow
+from app.delivery.service import enqueue_after_commit
+from app.models import CanonicalEventRow, Delivery, DeliveryStatus, utcnow
 from app.runtime import Runtime
 
 
@@ -86,3 +86,26 @@ async def seed_event(
         if enqueue:
             enqueue_after_commit(session, rt, [delivery_id])
     return delivery_id
+
+
+def plan_delivery(
+    event: CanonicalEventRow, destination: str, flow: str, accepted_at: datetime
+) -> Delivery:
+    """An outbox row for one route of a stored event, pending and due now (no rules)."""
+    assert event.id is not None, "flush the event first"
+    now = utcnow()
+    return Delivery(
+        canonical_event_id=event.id,
+        flow=flow,
+        event_type=event.event_type,
+        source=event.source,
+        destination=destination,
+        entity_key=event.entity_key,
+        ordering_key=event.entity_key,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        accepted_at=accepted_at,
+        created_at=now,
+        updated_at=now,
+    )

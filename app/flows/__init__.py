@@ -1,0 +1,1 @@
+"""Business rules per flow: pure functions over canonical models (no database, no HTTP)."""

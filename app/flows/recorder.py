@@ -1,0 +1,188 @@
+"""Recording events: canonical rows, planned deliveries, findings — one transaction.
+
+Every producer of events goes through ``record_events``: the webhook endpoint, the pollers
+and the scheduled jobs. The caller owns the transaction; deliveries are queued only after it
+commits (``enqueue_after_commit``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.canonical.events import CanonicalEvent
+from app.delivery.service import DELIVERIES, enqueue_after_commit
+from app.flows.planner import PlanContext, Planned, plan_event
+from app.flows.rules import RulesConfig, effective_rules
+from app.models import CanonicalEventRow, DeliveryStatus, Finding, utcnow
+from app.observability import metrics
+from app.runtime import Runtime
+
+log = structlog.get_logger("gateway.flows")
+
+EVENTS: sa.Table = CanonicalEventRow.__table__  # type: ignore[attr-defined]
+FINDINGS: sa.Table = Finding.__table__  # type: ignore[attr-defined]
+# Built once, executed with bound values, so SQLAlchemy compiles each only once.
+_INSERT_EVENT = sa.insert(EVENTS).returning(EVENTS.c.id)
+_INSERT_DELIVERY = sa.insert(DELIVERIES).returning(DELIVERIES.c.id)
+
+
+@dataclass
+class Recorded:
+    event_ids: list[int] = field(default_factory=list)
+    delivery_ids: list[int] = field(default_factory=list)
+    held: int = 0
+
+
+async def record_events(
+    session: AsyncSession,
+    rt: Runtime,
+    source: str,
+    events: list[CanonicalEvent],
+    *,
+    inbound_event_id: int | None = None,
+    rules: RulesConfig | None = None,
+    skip_price_guard: bool = False,
+) -> Recorded:
+    """Store events and the deliveries their routes and rules make; queue after commit."""
+    recorded = Recorded()
+    if not events:
+        return recorded
+    received_at = utcnow()
+    ctx = PlanContext(
+        session=session,
+        config=rt.config,
+        rules=rules or await _rules(session, rt),
+        source=source,
+        now=received_at,
+        sides=rt.sides,
+        skip_price_guard=skip_price_guard,
+    )
+    due: list[tuple[int, datetime]] = []
+    for event in events:
+        event_id = await _insert_event(session, source, event, inbound_event_id, received_at)
+        recorded.event_ids.append(event_id)
+        planned = await plan_event(ctx, event)
+        for plan in planned:
+            if plan.supersedes:
+                await _supersede(session, plan)
+            delivery_id = await _insert_delivery(session, event_id, source, plan, received_at)
+            recorded.delivery_ids.append(delivery_id)
+            if plan.status == DeliveryStatus.PENDING:
+                due.append((delivery_id, received_at + timedelta(seconds=plan.delay_seconds)))
+            elif plan.status == DeliveryStatus.HELD:
+                recorded.held += 1
+        metrics.EVENTS_RECEIVED.labels(source, event.type).inc()
+        if not planned:
+            log.info("no delivery for event; stored only", event_type=event.type, flow=event.flow)
+    await _insert_findings(session, ctx)
+    enqueue_after_commit(session, rt, due)
+    return recorded
+
+
+async def _rules(session: AsyncSession, rt: Runtime) -> RulesConfig:
+    return await effective_rules(session, rt.config.rules)
+
+
+async def _insert_event(
+    session: AsyncSession,
+    source: str,
+    event: CanonicalEvent,
+    inbound_event_id: int | None,
+    received_at: datetime,
+) -> int:
+    payload = event.payload
+    total = getattr(getattr(payload, "totals", None), "total", None)
+    amount = getattr(payload, "amount", None)
+    money = total if total is not None else amount
+    values = {
+        "inbound_event_id": inbound_event_id,
+        "source": source,
+        "event_type": event.type,
+        "entity_type": event.entity_type,
+        "entity_key": event.entity_key,
+        "schema_version": payload.schema_version,
+        "occurred_at": event.occurred_at,
+        "created_at": received_at,
+        "currency": getattr(money, "currency", None) or getattr(payload, "currency", None),
+        "total_amount": Decimal(money.amount) if money is not None else None,
+        "payload": event.payload_json(),
+    }
+    # Core insert with RETURNING: the ORM unit of work costs more than the SQL here.
+    return int(await session.scalar(_INSERT_EVENT, values))
+
+
+async def _supersede(session: AsyncSession, plan: Planned) -> None:
+    """A newer level replaces every older one that has not gone out (in flight ones finish)."""
+    await session.execute(
+        sa.update(DELIVERIES)
+        .where(
+            DELIVERIES.c.destination == plan.destination,
+            DELIVERIES.c.ordering_key == plan.entity_key,
+            DELIVERIES.c.status.in_([DeliveryStatus.PENDING, DeliveryStatus.HELD]),
+        )
+        .values(
+            status=DeliveryStatus.SUPERSEDED,
+            updated_at=utcnow(),
+            last_error="superseded by a newer value",
+            last_error_class="superseded",
+        )
+    )
+
+
+async def _insert_delivery(
+    session: AsyncSession, event_id: int, source: str, plan: Planned, accepted_at: datetime
+) -> int:
+    now = utcnow()
+    values: dict[str, Any] = {
+        "canonical_event_id": event_id,
+        "flow": plan.flow,
+        "event_type": plan.event_type,
+        "source": source,
+        "destination": plan.destination,
+        "entity_key": plan.entity_key,
+        "ordering_key": plan.entity_key,
+        "status": plan.status,
+        "attempts": 0,
+        "next_attempt_at": now + timedelta(seconds=plan.delay_seconds),
+        "accepted_at": accepted_at,
+        "created_at": now,
+        "updated_at": now,
+        "payload": plan.payload,
+        "directives": plan.directives,
+        "depends_on": plan.depends_on,
+        "held_reason": plan.held_reason,
+        "priority": plan.priority,
+        "last_error": plan.dead_reason or plan.held_reason,
+        "last_error_class": "rule" if plan.dead_reason else ("held" if plan.held_reason else None),
+    }
+    return int(await session.scalar(_INSERT_DELIVERY, values))
+
+
+async def _insert_findings(session: AsyncSession, ctx: PlanContext) -> None:
+    if not ctx.findings:
+        return
+    now = utcnow()
+    await session.execute(
+        sa.insert(FINDINGS),
+        [
+            {
+                "kind": finding.kind,
+                "connection_id": connection_id,
+                "entity_key": entity_key,
+                "delivery_id": None,
+                "message": finding.message,
+                "data": finding.data,
+                "created_at": now,
+            }
+            for finding, connection_id, entity_key in ctx.findings
+        ],
+    )
+    for finding, _, entity_key in ctx.findings:
+        log.warning("finding", kind=finding.kind, entity_key=entity_key, message=finding.message)

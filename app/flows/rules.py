@@ -1,0 +1,92 @@
+"""The business rules in force: the config file's ``rules:`` with run-time overrides on top.
+
+Each section (orders, inventory, pricing, customers, shipments, returns) is a pydantic model
+owned by its flow module. Operators change a section through ``PUT /api/v1/rules/{section}``;
+the override is stored in ``rule_overrides`` and read on every planning transaction, so every
+process (API and workers) applies the same rules without a restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.dbutil import insert_for
+from app.flows.customers import CustomerRules
+from app.flows.inventory import InventoryRules
+from app.flows.orders import OrderRules
+from app.flows.pricing import PricingRules
+from app.flows.returns import ReturnRules
+from app.flows.shipments import ShipmentRules
+from app.models import RuleOverride, utcnow
+
+
+class RulesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    orders: OrderRules = Field(default_factory=OrderRules)
+    inventory: InventoryRules = Field(default_factory=InventoryRules)
+    pricing: PricingRules = Field(default_factory=PricingRules)
+    customers: CustomerRules = Field(default_factory=CustomerRules)
+    shipments: ShipmentRules = Field(default_factory=ShipmentRules)
+    returns: ReturnRules = Field(default_factory=ReturnRules)
+
+
+SECTIONS: tuple[str, ...] = tuple(RulesConfig.model_fields)
+
+
+class RulesError(ValueError):
+    """Rules that do not validate; the message names the section and field."""
+
+
+def parse_rules(data: dict[str, Any]) -> RulesConfig:
+    try:
+        return RulesConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"rules.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise RulesError("; ".join(problems)) from None
+
+
+async def effective_rules(session: AsyncSession, base: dict[str, Any]) -> RulesConfig:
+    """The config's rules with each overridden section's fields replaced."""
+    rows = (await session.execute(sa.select(RuleOverride))).scalars().all()
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for row in rows:
+        section = dict(merged.get(row.flow) or {})
+        section.update(row.rules)
+        merged[row.flow] = section
+    return parse_rules(merged)
+
+
+async def set_override(
+    session: AsyncSession, base: dict[str, Any], section: str, values: dict[str, Any], who: str
+) -> RulesConfig:
+    """Validate and store an override of one section; returns the rules now in force."""
+    if section not in SECTIONS:
+        raise RulesError(f"unknown rules section {section!r}; known: {', '.join(SECTIONS)}")
+    current = await effective_rules(session, base)
+    candidate = current.model_dump(mode="json")
+    candidate[section] = {**candidate[section], **values}
+    rules = parse_rules(candidate)  # refuse before storing anything
+    existing = await session.get(RuleOverride, section)
+    stored = {**(existing.rules if existing else {}), **values}
+    stmt = insert_for(session, RuleOverride).values(
+        flow=section, rules=stored, updated_at=utcnow(), updated_by=who
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["flow"],
+            set_={"rules": stmt.excluded.rules, "updated_at": utcnow(), "updated_by": who},
+        )
+    )
+    return rules
+
+
+async def clear_override(session: AsyncSession, section: str) -> None:
+    await session.execute(sa.delete(RuleOverride).where(col(RuleOverride.flow) == section))

@@ -1,0 +1,104 @@
+"""Reads and writes of the state the flow rules keep, shared by the planners and jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.canonical.inventory import InventoryLevel
+from app.dbutil import insert_for, rowcount
+from app.models import CanonicalEventRow, EntityLink, Mapping, StockLevel
+
+STOCK_LEVELS: sa.Table = StockLevel.__table__  # type: ignore[attr-defined]
+EVENTS: sa.Table = CanonicalEventRow.__table__  # type: ignore[attr-defined]
+
+
+async def canonical_payloads(
+    session: AsyncSession,
+    *,
+    entity_key: str | None = None,
+    entity_type: str | None = None,
+    order_key: str | None = None,
+    newest: int = 1,
+) -> list[dict[str, Any]]:
+    """Payloads of stored canonical events, newest first."""
+    stmt = sa.select(col(CanonicalEventRow.payload)).order_by(col(CanonicalEventRow.id).desc())
+    if entity_key is not None:
+        stmt = stmt.where(col(CanonicalEventRow.entity_key) == entity_key)
+    if entity_type is not None:
+        stmt = stmt.where(col(CanonicalEventRow.entity_type) == entity_type)
+    if order_key is not None:
+        stmt = stmt.where(EVENTS.c.payload["order_key"].as_string() == order_key)
+    rows = await session.execute(stmt.limit(newest))
+    return [dict(r) for (r,) in rows]
+
+
+async def entity_has_link(
+    session: AsyncSession, connection_id: str, entity_type: str, our_key: str
+) -> str | None:
+    """The remote id ``connection_id`` gave this entity, if any."""
+    value = await session.scalar(
+        sa.select(col(EntityLink.remote_id)).where(
+            col(EntityLink.connection_id) == connection_id,
+            col(EntityLink.entity_type) == entity_type,
+            col(EntityLink.our_key) == our_key,
+        )
+    )
+    return None if value is None else str(value)
+
+
+async def mapping_table(session: AsyncSession, connection_id: str, kind: str) -> dict[str, str]:
+    """Every mapping of one kind for one connection: our key → their key."""
+    rows = await session.execute(
+        sa.select(col(Mapping.our_key), col(Mapping.their_key)).where(
+            col(Mapping.connection_id) == connection_id, col(Mapping.kind) == kind
+        )
+    )
+    return {str(ours): str(theirs) for ours, theirs in rows}
+
+
+async def stock_levels_for(
+    session: AsyncSession, source: str, skus: Iterable[str]
+) -> dict[str, list[InventoryLevel]]:
+    """The newest known level of each SKU at each location of ``source``."""
+    skus = list(skus)
+    if not skus:
+        return {}
+    rows = await session.execute(
+        sa.select(col(StockLevel.sku), col(StockLevel.level)).where(
+            col(StockLevel.source) == source, col(StockLevel.sku).in_(skus)
+        )
+    )
+    found: dict[str, list[InventoryLevel]] = {}
+    for sku, level in rows:
+        found.setdefault(str(sku), []).append(InventoryLevel.model_validate(level))
+    return found
+
+
+async def upsert_stock_level(
+    session: AsyncSession, level: InventoryLevel, *, force: bool = False
+) -> bool:
+    """Store ``level`` unless a newer one is known; True when it was stored.
+
+    One statement, so two workers racing with levels of the same item cannot let the older
+    one win: the update only applies when the stored level is older.
+    """
+    stmt = insert_for(session, StockLevel).values(
+        source=level.source,
+        sku=level.sku,
+        location=level.location,
+        level=level.model_dump(mode="json"),
+        as_of=level.as_of,
+    )
+    update_where = None if force else STOCK_LEVELS.c.as_of < stmt.excluded.as_of
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source", "sku", "location"],
+        set_={"level": stmt.excluded.level, "as_of": stmt.excluded.as_of},
+        where=update_where,
+    )
+    result = await session.execute(stmt)
+    return rowcount(result) > 0
