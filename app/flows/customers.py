@@ -170,7 +170,7 @@ def normalize_phone(value: str | None, default_country_code: str | None = None) 
         if calling == "1" and len(digits) == 11 and digits.startswith("1"):
             digits = digits[1:]  # NANP numbers are often written with the leading 1
         elif country not in _KEEPS_TRUNK_ZERO:
-            pass
+            digits = digits.lstrip("0")
         digits = calling + digits
     if not MIN_PHONE_DIGITS <= len(digits) <= MAX_PHONE_DIGITS:
         return None
