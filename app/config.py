@@ -53,6 +53,17 @@ class DeliveryPolicy(BaseModel):
     )
 
 
+class PollConfig(BaseModel):
+    """Scheduled reading of changes from a system (ERPs without webhooks, or as a safety net)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    streams: list[str] = Field(min_length=1, description="e.g. inventory, customers, shipments")
+    interval_seconds: float = Field(default=300.0, gt=0, description="time between polls")
+    page_size: int = Field(default=200, ge=1, le=1000, description="rows per request")
+    max_pages: int = Field(default=50, ge=1, description="pages per run; the rest next run")
+
+
 class ConnectionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -62,6 +73,7 @@ class ConnectionConfig(BaseModel):
     credentials: dict[str, SecretStr] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
     delivery: DeliveryPolicy | None = None
+    poll: PollConfig | None = None
 
     @field_validator("credentials", mode="before")
     @classmethod
@@ -119,6 +131,22 @@ class GatewayConfig(BaseModel):
                         f"route {route.flow} {route.from_}→{route.to} names unknown "
                         f"connection {end!r}"
                     )
+        for conn in self.connections:
+            if conn.poll is not None:
+                streams = known[conn.type].poll_streams
+                unknown = [s for s in conn.poll.streams if s not in streams]
+                if unknown:
+                    raise ValueError(
+                        f"connection {conn.id!r} cannot poll {', '.join(unknown)}; "
+                        f"{conn.type} polls: {', '.join(sorted(streams)) or 'nothing'}"
+                    )
+        if self.rules:
+            from app.flows.rules import RulesError, parse_rules
+
+            try:
+                parse_rules(self.rules)
+            except RulesError as exc:
+                raise ValueError(str(exc)) from None
         for kind, per_conn in self.mappings.items():
             for conn_id in per_conn:
                 if conn_id not in ids:

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = 16
     lease_seconds: float = 60.0
     sweep_interval_seconds: float = 5.0
+    # how often scheduled jobs (pollers, reconciliation, sale prices) check if they are due
+    schedule_tick_seconds: float = 5.0
     # How often an arq worker looks for due jobs; it bounds the queueing delay of every order.
     worker_poll_seconds: float = 0.02
     db_pool_size: int = 10

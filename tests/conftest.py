@@ -69,6 +69,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 TABLES = (
+    "findings",
+    "stock_levels",
+    "price_records",
+    "sent_prices",
+    "rule_overrides",
+    "poll_cursors",
+    "customer_matches",
     "delivery_attempts",
     "deliveries",
     "canonical_events",

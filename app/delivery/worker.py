@@ -20,6 +20,7 @@ from app.delivery.service import process_delivery
 from app.delivery.sweeper import sweep
 from app.models import utcnow
 from app.runtime import Runtime, build_runtime
+from app.scheduling.jobs import run_due_jobs
 from app.settings import Settings
 
 log = structlog.get_logger("gateway.worker")
@@ -52,7 +53,26 @@ async def start_in_process(rt: Runtime) -> asyncio.Task[None]:
                 log.exception("sweep failed; trying again next interval")
             await asyncio.sleep(rt.settings.sweep_interval_seconds)
 
-    return asyncio.create_task(sweeper_loop(), name="sweeper")
+    async def scheduler_loop() -> None:
+        while True:
+            await scheduled_tick(rt)
+            await asyncio.sleep(rt.settings.schedule_tick_seconds)
+
+    async def background() -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(sweeper_loop(), name="sweeper")
+            group.create_task(scheduler_loop(), name="scheduler")
+
+    return asyncio.create_task(background(), name="background")
+
+
+async def scheduled_tick(rt: Runtime) -> dict[str, int]:
+    """Run the scheduled jobs that are due; a failing job is logged, never fatal."""
+    try:
+        return await run_due_jobs(rt)
+    except Exception:
+        log.exception("scheduled jobs failed; trying again next tick")
+        return {}
 
 
 async def stop_in_process(task: asyncio.Task[None]) -> None:
@@ -75,6 +95,10 @@ async def deliver(ctx: dict[str, Any], delivery_id: int) -> str:
 
 async def sweep_task(ctx: dict[str, Any]) -> int:
     return await sweep(ctx["runtime"])
+
+
+async def scheduled_task(ctx: dict[str, Any]) -> dict[str, int]:
+    return await scheduled_tick(ctx["runtime"])
 
 
 async def _startup(ctx: dict[str, Any]) -> None:
@@ -122,7 +146,14 @@ def worker_settings(settings: Settings, config: GatewayConfig) -> dict[str, Any]
                 run_at_startup=True,
                 unique=True,
                 timeout=60,
-            )
+            ),
+            cron(
+                scheduled_task,
+                second=set(range(0, 60, max(1, int(settings.schedule_tick_seconds)))),
+                run_at_startup=True,
+                unique=True,
+                timeout=max(60, int(settings.lease_seconds)),
+            ),
         ],
         "on_startup": _startup,
         "on_shutdown": _shutdown,

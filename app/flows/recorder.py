@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.canonical.events import CanonicalEvent
+from app.canonical.events import EVENT_TYPES, CanonicalEvent
 from app.delivery.service import DELIVERIES, enqueue_after_commit
 from app.flows.planner import PlanContext, Planned, plan_event
 from app.flows.rules import RulesConfig, effective_rules
@@ -86,6 +86,44 @@ async def record_events(
     return recorded
 
 
+async def record_planned(
+    session: AsyncSession, rt: Runtime, ctx: PlanContext, planned: list[Planned]
+) -> Recorded:
+    """Deliveries the gateway itself decided on (e.g. reconciliation corrections).
+
+    Each gets a canonical event of its own, with the payload it carries, so the trace and
+    the event list show why it was sent.
+    """
+    recorded = Recorded()
+    due: list[tuple[int, datetime]] = []
+    for plan in planned:
+        assert plan.payload is not None, "a gateway-made delivery carries its payload"
+        values = {
+            "inbound_event_id": None,
+            "source": ctx.source,
+            "event_type": plan.event_type,
+            "entity_type": EVENT_TYPES[plan.event_type].entity,
+            "entity_key": plan.entity_key,
+            "schema_version": int(plan.payload.get("schema_version", 1)),
+            "occurred_at": ctx.now,
+            "created_at": ctx.now,
+            "currency": None,
+            "total_amount": None,
+            "payload": plan.payload,
+        }
+        event_id = int(await session.scalar(_INSERT_EVENT, values))
+        recorded.event_ids.append(event_id)
+        if plan.supersedes:
+            await _supersede(session, plan)
+        delivery_id = await _insert_delivery(session, event_id, ctx.source, plan, ctx.now)
+        recorded.delivery_ids.append(delivery_id)
+        if plan.status == DeliveryStatus.PENDING:
+            due.append((delivery_id, ctx.now + timedelta(seconds=plan.delay_seconds)))
+    await _insert_findings(session, ctx)
+    enqueue_after_commit(session, rt, due)
+    return recorded
+
+
 async def _rules(session: AsyncSession, rt: Runtime) -> RulesConfig:
     return await effective_rules(session, rt.config.rules)
 
@@ -119,13 +157,22 @@ async def _insert_event(
 
 
 async def _supersede(session: AsyncSession, plan: Planned) -> None:
-    """A newer level replaces every older one that has not gone out (in flight ones finish)."""
+    """A newer level replaces every older one that has not gone out (in flight ones finish).
+
+    A held value only replaces older held ones: until someone approves it, the older
+    accepted value is still the right one to send.
+    """
+    replaced = (
+        [DeliveryStatus.PENDING, DeliveryStatus.HELD]
+        if plan.status == DeliveryStatus.PENDING
+        else [DeliveryStatus.HELD]
+    )
     await session.execute(
         sa.update(DELIVERIES)
         .where(
             DELIVERIES.c.destination == plan.destination,
             DELIVERIES.c.ordering_key == plan.entity_key,
-            DELIVERIES.c.status.in_([DeliveryStatus.PENDING, DeliveryStatus.HELD]),
+            DELIVERIES.c.status.in_(replaced),
         )
         .values(
             status=DeliveryStatus.SUPERSEDED,

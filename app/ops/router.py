@@ -1,4 +1,4 @@
-"""Operator API under /api/v1: status, trace, replay, approvals, connections, mappings.
+"""Operator API under /api/v1: status, trace, replay, approvals, connections, mappings, rules.
 
 Thin endpoints over ``app.ops.service``. Every route needs an API key (viewer reads,
 operator writes); the request's one transaction commits before the answer goes out, and
@@ -13,6 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from app.api.deps import OperatorDep, RuntimeDep, SessionDep, ViewerDep
+from app.approvals.router import router as approvals_router
+from app.flows.api import router as flows_router
 from app.mappings.router import router as mappings_router
 from app.models import DeliveryStatus
 from app.ops import service
@@ -41,6 +43,8 @@ router = APIRouter(
     },
 )
 router.include_router(mappings_router)
+router.include_router(approvals_router)
+router.include_router(flows_router)
 
 _OPERATOR = [OperatorDep]
 _FORBIDDEN: dict[int | str, dict[str, str]] = {403: {"description": "needs an operator key"}}
@@ -188,29 +192,6 @@ async def get_delivery(delivery_id: int, session: SessionDep) -> DeliveryDetail:
 )
 async def replay_delivery(delivery_id: int, session: SessionDep, rt: RuntimeDep) -> DeliveryOut:
     return await service.replay_delivery(session, rt, delivery_id)
-
-
-# --- approvals ----------------------------------------------------------------------------
-
-
-@router.get(
-    "/approvals",
-    tags=["approvals"],
-    summary="Deliveries waiting for approval",
-    description="Held deliveries (status held). Replaying one sends it on. " + _NEWEST_FIRST,
-)
-async def list_approvals(
-    session: SessionDep,
-    destination: str | None = None,
-    flow: str | None = None,
-    entity_key: str | None = None,
-    cursor: CursorQuery = None,
-    limit: LimitQuery = DEFAULT_LIMIT,
-) -> Page[DeliveryOut]:
-    where = service.DeliveryFilter(
-        (DeliveryStatus.HELD,), destination, flow=flow, entity_key=entity_key
-    )
-    return await service.list_deliveries(session, where, cursor, limit)
 
 
 # --- connections --------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Operator decisions on held deliveries (price guard, amendments, over-shipments/returns)."""

@@ -1,0 +1,114 @@
+"""/api/v1/approvals: held deliveries a person approves or rejects.
+
+Thin endpoints over ``app.approvals.service``; reads need a viewer key, decisions an
+operator key. Everything a decision queues goes out only after the request's commit.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+
+from app.api.deps import OperatorDep, RuntimeDep, SessionDep
+from app.approvals import service
+from app.approvals.schemas import (
+    BULK_DECISION_CAP,
+    ApprovalOut,
+    BulkDecisionOut,
+    BulkDecisionRequest,
+    DecisionOut,
+    DecisionRequest,
+)
+from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+
+router = APIRouter(prefix="/approvals", tags=["approvals"])
+
+# the role string ("operator") of the key that decides; recorded with the decision
+DeciderRole = Annotated[str, OperatorDep]
+NoteBody = Annotated[DecisionRequest | None, Body()]
+
+_FORBIDDEN: dict[int | str, dict[str, str]] = {403: {"description": "needs an operator key"}}
+_ONE: dict[int | str, dict[str, str]] = {
+    **_FORBIDDEN,
+    404: {"description": "no such delivery"},
+    409: {"description": "the delivery is not held (the message says its status)"},
+}
+_BULK_DOC = (
+    "Give `ids` or a filter (destination, flow, event_type, entity_key), or both (all must "
+    "match); a call never sweeps every held delivery. Oldest first, at most "
+    f"{BULK_DECISION_CAP} per call (`capped` says more matched; call again). `dry_run` only "
+    "reports what would be decided."
+)
+
+
+@router.get(
+    "",
+    summary="Deliveries waiting for a decision",
+    description="Held deliveries (price guard, amendments a person must decide, over-shipments, "
+    "over-returns) with why they are held; price changes show `previous_price` and "
+    "`effective_price`. Newest first; page with `cursor` = the previous page's `next_cursor`.",
+)
+async def list_approvals(
+    session: SessionDep,
+    destination: Annotated[str | None, Query(description="destination connection id")] = None,
+    flow: Annotated[str | None, Query(description="e.g. products")] = None,
+    event_type: Annotated[str | None, Query(description="e.g. price.changed")] = None,
+    entity_key: Annotated[str | None, Query(description="e.g. erp:price:SKU-1:USD")] = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[ApprovalOut]:
+    where = service.held_filter(destination, flow, event_type, entity_key)
+    return await service.list_approvals(session, where, cursor, limit)
+
+
+@router.post(
+    "/approve",
+    summary="Approve held deliveries in bulk",
+    description="Each one is sent on as an approval of one would. " + _BULK_DOC,
+    responses=_FORBIDDEN,
+)
+async def approve_many(
+    request: BulkDecisionRequest, session: SessionDep, rt: RuntimeDep, role: DeciderRole
+) -> BulkDecisionOut:
+    return await service.decide_bulk(session, rt, "approved", request, role)
+
+
+@router.post(
+    "/reject",
+    summary="Reject held deliveries in bulk",
+    description="Each one is dead-lettered as a rejection of one would. " + _BULK_DOC,
+    responses=_FORBIDDEN,
+)
+async def reject_many(
+    request: BulkDecisionRequest, session: SessionDep, rt: RuntimeDep, role: DeciderRole
+) -> BulkDecisionOut:
+    return await service.decide_bulk(session, rt, "rejected", request, role)
+
+
+@router.post(
+    "/{delivery_id}/approve",
+    summary="Approve one held delivery",
+    description="The delivery goes out now with a fresh attempt budget. An approved price "
+    "change becomes the price guard's baseline, so the same price is not held again.",
+    responses=_ONE,
+)
+async def approve(
+    delivery_id: int, session: SessionDep, rt: RuntimeDep, role: DeciderRole, body: NoteBody = None
+) -> DecisionOut:
+    note = body.note if body else None
+    return await service.decide(session, rt, delivery_id, "approved", note, role)
+
+
+@router.post(
+    "/{delivery_id}/reject",
+    summary="Reject one held delivery",
+    description="The delivery is dead-lettered (`last_error_class` rejected, the note in "
+    "`last_error`) and what waited behind it for the same entity goes out.",
+    responses=_ONE,
+)
+async def reject(
+    delivery_id: int, session: SessionDep, rt: RuntimeDep, role: DeciderRole, body: NoteBody = None
+) -> DecisionOut:
+    note = body.note if body else None
+    return await service.decide(session, rt, delivery_id, "rejected", note, role)

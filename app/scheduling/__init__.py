@@ -1,0 +1,1 @@
+"""Scheduled jobs: pollers, stock reconciliation, sale price schedule."""

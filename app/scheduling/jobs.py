@@ -1,0 +1,322 @@
+"""Scheduled work: polling for changes, stock reconciliation, sale price start and end.
+
+Plain async functions over a Runtime; arq runs ``run_due_jobs`` as a cron job and the
+in-process worker calls it from its loop. Each job first claims its slot with one UPDATE on
+``poll_cursors`` (due and not taken), so several workers never run the same job twice and a
+restart resumes from the stored cursor.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.canonical.events import CanonicalEvent, make_event
+from app.canonical.product import Price
+from app.db import transaction
+from app.dbutil import insert_for, rowcount
+from app.flows import inventory as inventory_rules
+from app.flows.planner import PlanContext, Planned, availability_deliveries
+from app.flows.recorder import record_events, record_planned
+from app.flows.rules import effective_rules
+from app.flows.state import mapping_table, stock_levels_for
+from app.models import CanonicalEventRow, PollCursor, PriceRecord, StockLevel, utcnow
+from app.runtime import Runtime
+from connectors.base import ConnectorError, Finding
+
+log = structlog.get_logger("gateway.jobs")
+
+GATEWAY = "*"  # the poll_cursors row owner for gateway-wide jobs
+
+
+async def run_due_jobs(rt: Runtime) -> dict[str, int]:
+    """Run every job whose interval has passed; returns what each did (for logs and tests)."""
+    done: dict[str, int] = {}
+    for conn in rt.config.connections:
+        if conn.poll is None:
+            continue
+        for stream in conn.poll.streams:
+            if await _claim(rt, conn.id, stream, conn.poll.interval_seconds):
+                done[f"poll:{conn.id}:{stream}"] = await poll_stream(rt, conn.id, stream)
+    async with transaction(rt.sessions) as session:
+        rules = await effective_rules(session, rt.config.rules)
+    if await _claim(rt, GATEWAY, "prices", rt.settings.schedule_tick_seconds):
+        done["prices"] = await apply_price_schedule(rt)
+    if _has_inventory_routes(rt) and await _claim(
+        rt, GATEWAY, "reconcile", rules.inventory.reconcile_interval_seconds
+    ):
+        done["reconcile"] = await reconcile_inventory(rt)
+    return done
+
+
+async def _claim(rt: Runtime, owner: str, stream: str, interval: float) -> bool:
+    """Take this run of a job if it is due; False when it is not due or another worker has it."""
+    now = utcnow()
+    async with transaction(rt.sessions) as session:
+        await session.execute(
+            insert_for(session, PollCursor)
+            .values(connection_id=owner, stream=stream, last_count=0)
+            .on_conflict_do_nothing(index_elements=["connection_id", "stream"])
+        )
+        result = await session.execute(
+            sa.update(PollCursor)
+            .where(
+                col(PollCursor.connection_id) == owner,
+                col(PollCursor.stream) == stream,
+                sa.or_(
+                    col(PollCursor.polled_at).is_(None),
+                    col(PollCursor.polled_at) <= now - timedelta(seconds=interval),
+                ),
+            )
+            .values(polled_at=now)
+        )
+        return rowcount(result) == 1
+
+
+# --- polling ----------------------------------------------------------------------------------
+
+
+async def poll_stream(rt: Runtime, connection_id: str, stream: str) -> int:
+    """Read changes after the stored cursor, page by page; each page commits with its cursor.
+
+    Returns how many new events were recorded. A failure keeps the cursor where the last
+    committed page left it, so the next run starts there: nothing skipped, nothing twice.
+    """
+    conn = rt.config.connection(connection_id)
+    connector = rt.connector(connection_id)
+    if conn is None or conn.poll is None or connector is None:
+        return 0
+    recorded = 0
+    for _ in range(conn.poll.max_pages):
+        async with transaction(rt.sessions) as session:
+            cursor = await session.scalar(
+                sa.select(col(PollCursor.cursor)).where(
+                    col(PollCursor.connection_id) == connection_id,
+                    col(PollCursor.stream) == stream,
+                )
+            )
+        try:
+            page = await connector.poll(stream, cursor, conn.poll.page_size)
+        except ConnectorError as exc:
+            await _poll_failed(rt, connection_id, stream, exc)
+            return recorded
+        async with transaction(rt.sessions) as session:
+            fresh = await _not_seen(session, page.events)
+            await record_events(session, rt, connection_id, fresh)
+            await session.execute(
+                sa.update(PollCursor)
+                .where(
+                    col(PollCursor.connection_id) == connection_id,
+                    col(PollCursor.stream) == stream,
+                )
+                .values(cursor=page.cursor, last_count=len(fresh), last_error=None)
+            )
+        recorded += len(fresh)
+        log.info(
+            "polled",
+            connection_id=connection_id,
+            stream=stream,
+            rows=len(page.events),
+            new_events=len(fresh),
+            has_more=page.has_more,
+        )
+        if not page.has_more:
+            break
+    return recorded
+
+
+async def _not_seen(session: AsyncSession, events: list[CanonicalEvent]) -> list[CanonicalEvent]:
+    """Drop events already recorded (e.g. by the webhook path): same entity, type and time."""
+    if not events:
+        return []
+    rows = await session.execute(
+        sa.select(
+            col(CanonicalEventRow.entity_key),
+            col(CanonicalEventRow.event_type),
+            col(CanonicalEventRow.occurred_at),
+        ).where(col(CanonicalEventRow.entity_key).in_({e.entity_key for e in events}))
+    )
+    seen = {(k, t, o) for k, t, o in rows}
+    fresh: list[CanonicalEvent] = []
+    for event in events:
+        key = (event.entity_key, event.type, event.occurred_at)
+        if key not in seen:
+            seen.add(key)
+            fresh.append(event)
+    return fresh
+
+
+async def _poll_failed(rt: Runtime, connection_id: str, stream: str, exc: ConnectorError) -> None:
+    log.warning(
+        "poll failed; the next run resumes from the stored cursor",
+        connection_id=connection_id,
+        stream=stream,
+        error=str(exc),
+        error_class=type(exc).__name__,
+    )
+    async with transaction(rt.sessions) as session:
+        await session.execute(
+            sa.update(PollCursor)
+            .where(col(PollCursor.connection_id) == connection_id, col(PollCursor.stream) == stream)
+            .values(last_error=f"{type(exc).__name__}: {exc}")
+        )
+
+
+# --- sale prices ------------------------------------------------------------------------------
+
+
+async def apply_price_schedule(rt: Runtime) -> int:
+    """Send prices whose sale started or ended since they were last sent.
+
+    The price record was accepted (or approved) with its whole schedule, so the guard does
+    not hold its own scheduled steps again.
+    """
+    now = utcnow()
+    count = 0
+    async with transaction(rt.sessions) as session:
+        due = (
+            (
+                await session.execute(
+                    sa.select(PriceRecord)
+                    .where(col(PriceRecord.next_change_at) <= now)
+                    .order_by(col(PriceRecord.next_change_at))
+                    .limit(500)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        by_source: dict[str, list[CanonicalEvent]] = {}
+        for record in due:
+            price = Price.model_validate(record.price)
+            by_source.setdefault(record.source, []).append(make_event("price.changed", price, now))
+        for source, events in by_source.items():
+            await record_events(session, rt, source, events, skip_price_guard=True)
+            count += len(events)
+    if count:
+        log.info("scheduled price changes sent", prices=count)
+    return count
+
+
+# --- stock reconciliation ---------------------------------------------------------------------
+
+
+def _has_inventory_routes(rt: Runtime) -> bool:
+    return any(r.flow == "inventory" for r in rt.config.routes)
+
+
+async def reconcile_inventory(rt: Runtime) -> int:
+    """Compare what each store shows with what the ERP's levels allow; correct the drift.
+
+    Writes one ``drift_report`` finding per store (SKUs checked, drifted) and one
+    ``stock_drift`` finding per drifted SKU, and sends the right quantity again.
+    """
+    corrected = 0
+    for route in [r for r in rt.config.routes if r.flow == "inventory"]:
+        connector = rt.connector(route.to)
+        if connector is None:
+            continue
+        async with transaction(rt.sessions) as session:
+            rules = await effective_rules(session, rt.config.rules)
+            skus = list(
+                (
+                    await session.execute(
+                        sa.select(col(StockLevel.sku))
+                        .where(col(StockLevel.source) == route.from_)
+                        .distinct()
+                    )
+                ).scalars()
+            )
+            locations = await mapping_table(session, route.to, "location")
+            levels = await stock_levels_for(session, route.from_, skus)
+        now = utcnow()
+        expected: dict[tuple[str, str | None], Decimal] = {}
+        for sku in skus:
+            for item in inventory_rules.availability(
+                sku, levels.get(sku, []), rules.inventory, locations, source=route.from_, as_of=now
+            ):
+                expected[(sku, item.location)] = item.available
+        try:
+            actual = await connector.fetch_availability(skus)
+        except ConnectorError as exc:
+            log.warning(
+                "reconciliation skipped: the store did not answer", store=route.to, error=str(exc)
+            )
+            continue
+        actual = {k: Decimal(v) for k, v in actual.items() if k[0] in set(skus)}
+        # a store without locations answers per its default location: compare like with like
+        if rules.inventory.mode == "aggregate":
+            summed: dict[tuple[str, str | None], Decimal] = {}
+            for (sku, _loc), qty in actual.items():
+                summed[(sku, None)] = summed.get((sku, None), Decimal(0)) + qty
+            actual = summed
+        drifts = inventory_rules.find_drift(expected, actual, rules.inventory.drift_tolerance)
+        corrected += await _correct_drift(rt, route.from_, route.to, drifts, len(skus))
+    return corrected
+
+
+async def _correct_drift(
+    rt: Runtime, source: str, store: str, drifts: list[inventory_rules.Drift], checked: int
+) -> int:
+    now = utcnow()
+    async with transaction(rt.sessions) as session:
+        rules = await effective_rules(session, rt.config.rules)
+        ctx = PlanContext(
+            session=session,
+            config=rt.config,
+            rules=rules,
+            source=source,
+            now=now,
+            sides=rt.sides,
+        )
+        ctx.report(
+            Finding(
+                "drift_report",
+                f"stock reconciliation {source} → {store}: {checked} SKUs checked, "
+                f"{len(drifts)} drifted" + (", corrections sent" if drifts else ""),
+                {
+                    "checked": checked,
+                    "drifted": [
+                        {
+                            "sku": d.sku,
+                            "location": d.location,
+                            "expected": str(d.expected),
+                            "actual": str(d.actual),
+                        }
+                        for d in drifts
+                    ],
+                },
+            ),
+            connection_id=store,
+        )
+        planned: list[Planned] = []
+        for drift in drifts:
+            ctx.report(
+                Finding(
+                    "stock_drift",
+                    f"{store} shows {drift.actual} of {drift.sku}"
+                    + (f" at {drift.location}" if drift.location else "")
+                    + f"; the ERP's levels allow {drift.expected}",
+                    {
+                        "sku": drift.sku,
+                        "expected": str(drift.expected),
+                        "actual": str(drift.actual),
+                    },
+                ),
+                connection_id=store,
+                entity_key=f"{source}:product:{drift.sku}",
+            )
+            planned.extend(
+                p
+                for p in await availability_deliveries(ctx, source, drift.sku, now)
+                if p.destination == store
+            )
+        await record_planned(session, rt, ctx, planned)
+    log.info("stock reconciled", source=source, store=store, checked=checked, drifted=len(drifts))
+    return len(drifts)
