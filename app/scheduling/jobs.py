@@ -108,14 +108,7 @@ async def poll_stream(rt: Runtime, connection_id: str, stream: str) -> int:
         async with transaction(rt.sessions) as session:
             fresh = await _not_seen(session, page.events)
             await record_events(session, rt, connection_id, fresh)
-            await session.execute(
-                sa.update(PollCursor)
-                .where(
-                    col(PollCursor.connection_id) == connection_id,
-                    col(PollCursor.stream) == stream,
-                )
-                .values(cursor=page.cursor, last_count=len(fresh), last_error=None)
-            )
+            await _store_cursor(session, connection_id, stream, page.cursor, len(fresh))
         recorded += len(fresh)
         log.info(
             "polled",
@@ -128,6 +121,18 @@ async def poll_stream(rt: Runtime, connection_id: str, stream: str) -> int:
         if not page.has_more:
             break
     return recorded
+
+
+async def _store_cursor(
+    session: AsyncSession, connection_id: str, stream: str, cursor: str | None, count: int
+) -> None:
+    values = {"cursor": cursor, "last_count": count, "last_error": None}
+    stmt = insert_for(session, PollCursor).values(
+        connection_id=connection_id, stream=stream, **values
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["connection_id", "stream"], set_=values)
+    )
 
 
 async def _not_seen(session: AsyncSession, events: list[CanonicalEvent]) -> list[CanonicalEvent]:
