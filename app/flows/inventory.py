@@ -74,6 +74,12 @@ class InventoryRules(BaseModel):
         ge=0,
         description="A reconciliation difference up to this many units is not reported.",
     )
+    subtract_orders_in_transit: bool = Field(
+        default=True,
+        description="Subtract the store's own orders that have not reached the ERP yet from "
+        "what the store may sell: the ERP's level cannot know them, and sending it unchanged "
+        "would give the store back stock it has already sold (the flash-sale oversell).",
+    )
 
     @field_validator("safety_stock_by_sku")
     @classmethod

@@ -38,6 +38,7 @@ from app.flows.state import (
     canonical_payloads,
     entity_has_link,
     mapping_table,
+    orders_in_transit,
     stock_levels_for,
     upsert_stock_level,
 )
@@ -193,11 +194,43 @@ async def availability_deliveries(
     skus = [sku, *inventory_rules.bundles_containing(sku, rules)]
     for route in ctx.config.routes_from(source, "inventory"):
         locations = await mapping_table(ctx.session, route.to, "location")
+        in_transit = (
+            await orders_in_transit(ctx.session, route.to, source)
+            if rules.subtract_orders_in_transit
+            else {}
+        )
         for target in skus:
             items = await _availability_of(ctx, source, target, locations, as_of)
             for item in items:
+                item = _minus_in_transit(item, in_transit, rules)
                 planned.append(_availability_delivery(ctx, route, source, item))
     return planned
+
+
+def _minus_in_transit(
+    item: StockAvailability,
+    in_transit: dict[str, Decimal],
+    rules: inventory_rules.InventoryRules,
+) -> StockAvailability:
+    """What the store sold that the ERP does not know yet is not sellable again."""
+    units = in_transit.get(item.sku, Decimal(0))
+    for component, per_bundle in rules.bundles.get(item.sku, {}).items():
+        # a bundle is short by the components its own and its parts' orders took
+        if per_bundle > 0:
+            units = max(units, in_transit.get(component, Decimal(0)) / per_bundle)
+    if units <= 0 or item.location is not None:
+        return item
+    available = max(Decimal(0), item.available - units.to_integral_value(rounding="ROUND_CEILING"))
+    return item.model_copy(
+        update={
+            "available": available,
+            "status": item.status if available > 0 else "out_of_stock",
+            "notes": [
+                *item.notes,
+                f"{units} sold in the store and not yet in the ERP; not offered again",
+            ],
+        }
+    )
 
 
 async def _availability_of(

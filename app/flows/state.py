@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +12,14 @@ from sqlmodel import col
 
 from app.canonical.inventory import InventoryLevel
 from app.dbutil import insert_for, rowcount
-from app.models import CanonicalEventRow, EntityLink, Mapping, StockLevel
+from app.models import (
+    CanonicalEventRow,
+    Delivery,
+    DeliveryStatus,
+    EntityLink,
+    Mapping,
+    StockLevel,
+)
 
 STOCK_LEVELS: sa.Table = StockLevel.__table__  # type: ignore[attr-defined]
 EVENTS: sa.Table = CanonicalEventRow.__table__  # type: ignore[attr-defined]
@@ -102,3 +110,38 @@ async def upsert_stock_level(
     )
     result = await session.execute(stmt)
     return rowcount(result) > 0
+
+
+async def orders_in_transit(session: AsyncSession, store: str, erp: str) -> dict[str, Decimal]:
+    """Units per SKU of ``store``'s orders that are not yet in ``erp`` (not delivered).
+
+    Counts the newest version of each unfinished order (an update replaces the lines of the
+    creation). Conservative on purpose: an order the ERP has just committed but whose
+    delivery is not marked delivered yet is counted, so the store may briefly show a little
+    less, never more.
+    """
+    rows = await session.execute(
+        sa.select(
+            col(Delivery.entity_key), col(CanonicalEventRow.payload), col(Delivery.event_type)
+        )
+        .join(CanonicalEventRow, col(CanonicalEventRow.id) == col(Delivery.canonical_event_id))
+        .where(
+            col(Delivery.source) == store,
+            col(Delivery.destination) == erp,
+            col(Delivery.flow) == "orders",
+            col(Delivery.status).in_(DeliveryStatus.BLOCKING),
+        )
+        .order_by(col(Delivery.id))
+    )
+    newest: dict[str, tuple[dict[str, Any], str]] = {}
+    for entity_key, payload, event_type in rows:
+        newest[str(entity_key)] = (payload, str(event_type))
+    units: dict[str, Decimal] = {}
+    for payload, event_type in newest.values():
+        if event_type == "order.cancelled":
+            continue
+        for line in payload.get("lines", []):
+            sku = line.get("sku")
+            if sku:
+                units[sku] = units.get(sku, Decimal(0)) + Decimal(str(line.get("quantity", "0")))
+    return units

@@ -549,3 +549,23 @@ async def test_refund_and_credit_memo_mismatch_is_reported_and_restock_frees_sto
     assert (
         stock and stock[-1].payload and Decimal(stock[-1].payload["available"]) == 1
     )  # damaged one stays unsellable
+
+
+async def test_orders_not_yet_in_the_erp_are_not_offered_again(flow_rt: Any) -> None:
+    rt = await flow_rt()
+    await record(
+        rt,
+        "shop",
+        make_event("order.created", make_order("1", skus=("SKU-RED-M", "SKU-RED-M")), T0),
+    )
+    await record(rt, "shop", make_event("order.created", make_order("2", skus=("SKU-RED-M",)), T0))
+    await record(rt, "erp", level("SKU-RED-M", "1", "10", T0))
+    stock = (await deliveries(rt, destination="shop"))[-1]
+    assert stock.payload is not None and Decimal(stock.payload["available"]) == 7
+    async with transaction(rt.sessions) as session:  # the ERP has the orders now
+        await session.execute(
+            sa.update(Delivery).where(Delivery.flow == "orders").values(status="delivered")
+        )  # type: ignore[arg-type]
+    await record(rt, "erp", level("SKU-RED-M", "1", "7", T0 + timedelta(minutes=1), allocated="0"))
+    stock = (await deliveries(rt, destination="shop"))[-1]
+    assert stock.payload is not None and Decimal(stock.payload["available"]) == 7
