@@ -46,6 +46,7 @@ from connectors.base import (
     DeliveryContext,
     DeliveryResult,
     HoldError,
+    MappingNeed,
     NeedsMappingError,
     PermanentError,
     RateLimitedError,
@@ -217,6 +218,7 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
         )
         connector = rt.connector(delivery.destination)
         needs = connector.required_mappings(event) if connector else []
+        needs += rule_needs(delivery.directives)
         found, missing = await resolve(session, delivery.destination, needs)
         links = await session.execute(
             sa.select(
@@ -231,6 +233,12 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
             directives=dict(delivery.directives or {}),
         )
         return _Claimed(delivery, event, ctx, missing)
+
+
+def rule_needs(directives: dict[str, Any] | None) -> list[MappingNeed]:
+    """Mappings the flow rules require (e.g. payment method), resolved like a connector's."""
+    wanted = (directives or {}).get("required_mappings") or {}
+    return [MappingNeed(kind, key) for kind, keys in wanted.items() for key in keys]
 
 
 def _why_not_claimed(delivery: Delivery, now: datetime) -> Outcome:

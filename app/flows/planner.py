@@ -125,6 +125,13 @@ async def _plan_order(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
         "tax_tolerance": str(rules.tax_tolerance),
         "amendments": rules.amendments,
     }
+    if rules.required_mappings and event.type != "order.cancelled":
+        # resolved (or parked for) by the delivery engine, like the connector's own needs
+        directives["required_mappings"] = {
+            kind: keys
+            for kind, keys in order_rules.mapping_keys(order, list(rules.required_mappings)).items()
+            if keys
+        }
     dead_reason: str | None = None
     guest = order_rules.guest_decision(order, rules)
     if guest.action == "reject" and event.type == "order.created":

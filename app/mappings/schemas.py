@@ -46,3 +46,11 @@ class MappingDelete(BaseModel):
 
 class MappingDeleteOut(BaseModel):
     deleted: int
+
+
+class MappingImportOut(BaseModel):
+    updated: int = Field(description="entries in the file, inserted or overwritten")
+    deleted: int = Field(description="entries not in the file, deleted (only with replace=true)")
+    released_deliveries: list[int] = Field(
+        description="parked deliveries whose missing mappings now all exist; queued again"
+    )

@@ -6,14 +6,17 @@ and adding a missing one releases the deliveries that were parked waiting for it
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import csv
+import io
+from collections.abc import AsyncIterator, Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.config import GatewayConfig
 from app.dbutil import insert_for, rowcount
+from app.errors import Unprocessable
 from app.models import Mapping, utcnow
 from connectors.base import MappingNeed
 
@@ -123,3 +126,139 @@ async def delete_entries(
         stmt = stmt.where(col(Mapping.our_key).in_(keys))
     result = await session.execute(stmt)
     return rowcount(result)
+
+
+# --- CSV import / export ------------------------------------------------------------------
+
+CSV_HEADER = ("our_key", "their_key")
+CSV_KEY_MAX = 256  # the columns' length
+EXPORT_CHUNK = 5000
+DELETE_CHUNK = 1000
+MAX_CSV_PROBLEMS = 10  # reported per refused file; enough to fix a batch at once
+
+
+def _csv_text(rows: Iterable[tuple[str, str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)  # quotes keys with commas, quotes or newlines
+    return buffer.getvalue()
+
+
+async def export_csv(
+    sessions: async_sessionmaker[AsyncSession], kind: str, connection_id: str
+) -> AsyncIterator[str]:
+    """Every entry as CSV, ordered by our key, read in keyset chunks so memory stays flat."""
+    yield _csv_text([CSV_HEADER])
+    after: str | None = None
+    async with sessions() as session:
+        while True:
+            query = sa.select(col(Mapping.our_key), col(Mapping.their_key)).where(
+                col(Mapping.kind) == kind, col(Mapping.connection_id) == connection_id
+            )
+            if after is not None:
+                query = query.where(col(Mapping.our_key) > after)
+            rows = (
+                await session.execute(query.order_by(col(Mapping.our_key)).limit(EXPORT_CHUNK))
+            ).all()
+            if not rows:
+                return
+            yield _csv_text((ours, theirs) for ours, theirs in rows)
+            if len(rows) < EXPORT_CHUNK:
+                return
+            after = rows[-1][0]
+
+
+def _refuse(problems: list[str]) -> Unprocessable:
+    shown = "; ".join(problems[:MAX_CSV_PROBLEMS])
+    more = len(problems) - MAX_CSV_PROBLEMS
+    suffix = f"; and {more} more" if more > 0 else ""
+    return Unprocessable(
+        f"the CSV was refused, nothing was stored: {shown}{suffix}",
+        hint="the first line must be the header our_key,their_key; then one entry per line "
+        "(UTF-8, quote fields that contain commas)",
+    )
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")  # a spreadsheet's byte order mark is fine
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise _refuse([f"line {line}: not UTF-8 (byte {exc.start})"]) from None
+
+
+def _header_columns(row: list[str], line: int) -> tuple[int, int]:
+    names = [name.strip().lower() for name in row]
+    missing = [name for name in CSV_HEADER if name not in names]
+    if missing:
+        raise _refuse(
+            [f"line {line}: the header has no {' or '.join(missing)} column (got: {','.join(row)})"]
+        )
+    return names.index("our_key"), names.index("their_key")
+
+
+def parse_csv(data: bytes) -> dict[str, str]:
+    """A mapping CSV → our key → their key; every problem (with its line) refuses the file."""
+    reader = csv.reader(io.StringIO(_decode(data), newline=""))
+    columns: tuple[int, int] | None = None
+    entries: dict[str, str] = {}
+    first_seen: dict[str, int] = {}
+    problems: list[str] = []
+    line = 1
+    try:
+        for row in reader:
+            start, line = line, reader.line_num + 1  # a quoted field may span lines
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            if columns is None:
+                columns = _header_columns(row, start)
+                continue
+            values: dict[str, str] = {}
+            for name, index in zip(CSV_HEADER, columns, strict=True):
+                value = row[index].strip() if index < len(row) else None
+                if value is None:
+                    problems.append(f"line {start}: missing {name}")
+                elif not value:
+                    problems.append(f"line {start}: empty {name}")
+                elif len(value) > CSV_KEY_MAX:
+                    problems.append(f"line {start}: {name} longer than {CSV_KEY_MAX} characters")
+                else:
+                    values[name] = value
+            if len(values) < 2:
+                continue
+            ours, theirs = values["our_key"], values["their_key"]
+            if ours in entries and entries[ours] != theirs:
+                problems.append(
+                    f"line {start}: our_key {ours!r} again with a different their_key "
+                    f"({theirs!r}; line {first_seen[ours]} has {entries[ours]!r})"
+                )
+                continue
+            entries.setdefault(ours, theirs)
+            first_seen.setdefault(ours, start)
+    except csv.Error as exc:
+        raise _refuse([f"line {reader.line_num}: {exc}"]) from None
+    if columns is None:
+        raise _refuse(["the file is empty"])
+    if problems:
+        raise _refuse(problems)
+    return entries
+
+
+async def delete_missing(
+    session: AsyncSession, kind: str, connection_id: str, keep: Iterable[str]
+) -> int:
+    """Delete the entries whose our key is not in ``keep`` (in chunks: keys can be many)."""
+    kept = set(keep)
+    existing = (
+        await session.execute(
+            sa.select(col(Mapping.our_key)).where(
+                col(Mapping.kind) == kind, col(Mapping.connection_id) == connection_id
+            )
+        )
+    ).scalars()
+    gone = sorted(key for key in existing if key not in kept)
+    deleted = 0
+    for start in range(0, len(gone), DELETE_CHUNK):
+        deleted += await delete_entries(
+            session, kind, connection_id, gone[start : start + DELETE_CHUNK]
+        )
+    return deleted

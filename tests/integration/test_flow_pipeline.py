@@ -569,3 +569,14 @@ async def test_orders_not_yet_in_the_erp_are_not_offered_again(flow_rt: Any) -> 
     await record(rt, "erp", level("SKU-RED-M", "1", "7", T0 + timedelta(minutes=1), allocated="0"))
     stock = (await deliveries(rt, destination="shop"))[-1]
     assert stock.payload is not None and Decimal(stock.payload["available"]) == 7
+
+
+async def test_required_payment_mapping_is_asked_for_by_the_rules(flow_rt: Any) -> None:
+    from app.canonical.order import Payment
+    from app.delivery.service import rule_needs
+
+    rt = await flow_rt(flows_config("  orders: {required_mappings: [payment_method]}"))
+    order = make_order(payments=[Payment(gateway="paypal")])
+    await record(rt, "shop", make_event("order.created", order, T0))
+    (out,) = await deliveries(rt, destination="erp")
+    assert [(n.kind, n.key) for n in rule_needs(out.directives)] == [("payment_method", "paypal")]
