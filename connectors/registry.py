@@ -10,10 +10,11 @@ from connectors.base import Connector
 
 def _registry() -> dict[str, type[Connector]]:
     # Imported lazily: connectors import app.config, which validates types against this.
+    from connectors.custom.connector import CustomConnector
     from connectors.netsuite.connector import NetSuiteConnector
     from connectors.shopify.connector import ShopifyConnector
 
-    return {cls.type_name: cls for cls in (ShopifyConnector, NetSuiteConnector)}
+    return {cls.type_name: cls for cls in (ShopifyConnector, NetSuiteConnector, CustomConnector)}
 
 
 def connector_types() -> dict[str, type[Connector]]:

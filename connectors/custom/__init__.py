@@ -1,0 +1,1 @@
+"""Generic storefront connector (``type: custom``): Standard Webhooks in both directions."""

@@ -1,0 +1,442 @@
+"""Generic storefront connector (``type: custom``) for shops built against the gateway.
+
+Both directions speak Standard Webhooks (``connectors.custom.signing``) with one envelope:
+``{"type": "<canonical event type>", "timestamp": "<ISO 8601>", "data": {<canonical payload>}}``
+— the shop already talks the canonical model, so there is no mapping layer here.
+
+Connection config:
+- credentials: ``webhook_secret`` (required, ``whsec_<base64>``: the shop signs its webhooks
+  with it), ``push_secret`` (optional, what the gateway signs its pushes with; defaults to
+  ``webhook_secret``);
+- options: ``timestamp_tolerance_seconds`` (default 300), ``push_url`` (default
+  ``{base_url}/gateway/events``), ``stock_url`` (default ``{base_url}/gateway/stock``).
+
+Inbound (``POST /webhooks/{connection_id}``): order.created/updated/cancelled,
+customer.upserted/erase_requested, return.requested, refund.created. ``source`` is forced to
+the connection id, so a shop can never write as another connection.
+
+Outbound: any event of the inventory, products, shipments, returns and customers flows is
+POSTed to ``push_url``; ``webhook-id`` is derived from the event so a retry carries the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any, cast
+
+import httpx
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+from app.canonical.events import EVENT_TYPES, CanonicalEvent, Payload, make_event
+from app.config import ConnectionConfig
+from connectors.base import (
+    Connector,
+    DeliveryContext,
+    DeliveryResult,
+    ParsedWebhook,
+    PayloadError,
+    PermanentError,
+    RateLimitedError,
+    RemoteLink,
+    TransientError,
+)
+from connectors.custom import signing
+
+WEBHOOK_SECRET = "webhook_secret"
+PUSH_SECRET = "push_secret"
+TOLERANCE_OPTION = "timestamp_tolerance_seconds"
+PUSH_URL_OPTION = "push_url"
+STOCK_URL_OPTION = "stock_url"
+PUSH_PATH = "/gateway/events"
+STOCK_PATH = "/gateway/stock"
+
+# What a shop may send us: its own orders, customers, returns and refunds. Stock, prices,
+# shipments and credit memos come from the ERP; a shop announcing them is a configuration bug.
+INBOUND_EVENT_TYPES: tuple[str, ...] = (
+    "order.created",
+    "order.updated",
+    "order.cancelled",
+    "customer.upserted",
+    "customer.erase_requested",
+    "return.requested",
+    "refund.created",
+)
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
+STOCK_SKUS_PER_REQUEST = 100  # keeps the query string far below common URL limits
+_MAX_ERRORS_SHOWN = 5
+_MAX_ERROR_TEXT = 500
+
+
+class _Envelope(BaseModel):
+    """The Standard Webhooks body; ``directives`` and other extras are allowed and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+    timestamp: AwareDatetime
+    data: dict[str, Any]
+
+
+class CustomConnector(Connector):
+    """A shop that speaks the canonical model over Standard Webhooks, in and out."""
+
+    type_name = "custom"
+    inbound_flows = frozenset({"orders", "customers", "returns"})
+    outbound_flows = frozenset({"inventory", "products", "shipments", "returns", "customers"})
+
+    def __init__(self, config: ConnectionConfig, http: httpx.AsyncClient) -> None:
+        super().__init__(config, http)
+        # Fail at start, not on the first webhook: a bad secret would make every call a 401.
+        webhook_key = _key(config, WEBHOOK_SECRET, required=True)
+        assert webhook_key is not None  # required=True raised otherwise
+        self._webhook_key: bytes = webhook_key
+        self._push_key: bytes = _key(config, PUSH_SECRET, required=False) or webhook_key
+        self.tolerance_seconds = _tolerance(config)
+        base = config.base_url.rstrip("/")
+        self.push_url = str(config.options.get(PUSH_URL_OPTION) or base + PUSH_PATH)
+        self.stock_url = str(config.options.get(STOCK_URL_OPTION) or base + STOCK_PATH)
+        self.clock = time.time  # replaceable in tests
+        policy = config.delivery
+        self._timeout: Any = (
+            policy.request_timeout_seconds if policy is not None else httpx.USE_CLIENT_DEFAULT
+        )
+
+    # --- inbound ----------------------------------------------------------------------
+    def verify_signature(self, headers: Mapping[str, str], body: bytes) -> None:
+        signing.verify(
+            self._webhook_key,
+            headers,
+            body,
+            tolerance_seconds=self.tolerance_seconds,
+            now=self.clock(),
+        )
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
+        msg_id = signing.header(headers, signing.ID_HEADER)
+        if not msg_id:
+            raise PayloadError(f"missing {signing.ID_HEADER} header", status_code=400)
+        envelope = _load_envelope(body)
+        kind = EVENT_TYPES[envelope.type]
+        data = {**envelope.data, "source": self.config.id}
+        try:
+            payload = kind.model.model_validate(data)
+        except ValidationError as exc:
+            raise PayloadError(
+                f"invalid {envelope.type} payload: {describe_errors(exc, prefix='data')}"
+            ) from None
+        _check_own_keys(payload, self.config.id)
+        # the catalogue's model for this type is always one of the Payload members
+        event = make_event(envelope.type, cast(Payload, payload), envelope.timestamp)
+        return ParsedWebhook(topic=envelope.type, dedupe_key=msg_id, events=[event])
+
+    # --- outbound ---------------------------------------------------------------------
+    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
+        if event.flow not in self.outbound_flows:
+            raise PermanentError(
+                f"connection {self.config.id!r} (custom) does not take {event.type} "
+                f"(flow {event.flow}); route only {', '.join(sorted(self.outbound_flows))} to it"
+            )
+        msg_id = delivery_id(event)
+        body = encode_envelope(event, ctx.directives)
+        response = await self._send("POST", self.push_url, msg_id, body, what=event.type)
+        shop_id = _shop_id(response)
+        links = (
+            [RemoteLink(event.entity_type, event.entity_key, shop_id)]
+            if shop_id is not None
+            else []
+        )
+        if response.status_code == 409:
+            summary = f"shop already had {event.type} {msg_id} (409 duplicate)"
+        else:
+            summary = f"shop accepted {event.type} for {event.entity_key} as {msg_id}"
+        if shop_id is not None:
+            summary += f" (shop id {shop_id})"
+        return DeliveryResult(links=links, summary=summary)
+
+    async def fetch_availability(self, skus: list[str]) -> dict[tuple[str, str | None], Any]:
+        """What the shop sells now, read from ``stock_url``: (sku, location) → Decimal."""
+        wanted = list(dict.fromkeys(skus))
+        out: dict[tuple[str, str | None], Any] = {}
+        for start in range(0, len(wanted), STOCK_SKUS_PER_REQUEST):
+            chunk = wanted[start : start + STOCK_SKUS_PER_REQUEST]
+            url = httpx.URL(self.stock_url, params=[("sku", sku) for sku in chunk])
+            response = await self._send(
+                "GET", url, f"msg_{uuid.uuid4().hex}", b"", what="stock request"
+            )
+            out.update(_parse_stock(response, set(chunk)))
+        return out
+
+    async def _send(
+        self, method: str, url: httpx.URL | str, msg_id: str, body: bytes, *, what: str
+    ) -> httpx.Response:
+        # Signed afresh on every attempt: the id stays, the timestamp is now (else the shop's
+        # replay window would reject a retry made minutes later).
+        headers = signing.sign_headers(self._push_key, msg_id, body, timestamp=int(self.clock()))
+        if body:
+            headers["content-type"] = "application/json"
+        try:
+            response = await self.http.request(
+                method, url, content=body, headers=headers, timeout=self._timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise TransientError(
+                f"shop at {url} did not answer the {what} in time: {exc!r}"
+            ) from None
+        except httpx.TransportError as exc:
+            raise TransientError(
+                f"cannot reach the shop at {url} for the {what}: {exc!r}"
+            ) from None
+        _raise_for_status(response, what)
+        return response
+
+
+# --- inbound helpers ----------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _load_envelope(body: bytes) -> _Envelope:
+    try:
+        # Decimal, not float: an amount must arrive exactly as the shop wrote it.
+        raw = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}", status_code=400) from None
+    if not isinstance(raw, dict):
+        raise PayloadError(
+            'body must be a JSON object {"type": …, "timestamp": …, "data": {…}}', status_code=400
+        )
+    event_type = raw.get("type")
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+        raise PayloadError(
+            f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)} "
+            f"(a shop sends {', '.join(INBOUND_EVENT_TYPES)})"
+        )
+    if event_type not in INBOUND_EVENT_TYPES:
+        raise PayloadError(
+            f"a shop cannot send {event_type}; accepted: {', '.join(INBOUND_EVENT_TYPES)}"
+        )
+    try:
+        return _Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise PayloadError(f"invalid envelope: {describe_errors(exc)}") from None
+
+
+def describe_errors(exc: ValidationError, *, prefix: str = "") -> str:
+    """One ``path: problem`` per error, paths as written in the JSON (``data.lines[0].sku``)."""
+    errors = exc.errors(include_url=False)
+    shown = [f"{_path(prefix, e['loc'])}: {e['msg']}" for e in errors[:_MAX_ERRORS_SHOWN]]
+    more = len(errors) - len(shown)
+    return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(body)"
+
+
+def _check_own_keys(payload: Any, connection_id: str) -> None:
+    """Returns and refunds point at orders/returns by our key; only this shop's may be named."""
+    for field_name, entity in (("order_key", "order"), ("return_key", "return")):
+        value = getattr(payload, field_name, None)
+        if value is None:
+            continue
+        own = f"{connection_id}:{entity}:"
+        if value and ":" not in value:
+            # the shop's own id is fine: it becomes our key for that entity
+            setattr(payload, field_name, own + value)
+        elif not value.startswith(own) or len(value) == len(own):
+            raise PayloadError(
+                f"data.{field_name}: {value!r} is not one of this shop's {entity}s; send your "
+                f"{entity} id, or '{own}<id>'"
+            )
+
+
+# --- outbound helpers ---------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def delivery_id(event: CanonicalEvent) -> str:
+    """The ``webhook-id`` of one delivery: the same for every retry of the same event."""
+    material = json.dumps(
+        [event.type, event.entity_key, event.occurred_at.isoformat(), event.payload_json()],
+        sort_keys=True,
+        separators=(",", ":"),
+        default=_json_default,
+    )
+    return "msg_" + hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def encode_envelope(event: CanonicalEvent, directives: Mapping[str, Any] | None = None) -> bytes:
+    """The body the shop receives; ``directives`` (e.g. notify_customer) only when given."""
+    envelope: dict[str, Any] = {
+        "type": event.type,
+        "timestamp": event.occurred_at.isoformat(),
+        "data": event.payload_json(),
+    }
+    if directives:
+        envelope["directives"] = dict(directives)
+    return json.dumps(envelope, separators=(",", ":"), default=_json_default).encode()
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float:
+    """``Retry-After`` as seconds (delta-seconds or HTTP date); 1 s when absent or unreadable."""
+    if not value:
+        return DEFAULT_RETRY_AFTER_SECONDS
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return DEFAULT_RETRY_AFTER_SECONDS
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail"):
+            if body.get(key):
+                return str(body[key])[:_MAX_ERROR_TEXT]
+    return response.text[:_MAX_ERROR_TEXT] or response.reason_phrase
+
+
+def _raise_for_status(response: httpx.Response, what: str) -> None:
+    status = response.status_code
+    if 200 <= status < 300 or status == 409:
+        return
+    text = _error_text(response)
+    detail = {"status": status, "body": response.text[:_MAX_ERROR_TEXT]}
+    if status == 429:
+        wait = retry_after_seconds(response.headers.get("retry-after"))
+        raise RateLimitedError(
+            f"shop rate-limited the {what} (429); retry in {wait:g} s",
+            retry_after=wait,
+            detail=detail,
+        )
+    if status == 408 or status >= 500:
+        raise TransientError(f"shop failed the {what} with HTTP {status}: {text}", detail=detail)
+    if status in (401, 403):
+        raise PermanentError(
+            f"shop refused our signature on the {what} (HTTP {status}: {text}); make the "
+            f"connection's {PUSH_SECRET} (or {WEBHOOK_SECRET}) the secret the shop verifies with",
+            detail=detail,
+        )
+    raise PermanentError(f"shop rejected the {what} with HTTP {status}: {text}", detail=detail)
+
+
+def _shop_id(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("id"), str | int) and body["id"] != "":
+        return str(body["id"])
+    return None
+
+
+def _parse_stock(response: httpx.Response, wanted: set[str]) -> dict[tuple[str, str | None], Any]:
+    try:
+        body = json.loads(response.content, parse_float=Decimal)
+    except ValueError:
+        raise PermanentError(
+            f"shop stock answer is not JSON: {response.text[:_MAX_ERROR_TEXT]!r}"
+        ) from None
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise PermanentError('shop stock answer lacks "items": expected {"items": [...]}')
+    out: dict[tuple[str, str | None], Any] = {}
+    for index, item in enumerate(items):
+        where = f"items[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("sku"), str):
+            raise PermanentError(f"shop stock answer: {where} needs a string sku")
+        location = item.get("location")
+        if location is not None and not isinstance(location, str):
+            raise PermanentError(f"shop stock answer: {where}.location must be a string or null")
+        out_key = (item["sku"], location)
+        if item["sku"] in wanted:
+            out[out_key] = _quantity(item.get("available"), where)
+    return out
+
+
+def _quantity(value: Any, where: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise PermanentError(f"shop stock answer: {where}.available must be a decimal string")
+    try:
+        quantity = Decimal(str(value))
+    except InvalidOperation:
+        raise PermanentError(
+            f"shop stock answer: {where}.available {value!r} is not a number"
+        ) from None
+    if not quantity.is_finite():
+        raise PermanentError(f"shop stock answer: {where}.available {value!r} is not finite")
+    return quantity
+
+
+# --- config helpers -----------------------------------------------------------------------
+
+
+def _key(config: ConnectionConfig, name: str, *, required: bool) -> bytes | None:
+    secret = config.credentials.get(name)
+    if secret is None or not secret.get_secret_value():
+        if required:
+            raise ValueError(
+                f"connection {config.id!r} (custom) lacks credentials: {name} (whsec_<base64>)"
+            )
+        return None
+    try:
+        return signing.secret_key(secret.get_secret_value())
+    except ValueError as exc:
+        raise ValueError(f"connection {config.id!r} (custom) credential {name}: {exc}") from None
+
+
+def _tolerance(config: ConnectionConfig) -> float:
+    raw = config.options.get(TOLERANCE_OPTION, signing.DEFAULT_TOLERANCE_SECONDS)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if isinstance(raw, bool) or value <= 0:
+        raise ValueError(
+            f"connection {config.id!r} (custom) option {TOLERANCE_OPTION} must be a positive "
+            f"number of seconds, got {raw!r}"
+        )
+    return value
+
+
+__all__ = [
+    "INBOUND_EVENT_TYPES",
+    "CustomConnector",
+    "delivery_id",
+    "describe_errors",
+    "encode_envelope",
+    "retry_after_seconds",
+]
