@@ -44,4 +44,6 @@ class Shipment(CanonicalModel):
         return f"{self.source}:shipment:{self.external_id}"
 
     def related_keys(self) -> list[str]:
-        return [self.entity_key, self.order_key]
+        # each package's remote id (e.g. a store fulfillment) is linked as "<shipment>#<n>"
+        packages = [f"{self.entity_key}#{i}" for i in range(len(self.packages))]
+        return [self.entity_key, self.order_key, *packages]

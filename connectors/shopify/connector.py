@@ -1,34 +1,93 @@
-"""Shopify connector (inbound ``orders``): signed order webhooks → canonical order events.
+"""Shopify connector: webhooks in (orders, customers, returns) and the Admin API out.
 
 Connection config:
 - credentials: ``webhook_secret`` (required: the app's client secret, or the signing secret
-  shown in the Shopify admin for webhooks created there), ``access_token`` (for the Admin
-  API; not used yet);
-- options: none yet.
+  shown in the Shopify admin for webhooks created there), ``access_token`` (Admin API, sent
+  as ``X-Shopify-Access-Token``; needed for every outbound flow);
+- options (all optional, see ``options.ShopifyOptions``): ``api_version`` (default
+  ``2025-01``), ``location_id`` (the store location for inventory and restocks),
+  ``notify_customer_default`` (shipments, when the core gives no directive), ``currency``
+  (the shop currency; other price lists are reported, not written), ``group_tag_prefix``
+  (default ``group:``), ``carrier_names`` (our carrier → Shopify's company name).
 
-Topics ``orders/create``, ``orders/updated`` and ``orders/cancelled`` become
-``order.created``, ``order.updated`` and ``order.cancelled``; every other topic is stored and
-acknowledged without events. Outbound flows are not implemented yet.
+Inbound: ``orders/create|updated|cancelled`` → ``order.*``; ``customers/create|update`` →
+``customer.upserted``; ``customers/redact`` → ``customer.erase_requested``;
+``refunds/create`` → ``refund.created``; ``returns/request`` → ``return.requested``; every
+other topic is stored and acknowledged without events.
+
+Outbound: ``inventory.availability_changed`` (``inventory_levels/set.json``),
+``price.changed`` and ``product.upserted`` (variants/products), ``shipment.created|updated``
+(fulfillments), ``credit_memo.created`` (refunds), ``customer.upserted`` (customers). See
+``outbound``, ``shipments`` and ``refunds`` for the calls and how retries stay single.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
+from typing import Any
 
 import httpx
 
+from app.canonical.events import CanonicalEvent
 from app.config import ConnectionConfig
-from connectors.base import Connector, ParsedWebhook, SignatureError
-from connectors.shopify import inbound
+from connectors.base import (
+    Connector,
+    DeliveryContext,
+    DeliveryResult,
+    ParsedWebhook,
+    PermanentError,
+    SignatureError,
+)
+from connectors.shopify import inbound, outbound, refunds, shipments
+from connectors.shopify.admin import ShopifyAdmin
+from connectors.shopify.options import ShopifyOptions, load_options
 
 WEBHOOK_SECRET = "webhook_secret"
+ACCESS_TOKEN = "access_token"
+IDS_PER_LEVELS_CALL = 50  # inventory_levels.json takes at most 50 item ids
+
+Handler = Callable[
+    [ShopifyAdmin, ShopifyOptions, CanonicalEvent, DeliveryContext, str],
+    Awaitable[DeliveryResult],
+]
+
+
+def _without_connection(
+    handler: Callable[
+        [ShopifyAdmin, ShopifyOptions, CanonicalEvent, DeliveryContext],
+        Awaitable[DeliveryResult],
+    ],
+) -> Handler:
+    async def call(
+        admin: ShopifyAdmin,
+        opts: ShopifyOptions,
+        event: CanonicalEvent,
+        ctx: DeliveryContext,
+        _connection_id: str,
+    ) -> DeliveryResult:
+        return await handler(admin, opts, event, ctx)
+
+    return call
+
+
+HANDLERS: dict[str, Handler] = {
+    "inventory.availability_changed": _without_connection(outbound.set_availability),
+    "price.changed": _without_connection(outbound.update_price),
+    "product.upserted": _without_connection(outbound.upsert_product),
+    "customer.upserted": outbound.upsert_customer,
+    "shipment.created": shipments.deliver_shipment,
+    "shipment.updated": shipments.deliver_shipment,
+    "credit_memo.created": refunds.deliver_credit_memo,
+}
 
 
 class ShopifyConnector(Connector):
-    """Receives Shopify webhooks; all translation lives in ``connectors.shopify.inbound``."""
+    """Translation lives in ``inbound``/``records`` (webhooks) and ``outbound``/… (API)."""
 
     type_name = "shopify"
-    inbound_flows = frozenset({"orders"})
+    inbound_flows = frozenset({"orders", "customers", "returns"})
+    outbound_flows = frozenset({"inventory", "products", "shipments", "returns", "customers"})
 
     def __init__(self, config: ConnectionConfig, http: httpx.AsyncClient) -> None:
         super().__init__(config, http)
@@ -38,7 +97,10 @@ class ShopifyConnector(Connector):
             raise ValueError(
                 f"connection {config.id!r} (shopify) lacks credentials: {WEBHOOK_SECRET}"
             )
+        self.options = load_options(config.id, config.options)
+        self._admin: ShopifyAdmin | None = None
 
+    # inbound ----------------------------------------------------------------------------
     def verify_signature(self, headers: Mapping[str, str], body: bytes) -> None:
         try:
             secret = self.config.secret(WEBHOOK_SECRET)
@@ -48,3 +110,64 @@ class ShopifyConnector(Connector):
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
         return inbound.parse_webhook(headers, body, self.config.id)
+
+    # outbound ---------------------------------------------------------------------------
+    @property
+    def admin(self) -> ShopifyAdmin:
+        """The Admin API client (one per connector, so the SKU cache lives across calls)."""
+        if self._admin is None:
+            token = self.config.credentials.get(ACCESS_TOKEN)
+            if token is None or not token.get_secret_value():
+                raise PermanentError(
+                    f"connection {self.config.id!r} (shopify) has no {ACCESS_TOKEN} credential; "
+                    "add the Admin API access token of the app to the config, then replay"
+                )
+            self._admin = ShopifyAdmin(
+                self.http,
+                self.config.base_url,
+                token.get_secret_value(),
+                self.options.api_version,
+            )
+        return self._admin
+
+    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
+        handler = HANDLERS.get(event.type)
+        if handler is None:
+            raise PermanentError(
+                f"the Shopify connector cannot receive {event.type}; it takes "
+                f"{', '.join(sorted(HANDLERS))} (check the routes)"
+            )
+        return await handler(self.admin, self.options, event, ctx, self.config.id)
+
+    async def fetch_availability(self, skus: list[str]) -> dict[tuple[str, str | None], Any]:
+        """What the store shows as available: (sku, location id) → Decimal.
+
+        Unknown SKUs are left out; with option ``location_id`` only that location is read.
+        """
+        admin = self.admin
+        missing = [s for s in dict.fromkeys(skus) if s not in admin.variants]
+        if missing:
+            await admin.find_variants(missing)
+        refs = [admin.variants[s] for s in dict.fromkeys(skus) if s in admin.variants]
+        sku_of_item = {r.inventory_item_id: r.sku for r in refs}
+        items = list(sku_of_item)
+        found: dict[tuple[str, str | None], Any] = {}
+        for start in range(0, len(items), IDS_PER_LEVELS_CALL):
+            params = {
+                "inventory_item_ids": ",".join(items[start : start + IDS_PER_LEVELS_CALL]),
+                "limit": "250",
+            }
+            if self.options.location_id:
+                params["location_ids"] = self.options.location_id
+            answer = await admin.request(
+                "GET", "inventory_levels.json", what="inventory levels", params=params
+            )
+            for level in answer.get("inventory_levels") or []:
+                sku = sku_of_item.get(str(level.get("inventory_item_id")))
+                if sku is None:
+                    continue
+                available = level.get("available")
+                found[(sku, str(level["location_id"]))] = Decimal(
+                    str(available if available is not None else 0)
+                )
+        return found

@@ -525,7 +525,7 @@ def load_json(body: bytes) -> Any:
 
 
 def parse_webhook(headers: Mapping[str, str], body: bytes, source: str) -> ParsedWebhook:
-    """Topic, dedupe key and canonical events of one delivery (events empty for other topics)."""
+    """Topic, dedupe key and canonical events of one delivery (none for untranslated topics)."""
     topic = (header(headers, TOPIC_HEADER) or "").strip()
     if not topic:
         raise PayloadError("missing X-Shopify-Topic header", status_code=400)
@@ -537,6 +537,10 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, source: str) -> Parse
     parsed = ParsedWebhook(topic=topic, dedupe_key=dedupe_key(headers, body))
     event_type = ORDER_TOPICS.get(topic.lower())
     if event_type is None:
+        # Imported here: ``records`` builds on this module's wire helpers.
+        from connectors.shopify.records import record_events
+
+        parsed.events.extend(record_events(topic.lower(), payload, headers, source))
         return parsed
     order = parse_order(payload, source)
     parsed.events.append(

@@ -32,7 +32,12 @@ Control (no auth), over HTTP so other processes can drive it:
   "retry_after": 1}}`` for the Admin API (POST sets what it names, DELETE clears all);
 - ``GET /_sim/stats``; ``POST /_sim/reset`` (orders, target, deliveries, faults, bucket, stats).
 
-Not simulated: webhook retries by the simulator itself, GraphQL, writes to the Admin API.
+The store behind the write endpoints (catalogue, stock, fulfillment orders, fulfillments,
+refunds, customers, GraphQL SKU search), the shopper's ``POST /_sim/checkout``, ``GET
+/_sim/state`` and the ``/_sim/send/…`` webhook helpers live in ``sim_routes`` and
+``sim_store``; they are mounted here.
+
+Not simulated: webhook retries by the simulator itself, GraphQL beyond the SKU search.
 
 CLI: ``python -m connectors.shopify.simulator send --url URL --secret S --count N --rate R
 [--sku SKU ...]`` and ``python -m connectors.shopify.simulator serve --port P``.
@@ -66,11 +71,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.shopify.inbound import sign
 from connectors.shopify.samples import make_order
+from connectors.shopify.sim_store import AdminError, Store
 from connectors.simfaults import FaultCounters
 
 __all__ = [
+    "ALL_TOPICS",
     "DEFAULT_API_VERSION",
     "INVALID_TOKEN_BODY",
+    "AdminError",
     "LeakyBucket",
     "ShopifySimulator",
     "WebhookDelivery",
@@ -92,6 +100,15 @@ THROTTLED_BODY = {
 }
 OrderTopic = Literal["orders/create", "orders/updated", "orders/cancelled"]
 ORDER_TOPICS: tuple[OrderTopic, ...] = ("orders/create", "orders/updated", "orders/cancelled")
+# every topic the simulator sends by itself; a webhook target subscribes to all by default
+ALL_TOPICS: tuple[str, ...] = (
+    *ORDER_TOPICS,
+    "customers/create",
+    "customers/update",
+    "customers/redact",
+    "refunds/create",
+    "returns/request",
+)
 MAX_LIMIT = 250
 _VERSION = re.compile(r"^(\d{4}-\d{2}|unstable)$")
 
@@ -305,16 +322,6 @@ class SentWebhook:
         }
 
 
-class AdminError(Exception):
-    """An Admin API error answer: status, Shopify-shaped body, extra headers."""
-
-    def __init__(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(str(body))
-        self.status = status
-        self.body = body
-        self.headers = dict(headers or {})
-
-
 def _not_found() -> AdminError:
     return AdminError(404, {"errors": "Not Found"})
 
@@ -337,10 +344,12 @@ class ShopifySimulator:
     target: WebhookTarget | None = None
     sent: list[SentWebhook] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
+    store: Store = field(default_factory=Store)
     _next_n: int = 1
 
     def reset(self) -> None:
         self.orders.clear()
+        self.store = Store()
         self.faults = Faults()
         self.target = None
         self.sent.clear()
@@ -594,7 +603,7 @@ class NewOrderIn(_In):
 class WebhookTargetIn(_In):
     url: str = Field(pattern=r"^https?://")
     secret: str = Field(min_length=1)
-    topics: list[OrderTopic] = Field(default_factory=lambda: list(ORDER_TOPICS))
+    topics: list[str] = Field(default_factory=lambda: list(ALL_TOPICS))
 
 
 class OutageIn(_In):
@@ -794,7 +803,11 @@ def create_app(
         sim.stats[f"admin status {exc.status}"] += 1
         return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
 
+    # Imported here: the store routes import this module for the simulator's type.
+    from connectors.shopify.sim_routes import add_store_routes
+
     _add_admin_routes(app)
+    add_store_routes(app)
     _add_control_routes(app)
     return app
 
@@ -940,7 +953,7 @@ def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if args.webhook_url:
         if not args.webhook_secret:
             parser.error("--webhook-url needs --webhook-secret (or $SHOPIFY_WEBHOOK_SECRET)")
-        sim.target = WebhookTarget(args.webhook_url, args.webhook_secret, frozenset(ORDER_TOPICS))
+        sim.target = WebhookTarget(args.webhook_url, args.webhook_secret, frozenset(ALL_TOPICS))
     print(
         f"Shopify simulator on http://{args.host}:{args.port} "
         f"(Admin API /admin/api/{DEFAULT_API_VERSION}/orders.json, control /_sim/)",

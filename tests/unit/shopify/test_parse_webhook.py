@@ -71,7 +71,7 @@ def test_event_payload_json_keeps_money_as_strings() -> None:
 
 
 @pytest.mark.parametrize(
-    "topic", ["orders/paid", "orders/fulfilled", "customers/create", "shop/redact", "app/x"]
+    "topic", ["orders/paid", "orders/fulfilled", "customers/delete", "shop/redact", "app/x"]
 )
 def test_other_topics_are_acknowledged_without_events(topic: str) -> None:
     body = b'{"shop_id": 954889, "shop_domain": "x.myshopify.com"}'
@@ -138,8 +138,10 @@ def test_connector_parses_with_its_connection_id(connector: ShopifyConnector) ->
 
 def test_connector_declares_its_type_and_flows() -> None:
     assert ShopifyConnector.type_name == "shopify"
-    assert ShopifyConnector.inbound_flows == frozenset({"orders"})
-    assert ShopifyConnector.outbound_flows == frozenset()
+    assert ShopifyConnector.inbound_flows == frozenset({"orders", "customers", "returns"})
+    assert ShopifyConnector.outbound_flows == frozenset(
+        {"inventory", "products", "shipments", "returns", "customers"}
+    )
 
 
 def test_registry_builds_the_shopify_connector() -> None:

@@ -1,0 +1,209 @@
+"""Shopify Admin API calls with the typed errors, and SKU → variant resolution.
+
+REST (legacy but documented and simple) for every write. SKUs are resolved with one GraphQL
+query, ``productVariants(first: N, query: "sku:… OR sku:…")``, because REST cannot search
+variants by SKU and paging every product to fill a cache costs a call per 250 products on
+each cache miss. Shopify's search matches loosely, so results are filtered to exact SKUs.
+Resolved variants are kept per connector instance and handed back as links, so the next
+delivery for the same SKU makes no lookup at all.
+
+Error mapping: 429 → RateLimitedError (``Retry-After``); 5xx, timeouts and connection
+failures → TransientError; 401/403 → PermanentError (token or scopes); 404 → PermanentError
+naming the resource; 422/400 → PermanentError with Shopify's ``errors``. GraphQL
+``THROTTLED`` → RateLimitedError.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from connectors.base import PermanentError, RateLimitedError, TransientError
+
+DEFAULT_API_VERSION = "2025-01"
+CALL_LIMIT_HEADER = "x-shopify-shop-api-call-limit"
+SKUS_PER_QUERY = 50  # keeps the search string and the query cost small
+DEFAULT_RETRY_AFTER = 2.0  # Shopify's REST bucket leaks 2 calls/s
+
+VARIANTS_QUERY = """
+query VariantsBySku($query: String!, $first: Int!) {
+  productVariants(first: $first, query: $query) {
+    nodes {
+      legacyResourceId
+      sku
+      price
+      compareAtPrice
+      product { legacyResourceId }
+      inventoryItem { legacyResourceId }
+    }
+  }
+}
+"""
+
+
+@dataclass(frozen=True)
+class VariantRef:
+    """Where one SKU lives in the store."""
+
+    sku: str
+    variant_id: str
+    product_id: str
+    inventory_item_id: str
+
+
+class NotFoundError(PermanentError):
+    """A 404: the resource named in the message does not exist (callers may look again)."""
+
+
+def _errors_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    errors = body.get("errors", body) if isinstance(body, dict) else body
+    if isinstance(errors, dict):
+        parts = []
+        for field, messages in errors.items():
+            items = messages if isinstance(messages, list) else [messages]
+            parts.append(f"{field} {'; '.join(str(m) for m in items)}")
+        return ", ".join(parts)
+    if isinstance(errors, list):
+        return "; ".join(str(e) for e in errors)
+    return str(errors)
+
+
+def sku_query(skus: list[str]) -> str:
+    """Shopify search syntax for exact SKUs; quotes and backslashes escaped."""
+
+    def quoted(sku: str) -> str:
+        return '"' + sku.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return " OR ".join(f"sku:{quoted(s)}" for s in skus)
+
+
+class ShopifyAdmin:
+    """One shop's Admin API: ``request`` maps failures to typed errors."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, base_url: str, token: str, api_version: str
+    ) -> None:
+        self.http = http
+        self.base = f"{base_url.rstrip('/')}/admin/api/{api_version}"
+        self.token = token
+        self.last_call_limit: str | None = None  # e.g. "12/40", for delivery summaries
+        self.variants: dict[str, VariantRef] = {}
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json_body: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """The JSON answer of one call; ``what`` names the resource in error messages."""
+        url = f"{self.base}/{path.lstrip('/')}"
+        headers = {"X-Shopify-Access-Token": self.token, "Accept": "application/json"}
+        try:
+            response = await self.http.request(
+                method, url, json=json_body, params=params, headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"Shopify timed out on {method} {path} ({what}): {exc}") from None
+        except httpx.TransportError as exc:
+            raise TransientError(
+                f"cannot reach Shopify for {method} {path} ({what}): {type(exc).__name__} {exc}"
+            ) from None
+        self.last_call_limit = response.headers.get(CALL_LIMIT_HEADER, self.last_call_limit)
+        self._raise_for(response, method, path, what)
+        if not response.content:
+            return {}
+        try:
+            return json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            raise TransientError(
+                f"Shopify answered {method} {path} with a body that is not JSON"
+            ) from None
+
+    def _raise_for(self, response: httpx.Response, method: str, path: str, what: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        text = _errors_text(response)
+        where = f"{method} {path}"
+        if status == 429:
+            raise RateLimitedError(
+                f"Shopify rate limit reached ({self.last_call_limit or 'bucket full'})",
+                retry_after=_retry_after(response),
+            )
+        if status >= 500:
+            raise TransientError(f"Shopify error {status} on {where}: {text}")
+        if status in (401, 403):
+            raise PermanentError(
+                f"Shopify refused {where} ({status}: {text}); check the connection's "
+                "access_token and that the app has the scopes for this flow "
+                "(write_inventory, write_products, write_fulfillments/"
+                "write_merchant_managed_fulfillment_orders, write_orders, write_customers)"
+            )
+        if status == 404:
+            raise NotFoundError(f"{what} not found in the Shopify store ({where})")
+        raise PermanentError(f"Shopify rejected {where} for {what} ({status}): {text}")
+
+    async def graphql(self, query: str, variables: dict[str, Any], *, what: str) -> Any:
+        body = await self.request(
+            "POST", "graphql.json", what=what, json_body={"query": query, "variables": variables}
+        )
+        errors = body.get("errors") or []
+        if errors:
+            codes = {str((e.get("extensions") or {}).get("code")) for e in errors}
+            if "THROTTLED" in codes:
+                raise RateLimitedError("Shopify GraphQL cost limit reached", retry_after=1.0)
+            messages = "; ".join(str(e.get("message")) for e in errors)
+            raise PermanentError(f"Shopify GraphQL refused the {what} query: {messages}")
+        return body.get("data") or {}
+
+    # SKU resolution ------------------------------------------------------------------------
+    async def find_variants(self, skus: list[str]) -> dict[str, VariantRef]:
+        """The store's variants for ``skus`` (exact match); unknown SKUs are absent."""
+        found: dict[str, VariantRef] = {}
+        wanted = list(dict.fromkeys(s for s in skus if s))
+        for start in range(0, len(wanted), SKUS_PER_QUERY):
+            chunk = wanted[start : start + SKUS_PER_QUERY]
+            data = await self.graphql(
+                VARIANTS_QUERY,
+                # twice the SKUs: loose matches (prefixes) may crowd the exact ones out
+                {"query": sku_query(chunk), "first": min(250, 2 * len(chunk) + 5)},
+                what="variants by SKU",
+            )
+            for node in (data.get("productVariants") or {}).get("nodes") or []:
+                sku = node.get("sku") or ""
+                if sku in chunk and sku not in found:
+                    found[sku] = VariantRef(
+                        sku=sku,
+                        variant_id=str(node["legacyResourceId"]),
+                        product_id=str(node["product"]["legacyResourceId"]),
+                        inventory_item_id=str(node["inventoryItem"]["legacyResourceId"]),
+                    )
+        self.variants.update(found)
+        return found
+
+    async def variant(self, sku: str, *, fresh: bool = False) -> VariantRef | None:
+        if not fresh and sku in self.variants:
+            return self.variants[sku]
+        self.variants.pop(sku, None)
+        return (await self.find_variants([sku])).get(sku)
+
+    def forget(self, sku: str) -> None:
+        self.variants.pop(sku, None)
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return DEFAULT_RETRY_AFTER

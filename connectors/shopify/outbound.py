@@ -1,0 +1,398 @@
+"""Canonical → Shopify Admin REST: stock, prices, products and customers.
+
+Links this module reads and writes, keyed by our product key ``<source>:product:<sku>`` (one
+of every inventory/price event's related keys, so the core hands them back next time):
+``product`` → variant id, ``inventory_item`` → inventory item id, ``shopify_product`` →
+product id. Customers link ``customer`` → Shopify customer id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from app.canonical.common import Address
+from app.canonical.customer import Customer
+from app.canonical.events import CanonicalEvent
+from app.canonical.inventory import StockAvailability
+from app.canonical.product import Price, Product
+from connectors.base import DeliveryContext, DeliveryResult, Finding, PermanentError, RemoteLink
+from connectors.shopify.admin import NotFoundError, ShopifyAdmin, VariantRef
+from connectors.shopify.options import ShopifyOptions
+
+WEIGHT_UNITS = {"g": "g", "kg": "kg", "oz": "oz", "lb": "lb", "lbs": "lb", "gram": "g"}
+
+
+def product_key(source: str, sku: str) -> str:
+    return f"{source}:product:{sku}"
+
+
+def rest_id(value: str) -> int | str:
+    """Shopify REST ids are JSON numbers; keep anything else as given."""
+    return int(value) if value.isdigit() else value
+
+
+def money_text(amount: Decimal) -> str:
+    return f"{amount:f}"
+
+
+def sku_links(ref: VariantRef, key: str) -> list[RemoteLink]:
+    return [
+        RemoteLink("product", key, ref.variant_id),
+        RemoteLink("inventory_item", key, ref.inventory_item_id),
+        RemoteLink("shopify_product", key, ref.product_id),
+    ]
+
+
+async def resolve_sku(
+    admin: ShopifyAdmin, sku: str, key: str, ctx: DeliveryContext
+) -> VariantRef | None:
+    """The variant from links (no call), the connector's cache, or a lookup by SKU."""
+    variant, item, product = (
+        ctx.link(t, key) for t in ("product", "inventory_item", "shopify_product")
+    )
+    if variant and item and product:
+        ref = VariantRef(sku, variant, product, item)
+        admin.variants.setdefault(sku, ref)
+        return ref
+    return await admin.variant(sku)
+
+
+def unknown_sku(sku: str) -> PermanentError:
+    return PermanentError(
+        f"SKU {sku!r} does not exist in the Shopify store: create the product there (or "
+        "route the products flow to this store so the gateway creates it), or fix the SKU "
+        "in the ERP, then replay this delivery"
+    )
+
+
+async def with_variant(
+    admin: ShopifyAdmin,
+    sku: str,
+    key: str,
+    ctx: DeliveryContext,
+    action: Callable[[VariantRef], Awaitable[None]],
+) -> VariantRef:
+    """Run ``action`` on the SKU's variant; a stale link (404) gets one fresh lookup."""
+    ref = await resolve_sku(admin, sku, key, ctx)
+    if ref is None:
+        raise unknown_sku(sku)
+    try:
+        await action(ref)
+        return ref
+    except NotFoundError:
+        fresh = await admin.variant(sku, fresh=True)
+        if fresh is None:
+            raise unknown_sku(sku) from None
+        if fresh == ref:
+            raise
+    await action(fresh)
+    return fresh
+
+
+# --- inventory ------------------------------------------------------------------------------
+
+
+async def set_availability(
+    admin: ShopifyAdmin, opts: ShopifyOptions, event: CanonicalEvent, ctx: DeliveryContext
+) -> DeliveryResult:
+    stock = event.payload_as(StockAvailability)
+    location = stock.location or opts.location_id
+    if not location:
+        raise PermanentError(
+            f"no Shopify location for SKU {stock.sku!r}: set the connection option "
+            "location_id (the store's location id) or send a location with the availability"
+        )
+    # Shopify counts whole units; rounding down never offers a unit we do not have.
+    quantity = max(stock.available, Decimal(0)).to_integral_value(rounding=ROUND_FLOOR)
+    findings = []
+    if quantity != stock.available:
+        findings.append(
+            Finding(
+                "fractional_stock",
+                f"{stock.sku}: {stock.available} available sent as {quantity} (whole units)",
+                {"sku": stock.sku, "available": str(stock.available)},
+            )
+        )
+
+    async def write(ref: VariantRef) -> None:
+        await admin.request(
+            "POST",
+            "inventory_levels/set.json",
+            what=f"inventory of SKU {stock.sku!r} at location {location}",
+            json_body={
+                "location_id": rest_id(location),
+                "inventory_item_id": rest_id(ref.inventory_item_id),
+                "available": int(quantity),
+            },
+        )
+
+    key = product_key(stock.source, stock.sku)
+    ref = await with_variant(admin, stock.sku, key, ctx, write)
+    return DeliveryResult(
+        links=sku_links(ref, key),
+        summary=f"set {stock.sku} available={quantity} at location {location}" + _usage(admin),
+        findings=findings,
+    )
+
+
+# --- prices ---------------------------------------------------------------------------------
+
+
+async def update_price(
+    admin: ShopifyAdmin, opts: ShopifyOptions, event: CanonicalEvent, ctx: DeliveryContext
+) -> DeliveryResult:
+    price = event.payload_as(Price)
+    if opts.currency and price.currency != opts.currency:
+        return DeliveryResult(
+            summary=f"price of {price.sku} in {price.currency} not written",
+            findings=[
+                Finding(
+                    "currency_mismatch",
+                    f"price list for {price.sku} is in {price.currency}, the store sells in "
+                    f"{opts.currency}; route only {opts.currency} prices to this store",
+                    {"sku": price.sku, "currency": price.currency},
+                )
+            ],
+        )
+    # A sale shows as price = sale price with the base price struck through (compare-at).
+    selling, compare_at = (
+        (price.sale.price, price.base) if price.sale is not None else (price.base, None)
+    )
+
+    async def write(ref: VariantRef) -> None:
+        await admin.request(
+            "PUT",
+            f"variants/{ref.variant_id}.json",
+            what=f"variant {ref.variant_id} (SKU {price.sku!r})",
+            json_body={
+                "variant": {
+                    "id": rest_id(ref.variant_id),
+                    "price": money_text(selling),
+                    "compare_at_price": money_text(compare_at) if compare_at is not None else None,
+                }
+            },
+        )
+
+    key = product_key(price.source, price.sku)
+    ref = await with_variant(admin, price.sku, key, ctx, write)
+    shown = f"{selling} (compare at {compare_at})" if compare_at is not None else str(selling)
+    return DeliveryResult(
+        links=sku_links(ref, key), summary=f"price of {price.sku} set to {shown}" + _usage(admin)
+    )
+
+
+# --- products -------------------------------------------------------------------------------
+
+
+def _variant_fields(product: Product) -> dict[str, Any]:
+    fields: dict[str, Any] = {"sku": product.sku}
+    if product.barcode:
+        fields["barcode"] = product.barcode
+    unit = WEIGHT_UNITS.get((product.weight_unit or "").strip().lower())
+    if product.weight is not None and unit:
+        fields["weight"] = money_text(product.weight)
+        fields["weight_unit"] = unit
+    return fields
+
+
+def _product_fields(product: Product) -> dict[str, Any]:
+    fields: dict[str, Any] = {"title": product.title, "status": product.status}
+    if product.description is not None:
+        fields["body_html"] = product.description
+    return fields
+
+
+async def upsert_product(
+    admin: ShopifyAdmin, opts: ShopifyOptions, event: CanonicalEvent, ctx: DeliveryContext
+) -> DeliveryResult:
+    product = event.payload_as(Product)
+    key = product.entity_key
+    findings = []
+    if product.components:
+        findings.append(
+            Finding(
+                "bundle_not_synced",
+                f"{product.sku} is a bundle; Shopify bundles need a bundles app, so it was "
+                "written as a plain product without its components",
+                {"sku": product.sku},
+            )
+        )
+    ref = await resolve_sku(admin, product.sku, key, ctx)
+    if ref is not None:
+        try:
+            await _update_product(admin, product, ref)
+        except NotFoundError:
+            admin.forget(product.sku)
+            ref = await admin.variant(product.sku, fresh=True)
+            if ref is not None:
+                await _update_product(admin, product, ref)
+        if ref is not None:
+            return DeliveryResult(
+                links=sku_links(ref, key),
+                summary=f"updated product {ref.product_id} (SKU {product.sku})" + _usage(admin),
+                findings=findings,
+            )
+    ref = await _create_product(admin, product)
+    return DeliveryResult(
+        links=sku_links(ref, key),
+        summary=f"created product {ref.product_id} (SKU {product.sku})" + _usage(admin),
+        findings=findings,
+    )
+
+
+async def _update_product(admin: ShopifyAdmin, product: Product, ref: VariantRef) -> None:
+    # Product fields and variant fields separately: a PUT of the product with a variants
+    # list would delete every variant it leaves out.
+    await admin.request(
+        "PUT",
+        f"products/{ref.product_id}.json",
+        what=f"product {ref.product_id} (SKU {product.sku!r})",
+        json_body={"product": {"id": rest_id(ref.product_id), **_product_fields(product)}},
+    )
+    await admin.request(
+        "PUT",
+        f"variants/{ref.variant_id}.json",
+        what=f"variant {ref.variant_id} (SKU {product.sku!r})",
+        json_body={"variant": {"id": rest_id(ref.variant_id), **_variant_fields(product)}},
+    )
+
+
+async def _create_product(admin: ShopifyAdmin, product: Product) -> VariantRef:
+    variant: dict[str, Any] = {**_variant_fields(product), "inventory_management": "shopify"}
+    body: dict[str, Any] = {**_product_fields(product), "variants": [variant]}
+    if product.options:
+        names = list(product.options)[:3]  # Shopify allows three options
+        body["options"] = [{"name": n} for n in names]
+        for i, name in enumerate(names, start=1):
+            variant[f"option{i}"] = product.options[name]
+    answer = await admin.request(
+        "POST",
+        "products.json",
+        what=f"new product for SKU {product.sku!r}",
+        json_body={"product": body},
+    )
+    created = answer["product"]
+    first = created["variants"][0]
+    ref = VariantRef(
+        sku=product.sku,
+        variant_id=str(first["id"]),
+        product_id=str(created["id"]),
+        inventory_item_id=str(first["inventory_item_id"]),
+    )
+    admin.variants[product.sku] = ref
+    return ref
+
+
+# --- customers ------------------------------------------------------------------------------
+
+
+def _address_body(address: Address, default: bool) -> dict[str, Any]:
+    fields = {
+        "first_name": address.first_name,
+        "last_name": address.last_name,
+        "company": address.company,
+        "address1": address.line1,
+        "address2": address.line2,
+        "city": address.city,
+        "province": address.region,
+        "province_code": address.region_code,
+        "zip": address.postal_code,
+        "country_code": address.country_code,
+        "phone": address.phone,
+    }
+    return {**{k: v for k, v in fields.items() if v is not None}, "default": default}
+
+
+def _customer_fields(customer: Customer) -> dict[str, Any]:
+    fields = {
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "email": customer.email,
+        "phone": customer.phone,
+    }
+    return {**{k: v for k, v in fields.items() if v is not None}, "tax_exempt": customer.tax_exempt}
+
+
+async def _find_customer_by_email(admin: ShopifyAdmin, email: str) -> str | None:
+    answer = await admin.request(
+        "GET",
+        "customers/search.json",
+        what=f"customers with email {email}",
+        params={"query": f'email:"{email}"', "fields": "id,email"},
+    )
+    wanted = email.strip().lower()
+    for found in answer.get("customers") or []:
+        if (found.get("email") or "").strip().lower() == wanted:
+            return str(found["id"])
+    return None
+
+
+async def upsert_customer(
+    admin: ShopifyAdmin,
+    opts: ShopifyOptions,
+    event: CanonicalEvent,
+    ctx: DeliveryContext,
+    connection_id: str,
+) -> DeliveryResult:
+    """Update the linked (or same-email) customer, else create one.
+
+    Only a create sends addresses, the group tag and marketing consent: on an update they
+    would replace what the store keeps itself (address book, tags, consent).
+    """
+    customer = event.payload_as(Customer)
+    key = customer.entity_key
+    linked = ctx.link("customer", key) or (
+        customer.external_id if customer.source == connection_id else None
+    )
+    candidates = [linked] if linked else []
+    for customer_id in candidates:
+        try:
+            return await _update_customer(admin, customer, customer_id, key)
+        except NotFoundError:
+            pass  # deleted in the store since; look again by e-mail below
+    if customer.email:
+        found = await _find_customer_by_email(admin, customer.email)
+        if found:
+            return await _update_customer(admin, customer, found, key)
+    body: dict[str, Any] = _customer_fields(customer)
+    if customer.addresses:
+        default = customer.default_shipping if customer.default_shipping is not None else 0
+        body["addresses"] = [
+            _address_body(a, i == default) for i, a in enumerate(customer.addresses)
+        ]
+    if customer.group:
+        body["tags"] = f"{opts.group_tag_prefix}{customer.group}"
+    if customer.accepts_marketing:
+        body["email_marketing_consent"] = {"state": "subscribed", "opt_in_level": "single_opt_in"}
+    answer = await admin.request(
+        "POST",
+        "customers.json",
+        what=f"new customer {customer.email or key}",
+        json_body={"customer": body},
+    )
+    new_id = str(answer["customer"]["id"])
+    return DeliveryResult(
+        links=[RemoteLink("customer", key, new_id)],
+        summary=f"created customer {new_id}" + _usage(admin),
+    )
+
+
+async def _update_customer(
+    admin: ShopifyAdmin, customer: Customer, customer_id: str, key: str
+) -> DeliveryResult:
+    await admin.request(
+        "PUT",
+        f"customers/{customer_id}.json",
+        what=f"customer {customer_id}",
+        json_body={"customer": {"id": rest_id(customer_id), **_customer_fields(customer)}},
+    )
+    return DeliveryResult(
+        links=[RemoteLink("customer", key, customer_id)],
+        summary=f"updated customer {customer_id}" + _usage(admin),
+    )
+
+
+def _usage(admin: ShopifyAdmin) -> str:
+    return f" [API calls {admin.last_call_limit}]" if admin.last_call_limit else ""

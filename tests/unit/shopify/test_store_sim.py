@@ -1,0 +1,322 @@
+"""The connector against the simulated store: the business scenarios end to end in process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from app.canonical.common import Money
+from app.canonical.customer import Customer
+from app.canonical.events import CanonicalEvent, make_event
+from app.canonical.inventory import StockAvailability
+from app.canonical.product import Price, Product, SalePrice
+from app.canonical.returns import CreditMemo, MoneyLine, ReturnLine
+from app.canonical.shipment import Package, Shipment, ShipmentLine
+from app.config import ConnectionConfig
+from connectors.base import (
+    DeliveryContext,
+    DeliveryResult,
+    PermanentError,
+    RateLimitedError,
+)
+from connectors.shopify.connector import ShopifyConnector
+from connectors.shopify.inbound import parse_webhook, verify_hmac
+from connectors.shopify.sim_store import DEFAULT_LOCATION_ID
+from connectors.shopify.simulator import create_app
+from tests.unit.shopify.conftest import SECRET
+
+TOKEN = "shpat_store_sim"
+SHOP = "shop-eu"
+ERP = "erp"
+NOW = datetime(2026, 2, 1, 12, tzinfo=UTC)
+LOCATION = str(DEFAULT_LOCATION_ID)
+
+
+class Gateway:
+    """Stands in for the gateway's webhook endpoint: checks the signature, parses."""
+
+    def __init__(self) -> None:
+        self.events: list[CanonicalEvent] = []
+        self.topics: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        verify_hmac(request.content, request.headers.get("x-shopify-hmac-sha256"), SECRET)
+        parsed = parse_webhook(request.headers, request.content, SHOP)
+        self.topics.append(parsed.topic)
+        self.events.extend(parsed.events)
+        return httpx.Response(202, json={"event_ids": [], "duplicate": False})
+
+
+@dataclass
+class World:
+    shop: ShopifyConnector
+    control: httpx.AsyncClient
+    gateway: Gateway
+
+    async def seed(self, **skus: int) -> None:
+        products = [{"sku": s, "price": "10.00", "available": n} for s, n in skus.items()]
+        response = await self.control.post("/_sim/products", json={"products": products})
+        assert response.status_code == 201, response.text
+
+    async def state(self) -> dict[str, Any]:
+        return (await self.control.get("/_sim/state")).json()
+
+    async def checkout(self, **lines: int) -> httpx.Response:
+        items = [{"sku": s, "quantity": q} for s, q in lines.items()]
+        return await self.control.post("/_sim/checkout", json={"line_items": items})
+
+
+def connection(token: str = TOKEN) -> ConnectionConfig:
+    return ConnectionConfig(
+        id=SHOP,
+        type="shopify",
+        base_url="https://shop-eu.myshopify.com",
+        credentials={"webhook_secret": SECRET, "access_token": token},
+        options={"location_id": LOCATION},
+    )
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    gateway = Gateway()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(gateway)) as hooks:
+        app = create_app(access_token=TOKEN, webhook_client=hooks, bucket_size=1000)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            httpx.AsyncClient(transport=transport) as api,
+            httpx.AsyncClient(transport=transport, base_url="http://sim") as control,
+        ):
+            target = {"url": "http://gateway/webhooks/shop-eu", "secret": SECRET}
+            assert (await control.post("/_sim/webhooks", json=target)).status_code == 200
+            yield World(ShopifyConnector(connection(), api), control, gateway)
+
+
+def availability(sku: str, available: int) -> CanonicalEvent:
+    stock = StockAvailability(
+        source=ERP, sku=sku, available=Decimal(available), status="in_stock", as_of=NOW
+    )
+    return make_event("inventory.availability_changed", stock, NOW)
+
+
+async def deliver(world: World, event: CanonicalEvent, **links: str) -> DeliveryResult:
+    ctx = DeliveryContext(directives={"notify_customer": True})
+    for key, remote in links.items():
+        entity, _, our = key.partition("|")
+        ctx.links[(entity, our)] = remote
+    return await world.shop.deliver(event, ctx)
+
+
+# --- inventory and checkout ------------------------------------------------------------------
+
+
+async def test_inventory_set_then_read_back(world: World) -> None:
+    await world.seed(A=0, B=3)
+    await deliver(world, availability("A", 5))
+    levels = await world.shop.fetch_availability(["A", "B", "NOPE"])
+    assert levels == {("A", LOCATION): Decimal(5), ("B", LOCATION): Decimal(3)}
+    assert (await world.state())["inventory"]["A"] == {LOCATION: 5}
+
+
+async def test_unknown_sku_in_the_store_is_permanent(world: World) -> None:
+    await world.seed(AB=1)  # the search matches AB for "A"; the connector must not
+    with pytest.raises(PermanentError, match="'A' does not exist"):
+        await deliver(world, availability("A", 5))
+
+
+async def test_checkout_is_refused_when_the_store_has_none(world: World) -> None:
+    await world.seed(A=0)
+    refused = await world.checkout(A=1)
+    assert refused.status_code == 409
+    assert refused.json()["reason"] == "out of stock"
+    await deliver(world, availability("A", 2))
+    assert (await world.checkout(A=2)).status_code == 201
+    assert (await world.checkout(A=1)).status_code == 409
+    state = await world.state()
+    assert state["checkouts"]["A"] == {"accepted": 1, "refused": 2}
+    assert state["inventory"]["A"] == {LOCATION: 0}
+    assert state["oversells"] == 0
+    # the accepted checkout reached the gateway as a signed orders/create
+    (order,) = [e for e in world.gateway.events if e.type == "order.created"]
+    assert order.payload.lines[0].sku == "A"
+
+
+# --- shipments ------------------------------------------------------------------------------
+
+
+def three_packages(order_key: str) -> CanonicalEvent:
+    def pkg(number: str, *lines: tuple[str, int]) -> Package:
+        return Package(
+            tracking_number=number,
+            carrier="UPS",
+            lines=[ShipmentLine(sku=s, quantity=Decimal(q)) for s, q in lines],
+        )
+
+    shipment = Shipment(
+        source=ERP,
+        external_id="IF-7",
+        order_key=order_key,
+        packages=[pkg("1Z001", ("A", 2)), pkg("1Z002", ("A", 1), ("B", 1)), pkg("1Z003", ("B", 1))],
+    )
+    return make_event("shipment.created", shipment, NOW)
+
+
+async def test_five_items_in_three_packages_make_three_fulfillments_once(world: World) -> None:
+    await world.seed(A=10, B=10)
+    order = (await world.checkout(A=3, B=2)).json()["order"]
+    event = three_packages(f"{SHOP}:order:{order['id']}")
+    result = await deliver(world, event)
+    fulfillments = (await world.state())["fulfillments"][str(order["id"])]
+    assert [f["tracking_number"] for f in fulfillments] == ["1Z001", "1Z002", "1Z003"]
+    assert all(f["notify_customer"] is True for f in fulfillments)
+    assert [[(li["sku"], li["quantity"]) for li in f["line_items"]] for f in fulfillments] == [
+        [("A", 2)],
+        [("A", 1), ("B", 1)],
+        [("B", 1)],
+    ]
+    assert len(result.links) == 3
+    # a retry whose links were never saved (answer lost) creates nothing new
+    await deliver(world, event)
+    assert len((await world.state())["fulfillments"][str(order["id"])]) == 3
+    stored = (await world.control.get("/_sim/orders")).json()["orders"][0]
+    assert stored["fulfillment_status"] == "fulfilled"
+
+
+# --- refunds --------------------------------------------------------------------------------
+
+
+def credit_memo(order_id: int, amount: str) -> CanonicalEvent:
+    memo = CreditMemo(
+        source=ERP,
+        external_id="CM-9",
+        order_key=f"{SHOP}:order:{order_id}",
+        amount=Money(amount=Decimal(amount), currency="USD"),
+        lines=[
+            MoneyLine(
+                sku="A", quantity=Decimal(1), amount=Money(amount=Decimal(amount), currency="USD")
+            )
+        ],
+        restock=[ReturnLine(sku="A", quantity=Decimal(1), disposition="restock")],
+        created_at=NOW,
+    )
+    return make_event("credit_memo.created", memo, NOW)
+
+
+async def test_credit_memo_refunds_once_and_restocks(world: World) -> None:
+    await world.seed(A=5)
+    order = (await world.checkout(A=2)).json()["order"]
+    await deliver(world, credit_memo(order["id"], "10.00"))
+    again = await deliver(world, credit_memo(order["id"], "10.00"))  # retry, no link
+    state = await world.state()
+    (refund,) = state["refunds"][str(order["id"])]
+    assert refund["amount"] == "10.00" and refund["note"] == "credit memo CM-9"
+    assert refund["lines"] == [{"sku": "A", "quantity": 1, "restock_type": "return"}]
+    assert state["inventory"]["A"] == {LOCATION: 4}  # 5 - 2 sold + 1 back
+    assert [f.kind for f in again.findings] == ["refund_exists"]
+
+
+async def test_store_refund_webhook_then_erp_memo_makes_no_second_refund(world: World) -> None:
+    await world.seed(A=5)
+    order = (await world.checkout(A=1)).json()["order"]
+    sent = await world.control.post(
+        "/_sim/send/refund", json={"order_id": order["id"], "line_items": [{"sku": "A"}]}
+    )
+    assert sent.status_code == 200, sent.text
+    (event,) = [e for e in world.gateway.events if e.type == "refund.created"]
+    assert event.payload.amount.amount == Decimal("10.00")
+    assert event.payload.order_key == f"{SHOP}:order:{order['id']}"
+    result = await deliver(world, credit_memo(order["id"], "10.00"))
+    assert [f.kind for f in result.findings] == ["refund_exists"]
+    assert len((await world.state())["refunds"][str(order["id"])]) == 1
+
+
+# --- products, prices, customers ------------------------------------------------------------
+
+
+async def test_product_created_then_priced_on_sale(world: World) -> None:
+    product = Product(source=ERP, sku="NEW-1", title="New thing", updated_at=NOW)
+    await deliver(world, make_event("product.upserted", product, NOW))
+    renamed = product.model_copy(update={"title": "Renamed"})
+    await deliver(world, make_event("product.upserted", renamed, NOW))
+    price = Price(
+        source=ERP,
+        sku="NEW-1",
+        currency="USD",
+        base=Decimal("20.00"),
+        sale=SalePrice(price=Decimal("15.00")),
+        effective_at=NOW,
+    )
+    await deliver(world, make_event("price.changed", price, NOW))
+    state = await world.state()
+    assert state["prices"] == {"NEW-1": {"price": "15.00", "compare_at_price": "20.00"}}
+
+
+async def test_customer_upsert_creates_once_then_updates(world: World) -> None:
+    customer = Customer(
+        source=ERP, external_id="C-1", email="ada@example.com", first_name="Ada", updated_at=NOW
+    )
+    first = await deliver(world, make_event("customer.upserted", customer, NOW))
+    renamed = customer.model_copy(update={"first_name": "Augusta"})
+    second = await deliver(world, make_event("customer.upserted", renamed, NOW))
+    (stored,) = (await world.state())["customers"]
+    assert stored["first_name"] == "Augusta"
+    assert first.links[0].remote_id == second.links[0].remote_id == str(stored["id"])
+
+
+# --- webhooks the store sends ---------------------------------------------------------------
+
+
+async def test_store_sends_customer_redact_and_return_webhooks(world: World) -> None:
+    await world.seed(A=5)
+    order = (await world.checkout(A=1)).json()["order"]
+    made = await world.control.post(
+        "/_sim/send/customer", json={"email": "bo@example.com", "tags": "group:vip"}
+    )
+    customer_id = made.json()["customer"]["id"]
+    await world.control.post("/_sim/send/customers_redact", json={"customer_id": customer_id})
+    await world.control.post(
+        "/_sim/send/return",
+        json={"order_id": order["id"], "line_items": [{"sku": "A", "reason": "defective"}]},
+    )
+    kinds = [e.type for e in world.gateway.events]
+    assert kinds == [
+        "order.created",
+        "customer.upserted",
+        "customer.erase_requested",
+        "return.requested",
+    ]
+    upserted, erase, ret = world.gateway.events[1:]
+    assert upserted.payload.group == "vip"
+    assert erase.payload.customer_external_id == str(customer_id)
+    assert ret.payload.lines[0].sku == "A" and ret.payload.lines[0].reason == "defective"
+
+
+# --- API errors through the simulator --------------------------------------------------------
+
+
+async def test_wrong_token_is_permanent(world: World) -> None:
+    shop = ShopifyConnector(connection("shpat_wrong"), world.shop.http)
+    with pytest.raises(PermanentError, match="access_token"):
+        await shop.deliver(availability("A", 1), DeliveryContext())
+
+
+async def test_throttled_call_is_rate_limited(world: World) -> None:
+    await world.control.post("/_sim/faults", json={"rate_limit": {"count": 1, "retry_after": 2}})
+    with pytest.raises(RateLimitedError) as caught:
+        await deliver(world, availability("A", 1))
+    assert caught.value.retry_after == 2.0
+
+
+async def test_checkout_needs_known_skus_and_whole_quantities(world: World) -> None:
+    await world.seed(A=5)
+    assert (await world.checkout(NOPE=1)).status_code == 422
+    bad = await world.control.post(
+        "/_sim/checkout", json={"line_items": [{"sku": "A", "quantity": 0}]}
+    )
+    assert bad.status_code == 422 and "whole number" in bad.json()["detail"]
+    assert (await world.state())["inventory"]["A"] == {LOCATION: 5}
