@@ -89,7 +89,10 @@ TABLES = (
 @pytest.fixture
 async def clean_db(database_url: str) -> AsyncIterator[str]:
     """The session database, emptied before the test."""
-    engine = create_async_engine(database_url)
+    # the same busy timeout as the gateway's own engine: a loaded machine can be slow to
+    # release the previous test's last write
+    args = {"timeout": 30} if database_url.startswith("sqlite") else {}
+    engine = create_async_engine(database_url, connect_args=args)
     async with engine.begin() as conn:
         for table in TABLES:
             await conn.execute(sa.text(f"DELETE FROM {table}"))
