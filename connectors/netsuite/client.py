@@ -77,6 +77,7 @@ class NetSuiteClient:
     ) -> None:
         self.http = http
         self.record_root = base_url.rstrip("/") + wire.RECORD_API
+        self.suiteql_url = base_url.rstrip("/") + wire.SUITEQL_API
         self.creds = creds
         self.timeout_seconds = timeout_seconds
 
@@ -110,11 +111,42 @@ class NetSuiteClient:
         return data
 
     async def patch(
-        self, ref: RecordRef, body: Mapping[str, Any], *, replace: Sequence[str] = ()
-    ) -> None:
-        """PATCH: change only the fields (and keyed sublist lines) in ``body``."""
+        self,
+        ref: RecordRef,
+        body: Mapping[str, Any],
+        *,
+        replace: Sequence[str] = (),
+        missing_ok: bool = False,
+    ) -> bool:
+        """PATCH: change only the fields (and keyed sublist lines) in ``body``.
+
+        Returns False when ``missing_ok`` and NetSuite has no such record, else True.
+        """
         params = {"replace": ",".join(replace)} if replace else None
-        await self.request("PATCH", ref.path, ref, params=params, body=body)
+        response = await self.request(
+            "PATCH", ref.path, ref, params=params, body=body, missing_ok=missing_ok
+        )
+        return response is not None
+
+    async def suiteql(self, q: str, limit: int, offset: int) -> dict[str, Any]:
+        """One page of a SuiteQL query: ``{"items": [...], "hasMore": …, "totalResults": …}``.
+
+        ``Prefer: transient`` is what NetSuite requires on the query service.
+        """
+        params = {"limit": str(limit), "offset": str(offset)}
+        response = await self.request(
+            "POST",
+            "",
+            "SuiteQL query",
+            params=params,
+            body={"q": q},
+            url=self.suiteql_url,
+            headers={"Prefer": "transient"},
+        )
+        data = _json_or_none(response) if response is not None else None
+        if not isinstance(data, dict):
+            raise PermanentError("NetSuite answered a SuiteQL query with a body that is not JSON")
+        return data
 
     async def create(self, record: str, body: Mapping[str, Any]) -> str:
         """POST a new record; returns its internal id from the ``Location`` header."""
@@ -134,9 +166,14 @@ class NetSuiteClient:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         missing_ok: bool = False,
+        url: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response | None:
-        """One signed call; returns the 2xx response (None for a tolerated 404) or raises."""
-        request = self._build(method, path, params, body)
+        """One signed call; returns the 2xx response (None for a tolerated 404) or raises.
+
+        ``path`` is under the record service unless ``url`` names another endpoint.
+        """
+        request = self._build(method, url or f"{self.record_root}/{path}", params, body, headers)
         response = await self._send(request, what)
         if response.is_success:
             return response
@@ -147,12 +184,14 @@ class NetSuiteClient:
     def _build(
         self,
         method: str,
-        path: str,
+        target: str,
         params: Mapping[str, str] | None,
         body: Mapping[str, Any] | None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> httpx.Request:
-        url = httpx.URL(f"{self.record_root}/{path}", params=params)
+        url = httpx.URL(target, params=params)
         headers = {
+            **(extra_headers or {}),
             "Accept": "application/json",
             "Authorization": sign_request(method, str(url), self.creds),
         }

@@ -1,4 +1,29 @@
-"""NetSuite connector (outbound ``orders``): canonical orders → customer + sales order.
+"""NetSuite connector: every flow, both directions.
+
+Inbound (``inventory``, ``products``, ``customers``, ``shipments``, ``returns``):
+
+- webhook ``POST /webhooks/{connection_id}`` from the user-event script
+  (``user_event_script.js``): headers ``X-Gateway-Timestamp`` (unix seconds) and
+  ``X-Gateway-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{raw body}">`` keyed with
+  credential ``webhook_secret``; timestamps further than ``webhook_tolerance_seconds``
+  (default 300) from our clock are refused; body ``{"eventId", "eventType", "recordType",
+  "id", "lastModifiedDate", "record"}``, deduplicated by ``eventId``. Record types and what
+  they become (``records.py`` documents the record fields):
+  ``inventoryitem`` → product.upserted + price.changed + inventory.level_changed per location;
+  ``customer`` → customer.upserted; ``itemfulfillment`` → shipment.created (eventType create)
+  or shipment.updated; ``creditmemo`` → credit_memo.created; ``returnauthorization`` →
+  return.updated; other types and deletes are stored without events. Bad JSON is a 400, a
+  bad field a 422 that names it;
+- polling with SuiteQL (``suiteql.py``), streams ``inventory``, ``products``, ``customers``,
+  ``shipments``, ``credit_memos``; the cursor is ``{"t": "<lastmodified>", "id": <id>}``.
+
+Outbound: ``order.created|updated|cancelled`` (below), ``customer.upserted`` (PUT
+``customer/eid:<source>-<id>``, the address book replaced), ``return.requested`` (PUT
+``returnAuthorization/eid:<source>-<return id>`` created from the order's sales order, for
+its customer) and ``customer.erase_requested`` (PATCH the customer: names "Erased", contact
+data blanked, addresses removed, inactive).
+
+Orders.
 
 Every write is an upsert by external id (``PUT …/{record}/eid:{externalId}``), so a retry
 after a timeout updates the record the first attempt may already have created instead of
@@ -20,7 +45,25 @@ line keys, then PATCH the still-open lines (by external id). A cancel for an ord
 has never seen is a success with nothing to do; a cancel of an already closed order makes no
 write at all.
 
-Taxes are left to NetSuite (SuiteTax is required for sales orders over REST).
+Taxes (directive ``tax_source``): ``store`` (default) sends the store's prices and, when a
+``tax_code`` mapping exists for a line's first tax line title, that line's ``taxCode``; no tax
+amounts (SuiteTax, which REST sales orders require, computes them from the codes). ``erp``
+sends no tax codes either, lets NetSuite decide, reads the order's ``taxTotal`` back and
+reports a ``tax_difference`` finding when it differs from the store's tax by more than the
+directive ``tax_tolerance`` (default 0.01).
+
+Amendments (``order.updated``) are checked first: a sales order that is no longer Pending
+Approval / Pending Fulfillment (partially fulfilled, billed, closed) is held for a person
+(HoldError), and so is any update of an existing order when the directive ``amendments`` is
+``hold``. With the directive ``guest_customer_id`` the order is booked against that shared
+customer and no customer is upserted.
+
+Optional mappings, used when ``ctx.mappings`` has them (asked for with
+``options.require_mappings``): ``payment_method`` (key: the first payment gateway →
+``paymentMethod``), ``shipping_method`` (key: first shipping line's code, else title →
+``shipMethod``), ``tax_code`` (key: a line's first tax line title → line ``taxCode``),
+``location`` (key: the order's source connection → ``location``). Mapped values win over
+the ``ship_method_id`` / ``location_id`` options.
 
 Connection config:
 - credentials: ``account_id``, ``consumer_key``, ``consumer_secret``, ``token_id``,
@@ -29,7 +72,13 @@ Connection config:
   ``discount_item_id`` (needed for orders with a discount), ``ship_method_id``,
   ``payment_gateway_field`` (a custom body field id, e.g. ``custbody_payment_gateway``),
   ``order_status`` (e.g. ``"B"`` for pending fulfilment), ``send_exchange_rate`` (false: only
-  when the canonical rate is the rate NetSuite expects, see ``sales_order_body``).
+  when the canonical rate is the rate NetSuite expects, see ``sales_order_body``),
+  ``require_mappings`` (list of the optional mapping kinds above), ``webhook_tolerance_seconds``,
+  ``timezone`` (IANA name of the account's time zone, for naive dates; default UTC),
+  ``base_currency`` (default USD), ``order_sources`` (connection ids whose orders NetSuite
+  holds as ``<source>-<id>``, to read order keys back unambiguously), ``custom_fields``
+  (see ``records.FieldNames``; ``null`` switches one off), ``return_location_id``;
+- credential ``webhook_secret`` for the user-event webhook (only needed when it is used).
 """
 
 from __future__ import annotations
@@ -37,30 +86,48 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
 
 from app.canonical.common import Address
+from app.canonical.customer import Customer, ErasureRequest
 from app.canonical.events import CanonicalEvent
 from app.canonical.order import Order
+from app.canonical.returns import Return
 from app.config import ConnectionConfig
 from connectors.base import (
     Connector,
     DeliveryContext,
     DeliveryResult,
+    Finding,
+    HoldError,
     MappingNeed,
     NeedsMappingError,
+    ParsedWebhook,
     PermanentError,
+    PollPage,
     RemoteLink,
+    SignatureError,
     TransientError,
 )
+from connectors.netsuite import inbound, outbound
 from connectors.netsuite.auth import CREDENTIAL_KEYS, TbaCredentials
-from connectors.netsuite.client import NetSuiteClient, RecordRef, by_eid
+from connectors.netsuite.client import NetSuiteClient, RecordRef, by_eid, by_id
+from connectors.netsuite.records import MappingSettings
+from connectors.netsuite.suiteql import STREAMS, Poller
 
 SALES_ORDER = "salesOrder"
 CUSTOMER = "customer"
+RETURN_AUTHORIZATION = "returnAuthorization"
+WEBHOOK_SECRET = "webhook_secret"
+OPTIONAL_MAPPINGS = ("payment_method", "shipping_method", "tax_code", "location")
+# sales order statuses an amendment may still change (REST gives ids or letters)
+AMENDABLE_STATUSES = frozenset(
+    {"A", "B", "pendingApproval", "pendingFulfillment", "Pending Approval", "Pending Fulfillment"}
+)
 MAX_EXTERNAL_ID_LENGTH = 100
 MAX_MEMO_LENGTH = 999
 _NOT_EID_CHAR = re.compile(r"[^A-Za-z0-9_-]")
@@ -130,6 +197,9 @@ class NetSuiteOptions:
     payment_gateway_field: str | None = None
     order_status: str | None = None
     send_exchange_rate: bool = False
+    require_mappings: tuple[str, ...] = ()
+    webhook_tolerance_seconds: float = inbound.DEFAULT_TOLERANCE_SECONDS
+    return_location_id: str | None = None
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> NetSuiteOptions:
@@ -145,7 +215,23 @@ class NetSuiteOptions:
             payment_gateway_field=text("payment_gateway_field"),
             order_status=text("order_status"),
             send_exchange_rate=bool(options.get("send_exchange_rate", False)),
+            require_mappings=_mapping_kinds(options.get("require_mappings")),
+            webhook_tolerance_seconds=float(
+                options.get("webhook_tolerance_seconds", inbound.DEFAULT_TOLERANCE_SECONDS)
+            ),
+            return_location_id=text("return_location_id"),
         )
+
+
+def _mapping_kinds(value: Any) -> tuple[str, ...]:
+    kinds = tuple(str(v) for v in value or ())
+    unknown = [k for k in kinds if k not in OPTIONAL_MAPPINGS]
+    if unknown:
+        raise ValueError(
+            f"options.require_mappings has unknown kind(s) {', '.join(unknown)}; "
+            f"known: {', '.join(OPTIONAL_MAPPINGS)}"
+        )
+    return kinds
 
 
 # --- request bodies --------------------------------------------------------------------------
@@ -217,19 +303,41 @@ def order_memo(order: Order) -> str:
     return memo if len(memo) <= MAX_MEMO_LENGTH else memo[: MAX_MEMO_LENGTH - 1] + "…"
 
 
-def line_items(order: Order, item_ids: Mapping[str, str]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class OrderRefs:
+    """Internal ids from the optional mappings; None/empty: not mapped, not sent."""
+
+    payment_method: str | None = None
+    ship_method: str | None = None
+    location: str | None = None
+    tax_codes: Mapping[str, str] = field(default_factory=dict)  # tax line title → id
+
+
+def tax_code_key(line: Any) -> str | None:
+    """Mapping key of a line's tax code: the title of its first tax line."""
+    return line.tax_lines[0].title if line.tax_lines else None
+
+
+def line_items(
+    order: Order, item_ids: Mapping[str, str], tax_codes: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The ``item`` sublist lines; quantities and rates stay Decimal end to end."""
-    return [
-        _compact(
-            {
-                "item": _ref(item_ids[line.sku]) if line.sku else None,
-                "quantity": line.quantity,
-                "rate": line.unit_price.amount,
-                "description": line.title,
-            }
+    codes = tax_codes or {}
+    out = []
+    for line in order.lines:
+        key = tax_code_key(line)
+        out.append(
+            _compact(
+                {
+                    "item": _ref(item_ids[line.sku]) if line.sku else None,
+                    "quantity": line.quantity,
+                    "rate": line.unit_price.amount,
+                    "description": line.title,
+                    "taxCode": _ref(codes[key]) if key and key in codes else None,
+                }
+            )
         )
-        for line in order.lines
-    ]
+    return out
 
 
 def _discount_fields(order: Order, options: NetSuiteOptions) -> dict[str, Any]:
@@ -246,7 +354,11 @@ def _discount_fields(order: Order, options: NetSuiteOptions) -> dict[str, Any]:
 
 
 def sales_order_body(
-    order: Order, customer_id: str, item_ids: Mapping[str, str], options: NetSuiteOptions
+    order: Order,
+    customer_id: str,
+    item_ids: Mapping[str, str],
+    options: NetSuiteOptions,
+    refs: OrderRefs | None = None,
 ) -> dict[str, Any]:
     """The sales order as NetSuite's REST record.
 
@@ -254,6 +366,7 @@ def sales_order_body(
     the presentment currency to the shop currency, while NetSuite's converts the transaction
     currency to the subsidiary's base currency; they agree only in some account setups.
     """
+    refs = refs or OrderRefs()
     body: dict[str, Any] = {
         "externalId": order_external_id(order),
         "entity": _ref(customer_id),
@@ -261,14 +374,14 @@ def sales_order_body(
         "tranDate": order.created_at.date().isoformat(),
         "currency": {"refName": order.currency},
         "memo": order_memo(order),
-        "item": {"items": line_items(order, item_ids)},
+        "item": {"items": line_items(order, item_ids, refs.tax_codes)},
     }
     if options.send_exchange_rate and order.exchange_rate is not None:
         body["exchangeRate"] = order.exchange_rate
     if options.subsidiary_id:
         body["subsidiary"] = _ref(options.subsidiary_id)
-    if options.location_id:
-        body["location"] = _ref(options.location_id)
+    if location := refs.location or options.location_id:
+        body["location"] = _ref(location)
     if options.order_status:
         body["orderStatus"] = options.order_status
     if order.shipping_address:
@@ -277,8 +390,10 @@ def sales_order_body(
         body["billingAddress"] = address_body(order.billing_address)
     if order.shipping_lines or order.totals.shipping.amount:
         body["shippingCost"] = order.totals.shipping.amount
-        if options.ship_method_id:
-            body["shipMethod"] = _ref(options.ship_method_id)
+        if ship_method := refs.ship_method or options.ship_method_id:
+            body["shipMethod"] = _ref(ship_method)
+    if refs.payment_method:
+        body["paymentMethod"] = _ref(refs.payment_method)
     if options.payment_gateway_field and (gateways := _gateways(order)):
         body[options.payment_gateway_field] = ", ".join(gateways)
     body.update(_discount_fields(order, options))
@@ -310,31 +425,113 @@ def _open_line_keys(record: Mapping[str, Any]) -> list[Any]:
     ]
 
 
+def _order_mapping_keys(order: Order) -> dict[str, list[str]]:
+    """Our keys of the optional mappings this order would use, by kind."""
+    shipping = order.shipping_lines[0] if order.shipping_lines else None
+    return {
+        "payment_method": _gateways(order)[:1],
+        "shipping_method": [shipping.code or shipping.title] if shipping else [],
+        "tax_code": list(dict.fromkeys(k for line in order.lines if (k := tax_code_key(line)))),
+        "location": [order.source],
+    }
+
+
+def order_key_parts(order_key: str) -> tuple[str, str]:
+    """``"shop-eu:order:1001"`` → ``("shop-eu", "1001")``; PermanentError for anything else."""
+    source, marker, order_id = order_key.partition(":order:")
+    if not marker or not source or not order_id:
+        raise PermanentError(f"{order_key!r} is not an order key (<source>:order:<id>)")
+    return source, order_id
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool | float):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _status_of(record: Mapping[str, Any]) -> tuple[str, str]:
+    """(id, name) of a sales order's status as the REST record gives it."""
+    status = record.get("status")
+    if isinstance(status, Mapping):
+        return str(status.get("id") or ""), str(status.get("refName") or status.get("id") or "")
+    text = str(status or record.get("orderStatus") or "")
+    return text, text
+
+
 class NetSuiteConnector(Connector):
-    """Delivers canonical order events to NetSuite over the REST record service."""
+    """NetSuite over the REST record and query services, plus the user-event webhook."""
 
     type_name = "netsuite"
-    outbound_flows = frozenset({"orders"})
+    inbound_flows = frozenset({"inventory", "products", "customers", "shipments", "returns"})
+    outbound_flows = frozenset({"orders", "customers", "returns"})
+    poll_streams = STREAMS
 
     def __init__(self, config: ConnectionConfig, http: httpx.AsyncClient) -> None:
         super().__init__(config, http)
         self.options = NetSuiteOptions.from_mapping(config.options)
+        self.settings = MappingSettings.from_options(config.id, config.options)
         timeout = config.delivery.request_timeout_seconds if config.delivery else None
         self.client = NetSuiteClient(
             http, config.base_url, _credentials(config), timeout_seconds=timeout
         )
+        self.poller = Poller(self.client.suiteql, self.settings)
 
+    # --- inbound ---------------------------------------------------------------------
+    def verify_signature(self, headers: Mapping[str, str], body: bytes) -> None:
+        secret = self.config.credentials.get(WEBHOOK_SECRET)
+        if secret is None or not secret.get_secret_value():
+            raise SignatureError(
+                f"connection {self.config.id!r} has no credential {WEBHOOK_SECRET}; set it to "
+                "the secret the user-event script signs with"
+            )
+        inbound.verify(
+            headers,
+            body,
+            secret.get_secret_value(),
+            tolerance_seconds=self.options.webhook_tolerance_seconds,
+        )
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
+        return inbound.parse(body, self.settings)
+
+    async def poll(self, stream: str, cursor: str | None, limit: int) -> PollPage:
+        return await self.poller.poll(stream, cursor, limit)
+
+    # --- outbound --------------------------------------------------------------------
     def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
-        """Every line's SKU → NetSuite item id; a cancel sends no lines and needs none."""
-        if event.type == "order.cancelled":
-            return []
-        skus = dict.fromkeys(line.sku for line in event.payload_as(Order).lines if line.sku)
-        return [MappingNeed("sku", sku) for sku in skus]
+        """SKUs of order and return lines, plus the optional kinds the options require."""
+        if event.type in ("order.created", "order.updated"):
+            order = event.payload_as(Order)
+            skus = dict.fromkeys(line.sku for line in order.lines if line.sku)
+            needs = [MappingNeed("sku", sku) for sku in skus]
+            keys = _order_mapping_keys(order)
+            for kind in self.options.require_mappings:
+                needs += [MappingNeed(kind, key) for key in keys[kind]]
+            return needs
+        if event.type == "return.requested":
+            lines = event.payload_as(Return).lines
+            return [MappingNeed("sku", sku) for sku in dict.fromkeys(ln.sku for ln in lines)]
+        return []
 
     async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
         if event.type == "order.cancelled":
             return await self._cancel(event)
-        return await self._upsert_order(event, ctx)
+        if event.type in ("order.created", "order.updated"):
+            return await self._upsert_order(event, ctx)
+        if event.type == "customer.upserted":
+            return await self._upsert_customer(event)
+        if event.type == "customer.erase_requested":
+            return await self._erase_customer(event, ctx)
+        if event.type == "return.requested":
+            return await self._request_return(event, ctx)
+        raise PermanentError(
+            f"NetSuite connection {self.config.id!r} cannot receive {event.type}; "
+            "check the routes in the config"
+        )
 
     # --- create / update ---------------------------------------------------------------
     def _item_ids(self, order: Order, ctx: DeliveryContext) -> dict[str, str]:
@@ -349,11 +546,32 @@ class NetSuiteConnector(Connector):
                     "so it cannot be matched to a NetSuite item"
                 )
             skus.append(line.sku)
-        known = ctx.mappings.get("sku", {})
-        missing = [MappingNeed("sku", sku) for sku in dict.fromkeys(skus) if sku not in known]
+        return self._mapped("sku", skus, ctx)
+
+    def _mapped(self, kind: str, keys: list[str], ctx: DeliveryContext) -> dict[str, str]:
+        known = ctx.mappings.get(kind, {})
+        missing = [MappingNeed(kind, key) for key in dict.fromkeys(keys) if key not in known]
         if missing:
             raise NeedsMappingError(missing)
-        return {sku: known[sku] for sku in skus}
+        return {key: known[key] for key in keys}
+
+    def _order_refs(self, order: Order, ctx: DeliveryContext) -> OrderRefs:
+        """Ids from the optional mappings; a required kind without its entry parks the order."""
+        keys = _order_mapping_keys(order)
+        for kind in self.options.require_mappings:
+            self._mapped(kind, keys[kind], ctx)
+
+        def first(kind: str) -> str | None:
+            table = ctx.mappings.get(kind, {})
+            return next((table[k] for k in keys[kind] if k in table), None)
+
+        codes = ctx.mappings.get("tax_code", {})
+        return OrderRefs(
+            payment_method=first("payment_method"),
+            ship_method=first("shipping_method"),
+            location=first("location"),
+            tax_codes={k: codes[k] for k in keys["tax_code"] if k in codes},
+        )
 
     async def _internal_id(self, ref: RecordRef) -> str:
         record = await self.client.get(ref)
@@ -361,26 +579,95 @@ class NetSuiteConnector(Connector):
             raise TransientError(f"NetSuite accepted {ref} but does not return it yet")
         return str(record["id"])
 
+    async def _guard_amendment(self, order: Order, ref: RecordRef, ctx: DeliveryContext) -> None:
+        """Hold an update NetSuite cannot take as is; an order it never saw is created."""
+        record = await self.client.get(ref)
+        if record is None:
+            return
+        number = str(record.get("tranId") or record.get("id") or ref.key)
+        if ctx.directives.get("amendments") == "hold":
+            raise HoldError(
+                f"salesOrder {number} already exists in NetSuite and amendments to "
+                f"{order.source} orders are held by rule; approve to apply this change"
+            )
+        status_id, status_name = _status_of(record)
+        if status_id not in AMENDABLE_STATUSES and status_name not in AMENDABLE_STATUSES:
+            raise HoldError(
+                f"salesOrder {number} is {status_name or 'in an unknown status'} in NetSuite; "
+                "an amendment cannot be applied automatically",
+                detail={"status": status_id, "order": order.entity_key},
+            )
+
     async def _upsert_order(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
         order = event.payload_as(Order)
         item_ids = self._item_ids(order, ctx)
+        refs = self._order_refs(order, ctx)
         _discount_fields(order, self.options)  # a config problem must stop us before any write
-        customer_ref = by_eid(CUSTOMER, customer_external_id(order))
-        customer_id = await self.client.upsert(
-            customer_ref, customer_body(order, self.options)
-        ) or await self._internal_id(customer_ref)
+        tax_source = str(ctx.directives.get("tax_source") or "store")
+        if tax_source not in ("store", "erp"):
+            raise PermanentError(f"unknown tax_source directive {tax_source!r} (store or erp)")
+        if tax_source == "erp":
+            refs = OrderRefs(refs.payment_method, refs.ship_method, refs.location, {})
         order_ref = by_eid(SALES_ORDER, order_external_id(order))
-        body = sales_order_body(order, customer_id, item_ids, self.options)
+        if event.type == "order.updated":
+            await self._guard_amendment(order, order_ref, ctx)
+        links: list[RemoteLink] = []
+        guest = ctx.directives.get("guest_customer_id")
+        if guest:
+            customer_id = str(guest)  # the shared web-guest account: nothing to upsert
+        else:
+            customer_ref = by_eid(CUSTOMER, customer_external_id(order))
+            customer_id = await self.client.upsert(
+                customer_ref, customer_body(order, self.options)
+            ) or await self._internal_id(customer_ref)
+            links.append(RemoteLink("customer", customer_key(order), customer_id))
+        body = sales_order_body(order, customer_id, item_ids, self.options, refs)
         order_id = await self.client.upsert(
             order_ref, body, replace=("item",)
         ) or await self._internal_id(order_ref)
+        links.append(RemoteLink("order", event.entity_key, order_id))
+        findings = await self._tax_findings(order, order_id, ctx) if tax_source == "erp" else []
         return DeliveryResult(
-            links=[
-                RemoteLink("customer", customer_key(order), customer_id),
-                RemoteLink("order", event.entity_key, order_id),
-            ],
+            links=links,
             summary=f"salesOrder {order_id} (eid {order_ref.key})",
+            findings=findings,
         )
+
+    async def _tax_findings(
+        self, order: Order, order_id: str, ctx: DeliveryContext
+    ) -> list[Finding]:
+        """NetSuite computed the tax: compare its total with what the store charged."""
+        record = await self.client.get(by_id(SALES_ORDER, order_id))
+        erp_tax = _decimal(record.get("taxTotal")) if record else None
+        if erp_tax is None:
+            return [
+                Finding(
+                    "tax_difference",
+                    f"salesOrder {order_id} shows no taxTotal; the store's tax of "
+                    f"{order.totals.tax.amount} {order.currency} for {order.number} is unchecked",
+                    {"order": order.entity_key, "store_tax": str(order.totals.tax.amount)},
+                )
+            ]
+        tolerance = _decimal(ctx.directives.get("tax_tolerance", "0.01")) or Decimal("0.01")
+        store_tax = order.totals.tax.amount
+        difference = erp_tax - store_tax
+        if abs(difference) <= tolerance:
+            return []
+        return [
+            Finding(
+                "tax_difference",
+                f"NetSuite computed tax {erp_tax} {order.currency} on salesOrder {order_id} for "
+                f"order {order.number}; the store charged {store_tax} (difference {difference}, "
+                f"tolerance {tolerance})",
+                {
+                    "order": order.entity_key,
+                    "erp_tax": str(erp_tax),
+                    "store_tax": str(store_tax),
+                    "difference": str(difference),
+                    "currency": order.currency,
+                },
+            )
+        ]
 
     # --- cancel ------------------------------------------------------------------------
     async def _cancel(self, event: CanonicalEvent) -> DeliveryResult:
@@ -401,10 +688,100 @@ class NetSuiteConnector(Connector):
             links=links, summary=f"salesOrder {order_id} (eid {order_ref.key}) {what}"
         )
 
+    # --- customers -------------------------------------------------------------------
+    async def _upsert_customer(self, event: CanonicalEvent) -> DeliveryResult:
+        customer = event.payload_as(Customer)
+        ref = by_eid(CUSTOMER, external_id(f"{customer.source}-{customer.external_id}"))
+        body = outbound.customer_record_body(
+            customer, ref.key, self.options.subsidiary_id, address_body
+        )
+        customer_id = await self.client.upsert(
+            ref, body, replace=("addressBook",)
+        ) or await self._internal_id(ref)
+        return DeliveryResult(
+            links=[RemoteLink("customer", event.entity_key, customer_id)],
+            summary=f"customer {customer_id} (eid {ref.key})",
+        )
+
+    async def _erase_customer(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
+        request = event.payload_as(ErasureRequest)
+        refs = [
+            by_eid(CUSTOMER, eid)
+            for eid in outbound.erasure_targets(request, external_id, normalized_email)
+        ]
+        if linked := ctx.link("customer", event.entity_key):
+            refs.insert(0, by_id(CUSTOMER, linked))
+        erased: list[str] = []
+        for ref in refs:
+            if await self.client.patch(
+                ref, outbound.erasure_body(), replace=("addressBook",), missing_ok=True
+            ):
+                erased.append(str(ref))
+        if not erased:
+            return DeliveryResult(
+                summary=f"no NetSuite customer for {request.entity_key}; nothing to erase"
+            )
+        return DeliveryResult(
+            summary=f"anonymized and inactivated {', '.join(erased)}; transactions keep their "
+            "addresses (accounting records): review them in NetSuite if they must go too"
+        )
+
+    # --- returns ---------------------------------------------------------------------
+    async def _request_return(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
+        ret = event.payload_as(Return)
+        if not ret.lines:
+            raise PermanentError(f"return {ret.entity_key} has no lines; an RMA needs one")
+        item_ids = self._mapped("sku", [line.sku for line in ret.lines], ctx)
+        linked = ctx.link("order", ret.order_key)
+        source, order_id = order_key_parts(ret.order_key)
+        order_ref = (
+            by_id(SALES_ORDER, linked)
+            if linked
+            else by_eid(SALES_ORDER, external_id(f"{source}-{order_id}"))
+        )
+        order = await self.client.get(order_ref)
+        if order is None or not order.get("id"):
+            # the order's own delivery may still be on its way: retry rather than give up
+            raise TransientError(
+                f"the sales order for {ret.order_key} ({order_ref}) is not in NetSuite yet; "
+                "the return waits for the order to be delivered"
+            )
+        # the RMA goes to whoever NetSuite booked the order for (a guest account included)
+        customer = _ref_of(order.get("entity"))
+        if not customer:
+            raise PermanentError(f"salesOrder {order['id']} has no customer (entity) to return to")
+        ref = by_eid(RETURN_AUTHORIZATION, external_id(f"{ret.source}-{ret.external_id}"))
+        body = outbound.return_authorization_body(
+            ret,
+            ref.key,
+            customer,
+            str(order["id"]),
+            item_ids,
+            self.settings.fields.return_reason,
+            self.options.return_location_id,
+        )
+        rma_id = await self.client.upsert(ref, body, replace=("item",)) or await self._internal_id(
+            ref
+        )
+        rma = await self.client.get(by_id(RETURN_AUTHORIZATION, rma_id))
+        number = str(rma.get("tranId")) if rma and rma.get("tranId") else None
+        return DeliveryResult(
+            links=[RemoteLink("return", event.entity_key, rma_id)],
+            summary=f"returnAuthorization {number or rma_id} (id {rma_id}, eid {ref.key}) "
+            f"from salesOrder {order.get('tranId') or order['id']}",
+        )
+
+
+def _ref_of(value: Any) -> str | None:
+    if isinstance(value, Mapping) and value.get("id") not in (None, ""):
+        return str(value["id"])
+    return None
+
 
 __all__ = [
     "NetSuiteConnector",
     "NetSuiteOptions",
+    "OrderRefs",
     "customer_body",
     "customer_external_id",
     "external_id",

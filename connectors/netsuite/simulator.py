@@ -33,7 +33,27 @@ Control (no auth), over HTTP so tests in other processes can drive it, or from P
   "rate_limit": {"count": 2, "retry_after": 1},
   "commit_then_timeout": {"count": 1, "delay_seconds": 30, "record": "salesOrder"}}``
   (POST sets what it names, DELETE clears all);
-- ``GET|POST /_sim/config``: ``{"concurrency_limit": 5}``.
+- ``GET|POST /_sim/config``: ``{"concurrency_limit": 5, "webhook_url": "http://gw/webhooks/erp",
+  "webhook_secret": "…", "tax_rate": "0.1", "default_location": "1"}`` (the optional keys
+  are answered once set);
+- ``POST /_sim/stock`` ``{"item": "1042"|"SKU", "location": "1", "on_hand": 10, "on_order": 5,
+  "expected_date": "2026-12-01", "reserved": 1, "damaged": 0, "quarantined": 0}``;
+- ``POST /_sim/price`` ``{"item": …, "basePrice": "19.99", "cost": …, "priceLevels": [{"priceLevel",
+  "minQuantity", "price"}], "custitem_…": …}``;
+- ``POST /_sim/fulfil`` ``{"order": "<id>|eid:<eid>", "lines": {"1042": 2} (default: all open),
+  "packages": [{"tracking": "1Z…", "weight": "1.5", "carrier": "ups"}], "ship_status": "C",
+  "ship_method": …}`` → an itemFulfillment; the order becomes Partially Fulfilled or Pending
+  Billing and on-hand drops;
+- ``POST /_sim/credit_memo`` ``{"order"|"rma": id, "amount": "19.99", "lines": [{"item",
+  "quantity", "amount"}], "restock": [{"item", "quantity", "disposition", "location"}]}``.
+
+Beyond the record API: ``POST …/services/rest/query/v1/suiteql`` (``Prefer: transient``,
+``limit``/``offset``) answers the connector's query shapes (``sim_suiteql.py``); sales orders
+commit stock per location and every change is posted, signed, to ``webhook_url`` like the
+user-event script would (``sim_erp.py``, ``sim_webhooks.py``; failures in
+``/_sim/stats`` → ``webhooks``). Records carry ``lastModifiedDate`` (whole seconds;
+``NetSuiteSimulator.now`` is the clock), sales orders ``taxTotal`` (``tax_rate`` times
+the line amounts).
 
 Run alone: ``python -m connectors.netsuite.simulator --port 8101 --account-id 1234567 …``
 (credentials default to ``NS_ACCOUNT_ID``, ``NS_CONSUMER_KEY``, ``NS_CONSUMER_SECRET``,
@@ -47,8 +67,10 @@ import asyncio
 import os
 import sys
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
@@ -57,7 +79,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.netsuite import wire
+from connectors.netsuite import sim_suiteql, wire
 from connectors.netsuite.auth import (
     CREDENTIAL_KEYS,
     AuthError,
@@ -65,6 +87,8 @@ from connectors.netsuite.auth import (
     VerifiedRequest,
     verify_authorization,
 )
+from connectors.netsuite.sim_erp import ErpState, OpError
+from connectors.netsuite.sim_webhooks import WebhookEmitter
 from connectors.simfaults import FaultCounters
 
 DEFAULT_ITEMS: tuple[str, ...] = ("1042", "959")
@@ -78,6 +102,19 @@ _KNOWN_TYPES = {
     "salesorder": "salesOrder",
     "customer": "customer",
     "inventoryitem": "inventoryItem",
+    "itemfulfillment": "itemFulfillment",
+    "creditmemo": "creditMemo",
+    "returnauthorization": "returnAuthorization",
+}
+_RMA_STATUS = {
+    "A": "Pending Approval",
+    "B": "Pending Receipt",
+    "C": "Cancelled",
+    "D": "Partially Received",
+    "E": "Pending Refund/Partially Received",
+    "F": "Pending Refund",
+    "G": "Refunded",
+    "H": "Closed",
 }
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _EID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
@@ -143,6 +180,8 @@ class SimRecord:
     id: str
     fields: dict[str, Any]
     next_line: int = 1
+    created: datetime | None = None
+    modified: datetime | None = None  # lastModifiedDate, whole seconds like NetSuite
 
     @property
     def external_id(self) -> str | None:
@@ -204,6 +243,10 @@ class NetSuiteSimulator:
         self._taken_ids: set[str] = set()
         self._nonces: set[tuple[str, str, str, int]] = set()
         self._nonce_order: deque[tuple[str, str, str, int]] = deque()
+        # the account clock; tests may pin it to make equal timestamps on purpose
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0)
+        self.webhooks = WebhookEmitter()
+        self.erp = ErpState(self)
         self.reset()
         self.app = self._build_app()
 
@@ -219,6 +262,7 @@ class NetSuiteSimulator:
         self.stats = Stats()
         self._nonces.clear()
         self._nonce_order.clear()
+        self.erp.reset()
         self.seed(items=self._seed_items, customers=self._seed_customers)
 
     def seed(
@@ -229,8 +273,15 @@ class NetSuiteSimulator:
     ) -> None:
         """Add items (ids or field dicts with ``id``) and customers that exist from the start."""
         for item in items:
-            values = {"id": str(item)} if isinstance(item, str | int) else dict(item)
-            self._seed_record("inventoryItem", values)
+            values: dict[str, Any] = (
+                {"id": str(item)} if isinstance(item, str | int) else dict(item)
+            )
+            locations: list[Mapping[str, Any]] = list(values.pop("locations", None) or [])
+            record = self._seed_record("inventoryItem", values)
+            for loc in locations:  # [{"location": "1", "quantityOnHand": 10, …}]
+                row = self.erp.row(record.id, str(loc.get("location", "1")))
+                row.on_hand = _qty(loc.get("quantityOnHand"))
+                row.on_order = _qty(loc.get("quantityOnOrder"))
         for customer in customers:
             self._seed_record("customer", dict(customer))
 
@@ -271,7 +322,40 @@ class NetSuiteSimulator:
 
     def stats_snapshot(self) -> dict[str, Any]:
         """What ``/_sim/stats`` answers: counts by request, create, update and status."""
-        return {**self.stats.snapshot(), "in_flight": self.in_flight}
+        return {
+            **self.stats.snapshot(),
+            "in_flight": self.in_flight,
+            "webhooks": self.webhooks.stats.snapshot(),
+        }
+
+    # --- SuiteQL -------------------------------------------------------------------------
+    async def _suiteql(self, request: Request, base: str, segments: list[str]) -> Response:
+        try:
+            if request.method != "POST":
+                raise SimError(405, "INVALID_REQUEST", "SuiteQL queries are sent with POST.")
+            if "transient" not in request.headers.get("prefer", "").lower():
+                raise SimError(
+                    400, "USER_ERROR", "Set the header Prefer: transient for SuiteQL queries."
+                )
+            limit = _int_param(request, "limit", _MAX_PAGE, 1, _MAX_PAGE)
+            offset = _int_param(request, "offset", 0, 0, None)
+            q = (await _read_body(request)).get("q")
+            if not isinstance(q, str) or not q.strip():
+                raise _required("q")
+            try:
+                rows = sim_suiteql.run(q, self.erp)
+            except sim_suiteql.QueryError as exc:
+                raise SimError(
+                    400,
+                    "INVALID_PARAMETER",
+                    "Invalid search query. Detailed unprocessed description follows. "
+                    f"Search error occurred: {exc}.",
+                    "q",
+                ) from None
+            body = sim_suiteql.page(rows, limit, offset, base + wire.SUITEQL_API)
+            return _json_response(200, body, wire.COLLECTION_CONTENT_TYPE)
+        except SimError as err:
+            return _error_response(err)
 
     # --- store ---------------------------------------------------------------------------
     def _type_name(self, record_type: str) -> str:
@@ -289,13 +373,36 @@ class NetSuiteSimulator:
         self._next_id += 1
         return str(self._next_id - 1)
 
-    def _seed_record(self, record_type: str, values: dict[str, Any]) -> None:
+    def _seed_record(self, record_type: str, values: dict[str, Any]) -> SimRecord:
         internal = str(values.pop("id", "")) or self._new_id()
         record = SimRecord(self._type_name(record_type), internal, {})
         self._apply(record, values, replace=frozenset())
         self._commit(record)
+        return record
+
+    def _new_transaction(self, record_type: str, fields: dict[str, Any]) -> SimRecord:
+        """A record made by the account itself (fulfilment, credit memo): no validation."""
+        record = SimRecord(self._type_name(record_type), self._new_id(), {})
+        self._apply(record, {k: v for k, v in fields.items() if v is not None}, frozenset())
+        self._commit(record)
+        self.stats.creates[record.type] += 1
+        return record
+
+    def _status_of(self, record: SimRecord) -> dict[str, str]:
+        if record.type.lower() == "salesorder":
+            return _order_status(record.fields)
+        code = str(record.fields.get("orderStatus") or "A")
+        return {"id": code, "refName": _RMA_STATUS.get(code, code)}
+
+    def _after_write(self, record: SimRecord, created: bool) -> None:
+        """What NetSuite does after a save: commit stock, stamp, run the user-event script."""
+        if record.type.lower() == "salesorder":
+            self.erp.recommit(record)
+        self.erp.touched(record, "create" if created else "edit")
 
     def _commit(self, record: SimRecord) -> None:
+        if record.modified is None:
+            record.created = record.modified = self.now()
         self._store(record.type)[record.id] = record
         self._taken_ids.add(record.id)
         if record.external_id:
@@ -396,6 +503,10 @@ class NetSuiteSimulator:
             self._tran_seq += 1
             record.fields.setdefault("tranId", f"SO{self._tran_seq}")
             record.fields.setdefault("orderStatus", "A")
+        if record.type.lower() == "returnauthorization":
+            self._tran_seq += 1
+            record.fields.setdefault("tranId", f"RMA{self._tran_seq}")
+            record.fields.setdefault("orderStatus", "A")
         self._commit(record)
         self.stats.creates[record.type] += 1
         return record
@@ -423,8 +534,12 @@ class NetSuiteSimulator:
                 out[name] = {"links": [{"rel": "self", "href": f"{self_href}/{name}"}]}
             else:
                 out[name] = _deep_copy(value)
+        if record.type.lower() in ("salesorder", "returnauthorization"):
+            out["status"] = self._status_of(record)
         if record.type.lower() == "salesorder":
-            out["status"] = _order_status(record.fields)
+            out["taxTotal"] = self.erp.tax_total(record.fields)
+        if record.modified is not None:
+            out["lastModifiedDate"] = record.modified.isoformat()
         return out
 
     # --- HTTP: the record API ------------------------------------------------------------
@@ -438,6 +553,12 @@ class NetSuiteSimulator:
         path = request.url.path
         if "/_sim/" in path + "/":
             return await self._control(request, path[path.index("/_sim") + len("/_sim") :])
+        if path.endswith(wire.SUITEQL_API):
+            prefix = path[: -len(wire.SUITEQL_API)]
+            base = f"{request.url.scheme}://{request.headers.get('host', '')}{prefix}"
+            response = await self._guarded(request, base, ["suiteql"], self._suiteql)
+            self.stats.responses[str(response.status_code)] += 1
+            return response
         prefix, marker, rest = path.partition(wire.RECORD_API)
         if not marker:
             return _error_response(SimError(404, "NONEXISTENT_ID", "Unknown resource."))
@@ -447,7 +568,13 @@ class NetSuiteSimulator:
         self.stats.responses[str(response.status_code)] += 1
         return response
 
-    async def _guarded(self, request: Request, base: str, segments: list[str]) -> Response:
+    async def _guarded(
+        self,
+        request: Request,
+        base: str,
+        segments: list[str],
+        handler: Callable[[Request, str, list[str]], Awaitable[Response]] | None = None,
+    ) -> Response:
         """Faults, the concurrency limit and auth around one record request."""
         record_type = self._type_name(segments[0]) if segments else "-"
         self.stats.requests[f"{request.method} {record_type}"] += 1
@@ -470,7 +597,7 @@ class NetSuiteSimulator:
             denied = self._authenticate(request)
             if denied is not None:
                 return denied
-            response = await self._handle(request, base, segments)
+            response = await (handler or self._handle)(request, base, segments)
             await self._maybe_stall(request.method, record_type, response)
             return response
         finally:
@@ -493,8 +620,8 @@ class NetSuiteSimulator:
     async def _maybe_stall(self, method: str, record_type: str, response: Response) -> None:
         """Commit-then-timeout: the write is already applied; now answer too late."""
         f = self.faults
-        if f.commit_timeout_remaining <= 0 or method not in _WRITES:
-            return
+        if f.commit_timeout_remaining <= 0 or method not in _WRITES or record_type == "suiteql":
+            return  # a query writes nothing
         if not 200 <= response.status_code < 300:
             return
         if f.commit_timeout_record not in (None, record_type.lower()):
@@ -565,6 +692,7 @@ class NetSuiteSimulator:
                 return self._list(request, base, segments[0])
             if method == "POST":
                 record = self._create(segments[0], await _read_body(request), None)
+                self._after_write(record, created=True)
                 return _no_content({"Location": f"{base}/{record.type}/{record.id}"})
         elif len(segments) == 2:
             return await self._route_one(request, base, segments[0], segments[1])
@@ -588,6 +716,7 @@ class NetSuiteSimulator:
             return _json_response(200, body, wire.RECORD_CONTENT_TYPE)
         if method == "PATCH":
             self._update(record, await _read_body(request), replace)
+            self._after_write(record, created=False)
             return _no_content({"Location": f"{base}/{record.type}/{record.id}"})
         if method == "DELETE":
             self._delete(record)
@@ -610,10 +739,12 @@ class NetSuiteSimulator:
             )
         body = await _read_body(request)
         record = self._find(record_type, key)
+        created = record is None
         if record is None:
             record = self._create(record_type, body, eid)
         else:
             self._update(record, body, replace)
+        self._after_write(record, created=created)
         return _no_content({"Location": f"{base}/{record.type}/{record.id}"})
 
     def _delete(self, record: SimRecord) -> None:
@@ -692,11 +823,60 @@ class NetSuiteSimulator:
             return await self._control_faults(request)
         if path == "config":
             if method == "POST":
-                body = await _control_body(request)
-                if "concurrency_limit" in body:
-                    self.concurrency_limit = _positive_int(body["concurrency_limit"])
-            return {"concurrency_limit": self.concurrency_limit}
+                self._set_config(await _control_body(request))
+            return self._config_snapshot()
+        if method == "POST" and path in ("stock", "fulfil", "credit_memo", "price"):
+            return self._control_op(path, await _control_body(request))
         return None
+
+    def _control_op(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``/_sim/stock|fulfil|credit_memo|price``: account-side changes, then the webhook."""
+        try:
+            if path == "stock":
+                row = self.erp.set_stock(str(body["item"]), str(body.get("location", "1")), body)
+                return {
+                    "on_hand": row.on_hand,
+                    "committed": row.committed,
+                    "on_order": row.on_order,
+                    "available": row.on_hand - row.committed,
+                }
+            if path == "fulfil":
+                record = self.erp.fulfil(str(body["order"]), body)
+            elif path == "credit_memo":
+                record = self.erp.credit_memo(body)
+            else:
+                prices = {k: v for k, v in body.items() if k != "item"}
+                record = self.erp.set_price(str(body["item"]), prices)
+        except KeyError as exc:
+            raise ControlError(f"missing {exc.args[0]!r}") from None
+        except (OpError, SimError) as exc:
+            raise ControlError(str(exc)) from None
+        return self._render(record, None, expand=True)
+
+    def _set_config(self, body: Mapping[str, Any]) -> None:
+        if "concurrency_limit" in body:
+            self.concurrency_limit = _positive_int(body["concurrency_limit"])
+        if "webhook_url" in body:
+            self.webhooks.url = body["webhook_url"] or None
+        if "webhook_secret" in body:
+            self.webhooks.secret = body["webhook_secret"] or None
+        if "tax_rate" in body:
+            self.erp.tax_rate = wire.loads(str(body["tax_rate"]))
+        if "default_location" in body:
+            self.erp.default_location = str(body["default_location"])
+
+    def _config_snapshot(self) -> dict[str, Any]:
+        """The settings; the optional ones appear once they differ from the default."""
+        out: dict[str, Any] = {"concurrency_limit": self.concurrency_limit}
+        if self.webhooks.url:
+            out["webhook_url"] = self.webhooks.url
+        if self.webhooks.secret:
+            out["webhook_secret_set"] = True
+        if self.erp.tax_rate:
+            out["tax_rate"] = str(self.erp.tax_rate)
+        if self.erp.default_location != "1":
+            out["default_location"] = self.erp.default_location
+        return out
 
     async def _control_faults(self, request: Request) -> dict[str, Any]:
         if request.method == "DELETE":
@@ -748,9 +928,19 @@ def _order_status(fields: Mapping[str, Any]) -> dict[str, str]:
     lines = fields.get("item", {}).get("items", []) if "item" in fields else []
     if lines and all(line.get("isClosed") for line in lines):
         return {"id": "H", "refName": "Closed"}
+    open_lines = [ln for ln in lines if not ln.get("isClosed")]
+    done = [(_qty(ln.get("quantityFulfilled")), _qty(ln.get("quantity"))) for ln in open_lines]
+    if any(fulfilled for fulfilled, _ in done):
+        if all(fulfilled >= ordered for fulfilled, ordered in done):
+            return {"id": "F", "refName": "Pending Billing"}
+        return {"id": "D", "refName": "Partially Fulfilled"}
     if fields.get("orderStatus") == "B":
         return {"id": "B", "refName": "Pending Fulfillment"}
     return {"id": "A", "refName": "Pending Approval"}
+
+
+def _qty(value: Any) -> Decimal:
+    return Decimal(str(value)) if value not in (None, "") else Decimal(0)
 
 
 def _missing() -> SimError:

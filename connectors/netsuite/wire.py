@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 RECORD_API = "/services/rest/record/v1"
+SUITEQL_API = "/services/rest/query/v1/suiteql"
 ERROR_CONTENT_TYPE = "application/vnd.oracle.resource+json; type=error"
 RECORD_CONTENT_TYPE = "application/vnd.oracle.resource+json; type=singular-resource"
 COLLECTION_CONTENT_TYPE = "application/vnd.oracle.resource+json; type=collection"

@@ -1,0 +1,105 @@
+"""The simulator's stand-in for the user-event script: signed posts of every record change.
+
+Best effort, in the background, like the script (a failed post is logged there, counted
+here); ``drain()`` lets a test wait for what was sent without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from connectors.netsuite import inbound, wire
+
+
+@dataclass
+class WebhookStats:
+    sent: int = 0
+    failed: int = 0
+    last_error: str | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"sent": self.sent, "failed": self.failed, "last_error": self.last_error}
+
+
+@dataclass
+class WebhookEmitter:
+    url: str | None = None
+    secret: str | None = None
+    http: httpx.AsyncClient | None = None  # tests hand in one with an in-process transport
+    timeout_seconds: float = 5.0
+    stats: WebhookStats = field(default_factory=WebhookStats)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _backlog: list[bytes] = field(default_factory=list)
+    _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url and self.secret)
+
+    def body(
+        self, record_type: str, event_type: str, internal_id: str, modified: datetime, record: Any
+    ) -> bytes:
+        return wire.dumps(
+            {
+                "eventId": f"{record_type}-{internal_id}-{event_type}-{next(self._seq)}",
+                "eventType": event_type,
+                "recordType": record_type,
+                "id": internal_id,
+                "lastModifiedDate": modified.isoformat(),
+                "record": record,
+            }
+        )
+
+    def emit(
+        self, record_type: str, event_type: str, internal_id: str, modified: datetime, record: Any
+    ) -> None:
+        """Queue one post; sent now in the background if an event loop runs, else on drain."""
+        if not self.enabled:
+            return
+        body = self.body(record_type, event_type, internal_id, modified, record)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._backlog.append(body)
+            return
+        task = loop.create_task(self._post(body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Send what waits and wait for every post in flight."""
+        backlog, self._backlog = self._backlog, []
+        for body in backlog:
+            await self._post(body)
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _post(self, body: bytes) -> None:
+        assert self.url and self.secret
+        headers = inbound.signed_headers(body, self.secret)
+        try:
+            if self.http is not None:
+                response = await self.http.post(self.url, content=body, headers=headers)
+            else:
+                async with httpx.AsyncClient(timeout=self.timeout_seconds) as client:
+                    response = await client.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return
+        if response.is_success:
+            self.stats.sent += 1
+        else:
+            self._failed(f"HTTP {response.status_code}: {response.text[:200]}")
+
+    def _failed(self, why: str) -> None:
+        self.stats.failed += 1
+        self.stats.last_error = why
+
+
+__all__ = ["WebhookEmitter", "WebhookStats"]

@@ -1,0 +1,362 @@
+"""The user-event webhook: signature, and each record type → canonical events."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from app.canonical.customer import Customer
+from app.canonical.inventory import InventoryLevel
+from app.canonical.product import Price, Product
+from app.canonical.returns import CreditMemo, Return
+from app.canonical.shipment import Shipment
+from connectors.base import PayloadError, SignatureError
+from connectors.netsuite import inbound, wire
+from connectors.netsuite.connector import NetSuiteConnector
+from connectors.netsuite.records import split_external_id
+from tests.unit.netsuite.conftest import make_connection
+
+SECRET = "whsec-netsuite"
+
+
+def connector(**options: Any) -> NetSuiteConnector:
+    config = make_connection(**options)
+    config.credentials["webhook_secret"] = type(config.credentials["token_id"])(SECRET)
+    return NetSuiteConnector(config, httpx.AsyncClient())
+
+
+def post(record_type: str, record: dict[str, Any], event_type: str = "edit") -> bytes:
+    return wire.dumps(
+        {
+            "eventId": f"{record_type}-{record.get('id', '1')}-{event_type}-1",
+            "eventType": event_type,
+            "recordType": record_type,
+            "id": record.get("id", "1"),
+            "lastModifiedDate": "2026-11-02T10:15:00Z",
+            "record": record,
+        }
+    )
+
+
+ITEM = {
+    "id": "1042",
+    "itemId": "TSHIRT-RED-M",
+    "displayName": "T-shirt red M",
+    "upcCode": "0123456789012",
+    "isInactive": "F",
+    "weight": "0.25",
+    "weightUnit": "kg",
+    "currency": "USD",
+    "basePrice": "19.99",
+    "cost": "7.10",
+    "custitem_gw_sale_price": "15.99",
+    "custitem_gw_sale_start": "2026-11-20T00:00:00Z",
+    "custitem_gw_sale_end": "2026-11-30T23:59:59Z",
+    "custitem_gw_map_price": "17.50",
+    "priceLevels": [
+        {"priceLevel": "Base Price", "minQuantity": "0", "price": "19.99"},
+        {"priceLevel": "Base Price", "minQuantity": "10", "price": "18.00"},
+        {"priceLevel": "Wholesale", "minQuantity": "0", "price": "12.00"},
+        {"priceLevel": "Wholesale", "minQuantity": "50", "price": "11.00"},
+    ],
+    "locations": [
+        {
+            "location": "1",
+            "quantityOnHand": "40",
+            "quantityCommitted": "3",
+            "custrecord_gw_qty_reserved": "2",
+            "custrecord_gw_qty_damaged": "1",
+            "quantityOnOrder": "24",
+            "custrecord_gw_expected_date": "2026-12-01",
+        },
+        {"location": "2", "quantityOnHand": "-3", "quantityCommitted": "0"},
+    ],
+}
+
+
+# --- signature -----------------------------------------------------------------------------
+
+
+def test_signed_post_verifies() -> None:
+    body = post("customer", {"id": "7"})
+    connector().verify_signature(inbound.signed_headers(body, SECRET), body)
+
+
+def test_signature_over_another_body_or_secret_is_refused() -> None:
+    body = post("customer", {"id": "7"})
+    headers = inbound.signed_headers(body, SECRET)
+    with pytest.raises(SignatureError, match="does not match"):
+        connector().verify_signature(headers, body.replace(b'"7"', b'"8"'))
+    with pytest.raises(SignatureError, match="does not match"):
+        connector().verify_signature(inbound.signed_headers(body, "other"), body)
+
+
+def test_stale_or_future_timestamp_is_refused_even_if_signed() -> None:
+    body = post("customer", {"id": "7"})
+    stale = inbound.signed_headers(body, SECRET, timestamp=int(time.time()) - 301)
+    with pytest.raises(SignatureError, match="tolerance 300 s"):
+        connector().verify_signature(stale, body)
+    future = inbound.signed_headers(body, SECRET, timestamp=int(time.time()) + 400)
+    with pytest.raises(SignatureError, match="away from our clock"):
+        connector().verify_signature(future, body)
+    # a wider tolerance is an option
+    connector(webhook_tolerance_seconds=600).verify_signature(stale, body)
+
+
+def test_missing_headers_and_missing_secret_are_named() -> None:
+    body = post("customer", {"id": "7"})
+    with pytest.raises(SignatureError, match="X-Gateway-Timestamp"):
+        connector().verify_signature({}, body)
+    no_secret = NetSuiteConnector(make_connection(), httpx.AsyncClient())
+    with pytest.raises(SignatureError, match="webhook_secret"):
+        no_secret.verify_signature(inbound.signed_headers(body, SECRET), body)
+
+
+def test_header_names_are_case_insensitive() -> None:
+    body = post("customer", {"id": "7"})
+    lowered = {k.lower(): v for k, v in inbound.signed_headers(body, SECRET).items()}
+    connector().verify_signature(lowered, body)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def test_inventory_item_becomes_product_price_and_levels_per_location() -> None:
+    parsed = connector().parse_webhook({}, post("inventoryitem", ITEM))
+    assert parsed.dedupe_key == "inventoryitem-1042-edit-1"
+    assert parsed.topic == "inventoryitem.edit"
+    types = [e.type for e in parsed.events]
+    assert types == [
+        "product.upserted",
+        "price.changed",
+        "inventory.level_changed",
+        "inventory.level_changed",
+    ]
+    product = parsed.events[0].payload_as(Product)
+    assert (product.source, product.sku, product.title, product.barcode) == (
+        "erp",
+        "TSHIRT-RED-M",
+        "T-shirt red M",
+        "0123456789012",
+    )
+    assert product.weight == Decimal("0.25") and product.status == "active"
+
+    price = parsed.events[1].payload_as(Price)
+    assert (price.base, price.cost, price.map_price) == (
+        Decimal("19.99"),
+        Decimal("7.10"),
+        Decimal("17.50"),
+    )
+    assert price.sale is not None and price.sale.price == Decimal("15.99")
+    assert price.sale.starts_at == datetime(2026, 11, 20, tzinfo=UTC)
+    assert [(b.min_quantity, b.price) for b in price.breaks] == [(Decimal(10), Decimal("18.00"))]
+    (wholesale,) = price.group_prices
+    assert (wholesale.group, wholesale.price) == ("Wholesale", Decimal("12.00"))
+    assert [(b.min_quantity, b.price) for b in wholesale.breaks] == [(50, Decimal("11.00"))]
+
+    first, second = (e.payload_as(InventoryLevel) for e in parsed.events[2:])
+    assert (first.location, first.on_hand, first.allocated, first.reserved, first.damaged) == (
+        "1",
+        40,
+        3,
+        2,
+        1,
+    )
+    assert first.quarantined == 0
+    assert [(i.quantity, i.expected_on) for i in first.incoming] == [(24, date(2026, 12, 1))]
+    assert (second.location, second.on_hand, second.incoming) == ("2", -3, [])
+    assert parsed.events[2].entity_key == "erp:inventory:TSHIRT-RED-M@1"
+
+
+def test_lower_case_field_ids_as_the_script_sends_them_are_read() -> None:
+    record = {"id": "5", "itemid": "MUG", "baseprice": "3.50", "isinactive": "T"}
+    events = connector().parse_webhook({}, post("inventoryitem", record)).events
+    assert events[0].payload_as(Product).status == "archived"
+    assert events[1].payload_as(Price).base == Decimal("3.50")
+
+
+def test_customer_carries_terms_credit_limit_group_and_tax_exemption() -> None:
+    record = {
+        "id": "20716",
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "email": "ada@example.com",
+        "terms": {"id": "2", "refName": "Net 30"},
+        "creditLimit": "5000.00",
+        "currency": "EUR",
+        "priceLevel": "Wholesale",
+        "taxable": False,
+        "resaleNumber": "RS-1",
+        "addresses": [
+            {"defaultShipping": True, "addr1": "1 Road", "city": "Paris", "country": "FR"},
+            {"defaultBilling": "T", "addressee": "ACME", "attention": "Ada Lovelace"},
+        ],
+    }
+    (event,) = connector().parse_webhook({}, post("customer", record, "create")).events
+    customer = event.payload_as(Customer)
+    assert event.type == "customer.upserted" and event.entity_key == "erp:customer:20716"
+    assert (customer.terms, customer.group, customer.tax_exempt) == ("Net 30", "Wholesale", True)
+    assert customer.credit_limit is not None
+    assert (customer.credit_limit.amount, customer.credit_limit.currency) == (5000, "EUR")
+    assert (customer.default_shipping, customer.default_billing) == (0, 1)
+    assert customer.addresses[1].company == "ACME"
+    assert customer.addresses[1].last_name == "Lovelace"
+    assert customer.tax_exemption_certificate == "RS-1"
+
+
+FULFILMENT = {
+    "id": "3301",
+    "tranId": "IF77",
+    "tranDate": "2026-11-03",
+    "shipStatus": "C",
+    "shipMethod": "UPS Ground",
+    "shipCarrier": "ups",
+    "salesOrder": {"id": "9001", "tranId": "SO1001", "externalId": "shop-eu-1001"},
+    "packages": [
+        {"packageTrackingNumber": "1Z999", "packageWeight": "1.5"},
+        {"packageTrackingNumber": "1Z998", "packageWeight": "0.5"},
+    ],
+    "items": [{"itemId": "TSHIRT-RED-M", "quantity": "2"}, {"itemId": "MUG-BLUE", "quantity": 1}],
+}
+
+
+def test_item_fulfilment_becomes_shipment_for_the_stores_order() -> None:
+    (event,) = connector().parse_webhook({}, post("itemfulfillment", FULFILMENT, "create")).events
+    shipment = event.payload_as(Shipment)
+    assert event.type == "shipment.created"
+    assert shipment.order_key == "shop-eu:order:1001"  # <source>-<id> → <source>:order:<id>
+    assert (shipment.status, shipment.order_number) == ("shipped", "SO1001")
+    assert [p.tracking_number for p in shipment.packages] == ["1Z999", "1Z998"]
+    assert shipment.packages[0].weight == Decimal("1.5")
+    assert (shipment.packages[0].carrier, shipment.packages[0].service) == ("ups", "UPS Ground")
+    assert [(ln.sku, ln.quantity) for ln in shipment.packages[0].lines] == [
+        ("TSHIRT-RED-M", 2),
+        ("MUG-BLUE", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [("A", "packed"), ("B", "picked_up"), ("C", "shipped")]
+)
+def test_ship_status_letters(code: str, status: str) -> None:
+    body = post("itemfulfillment", {**FULFILMENT, "shipStatus": code})
+    (event,) = connector().parse_webhook({}, body).events
+    assert event.type == "shipment.updated"  # an edit, not a create
+    assert event.payload_as(Shipment).status == status
+
+
+def test_order_keys_use_known_sources_when_configured() -> None:
+    assert split_external_id("shop-eu-1001") == ("shop-eu", "1001")
+    assert split_external_id("shop-eu-A-7", ["shop-eu"]) == ("shop-eu", "A-7")
+    assert split_external_id("other-1", ["shop-eu"]) is None
+    entered = {**FULFILMENT, "salesOrder": {"id": "9001", "tranId": "SO1001"}}
+    (event,) = connector().parse_webhook({}, post("itemfulfillment", entered)).events
+    assert event.payload_as(Shipment).order_key == "erp:order:9001"
+
+
+def test_credit_memo_with_rma_and_restock_dispositions() -> None:
+    record = {
+        "id": "4410",
+        "tranId": "CM12",
+        "tranDate": "2026-11-10",
+        "currency": "USD",
+        "total": "-39.98",
+        "salesOrder": {"id": "9001", "externalId": "shop-eu-1001"},
+        "returnAuthorization": {"id": "5001", "tranId": "RMA5", "externalId": "shop-eu-R1"},
+        "items": [
+            {
+                "itemId": "TSHIRT-RED-M",
+                "quantity": "-2",
+                "amount": "-39.98",
+                "custcol_gw_disposition": "Restock",
+            },
+            {"itemId": "MUG-BLUE", "quantity": "1", "amount": "0"},
+        ],
+    }
+    (event,) = connector().parse_webhook({}, post("creditmemo", record, "create")).events
+    memo = event.payload_as(CreditMemo)
+    assert event.type == "credit_memo.created"
+    assert (memo.amount.amount, memo.order_key, memo.return_key, memo.rma_number) == (
+        Decimal("39.98"),
+        "shop-eu:order:1001",
+        "shop-eu:return:R1",
+        "RMA5",
+    )
+    first_line = memo.lines[0]
+    assert (first_line.sku, first_line.quantity, first_line.amount.amount) == (
+        "TSHIRT-RED-M",
+        2,
+        Decimal("39.98"),
+    )
+    assert [(r.sku, r.quantity, r.disposition) for r in memo.restock] == [
+        ("TSHIRT-RED-M", 2, "restock")
+    ]
+
+
+def test_return_authorization_becomes_return_updated() -> None:
+    record = {
+        "id": "5001",
+        "tranId": "RMA5",
+        "externalId": "shop-eu-R1",
+        "status": {"id": "B", "refName": "Pending Receipt"},
+        "tranDate": "2026-11-05",
+        "salesOrder": {"id": "9001", "externalId": "shop-eu-1001", "tranId": "SO1001"},
+        "items": [
+            {
+                "itemId": "MUG-BLUE",
+                "quantity": "1",
+                "custcol_gw_return_reason": "broken",
+                "custcol_gw_disposition": "damaged",
+            }
+        ],
+    }
+    (event,) = connector().parse_webhook({}, post("returnauthorization", record)).events
+    ret = event.payload_as(Return)
+    assert event.type == "return.updated" and event.entity_key == "shop-eu:return:R1"
+    assert (ret.status, ret.rma_number, ret.order_key) == (
+        "authorized",
+        "RMA5",
+        "shop-eu:order:1001",
+    )
+    assert [(ln.reason, ln.disposition) for ln in ret.lines] == [("broken", "damaged")]
+
+
+def test_unknown_record_types_and_deletes_are_stored_without_events() -> None:
+    parsed = connector().parse_webhook({}, post("vendorbill", {"id": "1"}))
+    assert (parsed.topic, parsed.events, parsed.dedupe_key) == (
+        "vendorbill.edit",
+        [],
+        "vendorbill-1-edit-1",
+    )
+    assert connector().parse_webhook({}, post("customer", {"id": "2"}, "delete")).events == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "names"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1]", 400, "JSON object"),
+        (wire.dumps({"eventType": "edit", "recordType": "customer", "id": "1"}), 422, "eventId"),
+        (post("inventoryitem", {"id": "1", "itemId": "X", "basePrice": "abc"}), 422, "basePrice"),
+        (
+            post("inventoryitem", {**ITEM, "locations": [{"quantityOnHand": "1"}]}),
+            422,
+            "record.locations[0].location",
+        ),
+        (post("itemfulfillment", {**FULFILMENT, "shipStatus": "Z"}), 422, "shipStatus"),
+        (
+            post("creditmemo", {"id": "1", "currency": "usd1", "salesOrder": {"id": "9"}}),
+            422,
+            "creditmemo 1 does not fit: currency",
+        ),
+    ],
+)
+def test_bad_bodies_are_400_or_422_naming_the_field(body: bytes, status: int, names: str) -> None:
+    with pytest.raises(PayloadError, match=names.replace("[", r"\[").replace("]", r"\]")) as err:
+        connector().parse_webhook({}, body)
+    assert err.value.status_code == status

@@ -1,0 +1,228 @@
+"""Polling with SuiteQL against the simulator: paging, cursors, ties, each stream's events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from pytest_httpx import HTTPXMock
+
+from app.canonical.customer import Customer
+from app.canonical.events import CanonicalEvent
+from app.canonical.inventory import InventoryLevel
+from app.canonical.product import Price, Product
+from app.canonical.returns import CreditMemo
+from app.canonical.shipment import Shipment
+from connectors.base import PermanentError, RateLimitedError
+from connectors.netsuite import wire
+from connectors.netsuite.auth import TbaCredentials
+from connectors.netsuite.connector import NetSuiteConnector
+from connectors.netsuite.simulator import NetSuiteSimulator
+from connectors.netsuite.suiteql import Cursor
+from tests.unit.netsuite.conftest import (
+    BASE_URL,
+    SKU_MAP,
+    context,
+    event_for,
+    make_connection,
+    realistic_order,
+)
+
+T0 = datetime(2026, 11, 1, 9, 0, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = T0
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def clock(sim: NetSuiteSimulator) -> Iterator[Clock]:
+    c = Clock()
+    sim.now = c
+    yield c
+
+
+def seed_items(sim: NetSuiteSimulator, count: int) -> list[str]:
+    ids = [str(3000 + i) for i in range(count)]
+    sim.seed(
+        items=[
+            {"id": i, "itemId": f"SKU-{i}", "locations": [{"location": "1", "quantityOnHand": 5}]}
+            for i in ids
+        ]
+    )
+    return ids
+
+
+def skus(events: list[CanonicalEvent]) -> list[str]:
+    return [getattr(e.payload, "sku", "") for e in events]
+
+
+def item(sim: NetSuiteSimulator, key: str) -> dict[str, Any]:
+    record = sim._find("inventoryItem", key)
+    assert record is not None
+    return record.fields
+
+
+async def test_equal_timestamps_page_across_calls_without_loss_or_repeat(
+    sim: NetSuiteSimulator, sim_connector: NetSuiteConnector, clock: Clock
+) -> None:
+    sim.reset()  # every seeded item now shares T0 to the second
+    seed_items(sim, 7)
+    seen: list[str] = []
+    cursor = None
+    calls = 0
+    while True:
+        page = await sim_connector.poll("inventory", cursor, 3)
+        calls += 1
+        seen += skus(page.events)
+        cursor = page.cursor
+        if not page.has_more:
+            break
+    expected = ["1042", "959"] + [f"SKU-{3000 + i}" for i in range(7)]
+    # 1042 and 959 have no stock rows: no level events, but they still move the cursor
+    assert sorted(seen) == sorted(s for s in expected if s.startswith("SKU"))
+    assert len(seen) == len(set(seen))
+    assert calls == 3
+    assert Cursor.decode(cursor) == Cursor("2026-11-01 09:00:00", 3006)
+
+    # nothing new: the same cursor comes back with no events
+    again = await sim_connector.poll("inventory", cursor, 3)
+    assert (again.events, again.cursor, again.has_more) == ([], cursor, False)
+
+    # a later stock change is the only thing the next poll returns
+    clock.at = T0 + timedelta(seconds=1)
+    sim.erp.set_stock("SKU-3002", "1", {"on_hand": 9})
+    later = await sim_connector.poll("inventory", cursor, 3)
+    (level,) = [e.payload_as(InventoryLevel) for e in later.events]
+    assert (level.sku, level.on_hand) == ("SKU-3002", 9)
+
+
+async def test_paging_inside_one_call_follows_has_more_and_offset(
+    sim: NetSuiteSimulator, sim_connector: NetSuiteConnector, clock: Clock
+) -> None:
+    sim.reset()
+    seed_items(sim, 6)
+    sim_connector.poller.page_size = 2  # small pages, so one poll reads several
+    first = await sim_connector.poll("inventory", None, 5)
+    assert first.has_more  # 8 items in all; 5 read
+    rest = await sim_connector.poll("inventory", first.cursor, 5)
+    assert not rest.has_more
+    assert sorted(skus(first.events) + skus(rest.events)) == [f"SKU-{3000 + i}" for i in range(6)]
+    # 8 items in all: the first call read pages at offsets 0, 2, 4 plus one stock query,
+    # the second the last 3 rows at offsets 0 and 2, plus one stock query
+    assert sim.stats_snapshot()["requests"]["POST suiteql"] == 4 + 3
+
+
+async def test_queries_are_signed_transient_and_errors_are_typed(httpx_mock: HTTPXMock) -> None:
+    url = f"{BASE_URL}/services/rest/query/v1/suiteql?limit=10&offset=0"
+    httpx_mock.add_response(method="POST", url=url, status_code=429, headers={"Retry-After": "7"})
+    async with httpx.AsyncClient() as http:
+        connector = NetSuiteConnector(make_connection(), http)
+        with pytest.raises(RateLimitedError) as err:
+            await connector.poll("customers", None, 10)
+    assert err.value.retry_after == 7
+    request = httpx_mock.get_request()
+    assert request is not None
+    assert request.headers["prefer"] == "transient"
+    assert request.headers["authorization"].startswith('OAuth realm="1234567"')
+    q = wire.loads(request.content)["q"]
+    assert q.startswith("SELECT customer.id") and "ORDER BY customer.lastmodifieddate" in q
+
+
+async def test_cursor_is_validated_before_it_reaches_sql(sim_connector: NetSuiteConnector) -> None:
+    with pytest.raises(PermanentError, match="reset the stream"):
+        await sim_connector.poll("inventory", "not-json", 10)
+    bad = '{"t": "2026-01-01\' OR 1=1 --", "id": 1}'
+    with pytest.raises(PermanentError, match="YYYY-MM-DD"):
+        await sim_connector.poll("inventory", bad, 10)
+    with pytest.raises(PermanentError, match="cannot poll"):
+        await sim_connector.poll("orders", None, 10)
+
+
+async def test_unknown_query_gets_netsuites_400(
+    sim_http: httpx.AsyncClient, tba: TbaCredentials
+) -> None:
+    from connectors.netsuite.client import NetSuiteClient
+
+    client = NetSuiteClient(sim_http, BASE_URL, tba)
+    with pytest.raises(PermanentError, match="Invalid search query"):
+        await client.suiteql("SELECT * FROM employee", 10, 0)
+
+
+async def test_products_stream_gives_product_and_prices(
+    sim: NetSuiteSimulator, sim_connector: NetSuiteConnector, clock: Clock
+) -> None:
+    sim.erp.set_price(
+        "1042",
+        {
+            "basePrice": Decimal("19.99"),
+            "cost": Decimal("7.10"),
+            "custitem_gw_map_price": Decimal("17.50"),
+            "priceLevels": [{"priceLevel": "Wholesale", "minQuantity": 0, "price": "12.00"}],
+        },
+    )
+    item(sim, "1042").update(itemId="TSHIRT-RED-M", displayName="Tee")
+    page = await sim_connector.poll("products", None, 10)
+    by_type = {(e.type, getattr(e.payload, "sku", "")): e.payload for e in page.events}
+    product = by_type[("product.upserted", "TSHIRT-RED-M")]
+    assert isinstance(product, Product) and product.title == "Tee"
+    price = by_type[("price.changed", "TSHIRT-RED-M")]
+    assert isinstance(price, Price)
+    assert (price.base, price.cost, price.map_price) == (
+        Decimal("19.99"),
+        Decimal("7.10"),
+        Decimal("17.50"),
+    )
+    assert [(g.group, g.price) for g in price.group_prices] == [("Wholesale", Decimal("12.00"))]
+    assert ("price.changed", "959") not in by_type  # no price in NetSuite, no price event
+
+
+async def test_customers_shipments_and_credit_memos_streams(
+    sim: NetSuiteSimulator, sim_connector: NetSuiteConnector, clock: Clock
+) -> None:
+    item(sim, "1042")["itemId"] = "TSHIRT-RED-M"
+    item(sim, "959")["itemId"] = "MUG-BLUE"
+    await sim_connector.deliver(event_for(realistic_order()), context())
+    order_id = sim.record_by_eid("salesOrder", "shop-eu-1001")["id"]  # type: ignore[index]
+    sim.erp.fulfil(order_id, {"packages": [{"tracking": "1Z999", "weight": "1.5"}]})
+    sim.erp.credit_memo(
+        {
+            "order": order_id,
+            "amount": "19.99",
+            "restock": [
+                {"item": "1042", "quantity": 1, "amount": "19.99", "disposition": "restock"}
+            ],
+        }
+    )
+
+    (customer_event,) = (await sim_connector.poll("customers", None, 10)).events
+    customer = customer_event.payload_as(Customer)
+    assert (customer.last_name, customer.email) == ("Lovelace", "ada@example.com")
+
+    (ship_event,) = (await sim_connector.poll("shipments", None, 10)).events
+    shipment = ship_event.payload_as(Shipment)
+    assert ship_event.type == "shipment.created"
+    assert shipment.order_key == "shop-eu:order:1001"
+    assert [p.tracking_number for p in shipment.packages] == ["1Z999"]
+    assert [(ln.sku, ln.quantity) for ln in shipment.packages[0].lines] == [
+        ("TSHIRT-RED-M", 3),
+        ("MUG-BLUE", 2),
+    ]
+
+    (memo_event,) = (await sim_connector.poll("credit_memos", None, 10)).events
+    memo = memo_event.payload_as(CreditMemo)
+    assert (memo.amount.amount, memo.order_key) == (Decimal("19.99"), "shop-eu:order:1001")
+    assert [(r.sku, r.disposition) for r in memo.restock] == [("TSHIRT-RED-M", "restock")]
+
+
+def test_sku_map_matches_the_simulator_seed() -> None:
+    # the poll tests rename the seeded items to the SKUs of the order fixture
+    assert set(SKU_MAP.values()) == {"1042", "959"}
