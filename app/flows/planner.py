@@ -399,11 +399,17 @@ async def accept_price(
 async def _plan_customer(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
     customer = event.payload_as(Customer)
     rules = ctx.rules.customers
+    side = ctx.sides.get(ctx.source, "store")
+    before = await _previous_payload(ctx, event, Customer)
+    if before is not None and _owned(before, side, rules) == _owned(customer, side, rules):
+        # Nothing this side owns changed: typically the echo of our own write coming back
+        # as a webhook. Sending it on would bounce between the systems for ever.
+        log.info("customer change without owned fields; not sent", entity_key=event.entity_key)
+        return []
     keys = customer_rules.match_keys(customer, rules)
     index = await _customer_index(ctx.session, keys, exclude=event.entity_key)
     match = customer_rules.find_duplicate(keys, index)
     await _remember_match_keys(ctx.session, keys, event.entity_key)
-    side = ctx.sides.get(ctx.source, "store")
     fields = sorted(customer_rules.writable_fields(side, rules))  # type: ignore[arg-type]
     planned = []
     for route in ctx.routes("customers"):
@@ -427,6 +433,12 @@ async def _plan_customer(ctx: PlanContext, event: CanonicalEvent) -> list[Planne
                 )
         planned.append(_as_is(route, event, directives=directives))
     return planned
+
+
+def _owned(customer: Customer, side: str, rules: customer_rules.CustomerRules) -> dict[str, Any]:
+    view = customer_rules.owned_view(customer, side, rules)  # type: ignore[arg-type]
+    view.pop("updated_at", None)
+    return view
 
 
 async def _customer_index(

@@ -1,25 +1,28 @@
 """/api/v1/mappings/{kind}/{connection_id}: read, add and delete mapping entries.
 
-Adding entries is how an operator unblocks parked deliveries, so a PUT releases every
-parked delivery to the connection whose missing mappings now all exist, in the same
-transaction (they are queued once it commits).
+Adding entries is how an operator unblocks parked deliveries, so a PUT (or a CSV import)
+releases every parked delivery to the connection whose missing mappings now all exist, in
+the same transaction (they are queued once it commits). Mapping tables are often kept in
+spreadsheets, hence CSV export and import.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import StreamingResponse
 
 from app.api.deps import OperatorDep, RuntimeDep, SessionDep
 from app.delivery.actions import release_parked
-from app.errors import Unprocessable
+from app.errors import PayloadTooLarge, Unprocessable
 from app.mappings import service
 from app.mappings.schemas import (
     MAX_ENTRIES_PER_CALL,
     MappingDelete,
     MappingDeleteOut,
     MappingEntryOut,
+    MappingImportOut,
     MappingPut,
     MappingPutOut,
 )
@@ -116,3 +119,95 @@ async def delete_mappings(
         )
     deleted = await service.delete_entries(session, kind, connection_id, wanted or None)
     return MappingDeleteOut(deleted=deleted)
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+MAX_CSV_BYTES = 32 * 1024 * 1024
+
+
+async def _read_csv_body(request: Request) -> bytes:
+    too_large = PayloadTooLarge(
+        f"the CSV is over {MAX_CSV_BYTES // (1024 * 1024)} MiB",
+        hint="split it into several files and import them without replace=true",
+    )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_CSV_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_CSV_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.get(
+    "/{kind}/{connection_id}/export",
+    summary="Export mapping entries as CSV",
+    description="Every entry of the kind, ordered by our key, as `text/csv` with the header "
+    "`our_key,their_key` (UTF-8, RFC 4180 quoting). Streamed, so any table size fits; the "
+    "same file can be imported into another connection.",
+    response_class=StreamingResponse,
+    responses={
+        **_NOT_FOUND,
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"},
+    },
+)
+async def export_mappings(
+    kind: Kind, connection_id: ConnectionId, rt: RuntimeDep
+) -> StreamingResponse:
+    connection_or_404(rt, connection_id)
+    return StreamingResponse(
+        service.export_csv(rt.sessions, kind, connection_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{kind}-{connection_id}.csv"'},
+    )
+
+
+@router.post(
+    "/{kind}/{connection_id}/import",
+    summary="Import mapping entries from CSV",
+    description="Body: `text/csv` with the header `our_key,their_key` (any column order; "
+    "other columns are ignored), UTF-8 (a byte order mark is fine), quoted fields allowed, "
+    "blank lines ignored. Every row is upserted, then parked deliveries whose mappings now "
+    "all exist are released, as with PUT. A bad file is refused as a whole (422 naming "
+    "each line and what is wrong). `replace=true` also deletes the entries not in the "
+    f"file, in the same transaction. At most {MAX_CSV_BYTES // (1024 * 1024)} MiB.",
+    dependencies=[OperatorDep],
+    responses={**_WRITE, 413: {"description": "file too large"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "our_key,their_key\nTSHIRT-RED-M,1042\n",
+                }
+            },
+        }
+    },
+)
+async def import_mappings(
+    kind: Kind,
+    connection_id: ConnectionId,
+    request: Request,
+    session: SessionDep,
+    rt: RuntimeDep,
+    replace: Annotated[
+        bool, Query(description="delete the entries of this kind that are not in the file")
+    ] = False,
+) -> MappingImportOut:
+    connection_or_404(rt, connection_id)
+    entries = service.parse_csv(await _read_csv_body(request))
+    if replace and not entries:
+        raise Unprocessable(
+            "the file has no entries; with replace=true it would delete every entry",
+            hint=f"to empty the table use DELETE /api/v1/mappings/{kind}/{connection_id}?all=true",
+        )
+    updated = await service.upsert_entries(session, kind, connection_id, entries)
+    deleted = await service.delete_missing(session, kind, connection_id, entries) if replace else 0
+    released = await release_parked(session, rt, connection_id)
+    return MappingImportOut(updated=updated, deleted=deleted, released_deliveries=released)

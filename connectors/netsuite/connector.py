@@ -523,7 +523,7 @@ class NetSuiteConnector(Connector):
         if event.type in ("order.created", "order.updated"):
             return await self._upsert_order(event, ctx)
         if event.type == "customer.upserted":
-            return await self._upsert_customer(event)
+            return await self._upsert_customer(event, ctx)
         if event.type == "customer.erase_requested":
             return await self._erase_customer(event, ctx)
         if event.type == "return.requested":
@@ -689,12 +689,28 @@ class NetSuiteConnector(Connector):
         )
 
     # --- customers -------------------------------------------------------------------
-    async def _upsert_customer(self, event: CanonicalEvent) -> DeliveryResult:
+    async def _upsert_customer(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
         customer = event.payload_as(Customer)
         ref = by_eid(CUSTOMER, external_id(f"{customer.source}-{customer.external_id}"))
         body = outbound.customer_record_body(
             customer, ref.key, self.options.subsidiary_id, address_body
         )
+        fields = ctx.directives.get("fields")
+        if fields is not None:  # the sending side writes only the fields it owns
+            body = outbound.owned_fields_only(body, set(fields))
+        linked = ctx.directives.get("link_to") or ctx.link("customer", event.entity_key)
+        if linked:
+            # the same person already has a NetSuite record (found as a duplicate, or
+            # written before): update that one instead of creating a second
+            body.pop("externalId", None)
+            replace = ("addressBook",) if "addressBook" in body else ()
+            if await self.client.patch(
+                by_id(CUSTOMER, str(linked)), body, replace=replace, missing_ok=True
+            ):
+                return DeliveryResult(
+                    links=[RemoteLink("customer", event.entity_key, str(linked))],
+                    summary=f"customer {linked} updated (linked)",
+                )
         customer_id = await self.client.upsert(
             ref, body, replace=("addressBook",)
         ) or await self._internal_id(ref)

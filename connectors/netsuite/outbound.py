@@ -21,6 +21,31 @@ def _ref(internal_id: str) -> dict[str, str]:
     return {"id": internal_id}
 
 
+# canonical Customer field → the NetSuite body fields it fills
+_BODY_FIELDS: dict[str, tuple[str, ...]] = {
+    "email": ("email",),
+    "phone": ("phone",),
+    "first_name": ("firstName",),
+    "last_name": ("lastName",),
+    "company": ("companyName",),
+    "addresses": ("addressBook",),
+    "tax_exemption_certificate": ("resaleNumber",),
+}
+_ALWAYS = ("externalId", "isPerson", "subsidiary")
+
+
+def owned_fields_only(body: dict[str, Any], fields: set[str]) -> dict[str, Any]:
+    """Keep only what the sending system owns (rules.customers.field_owner), so a store's
+    update never overwrites what the ERP is the record of truth for."""
+    keep = set(_ALWAYS)
+    for field, names in _BODY_FIELDS.items():
+        if field in fields:
+            keep.update(names)
+    if "lastName" not in keep and "firstName" in keep:
+        keep.add("lastName")  # NetSuite needs a last name next to a first name
+    return {k: v for k, v in body.items() if k in keep}
+
+
 def customer_record_body(
     customer: Customer,
     eid: str,

@@ -580,3 +580,14 @@ async def test_required_payment_mapping_is_asked_for_by_the_rules(flow_rt: Any) 
     await record(rt, "shop", make_event("order.created", order, T0))
     (out,) = await deliveries(rt, destination="erp")
     assert [(n.kind, n.key) for n in rule_needs(out.directives)] == [("payment_method", "paypal")]
+
+
+async def test_customer_echo_without_owned_changes_is_not_sent_back(flow_rt: Any) -> None:
+    rt = await flow_rt()
+    await record(rt, "shop", make_event("customer.upserted", customer("1", "a@example.com"), T0))
+    # the store's webhook after the ERP wrote its own fields (group) back: nothing of the store's
+    echo = customer("1", "a@example.com", group="wholesale")
+    echo = echo.model_copy(update={"updated_at": T0 + timedelta(minutes=1)})
+    assert (await record(rt, "shop", make_event("customer.upserted", echo, T0))).delivery_ids == []
+    moved = customer("1", "new@example.com")
+    assert (await record(rt, "shop", make_event("customer.upserted", moved, T0))).delivery_ids

@@ -80,6 +80,49 @@ async def test_customer_upsert_replaces_the_address_book(
     assert (record["firstName"], record["isPerson"]) == ("Ada", True)
 
 
+async def test_duplicate_customer_updates_the_linked_record_instead_of_creating(
+    sim: NetSuiteSimulator, sim_connector: NetSuiteConnector
+) -> None:
+    first = Customer(source="shop-eu", external_id="1", email="jane@example.com", updated_at=WHEN)
+    result = await sim_connector.deliver(make_event("customer.upserted", first, WHEN), ctx())
+    remote = result.links[0].remote_id
+    twin = Customer(
+        source="shop-eu",
+        external_id="2",
+        email="jane@example.com",
+        phone="+4930123",
+        updated_at=WHEN,
+    )
+    linked = await sim_connector.deliver(
+        make_event("customer.upserted", twin, WHEN), ctx(link_to=remote, fields=["email", "phone"])
+    )
+    assert linked.links == [RemoteLink("customer", "shop-eu:customer:2", remote)]
+    assert sim.record_by_eid("customer", "shop-eu-2") is None  # no second customer
+    assert len(sim.records("customer")) == 1
+    assert sim.records("customer")[0]["phone"] == "+4930123"
+
+
+async def test_store_writes_only_the_fields_it_owns(
+    sim: NetSuiteSimulator, sim_connector: NetSuiteConnector
+) -> None:
+    customer = Customer(
+        source="shop-eu",
+        external_id="5",
+        email="a@example.com",
+        first_name="A",
+        last_name="B",
+        tax_exemption_certificate="RESALE-1",
+        updated_at=WHEN,
+    )
+    await sim_connector.deliver(
+        make_event("customer.upserted", customer, WHEN),
+        ctx(fields=["email", "first_name", "last_name"]),
+    )
+    record = sim.record_by_eid("customer", "shop-eu-5")
+    assert record is not None and record["email"] == "a@example.com"
+    assert "resaleNumber" not in record  # the ERP owns tax exemption
+
+
 async def test_erasure_anonymizes_and_a_stranger_is_a_success(
     sim: NetSuiteSimulator, sim_connector: NetSuiteConnector
 ) -> None:
