@@ -585,6 +585,9 @@ class NetSuiteConnector(Connector):
         if record is None:
             return
         number = str(record.get("tranId") or record.get("id") or ref.key)
+        decision = ctx.directives.get("decision") or {}
+        if decision.get("outcome") == "approved":
+            return  # a person looked at this amendment and let it through
         if ctx.directives.get("amendments") == "hold":
             raise HoldError(
                 f"salesOrder {number} already exists in NetSuite and amendments to "

@@ -237,3 +237,27 @@ async def add_link(
                 updated_at=utcnow(),
             )
         )
+
+
+# --- a gateway that also routes prices ---------------------------------------------------
+
+
+@pytest.fixture
+async def gw_flows(clean_db: str) -> AsyncIterator[Gateway]:
+    """A gateway that also routes products (prices) erp → shop; both ends accept everything.
+
+    ``clean_db`` empties findings, rule overrides and the price guard's memory as well.
+    """
+    from app.config import parse_config
+    from tests.conftest import gateway_config_yaml
+
+    yaml_text = gateway_config_yaml().replace(
+        "routes:\n", "routes:\n  - {flow: products, from: erp, to: shop}\n"
+    )
+    config = parse_config(yaml_text, "test-config")
+    async with running_app(make_settings(clean_db), config) as (app, client):
+        rt: Runtime = app.state.runtime
+        erp = AcceptingConnector()
+        rt.connectors["erp"] = erp
+        rt.connectors["shop"] = AcceptingConnector()
+        yield Gateway(app, client, rt, erp)

@@ -374,3 +374,16 @@ async def test_control_endpoints_over_http(
     r = await sim_http.post(f"{base}/config", json={"tax_rate": "0.2"})
     assert r.json()["tax_rate"] == "0.2"
     assert SKU_MAP  # fixture data used above stays the same
+
+
+async def test_an_approved_amendment_is_applied_even_when_held_by_rule(
+    sim: NetSuiteSimulator, sim_connector: NetSuiteConnector
+) -> None:
+    order = realistic_order()
+    await sim_connector.deliver(event_for(order, "order.created"), ctx())
+    update = event_for(order, "order.updated")
+    with pytest.raises(HoldError):
+        await sim_connector.deliver(update, ctx(amendments="hold"))
+    approved = ctx(amendments="hold", decision={"outcome": "approved", "by": "operator"})
+    result = await sim_connector.deliver(update, approved)
+    assert result.links
