@@ -71,6 +71,7 @@ class InProcessQueue:
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop = asyncio.get_running_loop()
+        self._closing = False
 
     def start(self) -> None:
         self._tasks = [
@@ -93,8 +94,10 @@ class InProcessQueue:
         self._wakeup.set()
 
     async def _runner(self) -> None:
-        while True:
+        while not self._closing:
             delivery_id = await self._next_due()
+            if delivery_id is None:
+                return
             try:
                 retry_at = await self._run(delivery_id)
             except Exception:
@@ -106,8 +109,8 @@ class InProcessQueue:
             if retry_at is not None:
                 self._push(delivery_id, retry_at)
 
-    async def _next_due(self) -> int:
-        while True:
+    async def _next_due(self) -> int | None:
+        while not self._closing:
             if self._heap:
                 due, _, delivery_id = self._heap[0]
                 delay = due - self._loop.time()
@@ -119,11 +122,18 @@ class InProcessQueue:
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+        return None
 
-    async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def close(self, grace_seconds: float = 5.0) -> None:
+        """Stop taking work; let attempts in progress finish (they hold open transactions
+        and leases), then cancel what is still running after ``grace_seconds``."""
+        self._closing = True
+        self._wakeup.set()
+        if self._tasks:
+            _, still_running = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            for task in still_running:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
 

@@ -45,25 +45,36 @@ async def start_in_process(rt: Runtime) -> asyncio.Task[None]:
     rt.queue = queue
     queue.start()
 
+    stopping = asyncio.Event()
+
+    async def pause(seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
     async def sweeper_loop() -> None:
-        while True:
+        while not stopping.is_set():
             try:
                 await sweep(rt)
             except Exception:
                 log.exception("sweep failed; trying again next interval")
-            await asyncio.sleep(rt.settings.sweep_interval_seconds)
+            await pause(rt.settings.sweep_interval_seconds)
 
     async def scheduler_loop() -> None:
-        while True:
+        while not stopping.is_set():
             await scheduled_tick(rt)
-            await asyncio.sleep(rt.settings.schedule_tick_seconds)
+            await pause(rt.settings.schedule_tick_seconds)
 
     async def background() -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(sweeper_loop(), name="sweeper")
             group.create_task(scheduler_loop(), name="scheduler")
 
-    return asyncio.create_task(background(), name="background")
+    task = asyncio.create_task(background(), name="background")
+    _STOP_EVENTS[task] = stopping
+    return task
+
+
+_STOP_EVENTS: dict[asyncio.Task[None], asyncio.Event] = {}
 
 
 async def scheduled_tick(rt: Runtime) -> dict[str, int]:
@@ -75,7 +86,16 @@ async def scheduled_tick(rt: Runtime) -> dict[str, int]:
         return {}
 
 
-async def stop_in_process(task: asyncio.Task[None]) -> None:
+async def stop_in_process(task: asyncio.Task[None], grace_seconds: float = 5.0) -> None:
+    """Let the sweeper and the scheduled jobs finish what they are doing, then stop them.
+
+    Cancelling them mid-transaction could leave a connection holding a lock (SQLite).
+    """
+    stopping = _STOP_EVENTS.pop(task, None)
+    if stopping is not None:
+        stopping.set()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), timeout=grace_seconds)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
