@@ -293,3 +293,39 @@ class CustomerMatch(SQLModel, table=True):
     match_key: str = Field(max_length=256, index=True)
     customer_key: str = Field(max_length=256, index=True)
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class StockPush(SQLModel, table=True):
+    """Per store, SKU and location: the ERP-side stock baseline the store last received.
+
+    A push sends the change of the baseline (a delta) so it commutes with the store's own
+    sales; the baseline is ERP sellable + this store's orders already booked in the ERP.
+    """
+
+    __tablename__ = "stock_pushes"
+    __table_args__ = (sa.UniqueConstraint("destination", "sku", "location", name="uq_stock_push"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    destination: str = Field(max_length=64)
+    sku: str = Field(max_length=128)
+    location: str = Field(default="", max_length=64)  # "" = the store's default location
+    baseline: Decimal = Field(sa_column=sa.Column(sa.Numeric(18, 6), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class OrderAllocation(SQLModel, table=True):
+    """Units of one store order per SKU that the ERP has booked (its delivery succeeded)."""
+
+    __tablename__ = "order_allocations"
+    __table_args__ = (
+        sa.UniqueConstraint("store", "erp", "order_key", "sku", name="uq_order_allocation"),
+        sa.Index("ix_order_allocations_sku", "store", "erp", "sku"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    store: str = Field(max_length=64)
+    erp: str = Field(max_length=64)
+    order_key: str = Field(max_length=256)
+    sku: str = Field(max_length=128)
+    quantity: Decimal = Field(sa_column=sa.Column(sa.Numeric(18, 6), nullable=False))
+    booked_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))

@@ -76,6 +76,8 @@ TABLES = (
     "rule_overrides",
     "poll_cursors",
     "customer_matches",
+    "stock_pushes",
+    "order_allocations",
     "delivery_attempts",
     "deliveries",
     "canonical_events",

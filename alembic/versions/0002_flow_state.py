@@ -121,6 +121,32 @@ def upgrade() -> None:
     with op.batch_alter_table("stock_levels", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_stock_levels_sku"), ["sku"], unique=False)
 
+    op.create_table(
+        "stock_pushes",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("destination", sa.String(length=64), nullable=False),
+        sa.Column("sku", sa.String(length=128), nullable=False),
+        sa.Column("location", sa.String(length=64), nullable=False),
+        sa.Column("baseline", sa.Numeric(18, 6), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("destination", "sku", "location", name="uq_stock_push"),
+    )
+    op.create_table(
+        "order_allocations",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("store", sa.String(length=64), nullable=False),
+        sa.Column("erp", sa.String(length=64), nullable=False),
+        sa.Column("order_key", sa.String(length=256), nullable=False),
+        sa.Column("sku", sa.String(length=128), nullable=False),
+        sa.Column("quantity", sa.Numeric(18, 6), nullable=False),
+        sa.Column("booked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("store", "erp", "order_key", "sku", name="uq_order_allocation"),
+    )
+    with op.batch_alter_table("order_allocations", schema=None) as batch_op:
+        batch_op.create_index("ix_order_allocations_sku", ["store", "erp", "sku"], unique=False)
+
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
@@ -140,6 +166,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("order_allocations")
+    op.drop_table("stock_pushes")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_column("priority")
         batch_op.drop_column("held_reason")

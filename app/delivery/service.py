@@ -232,6 +232,9 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
             mappings=found,
             directives=dict(delivery.directives or {}),
         )
+        from app.flows import hooks  # the flows build on the engine, not the other way
+
+        event = await hooks.before_attempt(session, rt, delivery, event, ctx)
         return _Claimed(delivery, event, ctx, missing)
 
 
@@ -270,7 +273,7 @@ async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
         )
         if claimed.missing:
             return await _finish(
-                rt, delivery, owner, NeedsMappingError(claimed.missing), None, [], 0.0
+                rt, delivery, owner, NeedsMappingError(claimed.missing), None, [], 0.0, claimed
             )
 
         connector = rt.connector(delivery.destination)
@@ -279,7 +282,7 @@ async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
                 f"destination connection {delivery.destination!r} is not in the config; "
                 "add it back or replay the delivery to another route"
             )
-            return await _finish(rt, delivery, owner, unknown, None, [], 0.0)
+            return await _finish(rt, delivery, owner, unknown, None, [], 0.0, claimed)
 
         breaker = rt.breakers.get(delivery.destination)
         queued_at = time.monotonic()
@@ -327,7 +330,7 @@ async def _attempt(
     metrics.BREAKER_STATE.labels(delivery.destination).set(
         metrics.BREAKER_STATE_VALUES.get(rt.breakers.local_state(delivery.destination), 0)
     )
-    return await _finish(rt, delivery, owner, error, result, exchanges, duration)
+    return await _finish(rt, delivery, owner, error, result, exchanges, duration, claimed)
 
 
 async def _defer_for_breaker(rt: Runtime, delivery: Delivery, owner: str) -> Outcome:
@@ -387,6 +390,7 @@ async def _finish(
     result: DeliveryResult | None,
     exchanges: list[dict[str, Any]],
     duration: float,
+    claimed: _Claimed,
 ) -> Outcome:
     now = utcnow()
     outcome_name, counts = _classify(error)
@@ -479,6 +483,12 @@ async def _finish(
             await _record_findings(session, delivery, result)
         if rt.health_due(delivery.destination, ok=error is None):
             await _record_connection_health(session, delivery.destination, error, message, now)
+        if outcome.status == DeliveryStatus.DELIVERED:
+            from app.flows import hooks
+
+            await hooks.after_delivered(
+                session, rt, delivery, claimed.event, claimed.context.directives
+            )
         if outcome.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
             await _enqueue_successor(session, rt, delivery)
 

@@ -74,6 +74,20 @@ class InventoryRules(BaseModel):
         ge=0,
         description="A reconciliation difference up to this many units is not reported.",
     )
+    push_mode: Literal["delta", "absolute"] = Field(
+        default="delta",
+        description="delta: after the first push of a SKU, send how much the ERP-side stock "
+        "changed (it commutes with the store's own sales, so a push can never undo a sale "
+        "made while it was on its way); absolute: always set the computed quantity. Bundles "
+        "and per-location stock are always absolute.",
+    )
+    erp_clock_margin_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="An order the ERP booked counts as part of an ERP stock level only when "
+        "it was booked this long before the level's time (covers clock differences; a "
+        "larger margin errs toward showing less stock, never more).",
+    )
     subtract_orders_in_transit: bool = Field(
         default=True,
         description="Subtract the store's own orders that have not reached the ERP yet from "

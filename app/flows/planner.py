@@ -9,7 +9,7 @@ the rules themselves are plain functions in the flow modules next to this one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +35,7 @@ from app.flows import returns as return_rules
 from app.flows import shipments as shipment_rules
 from app.flows.rules import RulesConfig
 from app.flows.state import (
+    booked_units,
     canonical_payloads,
     entity_has_link,
     mapping_table,
@@ -212,6 +213,44 @@ async def availability_deliveries(
                 item = _minus_in_transit(item, in_transit, rules)
                 planned.append(_availability_delivery(ctx, route, source, item))
     return planned
+
+
+async def availability_now(
+    ctx: PlanContext, store: str, planned: StockAvailability
+) -> tuple[StockAvailability, Decimal | None] | None:
+    """Stock of one SKU for one store as of now, and the baseline its delta is taken from.
+
+    The baseline is the ERP's raw sellable quantity (not floored at 0) plus this store's
+    orders the ERP has booked: the store's own sales do not move it, ERP-side changes do.
+    None when the SKU's location is no longer mapped (the planned value then stands).
+    """
+    rules = ctx.rules.inventory
+    source = ctx.source
+    locations = await mapping_table(ctx.session, store, "location")
+    items = await _availability_of(ctx, source, planned.sku, locations, ctx.now)
+    item = next((i for i in items if i.location == planned.location), None)
+    if item is None:
+        return None
+    if not rules.subtract_orders_in_transit:
+        return item, None
+    in_transit = await orders_in_transit(ctx.session, store, source)
+    levels = (await stock_levels_for(ctx.session, source, [planned.sku])).get(planned.sku, [])
+    # the ERP's clock and ours differ a little: count an order as in a level only when it
+    # was booked well before the level's time (counting it too late is the safe side)
+    cutoff = min((lv.as_of for lv in levels), default=ctx.now) - timedelta(
+        seconds=rules.erp_clock_margin_seconds
+    )
+    in_level, not_yet = await booked_units(ctx.session, store, source, planned.sku, cutoff)
+    if not_yet:
+        in_transit = {**in_transit, planned.sku: in_transit.get(planned.sku, Decimal(0)) + not_yet}
+    item = _minus_in_transit(item, in_transit, rules)
+    if rules.push_mode != "delta" or item.location is not None or planned.sku in rules.bundles:
+        return item, None
+    raw = sum(
+        (lv.on_hand - lv.allocated - lv.reserved - lv.damaged - lv.quarantined for lv in levels),
+        Decimal(0),
+    ) - rules.safety_stock_for(planned.sku)
+    return item, raw + in_level
 
 
 def _minus_in_transit(

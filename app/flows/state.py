@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from app.models import (
     DeliveryStatus,
     EntityLink,
     Mapping,
+    OrderAllocation,
     StockLevel,
 )
 
@@ -145,3 +147,29 @@ async def orders_in_transit(session: AsyncSession, store: str, erp: str) -> dict
             if sku:
                 units[sku] = units.get(sku, Decimal(0)) + Decimal(str(line.get("quantity", "0")))
     return units
+
+
+async def booked_units(
+    session: AsyncSession, store: str, erp: str, sku: str, cutoff: datetime
+) -> tuple[Decimal, Decimal]:
+    """Units of ``sku`` in ``store``'s orders booked by ``erp``: (before cutoff, after it).
+
+    An order booked before the cutoff (the ERP level's time) is in that level; one booked
+    later may not be yet.
+    """
+    before = sa.func.sum(
+        sa.case((col(OrderAllocation.booked_at) <= cutoff, col(OrderAllocation.quantity)), else_=0)
+    )
+    after = sa.func.sum(
+        sa.case((col(OrderAllocation.booked_at) > cutoff, col(OrderAllocation.quantity)), else_=0)
+    )
+    row = (
+        await session.execute(
+            sa.select(before, after).where(
+                col(OrderAllocation.store) == store,
+                col(OrderAllocation.erp) == erp,
+                col(OrderAllocation.sku) == sku,
+            )
+        )
+    ).one()
+    return Decimal(row[0] or 0), Decimal(row[1] or 0)

@@ -317,11 +317,11 @@ async def _correct_drift(
                 connection_id=store,
                 entity_key=f"{source}:product:{drift.sku}",
             )
-            planned.extend(
-                p
-                for p in await availability_deliveries(ctx, source, drift.sku, now)
-                if p.destination == store
-            )
+            for plan in await availability_deliveries(ctx, source, drift.sku, now):
+                if plan.destination == store:
+                    # a correction sets the quantity; the delta baseline restarts from it
+                    plan.directives = {**(plan.directives or {}), "absolute": True}
+                    planned.append(plan)
         await record_planned(session, rt, ctx, planned)
     log.info("stock reconciled", source=source, store=store, checked=checked, drifted=len(drifts))
     return len(drifts)

@@ -160,6 +160,193 @@ async def test_stale_link_gets_one_fresh_lookup(
     }
 
 
+# --- inventory deltas (inventoryAdjustQuantities @idempotent) --------------------------------
+
+DELIVERY_KEY = "dlv-42:attempt-content-7"
+
+
+def delta_ctx(delta: str | None, **directives: Any) -> DeliveryContext:
+    ctx = linked()
+    ctx.directives = {"idempotency_key": DELIVERY_KEY, **directives}
+    if delta is not None:
+        ctx.directives["delta"] = delta
+    return ctx
+
+
+def adjusted(after: int | None = 4, *errors: dict[str, Any]) -> dict[str, Any]:
+    group = None
+    if not errors:
+        changes = [{"name": "available", "delta": -3, "quantityAfterChange": after}]
+        group = {"id": "gid://shopify/InventoryAdjustmentGroup/1", "changes": changes}
+    return {
+        "data": {
+            "inventoryAdjustQuantities": {
+                "inventoryAdjustmentGroup": group,
+                "userErrors": list(errors),
+            }
+        }
+    }
+
+
+async def test_delta_is_sent_as_an_idempotent_adjustment(
+    shop: ShopifyConnector, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(method="POST", url=GRAPHQL, json=adjusted(4))
+    result = await shop.deliver(availability("12"), delta_ctx("-3"))
+    (write,) = httpx_mock.get_requests()  # linked: no lookup, and no set.json
+    sent = body(write)
+    # the directive sits on the mutation field, its key from a variable
+    assert "inventoryAdjustQuantities(input: $input) @idempotent(key: $key)" in sent["query"]
+    assert sent["variables"] == {
+        "input": {
+            "reason": "correction",
+            "name": "available",
+            "referenceDocumentUri": "gid://erp-gateway/Delivery/dlv-42%3Aattempt-content-7",
+            "changes": [
+                {
+                    "inventoryItemId": "gid://shopify/InventoryItem/33",
+                    "locationId": "gid://shopify/Location/555",
+                    "delta": -3,
+                }
+            ],
+        },
+        "key": DELIVERY_KEY,
+    }
+    assert result.summary.startswith("adjusted TSHIRT-RED-M by -3 at location 555 (now 4)")
+    assert result.findings == []
+    assert ("inventory_item", PRODUCT_KEY, "33") in {
+        (link.entity_type, link.our_key, link.remote_id) for link in result.links
+    }
+
+
+@pytest.mark.parametrize("delta", ["0", "-0", "0.00"])
+async def test_zero_delta_makes_no_call(
+    shop: ShopifyConnector, httpx_mock: HTTPXMock, delta: str
+) -> None:
+    result = await shop.deliver(availability("12"), delta_ctx(delta))
+    assert httpx_mock.get_requests() == []
+    assert "unchanged" in result.summary
+    assert result.findings == []
+
+
+@pytest.mark.parametrize("delta", [None, "-3"])
+async def test_absolute_or_no_delta_sets_the_level(
+    shop: ShopifyConnector, httpx_mock: HTTPXMock, delta: str | None
+) -> None:
+    httpx_mock.add_response(method="POST", url=f"{API}/inventory_levels/set.json", json={})
+    absolute = {"absolute": True} if delta is not None else {}
+    result = await shop.deliver(availability("12"), delta_ctx(delta, **absolute))
+    (write,) = httpx_mock.get_requests()
+    assert write.url == f"{API}/inventory_levels/set.json"
+    assert body(write) == {"location_id": 555, "inventory_item_id": 33, "available": 12}
+    assert result.summary.startswith("set TSHIRT-RED-M available=12 at location 555")
+
+
+@pytest.mark.parametrize(("delta", "sent"), [("2.5", 2), ("-2.5", -3), ("-0.25", -1)])
+async def test_fractional_delta_rounds_toward_minus_infinity_with_a_finding(
+    shop: ShopifyConnector, httpx_mock: HTTPXMock, delta: str, sent: int
+) -> None:
+    httpx_mock.add_response(method="POST", url=GRAPHQL, json=adjusted(9))
+    result = await shop.deliver(availability("12"), delta_ctx(delta))
+    (write,) = httpx_mock.get_requests()
+    assert body(write)["variables"]["input"]["changes"][0]["delta"] == sent
+    (finding,) = result.findings
+    assert finding.kind == "fractional_stock"
+    assert finding.data == {"sku": "TSHIRT-RED-M", "delta": delta}
+    assert f"by {sent} " in result.summary
+
+
+async def test_fraction_below_one_unit_makes_no_call_but_is_reported(
+    shop: ShopifyConnector, httpx_mock: HTTPXMock
+) -> None:
+    result = await shop.deliver(availability("12"), delta_ctx("0.5"))
+    assert httpx_mock.get_requests() == []
+    assert "unchanged" in result.summary
+    assert [f.kind for f in result.findings] == ["fractional_stock"]
+
+
+async def test_negative_level_after_the_change_is_reported(
+    shop: ShopifyConnector, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(method="POST", url=GRAPHQL, json=adjusted(-2))
+    result = await shop.deliver(availability("0"), delta_ctx("-3"))
+    (finding,) = result.findings
+    assert finding.kind == "negative_stock" and finding.data["available"] == -2
+
+
+async def test_user_errors_are_permanent_with_their_messages(
+    shop: ShopifyConnector, httpx_mock: HTTPXMock
+) -> None:
+    error = {
+        "field": ["input", "changes", "0", "locationId"],
+        "message": "The specified location could not be found.",
+        "code": "INVALID_LOCATION",
+    }
+    httpx_mock.add_response(method="POST", url=GRAPHQL, json=adjusted(None, error))
+    with pytest.raises(PermanentError, match="specified location could not be found") as caught:
+        await shop.deliver(availability("12"), delta_ctx("-3"))
+    assert not isinstance(caught.value, TransientError)
+    assert "INVALID_LOCATION" in caught.value.message
+
+
+async def test_try_again_user_error_is_transient(
+    shop: ShopifyConnector, httpx_mock: HTTPXMock
+) -> None:
+    error = {"field": None, "message": "This request is currently in progress, please try again."}
+    busy = adjusted(None, {**error, "code": "IDEMPOTENCY_CONCURRENT_REQUEST"})
+    httpx_mock.add_response(method="POST", url=GRAPHQL, json=busy)
+    with pytest.raises(TransientError, match="in progress"):
+        await shop.deliver(availability("12"), delta_ctx("-3"))
+
+
+async def test_throttled_adjustment_is_rate_limited(
+    shop: ShopifyConnector, httpx_mock: HTTPXMock
+) -> None:
+    throttled = {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]}
+    httpx_mock.add_response(method="POST", url=GRAPHQL, json=throttled)
+    with pytest.raises(RateLimitedError):
+        await shop.deliver(availability("12"), delta_ctx("-3"))
+
+
+async def test_stale_item_link_gets_one_lookup_and_the_same_key(
+    shop: ShopifyConnector, httpx_mock: HTTPXMock
+) -> None:
+    gone = {"field": None, "message": "The specified inventory item could not be found."}
+    httpx_mock.add_response(
+        method="POST", url=GRAPHQL, json=adjusted(None, {**gone, "code": "INVALID_INVENTORY_ITEM"})
+    )
+    mock_variants(httpx_mock, variant_node("TSHIRT-RED-M", variant=44, item=45, product=46))
+    httpx_mock.add_response(method="POST", url=GRAPHQL, json=adjusted(4))
+    result = await shop.deliver(availability("12"), delta_ctx("-3"))
+    first, _lookup, second = (body(r) for r in httpx_mock.get_requests())
+    assert first["variables"]["key"] == second["variables"]["key"] == DELIVERY_KEY
+    changes = second["variables"]["input"]["changes"]
+    assert changes[0]["inventoryItemId"] == "gid://shopify/InventoryItem/45"
+    assert ("inventory_item", PRODUCT_KEY, "45") in {
+        (link.entity_type, link.our_key, link.remote_id) for link in result.links
+    }
+
+
+@pytest.mark.parametrize(
+    ("directives", "message"),
+    [
+        ({"delta": "-3", "idempotency_key": ""}, "without an idempotency_key"),
+        ({"delta": "-3"}, "without an idempotency_key"),
+        ({"delta": "lots", "idempotency_key": "k"}, "not a decimal"),
+        ({"delta": 2.5, "idempotency_key": "k"}, "not a decimal"),
+        ({"delta": "NaN", "idempotency_key": "k"}, "not a decimal"),
+    ],
+)
+async def test_bad_delta_directives_are_permanent_and_send_nothing(
+    shop: ShopifyConnector, httpx_mock: HTTPXMock, directives: dict[str, Any], message: str
+) -> None:
+    ctx = linked()
+    ctx.directives = directives
+    with pytest.raises(PermanentError, match=message):
+        await shop.deliver(availability("12"), ctx)
+    assert httpx_mock.get_requests() == []
+
+
 # --- prices ---------------------------------------------------------------------------------
 
 

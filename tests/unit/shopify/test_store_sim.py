@@ -146,6 +146,111 @@ async def test_checkout_is_refused_when_the_store_has_none(world: World) -> None
     assert order.payload.lines[0].sku == "A"
 
 
+# --- stock deltas: idempotent, commuting with the store's own sales -------------------------
+
+
+async def push(
+    world: World, event: CanonicalEvent, *, links: dict[str, str] | None = None, **directives: Any
+) -> DeliveryResult:
+    """One delivery of ``event`` with the core's stock directives."""
+    ctx = DeliveryContext(directives=directives)
+    for key, remote in (links or {}).items():
+        entity, _, our = key.partition("|")
+        ctx.links[(entity, our)] = remote
+    return await world.shop.deliver(event, ctx)
+
+
+async def test_retried_delta_with_the_same_key_applies_once(world: World) -> None:
+    await world.seed(A=10)
+    event = availability("A", 8)
+    first = await push(world, event, delta="-2", idempotency_key="dlv-1")
+    again = await push(world, event, delta="-2", idempotency_key="dlv-1")  # answer was lost
+    assert first.summary.startswith(f"adjusted A by -2 at location {LOCATION} (now 8)")
+    assert again.summary == first.summary  # Shopify answers the replay with the first result
+    state = await world.state()
+    assert state["inventory"]["A"] == {LOCATION: 8}
+    assert state["adjustments"] == {"applied": 1, "replayed": 1}
+    # a later change of the same size is another delivery: another key, applied
+    await push(world, event, delta="-2", idempotency_key="dlv-2")
+    state = await world.state()
+    assert state["inventory"]["A"] == {LOCATION: 6}
+    assert state["adjustments"] == {"applied": 2, "replayed": 1}
+
+
+async def test_checkout_between_two_pushes_is_not_undone(world: World) -> None:
+    await world.seed(A=10)
+    # The ERP loses 2 units: the core computes delta -2 (absolute would be 10 - 2 = 8) ...
+    event = availability("A", 8)
+    # ... and a shopper buys 3 before that push lands.
+    assert (await world.checkout(A=3)).status_code == 201
+    assert (await world.state())["inventory"]["A"] == {LOCATION: 7}
+    await push(world, event, delta="-2", idempotency_key="dlv-1")
+    state = await world.state()
+    assert state["inventory"]["A"] == {LOCATION: 5}  # not 8: the sale stays counted
+    assert state["oversells"] == 0
+    # the store now sells at most 5
+    assert (await world.checkout(A=6)).status_code == 409
+    assert (await world.checkout(A=5)).status_code == 201
+
+
+async def test_absolute_directive_sets_the_level_even_with_a_delta(world: World) -> None:
+    await world.seed(A=10)
+    assert (await world.checkout(A=3)).status_code == 201
+    result = await push(world, availability("A", 4), delta="-2", absolute=True, idempotency_key="k")
+    assert result.summary.startswith("set A available=4")
+    state = await world.state()
+    assert state["inventory"]["A"] == {LOCATION: 4}
+    assert state["adjustments"] == {"applied": 0, "replayed": 0}
+
+
+async def test_delta_below_zero_is_not_clamped_and_is_reported(world: World) -> None:
+    await world.seed(A=1)
+    result = await push(world, availability("A", 0), delta="-3", idempotency_key="dlv-1")
+    state = await world.state()
+    assert state["inventory"]["A"] == {LOCATION: -2}
+    assert [f.kind for f in result.findings] == ["negative_stock"]
+    assert (await world.checkout(A=1)).status_code == 409
+
+
+async def test_delta_at_a_location_without_a_level_starts_from_zero(world: World) -> None:
+    await world.seed(A=10)
+    event = availability("A", 4).model_copy(deep=True)
+    event.payload["location"] = "777"
+    await push(world, event, delta="4", idempotency_key="dlv-1")
+    assert (await world.state())["inventory"]["A"] == {LOCATION: 10, "777": 4}
+
+
+async def test_same_key_with_another_change_is_refused(world: World) -> None:
+    await world.seed(A=10)
+    await push(world, availability("A", 8), delta="-2", idempotency_key="dlv-1")
+    with pytest.raises(PermanentError, match="IDEMPOTENCY_KEY_PARAMETER_MISMATCH"):
+        await push(world, availability("A", 7), delta="-3", idempotency_key="dlv-1")
+    assert (await world.state())["inventory"]["A"] == {LOCATION: 8}
+
+
+async def test_stale_item_link_is_looked_up_again_and_applied_once(world: World) -> None:
+    await world.seed(A=10)
+    key = f"{ERP}:product:A"
+    stale = {f"product|{key}": "1", f"inventory_item|{key}": "2", f"shopify_product|{key}": "3"}
+    result = await push(world, availability("A", 8), links=stale, delta="-2", idempotency_key="d")
+    assert (await world.state())["inventory"]["A"] == {LOCATION: 8}
+    assert (await world.state())["adjustments"] == {"applied": 1, "replayed": 0}
+    assert ("inventory_item", key, "2") not in {
+        (link.entity_type, link.our_key, link.remote_id) for link in result.links
+    }
+
+
+async def test_simulator_refuses_the_directive_on_the_operation(world: World) -> None:
+    await world.seed(A=10)
+    misplaced = (
+        'mutation M($input: InventoryAdjustQuantitiesInput!) @idempotent(key: "k") '
+        "{ inventoryAdjustQuantities(input: $input) { userErrors { message } } }"
+    )
+    with pytest.raises(PermanentError, match="may not be used on MUTATION"):
+        await world.shop.admin.graphql(misplaced, {"input": {}}, what="adjustment")
+    assert (await world.state())["adjustments"] == {"applied": 0, "replayed": 0}
+
+
 # --- shipments ------------------------------------------------------------------------------
 
 
