@@ -34,6 +34,7 @@ from app.ops.schemas import (
     ResumeOut,
     TraceOut,
 )
+from app.scheduling.router import router as jobs_router
 
 router = APIRouter(
     dependencies=[ViewerDep],
@@ -45,6 +46,7 @@ router = APIRouter(
 router.include_router(mappings_router)
 router.include_router(approvals_router)
 router.include_router(flows_router)
+router.include_router(jobs_router)
 
 _OPERATOR = [OperatorDep]
 _FORBIDDEN: dict[int | str, dict[str, str]] = {403: {"description": "needs an operator key"}}

@@ -1,0 +1,91 @@
+"""/api/v1/jobs: the scheduled jobs, their state, and running one now.
+
+Running a job from the API is for operators who cannot wait for the schedule (a
+reconciliation after fixing stock by hand, a poll after an ERP outage); the job runs in the
+API process, exactly as the scheduler would run it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from app.api.deps import OperatorDep, RuntimeDep, SessionDep
+from app.errors import NotFound
+from app.models import PollCursor
+from app.runtime import Runtime
+from app.scheduling import jobs
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+class JobOut(BaseModel):
+    name: str = Field(description="reconcile, prices, or poll:<connection>:<stream>")
+    last_run_at: datetime | None
+    cursor: str | None = Field(default=None, description="where polling resumes (pollers)")
+    last_count: int = 0
+    last_error: str | None = None
+
+
+class JobRunOut(BaseModel):
+    name: str
+    result: int = Field(description="events recorded (poll), prices sent, SKUs corrected")
+
+
+def job_names(rt: Runtime) -> list[str]:
+    names = ["prices", "reconcile"]
+    for conn in rt.config.connections:
+        if conn.poll is not None:
+            names += [f"poll:{conn.id}:{stream}" for stream in conn.poll.streams]
+    return names
+
+
+@router.get("", summary="Scheduled jobs and their last run")
+async def list_jobs(session: SessionDep, rt: RuntimeDep) -> list[JobOut]:
+    rows = {
+        (r.connection_id, r.stream): r
+        for r in (await session.execute(sa.select(PollCursor))).scalars()
+    }
+    out = []
+    for name in job_names(rt):
+        owner, stream = _owner_stream(name)
+        row = rows.get((owner, stream))
+        out.append(
+            JobOut(
+                name=name,
+                last_run_at=row.polled_at if row else None,
+                cursor=row.cursor if row else None,
+                last_count=row.last_count if row else 0,
+                last_error=row.last_error if row else None,
+            )
+        )
+    return out
+
+
+@router.post(
+    "/{name}/run",
+    summary="Run a scheduled job now",
+    dependencies=[OperatorDep],
+    responses={404: {"description": "no such job"}, 403: {"description": "needs an operator key"}},
+)
+async def run_job(name: str, rt: RuntimeDep) -> JobRunOut:
+    if name not in job_names(rt):
+        raise NotFound(f"no job {name!r}", hint=f"jobs: {', '.join(job_names(rt))}")
+    if name == "prices":
+        result = await jobs.apply_price_schedule(rt)
+    elif name == "reconcile":
+        result = await jobs.reconcile_inventory(rt)
+    else:
+        _, connection_id, stream = name.split(":", 2)
+        result = await jobs.poll_stream(rt, connection_id, stream)
+    return JobRunOut(name=name, result=result)
+
+
+def _owner_stream(name: str) -> tuple[str, str]:
+    if name.startswith("poll:"):
+        _, connection_id, stream = name.split(":", 2)
+        return connection_id, stream
+    return jobs.GATEWAY, name
