@@ -624,6 +624,15 @@ async def _plan_money_back(ctx: PlanContext, event: CanonicalEvent) -> list[Plan
     planned: list[Planned] = []
     if isinstance(payload, CreditMemo):
         planned.extend(await _restock(ctx, payload))
+        if refunds or not ctx.rules.returns.refund_from_credit_memo:
+            # the store already gave money back (or the store refunds itself): the memo is
+            # reconciled against it above, never paid out a second time
+            log.info(
+                "credit memo reconciled, not sent as a refund",
+                order_key=payload.order_key,
+                store_refunds=len(refunds),
+            )
+            return planned
     planned.extend(
         _as_is(route, event, depends_on=payload.order_key) for route in ctx.routes("returns")
     )

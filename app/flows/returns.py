@@ -42,6 +42,12 @@ class ReturnRules(BaseModel):
         "sellable stock, to damaged stock, or nowhere. A disposition left out is not "
         "restocked.",
     )
+    refund_from_credit_memo: bool = Field(
+        default=True,
+        description="When the ERP issues a credit memo for an order the store has not "
+        "refunded, refund it in the store. Never when the store already refunded: then the "
+        "two are only reconciled.",
+    )
 
 
 def _num(value: Decimal) -> str:

@@ -591,3 +591,38 @@ async def test_customer_echo_without_owned_changes_is_not_sent_back(flow_rt: Any
     assert (await record(rt, "shop", make_event("customer.upserted", echo, T0))).delivery_ids == []
     moved = customer("1", "new@example.com")
     assert (await record(rt, "shop", make_event("customer.upserted", moved, T0))).delivery_ids
+
+
+async def test_credit_memo_is_not_paid_out_again_when_the_store_refunded(flow_rt: Any) -> None:
+    rt = await flow_rt()
+    key = make_order().entity_key
+    eur = "EUR"
+    memo = CreditMemo(
+        source="erp",
+        external_id="CM7",
+        order_key=key,
+        amount=Money(amount=Decimal("10.00"), currency=eur),
+        created_at=T0,
+    )
+    await record(rt, "erp", make_event("credit_memo.created", memo, T0))
+    assert len(await deliveries(rt, destination="shop", event_type="credit_memo.created")) == 1
+    other = make_order("2").entity_key
+    await record(
+        rt,
+        "shop",
+        make_event(
+            "refund.created",
+            Refund(
+                source="shop",
+                external_id="RF9",
+                order_key=other,
+                amount=Money(amount=Decimal("10.00"), currency=eur),
+                created_at=T0,
+            ),
+            T0,
+        ),
+    )
+    memo2 = memo.model_copy(update={"external_id": "CM8", "order_key": other})
+    await record(rt, "erp", make_event("credit_memo.created", memo2, T0))
+    assert len(await deliveries(rt, destination="shop", event_type="credit_memo.created")) == 1
+    assert not await findings(rt, "refund_mismatch")  # 10.00 refunded, 10.00 credited
