@@ -10,7 +10,7 @@ an absolute value computed a moment earlier would undo them (the flash-sale over
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,7 +69,8 @@ async def before_attempt(
             )
         )
         if last is not None and not ctx.directives.get("absolute"):
-            ctx.directives["delta"] = _plain(baseline - Decimal(last))
+            # whole units, from floored values: fractions never get lost between pushes
+            ctx.directives["delta"] = _plain(_floor(baseline) - _floor(Decimal(last)))
     ctx.directives["sent"] = item.model_dump(mode="json")
     await session.execute(
         sa.update(Delivery)
@@ -94,6 +95,10 @@ async def after_delivered(
         )
     elif event.flow == "orders" and _store_to_erp(rt, delivery):
         await _book_order(session, rt, delivery, event)
+
+
+def _floor(value: Decimal) -> Decimal:
+    return value.to_integral_value(rounding=ROUND_FLOOR)
 
 
 def _plain(value: Decimal) -> str:

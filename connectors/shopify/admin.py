@@ -11,6 +11,12 @@ Error mapping: 429 → RateLimitedError (``Retry-After``); 5xx, timeouts and con
 failures → TransientError; 401/403 → PermanentError (token or scopes); 404 → PermanentError
 naming the resource; 422/400 → PermanentError with Shopify's ``errors``. GraphQL
 ``THROTTLED`` → RateLimitedError.
+
+Stock changes (deltas) go through ``inventoryAdjustQuantities`` with Shopify's ``@idempotent``
+directive, so a retried delivery is answered with the first result instead of applying twice.
+Its ``userErrors`` → PermanentError (an unknown inventory item → NotFoundError, so a stale link
+gets one fresh lookup); the codes Shopify documents as "try again" → TransientError, safe
+because the retry carries the same key.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from connectors.base import PermanentError, RateLimitedError, TransientError
 
-DEFAULT_API_VERSION = "2025-01"
+DEFAULT_API_VERSION = "2026-01"  # the first with @idempotent inventory mutations
 CALL_LIMIT_HEADER = "x-shopify-shop-api-call-limit"
 SKUS_PER_QUERY = 50  # keeps the search string and the query cost small
 DEFAULT_RETRY_AFTER = 2.0  # Shopify's REST bucket leaks 2 calls/s
@@ -43,6 +50,35 @@ query VariantsBySku($query: String!, $first: Int!) {
   }
 }
 """
+
+
+# The directive belongs on the mutation field (not the operation); Shopify knows it from API
+# version 2026-01 and requires it from 2026-04.
+ADJUST_AVAILABLE_MUTATION = """
+mutation AdjustAvailable($input: InventoryAdjustQuantitiesInput!, $key: String!) {
+  inventoryAdjustQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup {
+      id
+      changes { name delta quantityAfterChange }
+    }
+    userErrors { field message code }
+  }
+}
+"""
+# userErrors Shopify documents as transient ("try again"); everything else is permanent
+RETRYABLE_USER_ERRORS = frozenset(
+    {"IDEMPOTENCY_CONCURRENT_REQUEST", "ADJUST_QUANTITIES_FAILED", "SERVICE_UNAVAILABLE"}
+)
+
+
+def gid(kind: str, value: str) -> str:
+    """A GraphQL global id from a REST id (an id that is already a gid stays as is)."""
+    return value if value.startswith("gid://") else f"gid://shopify/{kind}/{value}"
+
+
+def delivery_uri(key: str) -> str:
+    """The adjustment's reference document: our delivery, so the store's history names it."""
+    return f"gid://erp-gateway/Delivery/{quote(key, safe='')}"
 
 
 @dataclass(frozen=True)
@@ -166,6 +202,47 @@ class ShopifyAdmin:
             messages = "; ".join(str(e.get("message")) for e in errors)
             raise PermanentError(f"Shopify GraphQL refused the {what} query: {messages}")
         return body.get("data") or {}
+
+    async def adjust_available(
+        self, item_id: str, location_id: str, delta: int, *, key: str, what: str
+    ) -> int | None:
+        """Change ``available`` by ``delta`` once per ``key``; the quantity after, if told."""
+        variables = {
+            "input": {
+                "reason": "correction",
+                "name": "available",
+                "referenceDocumentUri": delivery_uri(key),
+                "changes": [
+                    {
+                        "inventoryItemId": gid("InventoryItem", item_id),
+                        "locationId": gid("Location", location_id),
+                        "delta": delta,
+                    }
+                ],
+            },
+            "key": key,
+        }
+        data = await self.graphql(ADJUST_AVAILABLE_MUTATION, variables, what=what)
+        payload = data.get("inventoryAdjustQuantities")
+        if not isinstance(payload, dict):
+            # no result and no error: unknown whether it applied; a retry with the key is safe
+            raise TransientError(f"Shopify answered the adjustment of {what} without a result")
+        errors = payload.get("userErrors") or []
+        if errors:
+            codes = {str(e.get("code")) for e in errors}
+            text = f"Shopify refused to adjust {what}: " + "; ".join(
+                f"{e.get('message')} ({e.get('code')})" for e in errors
+            )
+            if codes & RETRYABLE_USER_ERRORS:
+                raise TransientError(text, detail=errors)
+            if "INVALID_INVENTORY_ITEM" in codes:
+                raise NotFoundError(text, detail=errors)
+            raise PermanentError(text, detail=errors)
+        changes = (payload.get("inventoryAdjustmentGroup") or {}).get("changes") or []
+        after = next(
+            (c.get("quantityAfterChange") for c in changes if c.get("name") == "available"), None
+        )
+        return after if isinstance(after, int) and not isinstance(after, bool) else None
 
     # SKU resolution ------------------------------------------------------------------------
     async def find_variants(self, skus: list[str]) -> dict[str, VariantRef]:

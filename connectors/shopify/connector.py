@@ -5,7 +5,7 @@ Connection config:
   shown in the Shopify admin for webhooks created there), ``access_token`` (Admin API, sent
   as ``X-Shopify-Access-Token``; needed for every outbound flow);
 - options (all optional, see ``options.ShopifyOptions``): ``api_version`` (default
-  ``2025-01``), ``location_id`` (the store location for inventory and restocks),
+  ``2026-01``, the first version with idempotent inventory mutations), ``location_id`` (the store location for inventory and restocks),
   ``notify_customer_default`` (shipments, when the core gives no directive), ``currency``
   (the shop currency; other price lists are reported, not written), ``group_tag_prefix``
   (default ``group:``), ``carrier_names`` (our carrier → Shopify's company name).
@@ -15,7 +15,8 @@ Inbound: ``orders/create|updated|cancelled`` → ``order.*``; ``customers/create
 ``refunds/create`` → ``refund.created``; ``returns/request`` → ``return.requested``; every
 other topic is stored and acknowledged without events.
 
-Outbound: ``inventory.availability_changed`` (``inventory_levels/set.json``),
+Outbound: ``inventory.availability_changed`` (``delta`` directive: GraphQL
+``inventoryAdjustQuantities`` @idempotent; else ``inventory_levels/set.json``),
 ``price.changed`` and ``product.upserted`` (variants/products), ``shipment.created|updated``
 (fulfillments), ``credit_memo.created`` (refunds), ``customer.upserted`` (customers). See
 ``outbound``, ``shipments`` and ``refunds`` for the calls and how retries stay single.

@@ -1,5 +1,9 @@
 """Canonical → Shopify Admin REST: stock, prices, products and customers.
 
+Stock changes the core sends as a ``delta`` directive go through GraphQL
+``inventoryAdjustQuantities`` with ``@idempotent`` (see ``admin.adjust_available``); absolute
+levels through ``inventory_levels/set.json``.
+
 Links this module reads and writes, keyed by our product key ``<source>:product:<sku>`` (one
 of every inventory/price event's related keys, so the core hands them back next time):
 ``product`` → variant id, ``inventory_item`` → inventory item id, ``shopify_product`` →
@@ -9,7 +13,7 @@ product id. Customers link ``customer`` → Shopify customer id.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from app.canonical.common import Address
@@ -97,6 +101,12 @@ async def with_variant(
 async def set_availability(
     admin: ShopifyAdmin, opts: ShopifyOptions, event: CanonicalEvent, ctx: DeliveryContext
 ) -> DeliveryResult:
+    """Adjust by the core's ``delta`` directive, or set the absolute ``available``.
+
+    A delta commutes with the store's own checkouts; an absolute value computed before a
+    checkout would undo it (and offer units already sold). The absolute set is for the first
+    push of a SKU and for reconciliation (``absolute`` directive), or when no delta is given.
+    """
     stock = event.payload_as(StockAvailability)
     location = stock.location or opts.location_id
     if not location:
@@ -104,6 +114,9 @@ async def set_availability(
             f"no Shopify location for SKU {stock.sku!r}: set the connection option "
             "location_id (the store's location id) or send a location with the availability"
         )
+    delta = _delta_directive(ctx.directives)
+    if delta is not None and ctx.directives.get("absolute") is not True:
+        return await _adjust_availability(admin, stock, location, delta, ctx)
     # Shopify counts whole units; rounding down never offers a unit we do not have.
     quantity = max(stock.available, Decimal(0)).to_integral_value(rounding=ROUND_FLOOR)
     findings = []
@@ -133,6 +146,86 @@ async def set_availability(
     return DeliveryResult(
         links=sku_links(ref, key),
         summary=f"set {stock.sku} available={quantity} at location {location}" + _usage(admin),
+        findings=findings,
+    )
+
+
+def _delta_directive(directives: dict[str, Any]) -> Decimal | None:
+    raw = directives.get("delta")
+    if raw is None:
+        return None
+    try:
+        delta = None if isinstance(raw, bool | float) else Decimal(str(raw))
+    except InvalidOperation:
+        delta = None
+    if delta is None or not delta.is_finite():
+        raise PermanentError(
+            f"the delta directive {raw!r} is not a decimal string or an integer (core bug)"
+        )
+    return delta
+
+
+async def _adjust_availability(
+    admin: ShopifyAdmin,
+    stock: StockAvailability,
+    location: str,
+    delta: Decimal,
+    ctx: DeliveryContext,
+) -> DeliveryResult:
+    # Whole units, rounded toward -inf: a fraction never becomes a unit we do not have.
+    units = delta.to_integral_value(rounding=ROUND_FLOOR)
+    findings = []
+    if units != delta:
+        findings.append(
+            Finding(
+                "fractional_stock",
+                f"{stock.sku}: change of {delta} sent as {units} (whole units)",
+                {"sku": stock.sku, "delta": str(delta)},
+            )
+        )
+    if units == 0:
+        return DeliveryResult(
+            summary=f"{stock.sku} unchanged at location {location} (delta {delta})",
+            findings=findings,
+        )
+    idempotency_key = ctx.directives.get("idempotency_key")
+    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+        # Without a key a retried delivery could apply the same change twice.
+        raise PermanentError(
+            f"stock change of SKU {stock.sku!r} came without an idempotency_key directive "
+            "(core bug); not sent, a retry could apply it twice"
+        )
+    after: list[int | None] = []
+
+    async def write(ref: VariantRef) -> None:
+        # The same key on the stale-link retry too: the first attempt applied nothing, and a
+        # key that once applied must never apply again under any item.
+        after.append(
+            await admin.adjust_available(
+                ref.inventory_item_id,
+                location,
+                int(units),
+                key=idempotency_key,
+                what=f"inventory of SKU {stock.sku!r} at location {location}",
+            )
+        )
+
+    key = product_key(stock.source, stock.sku)
+    ref = await with_variant(admin, stock.sku, key, ctx, write)
+    now = after[-1]
+    if now is not None and now < 0:
+        findings.append(
+            Finding(
+                "negative_stock",
+                f"{stock.sku}: available at location {location} is {now} after a change of "
+                f"{units}; the store sold more than the ERP has",
+                {"sku": stock.sku, "location": location, "available": now},
+            )
+        )
+    shown = f" (now {now})" if now is not None else ""
+    return DeliveryResult(
+        links=sku_links(ref, key),
+        summary=f"adjusted {stock.sku} by {units} at location {location}{shown}" + _usage(admin),
         findings=findings,
     )
 

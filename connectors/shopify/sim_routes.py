@@ -2,7 +2,8 @@
 ``/_sim`` controls that drive a shopper, the merchant and the compliance webhooks.
 
 Admin API (same auth, call-limit bucket, faults as the order endpoints):
-``POST graphql.json`` (only ``productVariants(first:, query: "sku:…")``), ``POST
+``POST graphql.json`` (only ``productVariants(first:, query: "sku:…")`` and
+``inventoryAdjustQuantities(input: $var) @idempotent(key: …)``, input from variables), ``POST
 products.json``, ``PUT products/{id}.json``, ``PUT variants/{id}.json``, ``POST
 inventory_levels/set.json``, ``GET inventory_levels.json``, ``GET
 orders/{id}/fulfillment_orders.json``, ``POST fulfillments.json``, ``POST
@@ -21,6 +22,7 @@ payload as is).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -44,6 +46,8 @@ GRAPHQL_COST = {
         "restoreRate": 100.0,
     },
 }
+
+ADJUST_COST = {**GRAPHQL_COST, "requestedQueryCost": 10, "actualQueryCost": 10}
 
 
 def _sim(request: Request) -> ShopifySimulator:
@@ -104,11 +108,56 @@ async def _guarded(
     return result
 
 
+# the mutation field with its input variable and, right after it, the optional directive
+_ADJUST = re.compile(
+    r"inventoryAdjustQuantities\s*\(\s*input\s*:\s*\$(?P<input>\w+)\s*\)"
+    r"(?:\s*@idempotent\s*\(\s*key\s*:\s*"
+    r'(?:\$(?P<var>\w+)|"(?P<literal>(?:[^"\\]|\\.)*)")\s*\))?'
+)
+
+
+def _adjust(store: Store, query: str, variables: dict[str, Any]) -> Any:
+    """``inventoryAdjustQuantities`` with Shopify's ``@idempotent`` on the mutation field."""
+    match = _ADJUST.search(query)
+    if match is None:
+        return {
+            "errors": [
+                {
+                    "message": "the simulator reads inventoryAdjustQuantities(input: $variable) "
+                    "with @idempotent(key: …) right after the field's arguments"
+                }
+            ]
+        }
+    if match.group("var") is not None:
+        key = variables.get(match.group("var"))
+        if not isinstance(key, str):
+            message = f"Variable ${match.group('var')} of type String! was provided invalid value"
+            return {"errors": [{"message": message}]}
+    elif match.group("literal") is not None:
+        key = json.loads(f'"{match.group("literal")}"')
+    elif "@idempotent" in query:
+        # GraphQL validation: the directive is allowed on the mutation field only
+        return {"errors": [{"message": "Directive 'idempotent' may not be used on MUTATION"}]}
+    else:
+        key = None  # optional before API version 2026-04: applied without replay protection
+    payload = store.adjust_quantities(variables.get(match.group("input")), key)
+    return {"data": {"inventoryAdjustQuantities": payload}, "extensions": {"cost": ADJUST_COST}}
+
+
 def _graphql(store: Store, body: dict[str, Any]) -> Any:
     query = str(body.get("query") or "")
     variables = body.get("variables") or {}
+    if "inventoryAdjustQuantities" in query:
+        return _adjust(store, query, variables)
     if "productVariants" not in query:
-        return {"errors": [{"message": "the simulator answers only productVariants queries"}]}
+        return {
+            "errors": [
+                {
+                    "message": "the simulator answers only productVariants queries and "
+                    "inventoryAdjustQuantities mutations"
+                }
+            ]
+        }
     first = int(variables.get("first") or 10)
     search = str(variables.get("query") or "")
     nodes = [

@@ -7,6 +7,7 @@ strings with two decimals, as Shopify writes them; arithmetic is Decimal.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,6 +19,27 @@ ID_BASE = 10_000_000_000_000_000
 DEFAULT_LOCATION_ID = 10_000_000_000_000_001
 CENT = Decimal("0.01")
 FULFILLABLE = {"open", "in_progress"}
+# inventoryAdjustQuantities' reasons (Shopify's list)
+ADJUST_REASONS = {
+    "correction",
+    "cycle_count_available",
+    "damaged",
+    "movement_canceled",
+    "movement_created",
+    "movement_received",
+    "movement_updated",
+    "other",
+    "promotion",
+    "quality_control",
+    "received",
+    "reservation_created",
+    "reservation_deleted",
+    "reservation_updated",
+    "restock",
+    "safety_stock",
+    "shrinkage",
+}
+_GID = re.compile(r"^gid://shopify/(\w+)/(\d+)$")
 
 
 class AdminError(Exception):
@@ -64,6 +86,26 @@ def as_id(value: Any, field_name: str) -> int:
     raise invalid(field_name, "is not a valid id")
 
 
+def user_error(code: str, message: str, *path: str) -> dict[str, Any]:
+    return {"field": list(path) or None, "message": message, "code": code}
+
+
+class UserErrors(Exception):
+    """A mutation answered with ``userErrors`` (HTTP 200, nothing applied)."""
+
+    def __init__(self, *errors: dict[str, Any]) -> None:
+        super().__init__("; ".join(str(e["message"]) for e in errors))
+        self.errors = list(errors)
+
+
+def gid_id(value: Any, kind: str, *path: str) -> int:
+    match = _GID.match(value) if isinstance(value, str) else None
+    if match is None or match.group(1) != kind:
+        code = "INVALID_LOCATION" if kind == "Location" else "INVALID_INVENTORY_ITEM"
+        raise UserErrors(user_error(code, f"{value!r} is not a {kind} id", *path))
+    return int(match.group(2))
+
+
 def whole(value: Any, field_name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise invalid(field_name, "must be a whole number")
@@ -86,6 +128,10 @@ class Store:
     checkouts: dict[str, Counter[str]] = field(default_factory=dict)
     notified: dict[int, bool] = field(default_factory=dict)  # fulfillment id → notify flag
     oversells: int = 0
+    # @idempotent keys of applied adjustments: key → (the input as sent, the first answer)
+    idempotency: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    adjustments_applied: int = 0
+    adjustments_replayed: int = 0
     _next_id: int = ID_BASE + 100
 
     def new_id(self) -> int:
@@ -250,6 +296,116 @@ class Store:
         self.inventory[key] = self.inventory.get(key, 0) + delta
         if self.inventory[key] < 0:
             self.oversells += 1
+
+    def adjust_quantities(self, data: Any, key: str | None) -> dict[str, Any]:
+        """``inventoryAdjustQuantities``: its payload (group and userErrors), all or nothing.
+
+        A key seen before answers with the first result and applies nothing (Shopify's
+        ``@idempotent``); the same key with another input is refused. Refused attempts are
+        not remembered, so a corrected retry may reuse the key. Levels may go negative (as
+        Shopify allows); not an oversell: the store's own sales never went below zero.
+        """
+        fingerprint = json.dumps(data, sort_keys=True, default=str)
+        if key is not None and key in self.idempotency:
+            seen, answer = self.idempotency[key]
+            if seen != fingerprint:
+                return _refused(
+                    user_error(
+                        "IDEMPOTENCY_KEY_PARAMETER_MISMATCH",
+                        "The same idempotency key cannot be used with different operation "
+                        "parameters.",
+                    )
+                )
+            self.adjustments_replayed += 1
+            return answer
+        try:
+            answer = self._adjust(data)
+        except UserErrors as exc:
+            return _refused(*exc.errors)
+        self.adjustments_applied += 1
+        if key is not None:
+            self.idempotency[key] = (fingerprint, answer)
+        return answer
+
+    def _adjust(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise UserErrors(user_error("INVALID_QUANTITY_NAME", "input is required", "input"))
+        if data.get("name") != "available":
+            raise UserErrors(
+                user_error(
+                    "INVALID_QUANTITY_NAME",
+                    "The simulator adjusts only the available quantity.",
+                    "input",
+                    "name",
+                )
+            )
+        if data.get("reason") not in ADJUST_REASONS:
+            raise UserErrors(
+                user_error("INVALID_REASON", "The specified reason is invalid.", "input", "reason")
+            )
+        uri = data.get("referenceDocumentUri")
+        if uri is not None and not re.match(r"^[a-z][a-z0-9+.-]*://\S+$", str(uri)):
+            raise UserErrors(
+                user_error(
+                    "INVALID_REFERENCE_DOCUMENT",
+                    "The specified reference document is invalid.",
+                    "input",
+                    "referenceDocumentUri",
+                )
+            )
+        changes = data.get("changes")
+        if not isinstance(changes, list) or not changes:
+            raise UserErrors(user_error("INVALID_INVENTORY_ITEM", "changes is empty", "input"))
+        planned: list[tuple[int, int, int]] = []
+        for i, change in enumerate(changes):
+            path = ("input", "changes", str(i))
+            if not isinstance(change, dict):
+                raise UserErrors(user_error("INVALID_INVENTORY_ITEM", "not a change", *path))
+            if change.get("ledgerDocumentUri") is not None:
+                raise UserErrors(
+                    user_error(
+                        "INVALID_AVAILABLE_DOCUMENT",
+                        "A ledger document URI is not allowed when adjusting available.",
+                        *path,
+                    )
+                )
+            item = gid_id(change.get("inventoryItemId"), "InventoryItem", *path, "inventoryItemId")
+            location = gid_id(change.get("locationId"), "Location", *path, "locationId")
+            delta = change.get("delta")
+            if not isinstance(delta, int) or isinstance(delta, bool):
+                raise UserErrors(user_error("INVALID_QUANTITY_TOO_LOW", "delta: Int", *path))
+            if not self.item_exists(item):
+                raise UserErrors(
+                    user_error(
+                        "INVALID_INVENTORY_ITEM",
+                        "The specified inventory item could not be found.",
+                        *path,
+                        "inventoryItemId",
+                    )
+                )
+            planned.append((item, location, delta))
+        applied = []
+        for item, location, delta in planned:
+            self.locations.add(location)
+            level = self.inventory.setdefault((item, location), 0)  # a missing level is 0
+            self.inventory[(item, location)] = level + delta
+            applied.append(
+                {
+                    "name": "available",
+                    "delta": delta,
+                    "quantityAfterChange": self.inventory[(item, location)],
+                    "item": {"id": f"gid://shopify/InventoryItem/{item}"},
+                    "location": {"id": f"gid://shopify/Location/{location}"},
+                }
+            )
+        group = {
+            "id": f"gid://shopify/InventoryAdjustmentGroup/{self.new_id()}",
+            "reason": data["reason"],
+            "referenceDocumentUri": uri,
+            "createdAt": now_text(),
+            "changes": applied,
+        }
+        return {"inventoryAdjustmentGroup": group, "userErrors": []}
 
     # fulfillment -------------------------------------------------------------------------
     def fulfillment_orders_of(self, order: dict[str, Any]) -> list[dict[str, Any]]:
@@ -638,4 +794,12 @@ class Store:
             "customers": [self.customers[c] for c in sorted(self.customers)],
             "checkouts": {sku: dict(counts) for sku, counts in sorted(self.checkouts.items())},
             "oversells": self.oversells,
+            "adjustments": {
+                "applied": self.adjustments_applied,
+                "replayed": self.adjustments_replayed,
+            },
         }
+
+
+def _refused(*errors: dict[str, Any]) -> dict[str, Any]:
+    return {"inventoryAdjustmentGroup": None, "userErrors": list(errors)}

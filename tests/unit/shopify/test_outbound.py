@@ -30,7 +30,7 @@ from connectors.base import (
 from connectors.shopify.connector import ShopifyConnector
 from tests.unit.shopify.conftest import SECRET
 
-API = "https://shop-eu.myshopify.com/admin/api/2025-01"
+API = "https://shop-eu.myshopify.com/admin/api/2026-01"
 GRAPHQL = f"{API}/graphql.json"
 TOKEN = "shpat_outbound"
 NOW = datetime(2026, 2, 1, 12, tzinfo=UTC)
