@@ -227,6 +227,8 @@ class StockLevel(SQLModel, table=True):
     location: str = Field(max_length=64)
     level: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
     as_of: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    # on hand minus everything not for sale: decides between two levels of the same time
+    sellable: Decimal = Field(sa_column=sa.Column(sa.Numeric(18, 6), nullable=False))
 
 
 class PriceRecord(SQLModel, table=True):

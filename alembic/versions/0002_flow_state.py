@@ -115,6 +115,7 @@ def upgrade() -> None:
             "level", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
         sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sellable", sa.Numeric(18, 6), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("source", "sku", "location", name="uq_stock_level"),
     )

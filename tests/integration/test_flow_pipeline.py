@@ -626,3 +626,11 @@ async def test_credit_memo_is_not_paid_out_again_when_the_store_refunded(flow_rt
     await record(rt, "erp", make_event("credit_memo.created", memo2, T0))
     assert len(await deliveries(rt, destination="shop", event_type="credit_memo.created")) == 1
     assert not await findings(rt, "refund_mismatch")  # 10.00 refunded, 10.00 credited
+
+
+async def test_of_two_levels_stamped_the_same_second_the_lower_wins(flow_rt: Any) -> None:
+    rt = await flow_rt()
+    await record(rt, "erp", level("SKU-1", "1", "10", T0, allocated="3"))
+    await record(rt, "erp", level("SKU-1", "1", "10", T0, allocated="2"))  # arrived late
+    (latest,) = await deliveries(rt, destination="shop", status="pending")
+    assert latest.payload is not None and Decimal(latest.payload["available"]) == 7
