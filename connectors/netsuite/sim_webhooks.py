@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -37,6 +37,7 @@ class WebhookEmitter:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _backlog: list[bytes] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _last_stamp: datetime | None = None
 
     @property
     def enabled(self) -> bool:
@@ -51,10 +52,19 @@ class WebhookEmitter:
                 "eventType": event_type,
                 "recordType": record_type,
                 "id": internal_id,
-                "lastModifiedDate": modified.isoformat(),
+                # like the user-event script (new Date().toISOString()): the moment of the
+                # change to the millisecond, so two changes in one second keep their order
+                "lastModifiedDate": self._stamp(modified).isoformat(timespec="milliseconds"),
                 "record": record,
             }
         )
+
+    def _stamp(self, modified: datetime) -> datetime:
+        now = max(datetime.now(UTC), modified)
+        if self._last_stamp is not None and now <= self._last_stamp:
+            now = self._last_stamp + timedelta(milliseconds=1)
+        self._last_stamp = now
+        return now
 
     def emit(
         self, record_type: str, event_type: str, internal_id: str, modified: datetime, record: Any
