@@ -5,7 +5,8 @@ Connection config:
   shown in the Shopify admin for webhooks created there), ``access_token`` (Admin API, sent
   as ``X-Shopify-Access-Token``; needed for every outbound flow);
 - options (all optional, see ``options.ShopifyOptions``): ``api_version`` (default
-  ``2026-01``, the first version with idempotent inventory mutations), ``location_id`` (the store location for inventory and restocks),
+  ``2026-01``, the first version with idempotent inventory mutations), ``location_id``
+  (the store location for inventory and restocks),
   ``notify_customer_default`` (shipments, when the core gives no directive), ``currency``
   (the shop currency; other price lists are reported, not written), ``group_tag_prefix``
   (default ``group:``), ``carrier_names`` (our carrier → Shopify's company name).

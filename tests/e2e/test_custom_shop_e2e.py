@@ -105,12 +105,9 @@ delivery: {{backoff_base_seconds: 0.05, backoff_max_seconds: 0.5, request_timeou
         for key, value in NS_CREDS.items():
             ns_args += [f"--{key.replace('_', '-')}", value]
         netsuite = group.start("netsuite", ns_args, {"PYTHONUNBUFFERED": "1"})
-        shop = group.start(
-            "shop",
-            [sys.executable, "-m", "connectors.custom.simulator", "serve", "--host", "127.0.0.1"]
-            + ["--port", str(shop_port), "--secret", SHOP_SECRET],
-            {"PYTHONUNBUFFERED": "1"},
-        )
+        shop_args = [sys.executable, "-m", "connectors.custom.simulator", "serve"]
+        shop_args += ["--host", "127.0.0.1", "--port", str(shop_port), "--secret", SHOP_SECRET]
+        shop = group.start("shop", shop_args, {"PYTHONUNBUFFERED": "1"})
         gateway = group.start(
             "gateway", [sys.executable, "-m", "app.cli", "serve", "--port", str(gw_port)], env
         )
