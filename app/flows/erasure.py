@@ -8,6 +8,8 @@ request event keeps the identifiers it needs until it is delivered, as the recor
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,12 +18,71 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.canonical.customer import Customer, ErasureRequest
-from app.flows.customers import erasure_needles, scrub, scrub_bytes
+from app.flows.customers import erasure_needles
+from app.flows.customers import scrub as scrub_text
+from app.flows.customers import scrub_bytes as scrub_text_bytes
 from app.models import CanonicalEventRow, Delivery, DeliveryAttempt, InboundEvent
 
 log = structlog.get_logger("gateway.erasure")
 
-_BATCH = 500
+# Fields that describe a person: in an object that names the erased person (by e-mail,
+# phone or full name), these go too, even when they do not match on their own (a last name).
+PERSON_FIELDS = frozenset(
+    {
+        "first_name",
+        "last_name",
+        "name",
+        "firstname",
+        "lastname",
+        "firstName",
+        "lastName",
+        "phone",
+        "email",
+        "company",
+        "companyName",
+        "address1",
+        "address2",
+        "line1",
+        "line2",
+        "zip",
+        "postal_code",
+        "addr1",
+        "addr2",
+        "addressee",
+        "attention",
+        "note",
+    }
+)
+
+
+def scrub(value: Any, needles: set[str]) -> tuple[Any, int]:
+    """Replace the person's data: matching strings, and the person fields of their records."""
+    if isinstance(value, dict):
+        cleaned: dict[str, Any] = {}
+        count = 0
+        for key, item in value.items():
+            new, n = scrub(item, needles)
+            cleaned[key] = new
+            count += n
+        if count:  # this object is (or holds) the person's record
+            for key in PERSON_FIELDS & set(cleaned):
+                if isinstance(cleaned[key], str) and cleaned[key] not in ("", "[erased]"):
+                    cleaned[key] = "[erased]"
+                    count += 1
+        return cleaned, count
+    if isinstance(value, list):
+        items = [scrub(item, needles) for item in value]
+        return [i for i, _ in items], sum(n for _, n in items)
+    return scrub_text(value, needles)
+
+
+def scrub_bytes(body: bytes, needles: set[str]) -> tuple[bytes, int]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return scrub_text_bytes(body, needles)
+    cleaned, count = scrub(data, needles)
+    return (json.dumps(cleaned).encode(), count) if count else (body, 0)
 
 
 async def erase_local_copies(
@@ -30,6 +91,9 @@ async def erase_local_copies(
     """Scrub every stored value that identifies the person; returns how many were replaced."""
     known = await _known_records(session, request)
     needles = erasure_needles(request, known)
+    for email in {request.email, *(c.email for c in known)} - {None, ""}:
+        # ids systems derive from an e-mail (e.g. jane_doe_example_com) identify the person too
+        needles.add(re.sub(r"[^a-z0-9]+", "_", str(email).strip().lower()).strip("_"))
     if not needles:
         return 0
     total = 0

@@ -7,7 +7,8 @@ commits stock, fulfils, issues credit memos and posts signed user-event webhooks
 - 500 checkouts in a burst while stock runs out: the store never sells more than there is;
 - a 90% price cut in the ERP is held until an operator approves it;
 - 5 items shipped in 3 packages become three store fulfillments with the right tracking;
-- a partial return: RMA in the ERP, credit memo, store refund of the same amount.
+- a partial return: RMA in the ERP, credit memo, store refund of the same amount;
+- a customer's erase request reaches the ERP and leaves no trace in the gateway's own data.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ connections:
 routes:
   - {{flow: orders, from: shop, to: erp}}
   - {{flow: returns, from: shop, to: erp}}
+  - {{flow: customers, from: shop, to: erp}}
   - {{flow: inventory, from: erp, to: shop}}
   - {{flow: products, from: erp, to: shop}}
   - {{flow: shipments, from: erp, to: shop}}
@@ -366,3 +368,38 @@ def test_a_burst_of_500_checkouts_never_oversells(flows: Flows) -> None:
         api.post("/jobs/reconcile/run").raise_for_status()
     flows.settle()
     assert store_available(flows, "SKU-GREEN-S") == stock - accepted
+
+
+def test_an_erase_request_reaches_the_erp_and_scrubs_the_gateway(flows: Flows) -> None:
+    email = "erika.mustermann@example.com"
+    with flows.shop() as shop:
+        made = shop.post(
+            "/_sim/send/customer",
+            json={"email": email, "first_name": "Erika", "last_name": "Mustermann"},
+        )
+        made.raise_for_status()
+    customer_id = made.json()["customer"]["id"]
+
+    def ns_customer() -> dict[str, Any] | None:
+        eid = f"shop-{customer_id}"
+        return next((c for c in flows.ns_records("customer") if c.get("externalId") == eid), None)
+
+    assert poll(ns_customer, message="the customer in NetSuite")["email"] == email
+    flows.settle()
+    with flows.shop() as shop:
+        shop.post(
+            "/_sim/send/customers_redact", json={"customer_id": customer_id}
+        ).raise_for_status()
+    poll(lambda: (ns_customer() or {}).get("isInactive") is True, message="the ERP erasure")
+    erased = ns_customer()
+    assert erased is not None and email not in str(erased)
+    with flows.api() as api:  # the gateway's copies: raw webhooks and canonical events
+        inbound = api.get("/inbound-events", params={"limit": 500}).json()["items"]
+        bodies = [
+            api.get(f"/inbound-events/{i['id']}").text
+            for i in inbound
+            if i.get("topic") == "customers/create"
+        ]
+        events = api.get("/events", params={"limit": 500}).text
+    assert bodies and all(email not in b and "Mustermann" not in b for b in bodies)
+    assert "Mustermann" not in events
