@@ -93,7 +93,12 @@ async def after_delivered(
         await _remember_baseline(
             session, delivery.destination, item, Decimal(directives["baseline"])
         )
-    elif event.flow == "orders" and _store_to_erp(rt, delivery):
+    elif (
+        event.flow == "orders"
+        and _store_to_erp(rt, delivery)
+        and rt.config.routes_from(delivery.destination, "inventory")
+    ):
+        # booked units only matter to stock pushes from this ERP
         await _book_order(session, rt, delivery, event)
 
 
@@ -176,7 +181,7 @@ async def _book_order(
             ],
         )
     skus = sorted({line.sku for line in order.lines if line.sku})
-    if not skus or not rt.config.routes_from(delivery.destination, "inventory"):
+    if not skus:
         return
     ctx = await _plan_context(session, rt, delivery.destination)
     planned: list[Planned] = []
