@@ -70,7 +70,10 @@ async def release_parked(session: AsyncSession, rt: Runtime, connection_id: str)
     for delivery_id, needs in parked:
         assert delivery_id is not None
         wanted = [MappingNeed(n["kind"], n["key"]) for n in (needs or [])]
-        _, missing = await resolve(session, connection_id, wanted)
+        found, missing = await resolve(session, connection_id, wanted)
+        from app.flows.hooks import fill_variant_skus  # flows build on the engine
+
+        missing = await fill_variant_skus(session, rt, connection_id, found, missing)
         if not missing:
             ready.append(delivery_id)
     if ready:

@@ -220,6 +220,9 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
         needs = connector.required_mappings(event) if connector else []
         needs += rule_needs(delivery.directives)
         found, missing = await resolve(session, delivery.destination, needs)
+        from app.flows import hooks  # the flows build on the engine, not the other way
+
+        missing = await hooks.fill_variant_skus(session, rt, delivery.destination, found, missing)
         links = await session.execute(
             sa.select(
                 col(EntityLink.entity_type), col(EntityLink.our_key), col(EntityLink.remote_id)
@@ -232,8 +235,6 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
             mappings=found,
             directives=dict(delivery.directives or {}),
         )
-        from app.flows import hooks  # the flows build on the engine, not the other way
-
         event = await hooks.before_attempt(session, rt, delivery, event, ctx)
         return _Claimed(delivery, event, ctx, missing)
 

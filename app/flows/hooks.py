@@ -21,6 +21,7 @@ from app.canonical.events import CanonicalEvent
 from app.canonical.inventory import StockAvailability
 from app.canonical.order import Order
 from app.dbutil import insert_for
+from app.flows.orders import variant_base
 from app.flows.planner import (
     PlanContext,
     Planned,
@@ -29,9 +30,10 @@ from app.flows.planner import (
 )
 from app.flows.recorder import record_planned
 from app.flows.rules import effective_rules
+from app.mappings.service import resolve
 from app.models import Delivery, OrderAllocation, StockPush, utcnow
 from app.runtime import Runtime
-from connectors.base import DeliveryContext
+from connectors.base import DeliveryContext, MappingNeed
 
 AVAILABILITY = "inventory.availability_changed"
 
@@ -188,3 +190,37 @@ async def _book_order(
     for sku in skus:
         planned.extend(await availability_deliveries(ctx, delivery.destination, sku, ctx.now))
     await record_planned(session, rt, ctx, planned)
+
+
+async def fill_variant_skus(
+    session: AsyncSession,
+    rt: Runtime,
+    destination: str,
+    found: dict[str, dict[str, str]],
+    missing: list[MappingNeed],
+) -> list[MappingNeed]:
+    """Resolve unmapped variant SKUs through their base SKU (rules.orders.variant_sku_pattern).
+
+    Fills ``found`` with the variant's mapping and returns what is still missing.
+    """
+    if not any(m.kind == "sku" for m in missing):
+        return missing
+    pattern = (await effective_rules(session, rt.config.rules)).orders.variant_sku_pattern
+    bases = {
+        m.key: base
+        for m in missing
+        if m.kind == "sku" and (base := variant_base(m.key, pattern)) is not None
+    }
+    if not bases:
+        return missing
+    by_base, _ = await resolve(
+        session, destination, [MappingNeed("sku", b) for b in bases.values()]
+    )
+    still: list[MappingNeed] = []
+    for need in missing:
+        item = by_base.get("sku", {}).get(bases.get(need.key, "")) if need.kind == "sku" else None
+        if item is None:
+            still.append(need)
+        else:
+            found.setdefault("sku", {})[need.key] = item
+    return still

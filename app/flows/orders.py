@@ -6,11 +6,12 @@ directives (``tax_source``, ``guest_customer_id``), holds, parks and findings.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.canonical.common import Address, Money
 from app.canonical.order import Order, OrderLine, ShippingLine
@@ -58,6 +59,25 @@ class OrderRules(BaseModel):
         description="Mapping kinds every order must resolve before it is sent, besides sku "
         "(which is always required); a missing one parks the delivery.",
     )
+    variant_sku_pattern: str | None = Field(
+        default=None,
+        description="Regular expression with a group named base, e.g. "
+        "'^(?P<base>.+)-(XS|S|M|L|XL)$': a variant SKU the store generates for a configurable "
+        "product that has no mapping of its own uses the mapping of its base SKU.",
+    )
+
+    @field_validator("variant_sku_pattern")
+    @classmethod
+    def _pattern_has_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        if "base" not in compiled.groupindex:
+            raise ValueError("the pattern needs a group named base: (?P<base>...)")
+        return value
 
     @model_validator(mode="after")
     def _shared_account_needs_id(self) -> OrderRules:
@@ -310,3 +330,12 @@ def mapping_keys(order: Order, kinds: list[str]) -> dict[str, list[str]]:
             raise ValueError(f"unknown mapping kind {kind!r} for orders")
         result[kind] = _unique(values)
     return result
+
+
+def variant_base(sku: str, pattern: str | None) -> str | None:
+    """The base SKU of a store-generated variant SKU, by the configured pattern."""
+    if not pattern:
+        return None
+    match = re.fullmatch(pattern, sku) or re.match(pattern, sku)
+    base = match.group("base") if match else None
+    return base if base and base != sku else None

@@ -282,3 +282,19 @@ def test_mapping_keys_only_for_requested_kinds_and_unknown_kind_fails() -> None:
     assert mapping_keys(make_order(payments=[]), ["payment_method"]) == {"payment_method": []}
     with pytest.raises(ValueError, match="warehouse"):
         mapping_keys(make_order(), ["warehouse"])
+
+
+def test_variant_base_follows_the_pattern() -> None:
+    from app.flows.orders import variant_base
+
+    pattern = "^(?P<base>.+)-(XS|S|M|L|XL)$"
+    assert variant_base("TSHIRT-RED-M", pattern) == "TSHIRT-RED"
+    assert variant_base("TSHIRT", pattern) is None
+    assert variant_base("TSHIRT-RED-M", None) is None
+
+
+def test_variant_pattern_needs_a_base_group() -> None:
+    with pytest.raises(ValidationError, match="group named base"):
+        OrderRules(variant_sku_pattern="^(.+)-M$")
+    with pytest.raises(ValidationError, match="regular expression"):
+        OrderRules(variant_sku_pattern="^(?P<base>.+")

@@ -1,0 +1,90 @@
+"""Variant SKUs a store generates for configurable products resolve through their base SKU."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app.canonical.events import CanonicalEvent, make_event
+from app.canonical.order import Order
+from app.db import transaction
+from app.delivery.actions import release_parked
+from app.delivery.worker import start_in_process, stop_in_process
+from app.flows.recorder import record_events
+from app.main import start_runtime
+from app.mappings.service import upsert_entries
+from app.models import Delivery, utcnow
+from app.runtime import Runtime
+from connectors.base import Connector, DeliveryContext, DeliveryResult, MappingNeed
+from tests.conftest import make_settings, wait_for
+from tests.integration.test_flow_pipeline import flows_config
+from tests.support.factories import make_order
+
+PATTERN = "^(?P<base>[A-Z]+)-[A-Z]+-(XS|S|M|L|XL)$"
+
+
+class Erp(Connector):
+    type_name = "erp"
+    side = "erp"
+
+    def __init__(self) -> None:
+        self.items: list[list[str]] = []
+
+    def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
+        return [MappingNeed("sku", line.sku or "") for line in event.payload_as(Order).lines]
+
+    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
+        order = event.payload_as(Order)
+        self.items.append([ctx.mappings["sku"][line.sku or ""] for line in order.lines])
+        return DeliveryResult()
+
+
+@pytest.fixture
+async def variant_rt(clean_db: str) -> AsyncIterator[tuple[Runtime, Erp]]:
+    config = flows_config(f"  orders: {{variant_sku_pattern: '{PATTERN}'}}")
+    rt, _ = await start_runtime(make_settings(clean_db), config, with_worker=False)
+    erp = Erp()
+    rt.connectors["erp"] = erp
+    task = await start_in_process(rt)
+    yield rt, erp
+    await stop_in_process(task)
+    await rt.close()
+
+
+async def status(rt: Runtime, delivery_id: int) -> str:
+    async with rt.sessions() as session:
+        row = await session.get(Delivery, delivery_id)
+        assert row is not None
+        return row.status
+
+
+async def test_variant_uses_its_base_mapping_and_waits_for_it(variant_rt: Any) -> None:
+    rt, erp = variant_rt
+    async with transaction(rt.sessions) as session:
+        await upsert_entries(session, "sku", "erp", {"TSHIRT": "1042"})
+        first = await record_events(
+            session,
+            rt,
+            "shop",
+            [make_event("order.created", make_order("1", skus=("TSHIRT-RED-M",)), utcnow())],
+        )
+        second = await record_events(
+            session,
+            rt,
+            "shop",
+            [make_event("order.created", make_order("2", skus=("HOODIE-BLUE-L",)), utcnow())],
+        )
+    await wait_for(lambda: _is(rt, first.delivery_ids[0], "delivered"), message="variant delivered")
+    assert erp.items == [["1042"]]
+    await wait_for(lambda: _is(rt, second.delivery_ids[0], "parked"), message="unknown base parked")
+    async with transaction(rt.sessions) as session:
+        await upsert_entries(session, "sku", "erp", {"HOODIE": "2001"})
+        assert await release_parked(session, rt, "erp") == second.delivery_ids
+    await wait_for(lambda: _is(rt, second.delivery_ids[0], "delivered"), message="released")
+    assert erp.items[-1] == ["2001"]
+
+
+async def _is(rt: Runtime, delivery_id: int, wanted: str) -> bool:
+    return await status(rt, delivery_id) == wanted
