@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -136,24 +137,37 @@ async def _store_cursor(
 
 
 async def _not_seen(session: AsyncSession, events: list[CanonicalEvent]) -> list[CanonicalEvent]:
-    """Drop events already recorded (e.g. by the webhook path): same entity, type and time."""
+    """Drop events that change nothing: the entity's newest recorded event of the same type
+    says the same (time stamps aside). Polls re-read the edge of their window, and a change
+    may already have come by webhook."""
     if not events:
         return []
     rows = await session.execute(
         sa.select(
             col(CanonicalEventRow.entity_key),
             col(CanonicalEventRow.event_type),
-            col(CanonicalEventRow.occurred_at),
-        ).where(col(CanonicalEventRow.entity_key).in_({e.entity_key for e in events}))
+            col(CanonicalEventRow.payload),
+        )
+        .where(col(CanonicalEventRow.entity_key).in_({e.entity_key for e in events}))
+        .order_by(col(CanonicalEventRow.id))
     )
-    seen = {(k, t, o) for k, t, o in rows}
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    for key, event_type, payload in rows:
+        newest[(key, event_type)] = _content(payload)
     fresh: list[CanonicalEvent] = []
     for event in events:
-        key = (event.entity_key, event.type, event.occurred_at)
-        if key not in seen:
-            seen.add(key)
+        content = _content(event.payload_json())
+        if newest.get((event.entity_key, event.type)) != content:
+            newest[(event.entity_key, event.type)] = content
             fresh.append(event)
     return fresh
+
+
+_TIME_FIELDS = frozenset({"as_of", "updated_at", "effective_at", "occurred_at"})
+
+
+def _content(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k not in _TIME_FIELDS}
 
 
 async def _poll_failed(rt: Runtime, connection_id: str, stream: str, exc: ConnectorError) -> None:

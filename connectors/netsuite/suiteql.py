@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -302,7 +302,12 @@ class Poller:
         for row, (record_type, record, created) in zip(rows, records, strict=True):
             events += self._events(stream, row, record_type, record, created)
         last = rows[-1]
-        next_cursor = Cursor(str(last["modified"]), int(last["id"])).encode()
+        # Within a run, page exactly after the last row. At the end of a run, rewind to the
+        # start of the last row's second: NetSuite stamps changes to the second, so a record
+        # changed again later in that same second would otherwise never be read. The core
+        # drops rows it has already recorded.
+        last_id = int(last["id"]) if more else 0
+        next_cursor = Cursor(str(last["modified"]), last_id).encode()
         return PollPage(events=events, cursor=next_cursor, has_more=more)
 
     def _driving_query(self, stream: str, after: Cursor | None) -> str:
@@ -366,7 +371,9 @@ class Poller:
         record: dict[str, Any],
         created: bool,
     ) -> list[CanonicalEvent]:
-        when = _when(row, self.settings)
+        # stock rows are read as they are now (a snapshot), not as of the item's last edit:
+        # quantity changes need not move the item's lastmodifieddate
+        when = datetime.now(UTC) if stream == "inventory" else _when(row, self.settings)
         parts = INVENTORY_PARTS if stream == "inventory" else PRODUCT_PARTS
         try:
             return events_for(

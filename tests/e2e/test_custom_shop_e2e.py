@@ -27,6 +27,9 @@ from tests.support.processes import free_port, process_group, wait_http
 
 pytestmark = pytest.mark.e2e
 
+# NetSuite without the user-event script: the gateway reads changes with SuiteQL
+POLL = """    poll: {streams: [inventory, shipments], interval_seconds: 1, page_size: 50}
+"""
 SHOP_SECRET = "whsec_" + base64.b64encode(b"custom-shop-secret-0123456789ab").decode()
 NS_WEBHOOK_SECRET = "ns-webhook-secret"
 
@@ -36,6 +39,7 @@ class Stack:
     gateway_url: str
     shop_url: str
     ns_url: str
+    restart: Callable[[], None]
 
     def received(self, event_type: str) -> list[dict[str, Any]]:
         with httpx.Client(base_url=self.shop_url, timeout=10) as shop:
@@ -60,8 +64,9 @@ def poll(predicate: Callable[[], Any], *, timeout: float = 30.0, message: str) -
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+@pytest.fixture(params=["webhooks", "polling"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    polling = request.param == "polling"
     ns_port, shop_port, gw_port = free_port(), free_port(), free_port()
     gateway_url = f"http://127.0.0.1:{gw_port}"
     shop_url, ns_url = f"http://127.0.0.1:{shop_port}", f"http://127.0.0.1:{ns_port}"
@@ -78,7 +83,7 @@ connections:
     type: netsuite
     base_url: {ns_url}
     credentials: {{{creds}, webhook_secret: {NS_WEBHOOK_SECRET}}}
-routes:
+{POLL if polling else ""}routes:
   - {{flow: orders, from: shop, to: erp}}
   - {{flow: inventory, from: erp, to: shop}}
   - {{flow: shipments, from: erp, to: shop}}
@@ -94,6 +99,7 @@ delivery: {{backoff_base_seconds: 0.05, backoff_max_seconds: 0.5, request_timeou
         "GATEWAY_CONFIG": str(config),
         "GATEWAY_API_KEYS": "operator-key:operator",
         "GATEWAY_LOG_FORMAT": "json",
+        "GATEWAY_SCHEDULE_TICK_SECONDS": "1",
         "PYTHONUNBUFFERED": "1",
     }
     with process_group(tmp_path) as group:
@@ -116,14 +122,24 @@ delivery: {{backoff_base_seconds: 0.05, backoff_max_seconds: 0.5, request_timeou
         wait_http(f"{gateway_url}/readyz", gateway)
         with httpx.Client(base_url=ns_url, timeout=10) as ns:
             ns.post("/_sim/seed", json={"items": [{"id": "1042", "itemId": "SKU-RED-M"}]})
-            ns.post(
-                "/_sim/config",
-                json={
-                    "webhook_url": f"{gateway_url}/webhooks/erp",
-                    "webhook_secret": NS_WEBHOOK_SECRET,
-                },
-            ).raise_for_status()
-        yield Stack(gateway_url, shop_url, ns_url)
+            if not polling:  # the user-event script posts every change
+                ns.post(
+                    "/_sim/config",
+                    json={
+                        "webhook_url": f"{gateway_url}/webhooks/erp",
+                        "webhook_secret": NS_WEBHOOK_SECRET,
+                    },
+                ).raise_for_status()
+
+        def restart() -> None:
+            nonlocal gateway
+            gateway.stop()
+            gateway = group.start(
+                "gateway", [sys.executable, "-m", "app.cli", "serve", "--port", str(gw_port)], env
+            )
+            wait_http(f"{gateway_url}/readyz", gateway)
+
+        yield Stack(gateway_url, shop_url, ns_url, restart)
 
 
 def test_custom_shop_order_reaches_netsuite_and_stock_and_shipment_come_back(stack: Stack) -> None:
@@ -166,3 +182,13 @@ def test_custom_shop_order_reaches_netsuite_and_stock_and_shipment_come_back(sta
     assert shipment["data"]["order_key"] == "shop:order:5001"
     assert shipment["data"]["packages"][0]["tracking_number"] == "1ZCUSTOM01"
     assert shipment["directives"]["notify_customer"] is True
+
+    # a restart resumes from where it was (stored cursor): a new change arrives once, and
+    # nothing already sent is sent again
+    stack.restart()
+    with httpx.Client(base_url=stack.ns_url, timeout=10) as ns:
+        ns.post(
+            "/_sim/stock", json={"item": "1042", "location": "1", "on_hand": 3}
+        ).raise_for_status()
+    poll(lambda: latest_stock() == 3, message="stock after the restart")
+    assert len(stack.received("shipment.created")) == 1
