@@ -25,7 +25,7 @@ from app.approvals.schemas import (
     DecisionOut,
     Outcome,
 )
-from app.delivery.service import enqueue_after_commit
+from app.delivery.service import enqueue_after_commit, waiting_behind
 from app.errors import Conflict, NotFound
 from app.flows.planner import accept_price
 from app.models import Delivery, DeliveryStatus, utcnow
@@ -160,23 +160,7 @@ async def _waiting_behind(session: AsyncSession, rejected: Sequence[Delivery]) -
     """Pending deliveries that waited for the rejected ones: the first per ordering key."""
     found: set[int] = set()
     for delivery in rejected:
-        waiting = sa.or_(
-            col(Delivery.ordering_key) == delivery.ordering_key,
-            col(Delivery.depends_on) == delivery.ordering_key,
-        )
-        ids = (
-            await session.execute(
-                sa.select(sa.func.min(col(Delivery.id)))
-                .where(
-                    col(Delivery.destination) == delivery.destination,
-                    waiting,
-                    col(Delivery.id) > delivery.id,
-                    col(Delivery.status) == DeliveryStatus.PENDING,
-                )
-                .group_by(col(Delivery.ordering_key))
-            )
-        ).scalars()
-        found.update(int(i) for i in ids if i is not None)
+        found.update(await waiting_behind(session, delivery))
     return sorted(found)
 
 

@@ -555,6 +555,14 @@ async def _record_connection_health(
 
 async def _enqueue_successor(session: AsyncSession, rt: Runtime, delivery: Delivery) -> None:
     """Queue what waited for this one: the next of the same entity, and its dependents."""
+    ids = await waiting_behind(session, delivery)
+    if ids:
+        enqueue_after_commit(session, rt, ids)
+
+
+async def waiting_behind(session: AsyncSession, delivery: Delivery) -> list[int]:
+    """Pending deliveries that waited for ``delivery`` (same entity, or depending on it):
+    the first of each ordering key, so the order within an entity is kept."""
     waiting = sa.or_(
         col(Delivery.ordering_key) == delivery.ordering_key,
         col(Delivery.depends_on) == delivery.ordering_key,
@@ -571,9 +579,7 @@ async def _enqueue_successor(session: AsyncSession, rt: Runtime, delivery: Deliv
             .group_by(col(Delivery.ordering_key))
         )
     ).scalars()
-    ids = [int(i) for i in next_ids if i is not None]
-    if ids:
-        enqueue_after_commit(session, rt, ids)
+    return [int(i) for i in next_ids if i is not None]
 
 
 async def _record_findings(

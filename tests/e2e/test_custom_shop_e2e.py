@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,7 +22,7 @@ import pytest
 from connectors.custom.simulator import ShopSender
 from tests.conftest import NS_CREDS
 from tests.support.factories import make_order
-from tests.support.processes import free_port, process_group, wait_http
+from tests.support.processes import free_port, poll, process_group, wait_http
 
 pytestmark = pytest.mark.e2e
 
@@ -51,17 +50,6 @@ class Stack:
         with httpx.Client(base_url=self.ns_url, timeout=10) as ns:
             body = ns.get("/_sim/records/salesOrder").json()
         return body["items"] if isinstance(body, dict) else body  # type: ignore[no-any-return]
-
-
-def poll(predicate: Callable[[], Any], *, timeout: float = 30.0, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
 
 
 @pytest.fixture(params=["webhooks", "polling"])

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +25,14 @@ import httpx
 import pytest
 
 from tests.conftest import IN_CI, NS_CREDS, PG_URL, REDIS_URL, SHOP_SECRET
-from tests.support.processes import ProcessGroup, free_port, process_group, wait_http, wait_log
+from tests.support.processes import (
+    ProcessGroup,
+    free_port,
+    poll,
+    process_group,
+    wait_http,
+    wait_log,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -118,19 +124,6 @@ class Flows:
             return quiet >= 3
 
         poll(calm, timeout=timeout, interval=0.3, message="the gateway to settle")
-
-
-def poll(
-    predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1, message: str
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,20 +10,10 @@ import pytest
 
 from tests.conftest import SHOP_SECRET
 from tests.e2e.conftest import Stack
+from tests.support.processes import poll
 from tests.support.shopify import order_payload, signed
 
 pytestmark = pytest.mark.e2e
-
-
-def poll(predicate: Callable[[], Any], *, timeout: float = 30.0, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
 
 
 def send_order(

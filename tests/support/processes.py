@@ -8,9 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -111,3 +112,18 @@ def process_group(log_dir: Path) -> Iterator[ProcessGroup]:
         yield group
     finally:
         group.stop_all()
+
+
+def poll(
+    predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.05, message: str
+) -> Any:
+    """Call ``predicate`` until it returns something truthy; fail naming ``message`` at the
+    deadline (with the last value seen). For tests that drive other processes."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
