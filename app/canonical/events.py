@@ -77,9 +77,6 @@ EVENT_TYPES: dict[str, EventKind] = {
         "credit_memo", "returns", CreditMemo, "the ERP issued a credit memo"
     ),
 }
-# kept for callers that only need the names
-ENTITY_OF_EVENT: dict[str, str] = {name: kind.entity for name, kind in EVENT_TYPES.items()}
-FLOW_OF_EVENT: dict[str, str] = {name: kind.flow for name, kind in EVENT_TYPES.items()}
 
 
 class CanonicalEvent(BaseModel):

@@ -32,7 +32,8 @@ async def sweep(rt: Runtime) -> int:
                         col(Delivery.status) == DeliveryStatus.PENDING,
                         col(Delivery.next_attempt_at) <= now,
                     )
-                    .order_by(col(Delivery.id))
+                    # high-velocity stock first when a backlog builds up, then oldest first
+                    .order_by(col(Delivery.priority).desc(), col(Delivery.id))
                     .limit(SWEEP_BATCH)
                 )
             ).scalars()
