@@ -26,7 +26,6 @@ from app.db import after_commit, transaction
 from app.dbutil import insert_for, rowcount
 from app.delivery.capture import capture_exchanges
 from app.delivery.policy import backoff_seconds
-from app.mappings.service import resolve
 from app.models import (
     CanonicalEventRow,
     ConnectionState,
@@ -35,6 +34,7 @@ from app.models import (
     DeliveryStatus,
     EntityLink,
     Finding,
+    Mapping,
     UTCDateTime,
     utcnow,
 )
@@ -218,25 +218,61 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
         )
         connector = rt.connector(delivery.destination)
         needs = connector.required_mappings(event) if connector else []
-        needs += rule_needs(delivery.directives)
-        found, missing = await resolve(session, delivery.destination, needs)
+        needs = list(dict.fromkeys(needs + rule_needs(delivery.directives)))
+        found, links = await _mappings_and_links(session, delivery.destination, needs, event)
+        missing = [n for n in needs if n.key not in found.get(n.kind, {})]
         from app.flows import hooks  # the flows build on the engine, not the other way
 
         missing = await hooks.fill_variant_skus(session, rt, delivery.destination, found, missing)
-        links = await session.execute(
-            sa.select(
-                col(EntityLink.entity_type), col(EntityLink.our_key), col(EntityLink.remote_id)
-            )
-            .where(col(EntityLink.connection_id) == delivery.destination)
-            .where(col(EntityLink.our_key).in_(event.related_keys()))
-        )
         ctx = DeliveryContext(
-            links={(t, k): r for t, k, r in links},
-            mappings=found,
-            directives=dict(delivery.directives or {}),
+            links=links, mappings=found, directives=dict(delivery.directives or {})
         )
         event = await hooks.before_attempt(session, rt, delivery, event, ctx)
         return _Claimed(delivery, event, ctx, missing)
+
+
+MAPPINGS: sa.Table = Mapping.__table__  # type: ignore[attr-defined]
+LINKS: sa.Table = EntityLink.__table__  # type: ignore[attr-defined]
+# The mappings a delivery needs and the remote ids it may use, in one round trip.
+_LOOKUP = sa.union_all(
+    sa.select(
+        sa.literal("m").label("src"),
+        MAPPINGS.c.kind.label("a"),
+        MAPPINGS.c.our_key.label("b"),
+        MAPPINGS.c.their_key.label("c"),
+    ).where(
+        MAPPINGS.c.connection_id == sa.bindparam("destination"),
+        MAPPINGS.c.kind.in_(sa.bindparam("kinds", expanding=True)),
+        MAPPINGS.c.our_key.in_(sa.bindparam("keys", expanding=True)),
+    ),
+    sa.select(sa.literal("l"), LINKS.c.entity_type, LINKS.c.our_key, LINKS.c.remote_id).where(
+        LINKS.c.connection_id == sa.bindparam("destination"),
+        LINKS.c.our_key.in_(sa.bindparam("related", expanding=True)),
+    ),
+)
+
+
+async def _mappings_and_links(
+    session: AsyncSession, destination: str, needs: list[MappingNeed], event: CanonicalEvent
+) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], str]]:
+    rows = await session.execute(
+        _LOOKUP,
+        {
+            "destination": destination,
+            "kinds": sorted({n.kind for n in needs}),
+            "keys": sorted({n.key for n in needs}),
+            "related": event.related_keys(),
+        },
+    )
+    found: dict[str, dict[str, str]] = {}
+    links: dict[tuple[str, str], str] = {}
+    wanted = set(needs)
+    for src, a, b, c in rows:
+        if src == "l":
+            links[(a, b)] = c
+        elif MappingNeed(a, b) in wanted:
+            found.setdefault(a, {})[b] = c
+    return found, links
 
 
 def rule_needs(directives: dict[str, Any] | None) -> list[MappingNeed]:
