@@ -142,14 +142,18 @@ async def _not_seen(session: AsyncSession, events: list[CanonicalEvent]) -> list
     may already have come by webhook."""
     if not events:
         return []
+    keys = {e.entity_key for e in events}
+    newest_ids = (
+        sa.select(sa.func.max(col(CanonicalEventRow.id)))
+        .where(col(CanonicalEventRow.entity_key).in_(keys))
+        .group_by(col(CanonicalEventRow.entity_key), col(CanonicalEventRow.event_type))
+    )
     rows = await session.execute(
         sa.select(
             col(CanonicalEventRow.entity_key),
             col(CanonicalEventRow.event_type),
             col(CanonicalEventRow.payload),
-        )
-        .where(col(CanonicalEventRow.entity_key).in_({e.entity_key for e in events}))
-        .order_by(col(CanonicalEventRow.id))
+        ).where(col(CanonicalEventRow.id).in_(newest_ids))
     )
     newest: dict[tuple[str, str], dict[str, Any]] = {}
     for key, event_type, payload in rows:
