@@ -638,4 +638,5 @@ async def _record_findings(
         ],
     )
     for f in result.findings:
+        metrics.FINDINGS.labels(f.kind).inc()
         log.warning("finding", kind=f.kind, message=f.message)

@@ -232,4 +232,5 @@ async def _insert_findings(session: AsyncSession, ctx: PlanContext) -> None:
         ],
     )
     for finding, _, entity_key in ctx.findings:
+        metrics.FINDINGS.labels(finding.kind).inc()
         log.warning("finding", kind=finding.kind, entity_key=entity_key, message=finding.message)

@@ -42,3 +42,14 @@ BREAKER_STATE = Gauge(
     ["destination"],
 )
 BREAKER_STATE_VALUES = {"closed": 0, "half-open": 1, "open": 2}
+
+FINDINGS = Counter(
+    "gateway_findings_total",
+    "Things the flow rules reported (tax differences, stock drift, refund mismatches, ...)",
+    ["kind"],
+)
+POLLED_EVENTS = Counter(
+    "gateway_polled_events_total",
+    "New events read by polling a connection",
+    ["connection", "stream"],
+)

@@ -27,6 +27,7 @@ from app.flows.recorder import record_events, record_planned
 from app.flows.rules import effective_rules
 from app.flows.state import mapping_table, stock_levels_for
 from app.models import CanonicalEventRow, PollCursor, PriceRecord, StockLevel, utcnow
+from app.observability import metrics
 from app.runtime import Runtime
 from connectors.base import ConnectorError, Finding
 
@@ -111,6 +112,7 @@ async def poll_stream(rt: Runtime, connection_id: str, stream: str) -> int:
             await record_events(session, rt, connection_id, fresh)
             await _store_cursor(session, connection_id, stream, page.cursor, len(fresh))
         recorded += len(fresh)
+        metrics.POLLED_EVENTS.labels(connection_id, stream).inc(len(fresh))
         log.info(
             "polled",
             connection_id=connection_id,

@@ -634,3 +634,12 @@ async def test_of_two_levels_stamped_the_same_second_the_lower_wins(flow_rt: Any
     await record(rt, "erp", level("SKU-1", "1", "10", T0, allocated="2"))  # arrived late
     (latest,) = await deliveries(rt, destination="shop", status="pending")
     assert latest.payload is not None and Decimal(latest.payload["available"]) == 7
+
+
+async def test_findings_are_counted_in_metrics(flow_rt: Any) -> None:
+    from app.observability import metrics
+
+    before = metrics.FINDINGS.labels("negative_stock")._value.get()
+    rt = await flow_rt()
+    await record(rt, "erp", level("SKU-9", "1", "-2", T0))
+    assert metrics.FINDINGS.labels("negative_stock")._value.get() == before + 1
