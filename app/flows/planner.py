@@ -410,7 +410,11 @@ async def _sent_price(ctx: PlanContext, destination: str, price: Price) -> Decim
             col(SentPrice.currency) == price.currency,
         )
     )
-    return None if value is None else Decimal(value)
+    if value is None:
+        return None
+    # stored as NUMERIC(18,6): 19.990000 reads back as 19.99 for people
+    amount = Decimal(value).normalize()
+    return amount.quantize(Decimal("0.01")) if amount.as_tuple().exponent > -2 else amount  # type: ignore[operator]
 
 
 async def accept_price(

@@ -32,5 +32,10 @@ def test_demo_sends_orders_and_prints_where_to_look(tmp_path: Path) -> None:
     # four orders went through; the one with an unmapped SKU waits for its mapping
     assert re.search(r"NetSuite sales orders\s+4", out)
     assert "'parked': 1" in out and "'delivered': 4" in out
+    # NetSuite's stock reached the store, less the four orders' units; the 90% cut did not
+    stock = re.search(r"stock in the store\s+(\{.*\})", out)
+    assert stock and "None" not in stock.group(1), out
+    assert re.search(r"held for approval\s+1: price changes from 19.99 to 1.99", out), out
+    assert "'TSHIRT-RED-M': '19.99'" in out  # the store still shows the right price
     assert f"http://127.0.0.1:{port}/docs" in out
     assert (tmp_path / "var" / "gateway.log").exists()
