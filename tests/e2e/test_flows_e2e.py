@@ -244,6 +244,16 @@ def test_a_90_percent_price_cut_is_held_until_approved(flows: Flows) -> None:
     poll(lambda: _price(flows, "SKU-BLUE-L") == Decimal("10.00"), message="the approved price")
 
 
+def test_scheduled_jobs_run_as_arq_cron_jobs(flows: Flows) -> None:
+    # with Redis, `serve` runs no scheduler of its own: a run recorded here is the worker's
+    def ran() -> list[str]:
+        with flows.api() as api:
+            jobs = api.get("/jobs").json()
+        return [j["name"] for j in jobs if j["last_run_at"]]
+
+    assert {"prices", "reconcile"} <= set(poll(ran, message="the cron jobs to run"))
+
+
 def _price(flows: Flows, sku: str) -> Decimal | None:
     value = flows.shop_state()["prices"].get(sku, {}).get("price")
     return None if value is None else Decimal(str(value))
