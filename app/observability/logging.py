@@ -60,8 +60,11 @@ def configure_logging(settings: Settings) -> None:
     for name in ("uvicorn", "uvicorn.error", "arq"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    # Access logs are noisy at load; keep them at warning unless asked for debug.
-    logging.getLogger("uvicorn.access").setLevel(max(level, logging.WARNING))
+    # Access logs are noisy at load; keep them at warning unless asked for debug. The same
+    # for a line per outgoing request (httpx) and per job (arq): every delivery attempt logs
+    # one line of its own with its ids and outcome, and stores its redacted requests.
+    for name in ("uvicorn.access", "httpx", "arq.worker", "arq.jobs"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
