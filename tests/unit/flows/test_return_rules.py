@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,7 +10,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.canonical.common import Money
-from app.canonical.order import Order
 from app.canonical.returns import CreditMemo, Refund, Return, ReturnLine
 from app.flows.returns import (
     Reconciliation,
@@ -22,37 +20,9 @@ from app.flows.returns import (
     reconcile_refund,
     restock_adjustments,
 )
+from tests.unit.flows.orders import NOW, make_order
 
-NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 ORDER_KEY = "shop-eu:order:1001"
-
-
-def eur(amount: str) -> dict[str, str]:
-    return {"amount": amount, "currency": "EUR"}
-
-
-def make_order(lines: dict[str, str]) -> Order:
-    return Order.model_validate(
-        {
-            "source": "shop-eu",
-            "external_id": "1001",
-            "number": "#1001",
-            "created_at": NOW,
-            "currency": "EUR",
-            "customer": {"external_id": "c-7"},
-            "lines": [
-                {
-                    "line_id": str(i),
-                    "sku": sku,
-                    "title": sku,
-                    "quantity": qty,
-                    "unit_price": eur("10.00"),
-                }
-                for i, (sku, qty) in enumerate(lines.items(), start=1)
-            ],
-            "totals": {k: eur("0") for k in ("subtotal", "discounts", "shipping", "tax", "total")},
-        }
-    )
 
 
 def make_return(external_id: str, lines: dict[str, str], status: str = "requested") -> Return:
