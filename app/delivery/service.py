@@ -102,7 +102,7 @@ def enqueue_after_commit(
 # --- claiming -------------------------------------------------------------------------------
 
 
-def _claim_statement() -> Any:
+def _claim_statement(*, with_event: bool = False) -> Any:
     """UPDATE … SET in_flight WHERE claimable: built once, run with bound values.
 
     Claimable: pending and due, or in flight with an expired lease; not behind an earlier
@@ -150,7 +150,7 @@ def _claim_statement() -> Any:
             col(Delivery.status) == DeliveryStatus.IN_FLIGHT, col(Delivery.lease_expires_at) < now
         ),
     )
-    return (
+    stmt = (
         sa.update(DELIVERIES)
         .where(
             col(Delivery.id) == sa.bindparam("delivery_id"),
@@ -165,11 +165,22 @@ def _claim_statement() -> Any:
             lease_expires_at=sa.bindparam("lease_until", type_=UTCDateTime()),
             updated_at=now,
         )
-        .returning(*DELIVERIES.columns)
+    )
+    if not with_event:
+        return stmt.returning(*DELIVERIES.columns)
+    # Postgres: UPDATE … FROM the event row, so the claim also brings the event (one round
+    # trip less per delivery). SQLite cannot return columns of a FROM table.
+    events = CanonicalEventRow.__table__  # type: ignore[attr-defined]
+    return stmt.where(events.c.id == DELIVERIES.c.canonical_event_id).returning(
+        *DELIVERIES.columns,
+        events.c.occurred_at.label("event_occurred_at"),
+        events.c.payload.label("event_payload"),
     )
 
 
 _CLAIM = _claim_statement()
+_CLAIM_WITH_EVENT = _claim_statement(with_event=True)
+_DELIVERY_COLUMNS = [c.name for c in DELIVERIES.columns]
 
 
 @dataclass
@@ -184,9 +195,10 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
     now = utcnow()
     lease = timedelta(seconds=rt.settings.lease_seconds)
     async with transaction(rt.sessions) as session:
+        postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
         claimed = (
             await session.execute(
-                _CLAIM,
+                _CLAIM_WITH_EVENT if postgres else _CLAIM,
                 {
                     "delivery_id": delivery_id,
                     "owner": owner,
@@ -198,22 +210,25 @@ async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcom
         if claimed is None:
             unclaimed = await session.get(Delivery, delivery_id)
             return _why_not_claimed(unclaimed, now) if unclaimed else Outcome("skipped", "missing")
-        delivery = Delivery(**claimed._mapping)
-        row = (
-            await session.execute(
-                sa.select(
-                    col(CanonicalEventRow.occurred_at),
-                    col(CanonicalEventRow.payload),
-                ).where(col(CanonicalEventRow.id) == delivery.canonical_event_id)
-            )
-        ).one()
+        returned = claimed._mapping
+        delivery = Delivery(**{name: returned[name] for name in _DELIVERY_COLUMNS})
+        if postgres:
+            occurred_at, event_payload = returned["event_occurred_at"], returned["event_payload"]
+        else:
+            occurred_at, event_payload = (
+                await session.execute(
+                    sa.select(
+                        col(CanonicalEventRow.occurred_at), col(CanonicalEventRow.payload)
+                    ).where(col(CanonicalEventRow.id) == delivery.canonical_event_id)
+                )
+            ).one()
         # the route's rules may have made their own payload (and type) of the event
         event = CanonicalEvent.model_validate(
             {
                 "type": delivery.event_type,
                 "entity_key": delivery.entity_key,
-                "occurred_at": row.occurred_at,
-                "payload": delivery.payload if delivery.payload is not None else row.payload,
+                "occurred_at": occurred_at,
+                "payload": delivery.payload if delivery.payload is not None else event_payload,
             }
         )
         connector = rt.connector(delivery.destination)
