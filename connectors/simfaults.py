@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 
 @dataclass
@@ -39,3 +39,25 @@ class FaultCounters:
                 "retry_after": self.rate_limit_retry_after,
             },
         }
+
+
+F = TypeVar("F", bound=FaultCounters)
+
+
+class FaultControls(Generic[F]):
+    """The simulators' fault-injection methods, over their ``faults`` counters."""
+
+    faults: F
+
+    def set_latency(self, seconds: float) -> None:
+        self.faults.latency_seconds = max(0.0, seconds)
+
+    def outage(self, count: int | None = None) -> None:
+        """503 for the next ``count`` requests, or until cleared when None."""
+        self.faults.outage_until_cleared = count is None
+        self.faults.outage_remaining = 0 if count is None else count
+
+    def rate_limit(self, count: int, retry_after: float = 1.0) -> None:
+        """429 with ``Retry-After`` for the next ``count`` requests."""
+        self.faults.rate_limit_remaining = count
+        self.faults.rate_limit_retry_after = retry_after

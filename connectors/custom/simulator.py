@@ -47,7 +47,7 @@ from starlette.routing import Route
 from app.canonical.inventory import StockAvailability
 from connectors.base import SignatureError
 from connectors.custom import signing
-from connectors.simfaults import FaultCounters
+from connectors.simfaults import FaultControls, FaultCounters
 
 SECRET_ENV = "CUSTOM_SHOP_SECRET"
 DEFAULT_PORT = 8103
@@ -120,7 +120,7 @@ class Stats:
         }
 
 
-class ShopSimulator:
+class ShopSimulator(FaultControls[Faults]):
     """One shop: its secret, what it received, its stock table and faults, plus the ASGI app."""
 
     def __init__(
@@ -154,18 +154,6 @@ class ShopSimulator:
         self, sku: str, location: str | None, available: Decimal, as_of: datetime | None = None
     ) -> None:
         self.stock[(sku, location)] = StockRow(available, as_of)
-
-    def set_latency(self, seconds: float) -> None:
-        self.faults.latency_seconds = max(0.0, seconds)
-
-    def outage(self, count: int | None = None) -> None:
-        """503 for the next ``count`` requests; None: until cleared."""
-        self.faults.outage_until_cleared = count is None
-        self.faults.outage_remaining = 0 if count is None else count
-
-    def rate_limit(self, count: int, retry_after: float = 1.0) -> None:
-        self.faults.rate_limit_remaining = count
-        self.faults.rate_limit_retry_after = retry_after
 
     def accept_then_fail(self, count: int = 1) -> None:
         """The next ``count`` pushes are stored, then answered 500."""

@@ -89,7 +89,7 @@ from connectors.netsuite.auth import (
 )
 from connectors.netsuite.sim_erp import ErpState, OpError
 from connectors.netsuite.sim_webhooks import WebhookEmitter
-from connectors.simfaults import FaultCounters
+from connectors.simfaults import FaultControls, FaultCounters
 
 DEFAULT_ITEMS: tuple[str, ...] = ("1042", "959")
 DEFAULT_CONCURRENCY_LIMIT = 5
@@ -215,7 +215,7 @@ def _required(path: str) -> SimError:
     return SimError(400, "FIELD_PARAM_REQD", f"Please enter a value for [{path}]", path)
 
 
-class NetSuiteSimulator:
+class NetSuiteSimulator(FaultControls[Faults]):
     """One NetSuite account: credentials, records, stats and faults, plus the ASGI app."""
 
     def __init__(
@@ -284,19 +284,6 @@ class NetSuiteSimulator:
                 row.on_order = _qty(loc.get("quantityOnOrder"))
         for customer in customers:
             self._seed_record("customer", dict(customer))
-
-    def set_latency(self, seconds: float) -> None:
-        self.faults.latency_seconds = max(0.0, seconds)
-
-    def outage(self, count: int | None = None) -> None:
-        """503 for the next ``count`` record requests, or until cleared when None."""
-        self.faults.outage_until_cleared = count is None
-        self.faults.outage_remaining = 0 if count is None else count
-
-    def rate_limit(self, count: int, retry_after: float = 1.0) -> None:
-        """429 with ``Retry-After`` for the next ``count`` record requests."""
-        self.faults.rate_limit_remaining = count
-        self.faults.rate_limit_retry_after = retry_after
 
     def commit_then_timeout(
         self, count: int = 1, delay_seconds: float = 30.0, record: str | None = None
