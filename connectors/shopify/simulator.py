@@ -630,20 +630,29 @@ def _sim(request: Request) -> ShopifySimulator:
     return sim
 
 
+async def admin_call(
+    request: Request, response: Response, version: str, handler: Callable[[], Any], stat: str
+) -> Any:
+    """One Admin API call: token, call-limit bucket and faults, then ``handler``; the bucket's
+    headers go on the answer, errors included."""
+    sim = _sim(request)
+    headers = await sim.admit(request, version)
+    sim.stats[stat] += 1
+    try:
+        result = handler()
+    except AdminError as exc:
+        exc.headers = {**headers, **exc.headers}
+        raise
+    response.headers.update(headers)
+    return result
+
+
 def _add_admin_routes(app: FastAPI) -> None:
     async def guarded(
         request: Request, response: Response, version: str, handler: Callable[[], Any]
     ) -> Any:
-        sim = _sim(request)
-        headers = await sim.admit(request, version)
-        sim.stats[f"admin {request.url.path.rsplit('/', 1)[-1]}"] += 1
-        try:
-            result = handler()
-        except AdminError as exc:
-            exc.headers = {**headers, **exc.headers}
-            raise
-        response.headers.update(headers)
-        return result
+        stat = f"admin {request.url.path.rsplit('/', 1)[-1]}"
+        return await admin_call(request, response, version, handler, stat)
 
     @app.get("/admin/api/{version}/orders.json")
     async def list_orders(request: Request, response: Response, version: str) -> Any:
