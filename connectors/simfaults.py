@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -61,3 +62,16 @@ class FaultControls(Generic[F]):
         """429 with ``Retry-After`` for the next ``count`` requests."""
         self.faults.rate_limit_remaining = count
         self.faults.rate_limit_retry_after = retry_after
+
+    def set_common_faults(self, body: Mapping[str, Any]) -> None:
+        """Apply the faults every simulator knows from a control body (``/_sim/faults``):
+        ``latency_seconds``, ``outage`` {count | until_cleared}, ``rate_limit`` {count,
+        retry_after}. Bad values raise KeyError/TypeError/ValueError for the caller to report."""
+        if "latency_seconds" in body:
+            self.set_latency(float(body["latency_seconds"]))
+        if "outage" in body:
+            outage = body["outage"] or {}
+            self.outage(None if outage.get("until_cleared") else int(outage.get("count", 0)))
+        if "rate_limit" in body:
+            rl = body["rate_limit"] or {}
+            self.rate_limit(int(rl.get("count", 0)), float(rl.get("retry_after", 1.0)))

@@ -874,14 +874,7 @@ class NetSuiteSimulator(FaultControls[Faults]):
 
     def _set_faults(self, body: Mapping[str, Any]) -> None:
         try:
-            if "latency_seconds" in body:
-                self.set_latency(float(body["latency_seconds"]))
-            if "outage" in body:
-                outage = body["outage"] or {}
-                self.outage(None if outage.get("until_cleared") else int(outage.get("count", 0)))
-            if "rate_limit" in body:
-                rl = body["rate_limit"] or {}
-                self.rate_limit(int(rl.get("count", 0)), float(rl.get("retry_after", 1.0)))
+            self.set_common_faults(body)
             if "commit_then_timeout" in body:
                 ct = body["commit_then_timeout"] or {}
                 self.commit_then_timeout(
