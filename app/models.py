@@ -51,8 +51,10 @@ class DeliveryStatus:
     HELD = "held"
     DEAD = "dead"
     SUPERSEDED = "superseded"
+    # an operator said no (price guard, amendment, over-shipment): final unless re-opened
+    REJECTED = "rejected"
 
-    ALL = (PENDING, IN_FLIGHT, DELIVERED, PARKED, HELD, DEAD, SUPERSEDED)
+    ALL = (PENDING, IN_FLIGHT, DELIVERED, PARKED, HELD, DEAD, SUPERSEDED, REJECTED)
     # A later delivery of the same entity to the same destination waits behind these.
     BLOCKING = (PENDING, IN_FLIGHT, PARKED, HELD)
 
@@ -134,6 +136,9 @@ class Delivery(SQLModel, table=True):
     depends_on: str | None = Field(default=None, max_length=256)
     held_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
     priority: int = 0  # higher goes first when the sweeper picks due work
+    # when the current run of failed attempts began (None: not failing); transient errors
+    # are retried until the destination's retry window has passed since then
+    failing_since: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
 
 
 class DeliveryAttempt(SQLModel, table=True):
@@ -195,6 +200,23 @@ class ConnectionState(SQLModel, table=True):
     last_success_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     last_error_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    # the circuit breaker as the delivering processes last saw it (closed | open | half-open)
+    breaker_state: str | None = Field(default=None, max_length=16)
+    breaker_changed_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    breaker_reopens_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """Every delivering process says it is alive and whether it can consume (for /readyz)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: str = Field(primary_key=True, max_length=128)
+    kind: str = Field(max_length=16)  # arq | in-process
+    started_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    seen_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    state: str = Field(max_length=32)  # consuming | queue_unreachable | stopping
+    detail: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
 
 
 class Finding(SQLModel, table=True):

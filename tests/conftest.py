@@ -69,6 +69,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 TABLES = (
+    "worker_heartbeats",
     "findings",
     "stock_levels",
     "price_records",
