@@ -159,6 +159,13 @@ class Connector:
     side: ClassVar[Literal["store", "erp"]] = "store"
     inbound_flows: ClassVar[frozenset[str]] = frozenset()
     outbound_flows: ClassVar[frozenset[str]] = frozenset()
+    # Credential keys, checked by the config loader (check-config and serve alike): every
+    # connection must have the required ones; the webhook ones only when it sends us webhooks
+    # (it is a route's `from` for a flow it does not poll); any other key than these and the
+    # optional ones is an error.
+    required_credentials: ClassVar[frozenset[str]] = frozenset()
+    webhook_credentials: ClassVar[frozenset[str]] = frozenset()
+    optional_credentials: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: ConnectionConfig, http: httpx.AsyncClient) -> None:
         self.config = config

@@ -90,6 +90,8 @@ class CustomConnector(Connector):
     type_name = "custom"
     inbound_flows = frozenset({"orders", "customers", "returns"})
     outbound_flows = frozenset({"inventory", "products", "shipments", "returns", "customers"})
+    required_credentials = frozenset({WEBHOOK_SECRET})
+    optional_credentials = frozenset({PUSH_SECRET})
 
     def __init__(self, config: ConnectionConfig, http: httpx.AsyncClient) -> None:
         super().__init__(config, http)

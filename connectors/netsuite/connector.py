@@ -78,7 +78,8 @@ Connection config:
   ``base_currency`` (default USD), ``order_sources`` (connection ids whose orders NetSuite
   holds as ``<source>-<id>``, to read order keys back unambiguously), ``custom_fields``
   (see ``records.FieldNames``; ``null`` switches one off), ``return_location_id``;
-- credential ``webhook_secret`` for the user-event webhook (only needed when it is used).
+- credential ``webhook_secret`` for the user-event webhook: required when the connection is
+  the ``from`` of a route whose flow it does not poll (the config loader checks it).
 """
 
 from __future__ import annotations
@@ -469,6 +470,10 @@ class NetSuiteConnector(Connector):
     inbound_flows = frozenset({"inventory", "products", "customers", "shipments", "returns"})
     outbound_flows = frozenset({"orders", "customers", "returns"})
     poll_streams = STREAMS
+    required_credentials = frozenset(CREDENTIAL_KEYS)  # token-based auth, every call out
+    # only the user-event script's webhooks are signed with it; a connection that only polls
+    # (or only receives) does not need it
+    webhook_credentials = frozenset({WEBHOOK_SECRET})
 
     def __init__(self, config: ConnectionConfig, http: httpx.AsyncClient) -> None:
         super().__init__(config, http)

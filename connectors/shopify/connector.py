@@ -90,6 +90,8 @@ class ShopifyConnector(Connector):
     type_name = "shopify"
     inbound_flows = frozenset({"orders", "customers", "returns"})
     outbound_flows = frozenset({"inventory", "products", "shipments", "returns", "customers"})
+    # the webhook secret verifies every webhook; the access token is needed by every call out
+    required_credentials = frozenset({WEBHOOK_SECRET, ACCESS_TOKEN})
 
     def __init__(self, config: ConnectionConfig, http: httpx.AsyncClient) -> None:
         super().__init__(config, http)
