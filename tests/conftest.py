@@ -142,6 +142,7 @@ NS_CREDS = {
     "token_id": "tk-test",
     "token_secret": "ts-test",
 }
+NS_WEBHOOK_SECRET = "ns-webhook-test"  # the user-event script's, for routes from erp
 
 
 def gateway_config_yaml(netsuite_url: str = "http://127.0.0.1:9/ns", **delivery: Any) -> str:
@@ -164,7 +165,7 @@ connections:
   - id: erp
     type: netsuite
     base_url: {netsuite_url}
-    credentials: {{{creds}}}
+    credentials: {{{creds}, webhook_secret: {NS_WEBHOOK_SECRET}}}
     options: {{discount_item_id: "900"}}
 routes:
   - {{flow: orders, from: shop, to: erp}}

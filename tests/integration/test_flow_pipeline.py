@@ -55,7 +55,7 @@ connections:
   - id: erp
     type: netsuite
     base_url: http://127.0.0.1:9/ns
-    credentials: {{{creds}}}
+    credentials: {{{creds}, webhook_secret: ns-webhook-test}}
 routes:
   - {{flow: orders, from: shop, to: erp}}
   - {{flow: customers, from: shop, to: erp}}
