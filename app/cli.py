@@ -3,38 +3,69 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.config import ConfigError, load_config
-from app.settings import get_settings
+from pydantic import ValidationError
+
+from app.config import ConfigError, GatewayConfig, load_config
+from app.settings import Settings, get_settings
+from app.startup import StartupError
+
+if TYPE_CHECKING:
+    from app.startup import Migration
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _alembic_root() -> Path:
-    """Where alembic.ini lives: the source tree, or the working dir of an installed image."""
-    for candidate in (ROOT, Path.cwd()):
-        if (candidate / "alembic.ini").exists():
-            return candidate
-    raise SystemExit("alembic.ini not found: run from the erp-gateway directory")
+def _print_config_error(source: str, problems: list[str]) -> None:
+    print(f"config error in {source}:", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
 
 
-def _config_or_exit() -> None:
+def _config_or_exit() -> GatewayConfig:
+    """The config serve and worker start with, checked exactly as check-config checks it."""
     settings = get_settings()
     try:
-        load_config(settings.config)
+        config = load_config(settings.config)
+        settings.parsed_api_keys()
     except ConfigError as exc:
-        print(f"config error in {exc.source}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
+        _print_config_error(exc.source, exc.problems)
         raise SystemExit(2) from None
+    except ValueError as exc:
+        _print_config_error("the environment (GATEWAY_API_KEYS)", [str(exc)])
+        raise SystemExit(2) from None
+    return config
+
+
+def _schema_or_exit(settings: Settings) -> None:
+    """Stop (StartupError, one line) on a database that is unreachable or not migrated; with
+    GATEWAY_AUTO_MIGRATE=1 migrate it first and log that."""
+    from app.observability.logging import configure_logging, get_logger
+    from app.startup import ensure_schema
+
+    configure_logging(settings)
+    if settings.log_level.upper() != "DEBUG":  # alembic's setup chatter
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    migration = ensure_schema(settings)
+    if migration is not None:
+        get_logger("gateway.startup").info(
+            migration.describe() + " (GATEWAY_AUTO_MIGRATE=1)",
+            database=migration.database,
+            from_revision=migration.before or "empty",
+            to_revision=migration.after,
+        )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     _config_or_exit()
+    _schema_or_exit(get_settings())
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -47,13 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(_: argparse.Namespace) -> None:
-    from arq.worker import run_worker
-
-    from app.delivery.worker import use_uvloop, worker_settings
-    from app.main import load_runtime_inputs
-
-    _config_or_exit()
-    settings, config = load_runtime_inputs()
+    config = _config_or_exit()
+    settings = get_settings()
     if not settings.redis_url:
         print(
             "erp-gateway worker needs GATEWAY_REDIS_URL (without Redis, `serve` delivers "
@@ -61,28 +87,21 @@ def cmd_worker(_: argparse.Namespace) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
-    use_uvloop()
-    run_worker(type("WorkerSettings", (), worker_settings(settings, config)))
+    _schema_or_exit(settings)
+    from app.delivery.worker import run_arq_worker
+
+    run_arq_worker(settings, config)
 
 
-def migrate(database_url: str | None = None) -> None:
-    from alembic.config import Config
+def migrate(database_url: str | None = None) -> Migration:
+    """Upgrade the database (default: GATEWAY_DATABASE_URL) to the latest schema."""
+    from app.startup import migrate as upgrade
 
-    from alembic import command
-
-    root = _alembic_root()
-    cfg = Config(str(root / "alembic.ini"))
-    cfg.set_main_option("script_location", str(root / "alembic"))
-    cfg.attributes["configure_logger"] = False
-    if database_url:
-        cfg.attributes["database_url"] = database_url
-    command.upgrade(cfg, "head")
+    return upgrade(database_url or get_settings().database_url)
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:
-    settings = get_settings()
-    migrate(settings.database_url)
-    print(f"database is at the latest schema ({settings.database_url.split('://', 1)[0]})")
+    print(migrate(get_settings().database_url).describe())
 
 
 def cmd_check_config(_: argparse.Namespace) -> None:
@@ -90,15 +109,7 @@ def cmd_check_config(_: argparse.Namespace) -> None:
     if not settings.config:
         print("GATEWAY_CONFIG is not set: the gateway would start with no connections.")
         return
-    try:
-        config = load_config(settings.config)
-        settings.parsed_api_keys()
-    except (ConfigError, ValueError) as exc:
-        problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
-        print(f"config error in {settings.config}:", file=sys.stderr)
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
-        raise SystemExit(2) from None
+    config = _config_or_exit()
     print(f"{settings.config}: OK")
     for conn in config.connections:
         print(
@@ -118,29 +129,84 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(orders=args.orders, port=args.port, stay=not args.exit)
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: pydantic's settings errors name the variable."""
+    if isinstance(exc, ValidationError):
+        problems = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"])
+            if exc.title == "Settings":
+                where = f"GATEWAY_{where.upper()}"
+            problems.append(f"{where}: {err['msg']}")
+        return "; ".join(problems)
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    level = os.environ.get("GATEWAY_LOG_LEVEL", "")
+    return bool(getattr(args, "debug", False)) or level.strip().upper() == "DEBUG"
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Run the command; a failure is one line on stderr and a non-zero exit (tracebacks only
+    with --debug or GATEWAY_LOG_LEVEL=DEBUG)."""
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except StartupError as exc:
+        if _debug(args):
+            raise
+        print(f"erp-gateway {args.command}: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except ValidationError as exc:  # the settings from the environment
+        if _debug(args):
+            raise
+        print(f"erp-gateway {args.command}: {_one_line(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except Exception as exc:
+        if _debug(args):
+            raise
+        print(
+            f"erp-gateway {args.command}: {_one_line(exc)} (run with --debug to see where)",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="erp-gateway", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of a failure (also GATEWAY_LOG_LEVEL=DEBUG)",
+    )
+    parser = argparse.ArgumentParser(prog="erp-gateway", description=__doc__, parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the API (and the in-process worker without Redis)")
+    serve = sub.add_parser(
+        "serve", help="run the API (and the in-process worker without Redis)", parents=[common]
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
     sub.add_parser(
-        "worker", help="run an arq delivery worker (needs GATEWAY_REDIS_URL)"
+        "worker", help="run an arq delivery worker (needs GATEWAY_REDIS_URL)", parents=[common]
     ).set_defaults(func=cmd_worker)
-    sub.add_parser("migrate", help="upgrade the database to the latest schema").set_defaults(
-        func=cmd_migrate
-    )
-    sub.add_parser("check-config", help="validate GATEWAY_CONFIG and the settings").set_defaults(
-        func=cmd_check_config
-    )
-    demo = sub.add_parser("demo", help="gateway + simulators + sample orders")
+    sub.add_parser(
+        "migrate", help="upgrade the database to the latest schema", parents=[common]
+    ).set_defaults(func=cmd_migrate)
+    sub.add_parser(
+        "check-config", help="validate GATEWAY_CONFIG and the settings", parents=[common]
+    ).set_defaults(func=cmd_check_config)
+    demo = sub.add_parser("demo", help="gateway + simulators + sample orders", parents=[common])
     demo.add_argument("--orders", type=int, default=20)
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--exit", action="store_true", help="stop after the summary")
     demo.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
-    args.func(args)
+    _run(args)
 
 
 if __name__ == "__main__":

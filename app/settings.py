@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     # The arq worker serves its own /metrics here (delivery outcomes, latency); unset: off.
     worker_metrics_port: int | None = None
+    # serve and worker migrate a database that is behind instead of refusing to start
+    auto_migrate: bool = False
 
     @field_validator("redis_url", "config", "worker_metrics_port", mode="before")
     @classmethod
