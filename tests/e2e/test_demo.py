@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import select
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,3 +44,127 @@ def test_demo_sends_orders_and_prints_where_to_look(tmp_path: Path) -> None:
     assert "'TSHIRT-RED-M': '19.99'" in out  # the store still shows the right price
     assert f"http://127.0.0.1:{port}/docs" in out
     assert (tmp_path / "var" / "gateway.log").exists()
+
+
+def _demo(port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "app.cli", "demo", "--port", str(port), *extra]
+
+
+DEMO_ENV = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _base_port_with_free_neighbours() -> int:
+    for _ in range(50):
+        port = free_port()
+        if port <= 65000 and not any(_listening(port + d) for d in (101, 102)):
+            return port
+    raise AssertionError("no free port with free +101 and +102")
+
+
+@pytest.mark.parametrize("taken_offset", [0, 102])
+def test_demo_refuses_a_taken_port_in_one_line_and_starts_nothing(
+    tmp_path: Path, taken_offset: int
+) -> None:
+    port = _base_port_with_free_neighbours()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port + taken_offset))
+        squatter.listen()
+        started = time.monotonic()
+        result = subprocess.run(
+            _demo(port, "--orders", "2"),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=DEMO_ENV,
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert elapsed < 10, elapsed
+    (line,) = result.stderr.splitlines()
+    assert f"port {port + taken_offset}" in line and "already in use" in line, line
+    assert "make run PORT=" in line
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    # nothing was started: no simulator listens, no process wrote a log
+    assert not any(_listening(port + d) for d in (0, 101, 102) if d != taken_offset)
+    assert not (tmp_path / "var").exists()
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rpartition(")")[2].split()[1])
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its new parent to reap it counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> str:
+    assert proc.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            seen += line
+            if needle in line:
+                return seen
+            if not line and proc.poll() is not None:
+                break
+    raise AssertionError(f"the demo never printed {needle!r}; it printed:\n{seen}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_the_demo_takes_its_children_with_it(tmp_path: Path, sig: signal.Signals) -> None:
+    port = _base_port_with_free_neighbours()
+    demo = subprocess.Popen(
+        _demo(port, "--orders", "2"),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=DEMO_ENV,
+    )
+    children: list[int] = []
+    try:
+        _read_until(demo, "sending 2 signed Shopify orders", timeout=90)
+        children = _children_of(demo.pid)
+        assert len(children) == 3, children  # two simulators and the gateway
+        assert all(_listening(port + d) for d in (0, 101, 102))
+        demo.send_signal(sig)
+        demo.wait(30)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in children if _alive(pid)], "children outlived the demo"
+        assert not any(_listening(port + d) for d in (0, 101, 102))
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(10)
+        for pid in children:  # started by this test (through the demo): never leave them
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
