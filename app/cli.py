@@ -88,9 +88,12 @@ def cmd_worker(_: argparse.Namespace) -> None:
         )
         raise SystemExit(2)
     _schema_or_exit(settings)
-    from app.delivery.worker import run_arq_worker
+    from arq.worker import run_worker
 
-    run_arq_worker(settings, config)
+    from app.delivery.worker import use_uvloop, worker_settings
+
+    use_uvloop()
+    run_worker(type("WorkerSettings", (), worker_settings(settings, config)))
 
 
 def migrate(database_url: str | None = None) -> Migration:
