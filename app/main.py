@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     app.state.api_keys = settings.parsed_api_keys()
     install_error_handlers(app)
 
+    from app.erasure.router import router as erasure_router
     from app.health import router as health_router
     from app.ingest.router import router as ingest_router
     from app.ops.router import router as ops_router
@@ -87,4 +88,5 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     app.include_router(ingest_router)
     app.include_router(health_router)
     app.include_router(ops_router, prefix="/api/v1")
+    app.include_router(erasure_router, prefix="/api/v1")
     return app

@@ -353,3 +353,64 @@ class OrderAllocation(SQLModel, table=True):
     sku: str = Field(max_length=128)
     quantity: Decimal = Field(sa_column=sa.Column(sa.Numeric(18, 6), nullable=False))
     booked_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class PersonRef(SQLModel, table=True):
+    """Whom a canonical event is about, for erase requests (app/erasure).
+
+    One row per identity an event names: ``ref_hash`` is the SHA-256 of a normalized
+    "email:…", "phone:…" (both scoped to the source connection), "customer:<key>" or
+    "order:<key>" value, so this index finds a person's records without being a copy of
+    their data. Rows go when the event is erased.
+    """
+
+    __tablename__ = "person_refs"
+    __table_args__ = (sa.Index("ix_person_refs_hash", "ref_hash", "canonical_event_id"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    source: str = Field(max_length=64)
+    ref_hash: str = Field(max_length=64)
+    canonical_event_id: int = Field(
+        sa_column=sa.Column(
+            sa.BigInteger(), sa.ForeignKey("canonical_events.id"), nullable=False, index=True
+        )
+    )
+
+
+class ErasureRecord(SQLModel, table=True):
+    """One erase request and the background job that carries it out (app/erasure).
+
+    Holds no personal data: the requested e-mail/phone only as hashes, the customer id as
+    given. ``ref_hashes`` are what the job searches by while it runs; dropped when done.
+    """
+
+    __tablename__ = "erasure_requests"
+    __table_args__ = (sa.Index("ix_erasure_requests_status", "status", "id"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    canonical_event_id: int = Field(
+        sa_column=sa.Column(
+            sa.BigInteger(), sa.ForeignKey("canonical_events.id"), nullable=False, unique=True
+        )
+    )
+    source: str = Field(max_length=64)
+    entity_key: str = Field(max_length=256)
+    # pending → scrubbing → awaiting_delivery (the request itself waits to be passed on) → done
+    status: str = Field(default="pending", max_length=32)
+    identifiers: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(JSONType, nullable=False)
+    )
+    ref_hashes: list[str] | None = Field(default=None, sa_column=sa.Column(JSONType))
+    cursor: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    events_found: int = 0
+    counts: dict[str, int] = Field(
+        default_factory=dict, sa_column=sa.Column(JSONType, nullable=False)
+    )
+    note: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    requested_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    scrubbed_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    finished_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    leased_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))

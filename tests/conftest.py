@@ -69,6 +69,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 TABLES = (
+    "erasure_requests",
+    "person_refs",
     "worker_heartbeats",
     "findings",
     "stock_levels",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from app.canonical.common import Address, CanonicalModel, Money
 
@@ -40,8 +42,19 @@ class Customer(CanonicalModel):
         return [self.entity_key]
 
 
+# A real address: something@label.label…, the last label a top-level domain of letters.
+# ".com", "a@b" or "@example.com" name nobody (and would match far too much).
+_EMAIL = re.compile(r"^[^@\s]+@(?:[^@\s.]+\.)+[A-Za-z][A-Za-z-]*[A-Za-z]$")
+MIN_ERASURE_PHONE_DIGITS = 7  # fewer cannot be a reachable number (country code included)
+
+
 class ErasureRequest(CanonicalModel):
-    """A GDPR/CCPA erase request: propagate it and scrub the gateway's own copies."""
+    """A GDPR/CCPA erase request: propagate it and scrub the gateway's own copies.
+
+    Each identifier given must really identify someone: a whole e-mail address, a phone
+    number of at least 7 digits, a non-empty customer id; at least one of them is needed.
+    The erasure matches these values exactly (normalized), never as substrings.
+    """
 
     schema_version: Literal[1] = CUSTOMER_SCHEMA_VERSION
     source: str
@@ -51,10 +64,49 @@ class ErasureRequest(CanonicalModel):
     requested_at: datetime
     reason: Literal["gdpr", "ccpa", "other"] = "gdpr"
 
+    @field_validator("customer_external_id", "email", "phone", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip() or None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _real_email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(
+                "not an e-mail address (name@domain.tld); an erase request names one person "
+                "by their whole address"
+            )
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _real_phone(cls, value: str | None) -> str | None:
+        if value is not None and len(re.sub(r"\D", "", value)) < MIN_ERASURE_PHONE_DIGITS:
+            raise ValueError(
+                f"not a phone number: at least {MIN_ERASURE_PHONE_DIGITS} digits are needed"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _names_someone(self) -> ErasureRequest:
+        if not (self.customer_external_id or self.email or self.phone):
+            raise ValueError(
+                "an erase request needs customer_external_id, email or phone to say whom to erase"
+            )
+        return self
+
     @property
     def entity_key(self) -> str:
-        who = self.customer_external_id or f"email:{(self.email or '').strip().lower()}"
-        return f"{self.source}:customer:{who}"
+        if self.customer_external_id:
+            return f"{self.source}:customer:{self.customer_external_id}"
+        # no e-mail or phone in keys: keys end up in logs, outbox rows and findings
+        who = (self.email or "").strip().lower() or re.sub(r"\D", "", self.phone or "")
+        return f"{self.source}:customer:erasure-{hashlib.sha256(who.encode()).hexdigest()[:16]}"
 
     def related_keys(self) -> list[str]:
         return [self.entity_key]

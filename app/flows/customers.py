@@ -6,16 +6,14 @@ same person typed slightly differently in two systems is found, not created twic
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.canonical.customer import Customer, ErasureRequest
+from app.canonical.customer import Customer
 
 Side = Literal["store", "erp"]
 MatchOn = Literal["email", "phone", "name_postcode"]
@@ -27,9 +25,6 @@ _ADDRESS_INDEX_FIELDS = ("default_billing", "default_shipping")
 OWNABLE_FIELDS: frozenset[str] = frozenset(
     set(Customer.model_fields) - IDENTITY_FIELDS - {"schema_version", *_ADDRESS_INDEX_FIELDS}
 )
-
-ERASED = "[erased]"
-MIN_NEEDLE = 4  # shorter needles would erase unrelated text ("jo", "12")
 
 
 def _default_owners() -> dict[str, Side]:
@@ -77,6 +72,13 @@ class CustomerRules(BaseModel):
         default=None,
         description="ISO country (e.g. DE) whose calling code is added to phone numbers "
         "written without one, when the customer's address does not say the country.",
+    )
+    erase_linked_erp_records: bool = Field(
+        default=True,
+        description="An erase request also scrubs the gateway's copies of the ERP-side "
+        "records linked to the person's customer (entity links, duplicate matches) and the "
+        "ERP's records about their orders (shipments, credit memos). False: only what the "
+        "requesting connection sent.",
     )
 
     @field_validator("field_owner")
@@ -275,109 +277,44 @@ def owned_view(customer: Customer, source_side: Side, rules: CustomerRules) -> d
 
 
 # --- erasure (GDPR/CCPA) ------------------------------------------------------------------
+# The erasure itself (finding the person, scrubbing) is app/erasure/; the rules it follows:
+# ``CustomerRules.erase_linked_erp_records`` and the normalization above (whole values only).
 
 
-def erasure_needles(
-    request: ErasureRequest,
-    known: list[Customer],
-    default_country_code: str | None = None,
-) -> set[str]:
-    """Strings whose presence marks a value as the data subject's personal data.
+def erasure_email(value: str | None) -> str | None:
+    """The e-mail as erasure compares it: the whole address, trimmed and lower-cased."""
+    return normalize_email(value)
 
-    The request's e-mail and phone (as written and normalized) plus, from the known
-    records of that person, their e-mails, phones, full names and street lines.
+
+def erasure_phones(value: str | None, country: str | None) -> set[str]:
+    """The forms a phone number is compared in: "+<E.164 digits>" when the country is known
+    (from the number, its address or ``default_country_code``), else its bare digits."""
+    if not value:
+        return set()
+    e164 = normalize_phone(value, country)
+    if e164 is not None:
+        return {e164}
+    digits = re.sub(r"\D", "", value)
+    return {digits} if len(digits) >= MIN_PHONE_DIGITS else set()
+
+
+def erasure_request_phones(value: str | None, default_country_code: str | None) -> set[str]:
+    """Every form a request's phone may have been stored in.
+
+    A number written with its calling code has one form. Without one, the request does not
+    say the country: with ``default_country_code`` set that country's form is used, else the
+    forms for every known calling code (each compared whole, so this never matches a
+    substring) plus the bare digits.
     """
-    candidates: list[str | None] = []
-
-    def add_email(email: str | None) -> None:
-        candidates.extend([(email or "").strip(), normalize_email(email)])
-
-    def add_phone(phone: str | None, country: str | None) -> None:
-        candidates.extend([(phone or "").strip(), normalize_phone(phone, country)])
-
-    add_email(request.email)
-    add_phone(request.phone, default_country_code)
-    for customer in known:
-        add_email(customer.email)
-        add_phone(customer.phone, _customer_country(customer) or default_country_code)
-        candidates.append(
-            " ".join(f"{customer.first_name or ''} {customer.last_name or ''}".split())
-        )
-        for address in customer.addresses:
-            candidates.append((address.line1 or "").strip())
-            add_phone(address.phone, address.country_code or default_country_code)
-    return {c for c in candidates if c and len(c) >= MIN_NEEDLE}
-
-
-def _contains(text: str, folded_needles: list[str]) -> bool:
-    folded = text.casefold()
-    return any(n in folded for n in folded_needles)
-
-
-def _scrub(value: Any, needles: list[str]) -> tuple[Any, int]:
-    if isinstance(value, str):
-        return (ERASED, 1) if _contains(value, needles) else (value, 0)
-    if isinstance(value, dict):
-        out: dict[Any, Any] = {}
-        count = 0
-        for key, item in value.items():
-            new_item, n = _scrub(item, needles)
-            count += n
-            if isinstance(key, str) and _contains(key, needles):
-                # keys can be personal too (an index by e-mail); keep them distinct
-                key, suffix = ERASED, 2
-                while key in out or key in value:
-                    key, suffix = f"{ERASED}#{suffix}", suffix + 1
-                count += 1
-            out[key] = new_item
-        return out, count
-    if isinstance(value, list | tuple):
-        items = [_scrub(item, needles) for item in value]
-        return [item for item, _ in items], sum(n for _, n in items)
-    return value, 0
-
-
-def scrub(value: Any, needles: set[str]) -> tuple[Any, int]:
-    """``value`` with every string that contains a needle (any case) replaced by "[erased]".
-
-    Walks dicts (keys and values), lists and tuples; returns the copy and how many strings
-    were replaced. Whole strings go, not just the needle: "Jane Doe <jane@x.org>" leaks
-    the name if only the address is cut out.
-    """
-    folded = [n.casefold() for n in needles if n]
-    if not folded:
-        return value, 0
-    return _scrub(value, folded)
-
-
-def scrub_bytes(body: bytes, needles: set[str]) -> tuple[bytes, int]:
-    """A raw webhook body without the needles.
-
-    JSON is parsed, scrubbed like :func:`scrub` and serialized again (only when something
-    was erased, so untouched bodies keep their exact bytes). Anything else gets a
-    case-insensitive replacement of each needle, also in its URL-encoded form.
-    """
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        parsed = _NOT_JSON
-    if parsed is not _NOT_JSON:
-        cleaned, count = scrub(parsed, needles)
-        if count == 0:
-            return body, 0
-        return json.dumps(cleaned, ensure_ascii=False).encode("utf-8"), count
-
-    patterns: set[str] = set()
-    for needle in needles:
-        if needle:
-            patterns.update({needle, quote_plus(needle)})
-    count = 0
-    # longest first, so "jane@example.com" goes before an overlapping shorter needle
-    for needle in sorted(patterns, key=len, reverse=True):
-        pattern = re.compile(re.escape(needle.encode("utf-8")), re.IGNORECASE)
-        body, n = pattern.subn(ERASED.encode(), body)
-        count += n
-    return body, count
-
-
-_NOT_JSON = object()
+    if not value:
+        return set()
+    forms = erasure_phones(value, None)
+    if forms and next(iter(forms)).startswith("+"):
+        return forms
+    countries = [default_country_code] if default_country_code else list(CALLING_CODES)
+    for country in countries:
+        forms |= erasure_phones(value, country)
+    digits = re.sub(r"\D", "", value)
+    if len(digits) >= MIN_PHONE_DIGITS:
+        forms.add(digits)
+    return forms

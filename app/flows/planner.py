@@ -527,18 +527,14 @@ async def _link_customer(
 
 
 async def _plan_erasure(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
-    from app.flows.erasure import erase_local_copies
-
+    """Pass the request on to every route; the gateway's own copies are scrubbed by the
+    erasure job (app/erasure), in the background, not inside this (webhook) transaction.
+    The recorder has registered the request for it; the job reports ``customer_erased``."""
     request = event.payload_as(ErasureRequest)
-    scrubbed = await erase_local_copies(ctx.session, request, keep_event_key=event.entity_key)
-    ctx.report(
-        Finding(
-            "customer_erased",
-            f"erase request for {event.entity_key}: {scrubbed} stored values scrubbed; "
-            "the request is passed on to every connected system",
-            {"scrubbed": scrubbed},
-        ),
+    log.info(
+        "erase request accepted; the erasure job scrubs the stored data",
         entity_key=event.entity_key,
+        reason=request.reason,
     )
     return [_as_is(route, event) for route in ctx.routes("customers")]
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.canonical.events import EVENT_TYPES, CanonicalEvent
 from app.delivery.service import DELIVERIES, enqueue_after_commit
+from app.erasure.refs import note_event
 from app.flows.planner import PlanContext, Planned, plan_event
 from app.flows.rules import RulesConfig, effective_rules
 from app.models import CanonicalEventRow, DeliveryStatus, Finding, utcnow
@@ -68,6 +69,8 @@ async def record_events(
     for event in events:
         event_id = await _insert_event(session, source, event, inbound_event_id, received_at)
         recorded.event_ids.append(event_id)
+        # whom the event is about (hashes), so an erase request finds it by index later
+        await note_event(session, event_id, source, event, ctx.rules.customers.default_country_code)
         planned = await plan_event(ctx, event)
         for plan in planned:
             if plan.supersedes:

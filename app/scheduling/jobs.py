@@ -1,4 +1,5 @@
-"""Scheduled work: polling for changes, stock reconciliation, sale price start and end.
+"""Scheduled work: polling for changes, stock reconciliation, sale price start and end,
+erase requests (``app.erasure.job``).
 
 Plain async functions over a Runtime; arq runs ``run_due_jobs`` as a cron job and the
 in-process worker calls it from its loop. Each job first claims its slot with one UPDATE on
@@ -21,6 +22,7 @@ from app.canonical.events import CanonicalEvent, make_event
 from app.canonical.product import Price
 from app.db import transaction
 from app.dbutil import insert_for, rowcount
+from app.erasure.job import run_erasures
 from app.flows import inventory as inventory_rules
 from app.flows.planner import PlanContext, Planned, availability_deliveries
 from app.flows.recorder import record_events, record_planned
@@ -49,6 +51,8 @@ async def run_due_jobs(rt: Runtime) -> dict[str, int]:
         rules = await effective_rules(session, rt.config.rules)
     if await _claim(rt, GATEWAY, "prices", rt.settings.schedule_tick_seconds):
         done["prices"] = await apply_price_schedule(rt)
+    if await _claim(rt, GATEWAY, "erasures", rt.settings.schedule_tick_seconds):
+        done["erasures"] = await run_erasures(rt)
     if _has_inventory_routes(rt) and await _claim(
         rt, GATEWAY, "reconcile", rules.inventory.reconcile_interval_seconds
     ):

@@ -396,6 +396,13 @@ def test_an_erase_request_reaches_the_erp_and_scrubs_the_gateway(flows: Flows) -
     poll(lambda: (ns_customer() or {}).get("isInactive") is True, message="the ERP erasure")
     erased = ns_customer()
     assert erased is not None and email not in str(erased)
+
+    def erasure_done() -> bool:  # the worker's scheduled job scrubs the gateway's copies
+        with flows.api() as api:
+            items = api.get("/erasures").json()["items"]
+        return bool(items) and items[0]["status"] == "done"
+
+    poll(erasure_done, timeout=60, message="the erasure job to finish")
     with flows.api() as api:  # the gateway's copies: raw webhooks and canonical events
         inbound = api.get("/inbound-events", params={"limit": 500}).json()["items"]
         bodies = [

@@ -363,18 +363,21 @@ async def test_customer_fields_follow_the_system_of_record(flow_rt: Any) -> None
 
 
 async def test_erase_request_scrubs_stored_payloads_and_raw_bodies(flow_rt: Any) -> None:
+    from app.erasure.job import run_erasures
+
     rt = await flow_rt()
     async with transaction(rt.sessions) as session:
-        session.add(
-            InboundEvent(
-                connection_id="shop",
-                topic="customers/create",
-                dedupe_key="x",
-                received_at=T0,
-                headers={},
-                body=b'{"email": "erase.me@example.com", "note": "hi"}',
-            )
+        raw = InboundEvent(
+            connection_id="shop",
+            topic="customers/create",
+            dedupe_key="x",
+            received_at=T0,
+            headers={},
+            body=b'{"email": "erase.me@example.com", "note": "hi"}',
         )
+        session.add(raw)
+        await session.flush()
+        raw_id = raw.id
     await record(
         rt,
         "shop",
@@ -383,6 +386,7 @@ async def test_erase_request_scrubs_stored_payloads_and_raw_bodies(flow_rt: Any)
             customer("9", "erase.me@example.com", first_name="Erika", last_name="Mustermann"),
             T0,
         ),
+        inbound_event_id=raw_id,
     )
     await record(
         rt,
@@ -398,6 +402,8 @@ async def test_erase_request_scrubs_stored_payloads_and_raw_bodies(flow_rt: Any)
             T0,
         ),
     )
+    # recording the request only registers it; the erasure job scrubs
+    await run_erasures(rt)
     async with rt.sessions() as session:
         bodies = [bytes(b) for b in (await session.execute(sa.select(InboundEvent.body))).scalars()]  # type: ignore[call-overload]
         payloads = [
