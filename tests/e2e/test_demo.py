@@ -120,20 +120,22 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> str:
+def _read_until(proc: subprocess.Popen[bytes], needle: str, timeout: float) -> str:
+    """What the demo printed, up to ``needle`` (raw reads: no buffer hides a line from select)."""
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
     seen = ""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+    while time.monotonic() < deadline and needle not in seen:
+        ready, _, _ = select.select([fd], [], [], 0.5)
         if ready:
-            line = proc.stdout.readline()
-            seen += line
-            if needle in line:
-                return seen
-            if not line and proc.poll() is not None:
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 break
-    raise AssertionError(f"the demo never printed {needle!r}; it printed:\n{seen}")
+            seen += chunk.decode(errors="replace")
+    if needle not in seen:
+        raise AssertionError(f"the demo never printed {needle!r}; it printed:\n{seen}")
+    return seen
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -145,7 +147,7 @@ def test_the_demo_takes_its_children_with_it(tmp_path: Path, sig: signal.Signals
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
+        bufsize=0,
         env=DEMO_ENV,
     )
     children: list[int] = []
