@@ -88,12 +88,9 @@ def cmd_worker(_: argparse.Namespace) -> None:
         )
         raise SystemExit(2)
     _schema_or_exit(settings)
-    from arq.worker import run_worker
+    from app.delivery.worker import run_arq_worker
 
-    from app.delivery.worker import use_uvloop, worker_settings
-
-    use_uvloop()
-    run_worker(type("WorkerSettings", (), worker_settings(settings, config)))
+    run_arq_worker(settings, config)
 
 
 def migrate(database_url: str | None = None) -> Migration:

@@ -43,7 +43,24 @@ class ConfigError(Exception):
 class DeliveryPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_attempts: int = Field(default=8, ge=1, description="attempts before a delivery is dead")
+    @model_validator(mode="before")
+    @classmethod
+    def _max_attempts_replaced(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_attempts" in data:
+            raise ValueError(
+                "max_attempts was replaced by retry_window_seconds: transient failures are "
+                "retried for a time (default 72 h), not a count, and never while the "
+                "destination is down"
+            )
+        return data
+
+    retry_window_seconds: float = Field(
+        default=72 * 3600,
+        gt=0,
+        description="how long transient failures of one delivery are retried (72 h, like the "
+        "stores' own webhook retries) while its destination otherwise works; a destination "
+        "that is down (breaker open) never dead-letters what waits for it",
+    )
     backoff_base_seconds: float = Field(default=2.0, gt=0)
     backoff_max_seconds: float = Field(default=600.0, gt=0)
     breaker_fail_max: int = Field(default=5, ge=1, description="failures in a row that open")
@@ -51,6 +68,11 @@ class DeliveryPolicy(BaseModel):
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     max_concurrency: int = Field(
         default=4, ge=1, description="calls in flight to this destination, per worker process"
+    )
+    max_requests_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="calls per second to this destination, per worker process (unset: no cap)",
     )
 
 

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger("gateway.errors")
+
+# How long a client should wait before retrying while the database is unreachable.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class GatewayError(Exception):
@@ -75,7 +82,34 @@ def error_body(code: str, message: str, hint: str | None = None, **extra: Any) -
     return {"error": body}
 
 
+def database_unreachable(exc: BaseException) -> bool:
+    """A connection-level database failure (down, restarting, pool exhausted), not bad SQL."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return isinstance(exc, sa_exc.TimeoutError | ConnectionError | TimeoutError | OSError)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(sa_exc.SQLAlchemyError)
+    @app.exception_handler(OSError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unreachable(exc):
+            raise exc
+        log.warning(
+            "database unreachable; answered 503", path=request.url.path, error=type(exc).__name__
+        )
+        return JSONResponse(
+            error_body(
+                "database_unavailable",
+                "the database is unreachable; nothing was stored",
+                "retry after a few seconds (webhook senders retry by themselves)",
+            ),
+            503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
     @app.exception_handler(GatewayError)
     async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
         return JSONResponse(

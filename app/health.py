@@ -1,16 +1,27 @@
-"""/healthz (process up), /readyz (DB and, if set, Redis), /metrics (Prometheus)."""
+"""/healthz (process up), /readyz (what works: accepting webhooks, delivering), /metrics.
+
+None of them waits on Redis for long: the Redis check has a short timeout, breaker states
+and queue depths come from the database.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Literal
+
 import sqlalchemy as sa
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import RuntimeDep
+from app.delivery.heartbeat import live_workers
+from app.delivery.queue import ArqQueue
 from app.delivery.sweeper import refresh_queue_gauges
 
 router = APIRouter(tags=["health"])
+
+DATABASE_TIMEOUT_SECONDS = 2.0
 
 
 @router.get("/healthz")
@@ -18,29 +29,50 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-async def readyz(rt: RuntimeDep) -> JSONResponse:
+@router.get(
+    "/readyz",
+    summary="Readiness: can the gateway accept webhooks, and can it deliver?",
+    description="`accepting`: the database answers, so webhooks are stored (the outbox). "
+    "`delivering`: besides, a worker is consuming (with Redis: Redis answers and a worker "
+    "reported in the last 15 s). 503 when not accepting; with `?scope=delivery`, also 503 "
+    "when not delivering (for alerts on stuck delivery, not for load balancers).",
+)
+async def readyz(
+    rt: RuntimeDep, scope: Literal["accept", "delivery"] = Query(default="accept")
+) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        async with rt.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        async with asyncio.timeout(DATABASE_TIMEOUT_SECONDS):
+            async with rt.sessions() as session:
+                await session.execute(sa.text("SELECT 1"))
+                workers = await live_workers(session)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
-    if rt.settings.redis_url:
+        workers = []
+    accepting = checks["database"] == "ok"
+    if isinstance(rt.queue, ArqQueue):
         try:
-            from app.delivery.queue import ArqQueue
-
-            queue = rt.queue
-            assert isinstance(queue, ArqQueue)
-            await queue.redis.ping()
+            await rt.queue.ping()
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
-    ready = all(v == "ok" for v in checks.values())
+        consuming = [w for w in workers if w.state == "consuming"]
+        checks["workers"] = (
+            f"ok: {len(consuming)} consuming"
+            if consuming
+            else "error: no worker consuming"
+            + (f" ({', '.join(sorted({w.state for w in workers}))})" if workers else "")
+        )
+        delivering = accepting and checks["redis"] == "ok" and bool(consuming)
+    else:
+        checks["workers"] = "ok: in process"
+        delivering = accepting
+    status = "ready" if delivering else ("degraded" if accepting else "not ready")
+    ok = delivering if scope == "delivery" else accepting
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
+        {"status": status, "accepting": accepting, "delivering": delivering, "checks": checks},
+        status_code=200 if ok else 503,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +12,9 @@ from fastapi import FastAPI
 
 from app.config import GatewayConfig, load_config
 from app.db import transaction
+from app.delivery.queue import ArqQueue
+from app.delivery.sweeper import sweep
+from app.delivery.worker import InProcessWorker, background_loop
 from app.errors import install_error_handlers
 from app.mappings.service import seed_from_config
 from app.observability.logging import configure_logging
@@ -24,25 +29,60 @@ def load_runtime_inputs() -> tuple[Settings, GatewayConfig]:
     return settings, load_config(settings.config)
 
 
+class Background:
+    """What runs beside the API in ``serve``: the in-process worker (embedded), or with Redis
+    a sweeper that queues what webhooks left behind while Redis was away."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.stopping = asyncio.Event()
+        self._worker: InProcessWorker | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, *, with_worker: bool) -> None:
+        if not with_worker:
+            return
+        if self.rt.settings.redis_url:
+            self._task = asyncio.create_task(
+                background_loop(
+                    "sweep",
+                    lambda: sweep(self.rt),
+                    self.rt.settings.sweep_interval_seconds,
+                    self.stopping,
+                ),
+                name="sweeper",
+            )
+        else:
+            self._worker = InProcessWorker(self.rt)
+            self._worker.start()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self._worker is not None:
+            await self._worker.stop()
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout=self.rt.settings.worker_grace_seconds)
+
+
 async def start_runtime(
     settings: Settings, config: GatewayConfig, *, with_worker: bool
-) -> tuple[Runtime, object]:
-    """Build the runtime, seed mappings, attach a queue. Returns (runtime, stop handle)."""
+) -> tuple[Runtime, Background]:
+    """Build the runtime, seed mappings, attach a queue and what runs in the background.
+
+    With Redis the queue connects on first use: ``serve`` starts and accepts webhooks into
+    the outbox while Redis is down; its sweeper queues them once Redis is back.
+    """
     rt = build_runtime(settings, config)
     async with transaction(rt.sessions) as session:
         seeded = await seed_from_config(session, config)
     if seeded:
         log.info("mappings seeded from config", count=seeded)
-    handle: object = None
     if settings.redis_url:
-        from app.delivery.worker import arq_pool
-
-        rt.queue = await arq_pool(settings)
-    elif with_worker:
-        from app.delivery.worker import start_in_process
-
-        handle = await start_in_process(rt)
-    return rt, handle
+        rt.queue = ArqQueue.connect_lazily(settings.redis_url)
+    background = Background(rt)
+    background.start(with_worker=with_worker)
+    return rt, background
 
 
 def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> FastAPI:
@@ -52,7 +92,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt, sweeper = await start_runtime(settings, config, with_worker=True)
+        rt, background = await start_runtime(settings, config, with_worker=True)
         app.state.runtime = rt
         mode = "arq (redis)" if settings.redis_url else "in-process"
         log.info(
@@ -64,10 +104,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         try:
             yield
         finally:
-            if sweeper is not None:
-                from app.delivery.worker import stop_in_process
-
-                await stop_in_process(sweeper)  # type: ignore[arg-type]
+            await background.stop()
             await rt.close()
 
     app = FastAPI(

@@ -40,6 +40,7 @@ class Runtime:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     queue: DeliveryQueue | None = None
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _next_call: dict[str, float] = field(default_factory=dict)
 
     _health_written: dict[str, float] = field(default_factory=dict)
 
@@ -56,6 +57,17 @@ class Runtime:
             return False
         self._health_written[destination] = now
         return True
+
+    async def rate_limit(self, destination: str) -> None:
+        """Wait for this destination's next call slot (``max_requests_per_second``)."""
+        per_second = self.config.policy_for(destination).max_requests_per_second
+        if per_second is None:
+            return
+        loop = asyncio.get_running_loop()
+        slot = max(loop.time(), self._next_call.get(destination, 0.0))
+        self._next_call[destination] = slot + 1.0 / per_second
+        if slot > loop.time():
+            await asyncio.sleep(slot - loop.time())
 
     def concurrency_limit(self, destination: str) -> asyncio.Semaphore:
         """Caps calls in flight to one destination (ERPs count concurrent requests)."""
@@ -82,6 +94,7 @@ class Runtime:
         if self.queue is not None:
             await self.queue.close()
         await self.http.aclose()
+        await self.breakers.close()
         await self.engine.dispose()
 
 

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # How often an arq worker looks for due jobs; it bounds the queueing delay of every order.
     worker_poll_seconds: float = 0.02
     db_pool_size: int = 10
+    # On SIGTERM a worker finishes deliveries in flight for up to this long, then hands the
+    # rest back at once (keep it below your orchestrator's kill timeout).
+    worker_grace_seconds: float = 20.0
     # The arq worker serves its own /metrics here (delivery outcomes, latency); unset: off.
     worker_metrics_port: int | None = None
     # serve and worker migrate a database that is behind instead of refusing to start

@@ -149,7 +149,7 @@ NS_WEBHOOK_SECRET = "ns-webhook-test"  # the user-event script's, for routes fro
 
 def gateway_config_yaml(netsuite_url: str = "http://127.0.0.1:9/ns", **delivery: Any) -> str:
     policy = {
-        "max_attempts": 5,
+        "retry_window_seconds": 30,
         "backoff_base_seconds": 0.05,
         "backoff_max_seconds": 0.5,
         "breaker_fail_max": 3,

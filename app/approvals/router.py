@@ -77,7 +77,7 @@ async def approve_many(
 @router.post(
     "/reject",
     summary="Reject held deliveries in bulk",
-    description="Each one is dead-lettered as a rejection of one would. " + _BULK_DOC,
+    description="Each one is rejected as a rejection of one would be. " + _BULK_DOC,
     responses=_FORBIDDEN,
 )
 async def reject_many(
@@ -103,8 +103,9 @@ async def approve(
 @router.post(
     "/{delivery_id}/reject",
     summary="Reject one held delivery",
-    description="The delivery is dead-lettered (`last_error_class` rejected, the note in "
-    "`last_error`) and what waited behind it for the same entity goes out.",
+    description="The delivery gets the final status `rejected` (the note in `last_error`): no "
+    "replay of dead deliveries picks it up. What waited behind it for the same entity goes "
+    "out. To decide again, re-open it (`POST /approvals/{id}/reopen`): it is held again.",
     responses=_ONE,
 )
 async def reject(
@@ -112,3 +113,17 @@ async def reject(
 ) -> DecisionOut:
     note = body.note if body else None
     return await service.decide(session, rt, delivery_id, "rejected", note, role)
+
+
+@router.post(
+    "/{delivery_id}/reopen",
+    summary="Re-open a rejected delivery",
+    description="A rejected delivery is held again, to be approved or rejected anew. Nothing "
+    "is sent until someone approves it.",
+    responses=_ONE,
+)
+async def reopen(
+    delivery_id: int, session: SessionDep, rt: RuntimeDep, role: DeciderRole, body: NoteBody = None
+) -> DecisionOut:
+    note = body.note if body else None
+    return await service.reopen(session, rt, delivery_id, note, role)

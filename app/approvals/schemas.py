@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 BULK_DECISION_CAP = 500
 NOTE_MAX = 1000
 
-Outcome = Literal["approved", "rejected"]
+Outcome = Literal["approved", "rejected", "reopened"]
 
 
 class ApprovalOut(BaseModel):
@@ -47,7 +47,9 @@ class DecisionRequest(BaseModel):
 class DecisionOut(BaseModel):
     id: int
     decision: Outcome
-    status: str = Field(description="pending after an approval, dead after a rejection")
+    status: str = Field(
+        description="pending after an approval, rejected after a rejection, held after a re-open"
+    )
     note: str | None
     decided_by: str = Field(description="the role of the API key that decided")
     decided_at: datetime

@@ -1,9 +1,11 @@
-"""Approvals: held deliveries a person approves (send on) or rejects (dead-letter).
+"""Approvals: held deliveries a person approves (send on) or rejects (final).
 
 A delivery is held by the price guard, by an amendment of an order the ERP can no longer
 change by itself, by an over-shipment or an over-return. The decision is kept in the
 delivery's ``directives["decision"]`` (outcome, note, who, when) so the trace shows it and a
-connector can tell an approved amendment from a new one. Queueing runs after the commit.
+connector can tell an approved amendment from a new one. A rejection is final: the delivery
+gets its own status (``rejected``) that no replay of dead work selects; an operator can only
+re-open it as held, to be decided again. Queueing runs after the commit.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from app.approvals.schemas import (
     DecisionOut,
     Outcome,
 )
+from app.delivery import actions
 from app.delivery.service import enqueue_after_commit, waiting_behind
 from app.errors import Conflict, NotFound
 from app.flows.planner import accept_price
@@ -132,6 +135,7 @@ async def _approve(
     values = {
         "status": DeliveryStatus.PENDING,
         "attempts": 0,
+        "failing_since": None,
         "next_attempt_at": now,
         "last_error": None,
         "last_error_class": None,
@@ -167,10 +171,11 @@ async def _waiting_behind(session: AsyncSession, rejected: Sequence[Delivery]) -
 async def _reject(
     session: AsyncSession, rt: Runtime, rows: Sequence[Delivery], note: str | None, who: str
 ) -> tuple[list[int], list[int]]:
-    """Dead-letter held deliveries and queue what waited behind them; (rejected, queued)."""
+    """Reject held deliveries (final: no replay of dead work picks them up) and queue what
+    waited behind them; returns (rejected, queued)."""
     now = utcnow()
     values = {
-        "status": DeliveryStatus.DEAD,
+        "status": DeliveryStatus.REJECTED,
         "last_error": f"rejected by an operator: {note}" if note else "rejected by an operator",
         "last_error_class": "rejected",
         "lease_owner": None,
@@ -268,4 +273,35 @@ async def decide_bulk(
         capped=capped,
         skipped=sorted({i for i in request.ids or () if i not in done}),
         queued=queued,
+    )
+
+
+async def reopen(
+    session: AsyncSession, rt: Runtime, delivery_id: int, note: str | None, who: str
+) -> DecisionOut:
+    """Hold a rejected delivery again for a new decision; 404 unknown, 409 not rejected."""
+    delivery = await session.get(Delivery, delivery_id, populate_existing=True)
+    if delivery is None:
+        raise NotFound(f"no delivery {delivery_id}")
+    if delivery.status != DeliveryStatus.REJECTED:
+        raise Conflict(
+            f"delivery {delivery_id} is not rejected (status {delivery.status})",
+            hint="only rejected deliveries are re-opened; held ones wait for a decision",
+        )
+    await actions.replay(session, rt, [delivery_id])
+    decided = await session.get(Delivery, delivery_id, populate_existing=True)
+    assert decided is not None
+    directives = {**(decided.directives or {}), "decision": _decision("reopened", note, who)}
+    await session.execute(
+        sa.update(DELIVERIES).where(DELIVERIES.c.id == delivery_id).values(directives=directives)
+    )
+    return DecisionOut(
+        id=delivery_id,
+        decision="reopened",
+        status=decided.status,
+        note=note,
+        decided_by=who,
+        decided_at=decided.updated_at,
+        price_baseline=None,
+        queued=[],
     )

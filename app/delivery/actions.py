@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.dbutil import id_list
+from app.dbutil import id_list, rowcount
 from app.delivery.service import enqueue_after_commit
 from app.mappings.service import resolve
 from app.models import Delivery, DeliveryStatus, utcnow
 from app.runtime import Runtime
 from connectors.base import MappingNeed
 
+# Held deliveries are not replayed: they wait for a decision (POST /approvals/{id}/approve).
+# Rejected ones are final unless an operator re-opens them, which holds them again.
 REPLAYABLE = (
     DeliveryStatus.DEAD,
     DeliveryStatus.PARKED,
     DeliveryStatus.DELIVERED,
     DeliveryStatus.SUPERSEDED,
-    DeliveryStatus.HELD,
 )
 
 _FRESH: dict[str, Any] = {
     "status": DeliveryStatus.PENDING,
     "attempts": 0,
+    "failing_since": None,
     "last_error": None,
     "last_error_class": None,
     "parked_reason": None,
@@ -33,27 +37,90 @@ _FRESH: dict[str, Any] = {
     "lease_owner": None,
     "lease_expires_at": None,
 }
+REOPENED = "re-opened by an operator after a rejection; approve or reject it again"
 
 
-async def replay(session: AsyncSession, rt: Runtime, ids: list[int]) -> list[int]:
-    """Send these deliveries again with a fresh attempt budget; returns the ids requeued.
+@dataclass(frozen=True)
+class ReplayStep:
+    """What a replay does to one delivery: send it again (pending) or hold it for a person."""
+
+    id: int
+    event_type: str
+    entity_key: str
+    destination: str
+    status: str  # before the replay
+    becomes: str  # pending | held
+    reason: str | None = None
+
+
+async def plan_replay(
+    session: AsyncSession, rt: Runtime, rows: Sequence[Delivery]
+) -> list[ReplayStep]:
+    """Decide each replay like new work: guarded changes pass their guard again."""
+    from app.flows.guards import guard_again  # the flows' rules build on the engine
+
+    steps = []
+    for row in rows:
+        reason: str | None
+        if row.status == DeliveryStatus.REJECTED:
+            becomes, reason = DeliveryStatus.HELD, REOPENED
+        else:
+            reason = await guard_again(session, rt, row)
+            becomes = DeliveryStatus.HELD if reason else DeliveryStatus.PENDING
+        steps.append(
+            ReplayStep(
+                id=int(row.id or 0),
+                event_type=row.event_type,
+                entity_key=row.entity_key,
+                destination=row.destination,
+                status=row.status,
+                becomes=becomes,
+                reason=reason,
+            )
+        )
+    return steps
+
+
+async def replay(session: AsyncSession, rt: Runtime, ids: list[int]) -> list[ReplayStep]:
+    """Send these deliveries again, each with a fresh retry window; returns what was done.
 
     Safe for delivered ones too: every connector write is idempotent, so a replay updates
-    the remote record instead of creating a second one.
+    the remote record instead of creating a second one. A guarded change (a price) over its
+    guard, and a rejected delivery, are held for a decision instead of being sent.
     """
+    from app.flows.guards import accept_replayed
+
     if not ids:
         return []
+    rows = (
+        await session.execute(
+            sa.select(Delivery)
+            .where(col(Delivery.id).in_(ids))
+            .order_by(col(Delivery.id))
+            .execution_options(populate_existing=True)
+        )
+    ).scalars()
+    candidates = [r for r in rows if r.status in (*REPLAYABLE, DeliveryStatus.REJECTED)]
+    by_id = {int(r.id or 0): r for r in candidates}
+    done: list[ReplayStep] = []
     now = utcnow()
-    result = await session.execute(
-        sa.update(Delivery)
-        .where(col(Delivery.id).in_(ids), col(Delivery.status).in_(REPLAYABLE))
-        .values(**_FRESH, next_attempt_at=now, updated_at=now)
-        .returning(col(Delivery.id))
-        .execution_options(synchronize_session=False)
-    )
-    replayed = sorted(id_list(result.scalars()))
-    enqueue_after_commit(session, rt, replayed)
-    return replayed
+    for step in await plan_replay(session, rt, candidates):
+        values = {**_FRESH, "next_attempt_at": now, "updated_at": now}
+        if step.becomes == DeliveryStatus.HELD:
+            values |= {"status": DeliveryStatus.HELD, "held_reason": step.reason}
+            values["last_error"], values["last_error_class"] = step.reason, "held"
+        result = await session.execute(
+            sa.update(Delivery)
+            .where(col(Delivery.id) == step.id, col(Delivery.status) == step.status)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(result):
+            done.append(step)
+            if step.becomes == DeliveryStatus.PENDING:
+                await accept_replayed(session, by_id[step.id])
+    enqueue_after_commit(session, rt, [s.id for s in done if s.becomes == DeliveryStatus.PENDING])
+    return done
 
 
 async def release_parked(session: AsyncSession, rt: Runtime, connection_id: str) -> list[int]:

@@ -32,6 +32,17 @@ class DeliveryQueue(Protocol):
     async def close(self) -> None: ...
 
 
+# A Redis call on the request path waits at most this long: enqueueing after a commit is
+# best-effort (the sweeper is the guarantee), so a hung Redis never slows a webhook answer.
+ENQUEUE_TIMEOUT_SECONDS = 0.25
+# After a failed enqueue, skip Redis for this long instead of paying the timeout per request.
+ENQUEUE_COOL_DOWN_SECONDS = 2.0
+
+
+class QueueUnavailable(Exception):
+    """The queue could not take the job now; the sweeper will queue it later."""
+
+
 class ArqQueue:
     """Enqueues ``deliver`` jobs; the job id is the delivery id, so duplicates collapse."""
 
@@ -40,11 +51,35 @@ class ArqQueue:
 
         assert isinstance(redis, ArqRedis)
         self.redis = redis
+        self._skip_until = 0.0
+
+    @classmethod
+    def connect_lazily(cls, redis_url: str) -> ArqQueue:
+        """A queue whose connection opens on first use: the API starts with Redis down."""
+        from arq.connections import ArqRedis
+
+        return cls(
+            ArqRedis.from_url(
+                redis_url,
+                socket_timeout=ENQUEUE_TIMEOUT_SECONDS * 2,
+                socket_connect_timeout=ENQUEUE_TIMEOUT_SECONDS * 2,
+            )
+        )
 
     async def enqueue(self, delivery_id: int, *, at: datetime | None = None) -> None:
-        await self.redis.enqueue_job(
-            "deliver", delivery_id, _job_id=job_id_for(delivery_id), _defer_until=at
-        )
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._skip_until:
+            raise QueueUnavailable("Redis failed a moment ago; the sweeper will queue this")
+        try:
+            await asyncio.wait_for(
+                self.redis.enqueue_job(
+                    "deliver", delivery_id, _job_id=job_id_for(delivery_id), _defer_until=at
+                ),
+                ENQUEUE_TIMEOUT_SECONDS,
+            )
+        except Exception as exc:
+            self._skip_until = loop.time() + ENQUEUE_COOL_DOWN_SECONDS
+            raise QueueUnavailable(f"Redis did not take the job: {type(exc).__name__}") from exc
 
     async def recover(self, delivery_id: int) -> None:
         # A dead worker leaves arq's in-progress marker for job_timeout + 10 s; the database
@@ -52,8 +87,17 @@ class ArqQueue:
         # worker pick the job up now. The claim keeps a slow-but-alive worker from doubling.
         from arq.constants import in_progress_key_prefix
 
-        await self.redis.delete(in_progress_key_prefix + job_id_for(delivery_id))
+        try:
+            await asyncio.wait_for(
+                self.redis.delete(in_progress_key_prefix + job_id_for(delivery_id)),
+                ENQUEUE_TIMEOUT_SECONDS,
+            )
+        except Exception as exc:
+            raise QueueUnavailable(f"Redis unreachable: {type(exc).__name__}") from exc
         await self.enqueue(delivery_id)
+
+    async def ping(self) -> None:
+        await asyncio.wait_for(self.redis.ping(), ENQUEUE_TIMEOUT_SECONDS * 2)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -8,13 +8,13 @@ other (create before update before cancel).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import pybreaker
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,8 @@ from sqlmodel import col
 
 from app.canonical.events import CanonicalEvent
 from app.db import after_commit, transaction
-from app.dbutil import insert_for, rowcount
+from app.dbutil import id_list, insert_for, rowcount
+from app.delivery.breakers import BreakerView, Signal, Transition
 from app.delivery.capture import capture_exchanges
 from app.delivery.policy import backoff_seconds
 from app.models import (
@@ -59,6 +60,8 @@ log = structlog.get_logger("gateway.delivery")
 DELIVERIES: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
 
 OutcomeKind = Literal["done", "retry", "skipped"]
+# last_error_class of a pending delivery that waits for its destination's breaker to close
+WAITING_FOR_DESTINATION = "breaker_open"
 
 
 @dataclass(frozen=True)
@@ -88,12 +91,12 @@ def enqueue_after_commit(
             queue = rt.require_queue()
             for delivery_id, at in due:
                 await queue.enqueue(delivery_id, at=at if at is not None and at > now else None)
-        except Exception:
+        except Exception as exc:
             # The rows are committed; the sweeper queues them once the queue is back.
             log.warning(
                 "enqueue failed; the sweeper will queue these deliveries",
                 delivery_ids=delivery_ids,
-                exc_info=True,
+                error=str(exc),
             )
 
     after_commit(session, _enqueue)
@@ -102,13 +105,9 @@ def enqueue_after_commit(
 # --- claiming -------------------------------------------------------------------------------
 
 
-def _claim_statement(*, with_event: bool = False) -> Any:
-    """UPDATE … SET in_flight WHERE claimable: built once, run with bound values.
-
-    Claimable: pending and due, or in flight with an expired lease; not behind an earlier
-    unfinished delivery of the same entity to the same destination; destination not paused.
-    """
-    now = sa.bindparam("now", type_=UTCDateTime())
+def not_blocked() -> Any:
+    """SQL: this delivery is not waiting behind an earlier unfinished delivery of its entity
+    (or of the entity it depends on) to the same destination."""
     earlier = aliased(Delivery)
     blocked_by_earlier = (
         sa.select(sa.literal(1))
@@ -134,6 +133,18 @@ def _claim_statement(*, with_event: bool = False) -> Any:
         )
         .exists()
     )
+    return sa.and_(
+        ~blocked_by_earlier, sa.or_(col(Delivery.depends_on).is_(None), ~blocked_by_dependency)
+    )
+
+
+def _claim_statement(*, with_event: bool = False) -> Any:
+    """UPDATE … SET in_flight WHERE claimable: built once, run with bound values.
+
+    Claimable: pending and due, or in flight with an expired lease; not behind an earlier
+    unfinished delivery of the same entity to the same destination; destination not paused.
+    """
+    now = sa.bindparam("now", type_=UTCDateTime())
     paused = (
         sa.select(col(ConnectionState.connection_id))
         .where(
@@ -155,8 +166,7 @@ def _claim_statement(*, with_event: bool = False) -> Any:
         .where(
             col(Delivery.id) == sa.bindparam("delivery_id"),
             claimable,
-            ~blocked_by_earlier,
-            sa.or_(col(Delivery.depends_on).is_(None), ~blocked_by_dependency),
+            not_blocked(),
             ~paused,
         )
         .values(
@@ -309,6 +319,13 @@ def _why_not_claimed(delivery: Delivery, now: datetime) -> Outcome:
 
 # --- processing -----------------------------------------------------------------------------
 
+# A delivery waiting for its destination to recover is woken when the breaker closes (or
+# by the sweeper's trial); this is only the safety net if that wake-up is ever missed.
+BREAKER_WAIT_SECONDS = 600.0
+# How many waiting deliveries the closing of a breaker queues at once; the sweeper queues the
+# rest as due work (oldest first), so a large backlog drains without a burst of enqueues.
+RELEASE_BATCH = 200
+
 
 async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
     """Attempt one delivery once; returns what the queue should do next."""
@@ -323,29 +340,65 @@ async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
             entity_key=delivery.entity_key,
             canonical_event_id=delivery.canonical_event_id,
         )
-        if claimed.missing:
-            return await _finish(
-                rt, delivery, owner, NeedsMappingError(claimed.missing), None, [], 0.0, claimed
-            )
+        try:
+            return await _process_claimed(rt, delivery, owner, claimed)
+        except asyncio.CancelledError:
+            # shutting down past the grace period: hand the delivery back at once instead of
+            # leaving it to the lease (its write may have gone out: every write is idempotent)
+            await asyncio.shield(release_lease(rt, delivery, owner))
+            raise
 
-        connector = rt.connector(delivery.destination)
-        if connector is None:
-            unknown = PermanentError(
-                f"destination connection {delivery.destination!r} is not in the config; "
-                "add it back or replay the delivery to another route"
-            )
-            return await _finish(rt, delivery, owner, unknown, None, [], 0.0, claimed)
 
-        breaker = rt.breakers.get(delivery.destination)
-        queued_at = time.monotonic()
-        async with rt.concurrency_limit(delivery.destination):
-            # A long wait for a slot could let the lease run out; renew it before calling.
-            if time.monotonic() - queued_at > rt.settings.lease_seconds / 2 and not (
-                await _renew_lease(rt, delivery, owner)
-            ):
-                log.warning("lease lost while waiting for a slot; another worker has it")
-                return Outcome("skipped", "lease_lost")
-            return await _attempt(rt, delivery, owner, claimed, connector, breaker)
+async def _process_claimed(
+    rt: Runtime, delivery: Delivery, owner: str, claimed: _Claimed
+) -> Outcome:
+    if claimed.missing:
+        return await _finish(
+            rt, delivery, owner, NeedsMappingError(claimed.missing), _NO_CALL, claimed
+        )
+    connector = rt.connector(delivery.destination)
+    if connector is None:
+        unknown = PermanentError(
+            f"destination connection {delivery.destination!r} is not in the config; "
+            "add it back or replay the delivery to another route"
+        )
+        return await _finish(rt, delivery, owner, unknown, _NO_CALL, claimed)
+
+    queued_at = time.monotonic()
+    async with rt.concurrency_limit(delivery.destination):
+        # A long wait for a slot could let the lease run out; renew it before calling.
+        if time.monotonic() - queued_at > rt.settings.lease_seconds / 2 and not (
+            await _renew_lease(rt, delivery, owner)
+        ):
+            log.warning("lease lost while waiting for a slot; another worker has it")
+            return Outcome("skipped", "lease_lost")
+        admission = await rt.breakers.admit(delivery.destination, utcnow())
+        if not admission.go:
+            return await _wait_for_destination(rt, delivery, owner, admission.retry_at)
+        try:
+            await rt.rate_limit(delivery.destination)
+            return await _attempt(rt, delivery, owner, claimed, connector, admission.trial)
+        finally:
+            if admission.trial:
+                await rt.breakers.release_trial(delivery.destination)  # no-op once reported
+
+
+async def release_lease(rt: Runtime, delivery: Delivery, owner: str) -> None:
+    """Give an in-flight delivery back: pending and due now, for any worker to take."""
+    try:
+        async with transaction(rt.sessions) as session:
+            await session.execute(
+                _owned(delivery.id, owner).values(
+                    status=DeliveryStatus.PENDING,
+                    next_attempt_at=utcnow(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=utcnow(),
+                )
+            )
+        log.info("delivery handed back on shutdown")
+    except Exception:
+        log.warning("could not hand the delivery back; its lease will expire", exc_info=True)
 
 
 async def _renew_lease(rt: Runtime, delivery: Delivery, owner: str) -> bool:
@@ -355,23 +408,33 @@ async def _renew_lease(rt: Runtime, delivery: Delivery, owner: str) -> bool:
         return rowcount(result) == 1
 
 
+@dataclass(frozen=True)
+class _Call:
+    """What one connector call produced (or that no call was made)."""
+
+    result: DeliveryResult | None = None
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
+    duration: float = 0.0
+    breaker: Transition | None = None
+
+
+_NO_CALL = _Call()
+
+
 async def _attempt(
     rt: Runtime,
     delivery: Delivery,
     owner: str,
     claimed: _Claimed,
     connector: Connector,
-    breaker: pybreaker.CircuitBreaker,
+    trial: bool,
 ) -> Outcome:
     started = time.perf_counter()
     result: DeliveryResult | None = None
     error: BaseException | None = None
     with capture_exchanges() as exchanges:
         try:
-            with breaker.calling():
-                result = await connector.deliver(claimed.event, claimed.context)
-        except pybreaker.CircuitBreakerError:
-            return await _defer_for_breaker(rt, delivery, owner)
+            result = await connector.deliver(claimed.event, claimed.context)
         except ConnectorError as exc:
             error = exc
         except Exception as exc:  # a connector bug must not lose the delivery
@@ -379,33 +442,65 @@ async def _attempt(
             error = exc
     duration = time.perf_counter() - started
     metrics.ATTEMPT_SECONDS.labels(delivery.destination).observe(duration)
-    metrics.BREAKER_STATE.labels(delivery.destination).set(
-        metrics.BREAKER_STATE_VALUES.get(rt.breakers.local_state(delivery.destination), 0)
-    )
-    return await _finish(rt, delivery, owner, error, result, exchanges, duration, claimed)
+    transition: Transition | None = None
+    signal = _health_signal(error)
+    if signal is not None:
+        transition = await rt.breakers.record(delivery.destination, utcnow(), signal, trial=trial)
+        metrics.BREAKER_STATE.labels(delivery.destination).set(
+            metrics.BREAKER_STATE_VALUES[transition.view.state]
+        )
+        if transition.changed:
+            _log_breaker(delivery.destination, transition, error)
+    call = _Call(result, exchanges, duration, transition)
+    return await _finish(rt, delivery, owner, error, call, claimed)
 
 
-async def _defer_for_breaker(rt: Runtime, delivery: Delivery, owner: str) -> Outcome:
-    """The destination is known to be down: wait for the breaker, without using an attempt."""
-    retry_at = max(rt.breakers.reopens_at(delivery.destination), utcnow()) + timedelta(
-        milliseconds=50
+def _health_signal(error: BaseException | None) -> Signal | None:
+    """What the call says about the destination: it answered, it failed, or nothing."""
+    if error is None or isinstance(error, RateLimitedError | PermanentError | HoldError):
+        return "success"  # it answered (a refusal is an answer, not an outage)
+    if isinstance(error, TransientError):
+        return "failure"
+    return None  # a mapping gap, or a bug in the connector: not the destination's health
+
+
+def _log_breaker(destination: str, transition: Transition, error: BaseException | None) -> None:
+    if transition.view.state == "closed":
+        log.info("circuit breaker closed: destination answers again", breaker=destination)
+        return
+    reopens = transition.view.reopens_at
+    log.warning(
+        "circuit breaker open: destination failing; deliveries wait for it without using "
+        "their retry window",
+        breaker=destination,
+        trial_at=reopens.isoformat() if reopens else None,
+        error=str(error) if error else None,
     )
+
+
+async def _wait_for_destination(
+    rt: Runtime, delivery: Delivery, owner: str, retry_at: datetime | None
+) -> Outcome:
+    """The destination is known to be down: wait for it, without an attempt or a failure."""
+    now = utcnow()
     metrics.DELIVERY_OUTCOMES.labels(delivery.destination, "breaker_open").inc()
-    metrics.BREAKER_STATE.labels(delivery.destination).set(metrics.BREAKER_STATE_VALUES["open"])
     async with transaction(rt.sessions) as session:
         await session.execute(
             _owned(delivery.id, owner).values(
                 status=DeliveryStatus.PENDING,
-                next_attempt_at=retry_at,
+                next_attempt_at=now + timedelta(seconds=BREAKER_WAIT_SECONDS),
                 lease_owner=None,
                 lease_expires_at=None,
-                updated_at=utcnow(),
-                last_error_class="breaker_open",
-                last_error=f"circuit breaker for {delivery.destination} is open; waiting",
+                updated_at=now,
+                last_error_class=WAITING_FOR_DESTINATION,
+                last_error=f"{delivery.destination} is down (circuit breaker open); waiting "
+                "for it to recover"
+                + (f", next trial call at {retry_at.isoformat()}" if retry_at else ""),
             )
         )
-    log.info("delivery deferred: breaker open", retry_at=retry_at.isoformat())
-    return Outcome("retry", DeliveryStatus.PENDING, retry_at)
+    log.info("delivery waits: destination down (breaker open)")
+    # nothing queued: the breaker's closing (or the sweeper's trial) wakes it
+    return Outcome("skipped", DeliveryStatus.PENDING)
 
 
 def _owned(delivery_id: int | None, owner: str) -> Any:
@@ -434,20 +529,68 @@ def _classify(error: BaseException | None) -> tuple[str, bool]:
     return "internal", True
 
 
+def _retry_or_dead(
+    rt: Runtime,
+    delivery: Delivery,
+    error: BaseException,
+    call: _Call,
+    attempts: int,
+    message: str,
+    now: datetime,
+) -> tuple[dict[str, Any], Outcome]:
+    """A transient (or unexpected) failure: wait for the destination, back off, or give up.
+
+    Failures while the destination is down are its health, not the delivery's: they never
+    end a delivery. Otherwise the delivery is retried until the retry window has passed since
+    its failures began.
+    """
+    policy = rt.config.policy_for(delivery.destination)
+    failing_since = delivery.failing_since or now
+    if call.breaker is not None and call.breaker.view.state != "closed":
+        reopens = call.breaker.view.reopens_at
+        values = {
+            "status": DeliveryStatus.PENDING,
+            "next_attempt_at": now + timedelta(seconds=BREAKER_WAIT_SECONDS),
+            "failing_since": failing_since,
+            "last_error": f"{message} ({delivery.destination} is down, circuit breaker open; "
+            "waiting for it to recover"
+            + (f", next trial call at {reopens.isoformat()})" if reopens else ")"),
+            "last_error_class": WAITING_FOR_DESTINATION,
+        }
+        return values, Outcome("skipped", DeliveryStatus.PENDING)
+    window = timedelta(seconds=policy.retry_window_seconds)
+    if now - failing_since >= window:
+        hours = window.total_seconds() / 3600
+        values = {
+            "status": DeliveryStatus.DEAD,
+            "failing_since": failing_since,
+            "last_error": f"gave up after {attempts} attempts over {hours:g} h "
+            f"(retry_window_seconds) while {delivery.destination} otherwise answered: {message}",
+            "last_error_class": _classify(error)[0],
+        }
+        return values, Outcome("done", DeliveryStatus.DEAD)
+    retry_at = now + timedelta(seconds=backoff_seconds(attempts, policy))
+    values = {
+        "status": DeliveryStatus.PENDING,
+        "next_attempt_at": retry_at,
+        "failing_since": failing_since,
+        "last_error": message,
+        "last_error_class": _classify(error)[0],
+    }
+    return values, Outcome("retry", DeliveryStatus.PENDING, retry_at)
+
+
 async def _finish(
     rt: Runtime,
     delivery: Delivery,
     owner: str,
     error: BaseException | None,
-    result: DeliveryResult | None,
-    exchanges: list[dict[str, Any]],
-    duration: float,
+    call: _Call,
     claimed: _Claimed,
 ) -> Outcome:
     now = utcnow()
     outcome_name, counts = _classify(error)
     attempts = delivery.attempts + (1 if counts else 0)
-    policy = rt.config.policy_for(delivery.destination)
     values: dict[str, Any] = {
         "attempts": attempts,
         "updated_at": now,
@@ -465,6 +608,7 @@ async def _finish(
             "last_error_class": None,
             "parked_reason": None,
             "needs": None,
+            "failing_since": None,
         }
         outcome = Outcome("done", DeliveryStatus.DELIVERED)
     elif isinstance(error, NeedsMappingError):
@@ -493,24 +637,17 @@ async def _finish(
             "last_error_class": outcome_name,
         }
         outcome = Outcome("retry", DeliveryStatus.PENDING, retry_at)
-    elif outcome_name != "permanent" and attempts < policy.max_attempts:
-        retry_at = now + timedelta(seconds=backoff_seconds(attempts, policy))
-        values |= {
-            "status": DeliveryStatus.PENDING,
-            "next_attempt_at": retry_at,
-            "last_error": message,
-            "last_error_class": outcome_name,
-        }
-        outcome = Outcome("retry", DeliveryStatus.PENDING, retry_at)
-    else:
-        if outcome_name != "permanent":
-            message = f"gave up after {attempts} attempts: {message}"
+    elif isinstance(error, PermanentError):
         values |= {
             "status": DeliveryStatus.DEAD,
             "last_error": message,
             "last_error_class": outcome_name,
         }
         outcome = Outcome("done", DeliveryStatus.DEAD)
+    else:
+        assert message is not None
+        changes, outcome = _retry_or_dead(rt, delivery, error, call, attempts, message, now)
+        values |= changes
 
     async with transaction(rt.sessions) as session:
         updated = await session.execute(_owned(delivery.id, owner).values(**values))
@@ -521,20 +658,25 @@ async def _finish(
             sa.insert(DeliveryAttempt.__table__).values(  # type: ignore[attr-defined]
                 delivery_id=delivery.id,
                 number=attempts,
-                started_at=now - timedelta(seconds=duration),
-                duration_ms=round(duration * 1000, 3),
+                started_at=now - timedelta(seconds=call.duration),
+                duration_ms=round(call.duration * 1000, 3),
                 outcome=outcome_name,
                 error_class=None if error is None else type(error).__name__,
                 error_message=message,
-                exchanges=exchanges,
+                exchanges=call.exchanges,
             )
         )
+        result = call.result
         if result is not None and result.links:
             await _remember_links(session, delivery.destination, result)
         if result is not None and result.findings:
             await _record_findings(session, delivery, result)
         if rt.health_due(delivery.destination, ok=error is None):
             await _record_connection_health(session, delivery.destination, error, message, now)
+        if call.breaker is not None and call.breaker.changed:
+            await record_breaker(session, delivery.destination, call.breaker.view, now)
+            if call.breaker.view.state == "closed":
+                await release_waiting(session, rt, delivery.destination)
         if outcome.status == DeliveryStatus.DELIVERED:
             from app.flows import hooks
 
@@ -551,18 +693,63 @@ async def _finish(
         metrics.END_TO_END_SECONDS.labels(delivery.flow, delivery.destination).observe(
             (now - delivery.accepted_at).total_seconds()
         )
-    log_method = log.info if error is None or outcome.kind == "retry" else log.warning
-    log_method(
+    settled = error is None or outcome.kind == "retry" or outcome.status == DeliveryStatus.PENDING
+    (log.info if settled else log.warning)(
         "delivery attempt finished",
         outcome=outcome_name,
         status=outcome.status,
         attempts=attempts,
-        duration_ms=round(duration * 1000, 1),
+        duration_ms=round(call.duration * 1000, 1),
         error=message,
         retry_at=outcome.retry_at.isoformat() if outcome.retry_at else None,
-        summary=result.summary if result else None,
+        summary=call.result.summary if call.result else None,
     )
     return outcome
+
+
+# --- the destination's health ----------------------------------------------------------------
+
+
+async def record_breaker(
+    session: AsyncSession, connection_id: str, view: BreakerView, now: datetime
+) -> None:
+    """Mirror a breaker's state into the database: operators, metrics and the sweeper read it
+    there, whichever process delivered, without asking Redis."""
+    values: dict[str, Any] = {
+        "breaker_state": view.state,
+        "breaker_changed_at": now,
+        "breaker_reopens_at": view.reopens_at,
+    }
+    stmt = insert_for(session, ConnectionState).values(connection_id=connection_id, **values)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["connection_id"], set_=values))
+
+
+async def release_waiting(session: AsyncSession, rt: Runtime, destination: str) -> list[int]:
+    """The destination answers again: what waited for it is due now, oldest first.
+
+    The first ``RELEASE_BATCH`` are queued after the commit; the sweeper takes the rest as
+    due work, so the backlog drains in order within the destination's concurrency limit.
+    """
+    now = utcnow()
+    released = id_list(
+        (
+            await session.execute(
+                sa.update(DELIVERIES)
+                .where(
+                    DELIVERIES.c.destination == destination,
+                    DELIVERIES.c.status == DeliveryStatus.PENDING,
+                    DELIVERIES.c.last_error_class == WAITING_FOR_DESTINATION,
+                )
+                .values(next_attempt_at=now, updated_at=now)
+                .returning(DELIVERIES.c.id)
+            )
+        ).scalars()
+    )
+    if released:
+        released.sort()
+        enqueue_after_commit(session, rt, released[:RELEASE_BATCH])
+        log.info("destination recovered: waiting deliveries released", count=len(released))
+    return released
 
 
 async def _remember_links(

@@ -1,20 +1,27 @@
 """Workers: the arq worker (``erp-gateway worker``) and the in-process one (``serve`` alone).
 
-Both are thin wrappers over ``process_delivery`` and ``sweep``.
+Both are thin wrappers over ``process_delivery`` and ``sweep``. The arq worker survives its
+infrastructure: when Redis goes away it keeps the deliveries it holds going, reconnects
+with backoff and carries on; SIGTERM stops it taking work, lets what is in flight finish
+within a grace period and hands the rest back at once (no lease left to expire).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import structlog
 from arq import Retry, cron
-from arq.connections import RedisSettings, create_pool
+from arq.connections import ArqRedis
+from arq.worker import Worker
 
 from app.config import GatewayConfig
+from app.delivery.heartbeat import HeartbeatState, heartbeat_loop
 from app.delivery.queue import ArqQueue, InProcessQueue
 from app.delivery.service import process_delivery
 from app.delivery.sweeper import sweep
@@ -25,6 +32,11 @@ from app.settings import Settings
 
 log = structlog.get_logger("gateway.worker")
 
+# Redis reads of a running worker: long enough for a busy Redis, short enough that a hung
+# one is noticed (and the worker reconnects) within seconds.
+WORKER_REDIS_TIMEOUT_SECONDS = 5.0
+RECONNECT_MAX_SECONDS = 30.0
+
 
 async def run_once(rt: Runtime, delivery_id: int) -> datetime | None:
     """Process a delivery; return when to run it again, if ever."""
@@ -32,49 +44,76 @@ async def run_once(rt: Runtime, delivery_id: int) -> datetime | None:
     return outcome.retry_at if outcome.kind == "retry" else None
 
 
+async def background_loop(
+    name: str, step: Callable[[], Any], interval: float, stopping: asyncio.Event
+) -> None:
+    """Run ``step`` every ``interval`` seconds until ``stopping``; a failing step is logged
+    and tried again next time, never fatal."""
+    while not stopping.is_set():
+        try:
+            await step()
+        except Exception as exc:
+            log.warning(f"{name} failed; trying again next interval", error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=interval)
+
+
 # --- in process -----------------------------------------------------------------------------
 
 
-async def start_in_process(rt: Runtime) -> asyncio.Task[None]:
-    """Start the in-process queue and its sweeper; cancel the returned task to stop."""
+class InProcessWorker:
+    """The embedded default: a queue in this process, its sweeper, scheduled jobs, heartbeat."""
 
-    async def run(delivery_id: int) -> datetime | None:
-        return await run_once(rt, delivery_id)
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.stopping = asyncio.Event()
+        self.queue = InProcessQueue(self._run, rt.settings.worker_concurrency)
+        self._task: asyncio.Task[None] | None = None
 
-    queue = InProcessQueue(run, rt.settings.worker_concurrency)
-    rt.queue = queue
-    queue.start()
+    async def _run(self, delivery_id: int) -> datetime | None:
+        return await run_once(self.rt, delivery_id)
 
-    stopping = asyncio.Event()
+    def start(self) -> None:
+        self.rt.queue = self.queue
+        self.queue.start()
+        settings = self.rt.settings
 
-    async def pause(seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=seconds)
+        async def background() -> None:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(
+                    background_loop(
+                        "sweep",
+                        lambda: sweep(self.rt),
+                        settings.sweep_interval_seconds,
+                        self.stopping,
+                    )
+                )
+                group.create_task(
+                    background_loop(
+                        "scheduled jobs",
+                        lambda: run_due_jobs(self.rt),
+                        settings.schedule_tick_seconds,
+                        self.stopping,
+                    )
+                )
+                group.create_task(
+                    heartbeat_loop(self.rt, "in-process", lambda: "consuming", self.stopping)
+                )
 
-    async def sweeper_loop() -> None:
-        while not stopping.is_set():
-            try:
-                await sweep(rt)
-            except Exception:
-                log.exception("sweep failed; trying again next interval")
-            await pause(rt.settings.sweep_interval_seconds)
+        self._task = asyncio.create_task(background(), name="in-process-worker")
 
-    async def scheduler_loop() -> None:
-        while not stopping.is_set():
-            await scheduled_tick(rt)
-            await pause(rt.settings.schedule_tick_seconds)
-
-    async def background() -> None:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(sweeper_loop(), name="sweeper")
-            group.create_task(scheduler_loop(), name="scheduler")
-
-    task = asyncio.create_task(background(), name="background")
-    _STOP_EVENTS[task] = stopping
-    return task
-
-
-_STOP_EVENTS: dict[asyncio.Task[None], asyncio.Event] = {}
+    async def stop(self, grace_seconds: float | None = None) -> None:
+        """Let the sweeper, scheduled jobs and deliveries in progress finish (cancelling them
+        mid-transaction could leave SQLite locked), then stop."""
+        grace = self.rt.settings.worker_grace_seconds if grace_seconds is None else grace_seconds
+        self.stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.queue.close(grace)
 
 
 async def scheduled_tick(rt: Runtime) -> dict[str, int]:
@@ -84,21 +123,6 @@ async def scheduled_tick(rt: Runtime) -> dict[str, int]:
     except Exception:
         log.exception("scheduled jobs failed; trying again next tick")
         return {}
-
-
-async def stop_in_process(task: asyncio.Task[None], grace_seconds: float = 5.0) -> None:
-    """Let the sweeper and the scheduled jobs finish what they are doing, then stop them.
-
-    Cancelling them mid-transaction could leave a connection holding a lock (SQLite).
-    """
-    stopping = _STOP_EVENTS.pop(task, None)
-    if stopping is not None:
-        stopping.set()
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(task), timeout=grace_seconds)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 # --- arq ------------------------------------------------------------------------------------
@@ -121,29 +145,6 @@ async def scheduled_task(ctx: dict[str, Any]) -> dict[str, int]:
     return await scheduled_tick(ctx["runtime"])
 
 
-async def _startup(ctx: dict[str, Any]) -> None:
-    from app.main import load_runtime_inputs
-    from app.observability.logging import configure_logging
-
-    settings, config = load_runtime_inputs()
-    configure_logging(settings)
-    rt = build_runtime(settings, config)
-    rt.queue = ArqQueue(ctx["redis"])
-    ctx["runtime"] = rt
-    if settings.worker_metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.worker_metrics_port, addr="0.0.0.0")
-    log.info("worker started", connections=[c.id for c in config.connections])
-
-
-async def _shutdown(ctx: dict[str, Any]) -> None:
-    rt: Runtime | None = ctx.get("runtime")
-    if rt is not None:
-        rt.queue = None  # the pool belongs to arq
-        await rt.close()
-
-
 def use_uvloop() -> None:
     """uvloop, as uvicorn uses for the API: the worker's event loop is its hot path."""
     try:
@@ -153,9 +154,8 @@ def use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def worker_settings(settings: Settings, config: GatewayConfig) -> dict[str, Any]:
-    """arq worker settings, shaped by our settings (lease = job timeout)."""
-    assert settings.redis_url, "the arq worker needs GATEWAY_REDIS_URL"
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """arq Worker options, shaped by our settings (lease = job timeout)."""
     step = max(1, int(settings.sweep_interval_seconds))
     return {
         "functions": [deliver],
@@ -175,19 +175,141 @@ def worker_settings(settings: Settings, config: GatewayConfig) -> dict[str, Any]
                 timeout=max(60, int(settings.lease_seconds)),
             ),
         ],
-        "on_startup": _startup,
-        "on_shutdown": _shutdown,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "max_jobs": settings.worker_concurrency,
         "poll_delay": settings.worker_poll_seconds,
         "job_timeout": settings.lease_seconds,
         "keep_result": 0,
         "max_tries": 1_000_000,  # attempts are counted in the database, not by arq
         "retry_jobs": True,
-        "handle_signals": True,
+        "handle_signals": False,  # ours: stop taking work, finish, hand back the rest
     }
 
 
-async def arq_pool(settings: Settings) -> ArqQueue:
-    assert settings.redis_url
-    return ArqQueue(await create_pool(RedisSettings.from_dsn(settings.redis_url)))
+class ArqWorker:
+    """``erp-gateway worker``: arq's worker, kept alive across Redis outages."""
+
+    def __init__(self, settings: Settings, config: GatewayConfig) -> None:
+        assert settings.redis_url, "the arq worker needs GATEWAY_REDIS_URL"
+        self.settings = settings
+        self.rt = build_runtime(settings, config)
+        self.rt.queue = ArqQueue.connect_lazily(settings.redis_url)
+        self.stopping = asyncio.Event()
+        self.state: HeartbeatState = "starting"
+        self._connected_once = False
+
+    def _on_signal(self, signum: int) -> None:
+        if not self.stopping.is_set():
+            log.info("worker stopping", signal=signal.Signals(signum).name)
+        self.stopping.set()
+
+    def _arq(self) -> Worker:
+        assert self.settings.redis_url
+        pool = ArqRedis.from_url(
+            self.settings.redis_url,
+            socket_timeout=WORKER_REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=WORKER_REDIS_TIMEOUT_SECONDS,
+        )
+        return Worker(
+            **worker_options(self.settings),
+            redis_pool=pool,
+            ctx={"runtime": self.rt},
+            on_startup=self._connected,  # type: ignore[arg-type]
+        )
+
+    async def _connected(self, _: dict[str, Any]) -> None:
+        self.state = "consuming"
+        if self._connected_once:
+            log.info("worker reconnected to Redis; consuming again")
+        else:
+            self._connected_once = True
+            log.info("worker started", connections=[c.id for c in self.rt.config.connections])
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        heartbeat = asyncio.create_task(heartbeat_loop(self.rt, "arq", self._state, self.stopping))
+        delay = 1.0
+        try:
+            while not self.stopping.is_set():
+                worker = self._arq()
+                main = asyncio.create_task(worker.main(), name="arq-main")
+                stop = asyncio.create_task(self.stopping.wait())
+                await asyncio.wait({main, stop}, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                if self.stopping.is_set():
+                    await self._stop_gracefully(worker, main)
+                    break
+                delay = await self._reconnect_later(worker, main, delay)
+        finally:
+            self.stopping.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            await self.rt.close()
+
+    def _state(self) -> HeartbeatState:
+        return "stopping" if self.stopping.is_set() else self.state
+
+    async def _reconnect_later(
+        self, worker: Worker, main: asyncio.Task[None], delay: float
+    ) -> float:
+        """arq's loop ended (Redis went away or hung): keep what is in flight going, wait, retry."""
+        error = main.exception() if not main.cancelled() else None
+        was_consuming = self.state == "consuming"
+        self.state = "queue_unreachable"
+        in_flight = [t for t in worker.tasks.values() if not t.done()]
+        log.warning(
+            "Redis unreachable; deliveries in flight finish, then the worker reconnects",
+            error=repr(error),
+            in_flight=len(in_flight),
+            retry_in_seconds=delay,
+        )
+        if in_flight:
+            # they only need the database; their arq bookkeeping may fail, the sweeper redoes it
+            await asyncio.wait(in_flight, timeout=self.settings.worker_grace_seconds)
+        with contextlib.suppress(Exception):
+            await worker.pool.aclose()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+        return 1.0 if was_consuming else min(delay * 2, RECONNECT_MAX_SECONDS)
+
+    async def _stop_gracefully(self, worker: Worker, main: asyncio.Task[None]) -> None:
+        """Stop taking work; finish in-flight deliveries within the grace period; hand back
+        the rest (their leases are released at once, so another worker takes them now)."""
+        worker.allow_pick_jobs = False
+        grace = self.settings.worker_grace_seconds
+        in_flight = [t for t in worker.tasks.values() if not t.done()]
+        log.info(
+            "worker stopping: no new work; finishing deliveries in flight",
+            in_flight=len(in_flight),
+            grace_seconds=grace,
+        )
+        finished, unfinished = (
+            await asyncio.wait(in_flight, timeout=grace) if in_flight else (set(), set())
+        )
+        for task in unfinished:
+            task.cancel()  # process_delivery hands its delivery back before it ends
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        main.cancel()
+        await asyncio.gather(main, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(worker.pool.aclose(), WORKER_REDIS_TIMEOUT_SECONDS)
+        log.info(
+            "worker stopped",
+            finished_in_flight=len(finished),
+            handed_back=len(unfinished),
+        )
+
+
+def run_arq_worker(settings: Settings, config: GatewayConfig) -> None:
+    """Run the arq worker until SIGTERM/SIGINT (uvloop when available)."""
+    use_uvloop()
+
+    async def main() -> None:
+        if settings.worker_metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.worker_metrics_port, addr="0.0.0.0")
+        await ArqWorker(settings, config).run()
+
+    asyncio.run(main())

@@ -39,6 +39,7 @@ from app.flows.state import (
     canonical_payloads,
     entity_has_link,
     mapping_table,
+    newer_version,
     orders_in_transit,
     stock_levels_for,
     upsert_stock_level,
@@ -71,6 +72,8 @@ class Planned:
     status: str = DeliveryStatus.PENDING
     held_reason: str | None = None
     dead_reason: str | None = None
+    # an update older than a version already recorded: stored, never sent
+    superseded_reason: str | None = None
     priority: int = 0
     delay_seconds: float = 0.0
     # a level (stock, price): a newer value replaces every undelivered older one
@@ -118,7 +121,28 @@ def _as_is(route: Route, event: CanonicalEvent, **extra: Any) -> Planned:
 # --- orders ---------------------------------------------------------------------------------
 
 
+async def _older_than_known(ctx: PlanContext, event: CanonicalEvent) -> list[Planned] | None:
+    """An update older than one already recorded (webhooks arrive out of order): stored for
+    the record, planned as superseded so it can never overwrite the newer version."""
+    newer = await newer_version(ctx.session, event)
+    if newer is None:
+        return None
+    reason = (
+        f"older than the version of {newer.isoformat()} already recorded "
+        f"(this one is of {event.occurred_at.isoformat()}); not sent"
+    )
+    log.info("out-of-order update superseded", entity_key=event.entity_key, newer=str(newer))
+    return [
+        _as_is(route, event, status=DeliveryStatus.SUPERSEDED, superseded_reason=reason)
+        for route in ctx.routes(event.flow)
+    ]
+
+
 async def _plan_order(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
+    if event.type != "order.cancelled":  # a cancel is never skipped, whatever its time
+        stale = await _older_than_known(ctx, event)
+        if stale is not None:
+            return stale
     order = event.payload_as(Order)
     rules = ctx.rules.orders
     directives: dict[str, Any] = {
@@ -403,11 +427,18 @@ async def _remember_price(ctx: PlanContext, price: Price, next_change: datetime 
 
 
 async def _sent_price(ctx: PlanContext, destination: str, price: Price) -> Decimal | None:
-    value = await ctx.session.scalar(
+    return await sent_price(ctx.session, destination, price.sku, price.currency)
+
+
+async def sent_price(
+    session: AsyncSession, destination: str, sku: str, currency: str
+) -> Decimal | None:
+    """The last price accepted for ``destination`` (sent, or approved): the guard's baseline."""
+    value = await session.scalar(
         sa.select(col(SentPrice.effective)).where(
             col(SentPrice.destination) == destination,
-            col(SentPrice.sku) == price.sku,
-            col(SentPrice.currency) == price.currency,
+            col(SentPrice.sku) == sku,
+            col(SentPrice.currency) == currency,
         )
     )
     if value is None:
@@ -440,6 +471,9 @@ async def accept_price(
 
 
 async def _plan_customer(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
+    stale = await _older_than_known(ctx, event)
+    if stale is not None:
+        return stale
     customer = event.payload_as(Customer)
     rules = ctx.rules.customers
     side = ctx.sides.get(ctx.source, "store")

@@ -209,8 +209,10 @@ async def _insert_delivery(
         "depends_on": plan.depends_on,
         "held_reason": plan.held_reason,
         "priority": plan.priority,
-        "last_error": plan.dead_reason or plan.held_reason,
-        "last_error_class": "rule" if plan.dead_reason else ("held" if plan.held_reason else None),
+        "last_error": plan.dead_reason or plan.held_reason or plan.superseded_reason,
+        "last_error_class": "rule"
+        if plan.dead_reason
+        else ("held" if plan.held_reason else ("superseded" if plan.superseded_reason else None)),
     }
     return int(await session.scalar(_INSERT_DELIVERY, values))
 

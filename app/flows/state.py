@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.canonical.events import CanonicalEvent
 from app.canonical.inventory import InventoryLevel
 from app.dbutil import insert_for, rowcount
 from app.models import (
@@ -45,6 +46,31 @@ async def canonical_payloads(
         stmt = stmt.where(EVENTS.c.payload["order_key"].as_string() == order_key)
     rows = await session.execute(stmt.limit(newest))
     return [dict(r) for (r,) in rows]
+
+
+# Events that carry a whole version of their entity: a newer one makes an older one moot.
+VERSIONED = {
+    "order.created": ("order.created", "order.updated"),
+    "order.updated": ("order.created", "order.updated"),
+    "customer.upserted": ("customer.upserted",),
+}
+
+
+async def newer_version(session: AsyncSession, event: CanonicalEvent) -> datetime | None:
+    """The time of a newer recorded version of ``event``'s entity, if one is known."""
+    types = VERSIONED.get(event.type)
+    if types is None:
+        return None
+    newest = await session.scalar(
+        sa.select(sa.func.max(col(CanonicalEventRow.occurred_at))).where(
+            col(CanonicalEventRow.entity_key) == event.entity_key,
+            col(CanonicalEventRow.event_type).in_(types),
+        )
+    )
+    if newest is None:
+        return None
+    newest = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+    return newest if newest > event.occurred_at else None
 
 
 async def entity_has_link(

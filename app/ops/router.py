@@ -157,10 +157,25 @@ async def list_deliveries(
     "/deliveries/replay",
     tags=["deliveries"],
     summary="Replay deliveries by filter",
-    description="Requeue every delivery matching the filter with a fresh attempt budget, "
-    "oldest first. `status` or `ids` is required; pending and in-flight deliveries are "
-    f"never replayed. At most {BULK_REPLAY_CAP} per call (`capped` says if more matched; "
-    "call again). `dry_run` only reports what would be replayed.",
+    description="**A dry run unless `dry_run: false`**: the answer lists what each matching "
+    "delivery would become. Replayed deliveries go again oldest first with a fresh retry "
+    "window. `status` or `ids` is required; pending and in-flight deliveries are never "
+    "replayed, held ones wait for a decision (`/approvals`). Guarded changes pass their guard "
+    "again: a price over the guard is held, not sent. `status: dead` never selects rejected "
+    "deliveries; asking for `status: rejected` (or their ids) re-opens them as held. "
+    f"At most {BULK_REPLAY_CAP} per call (`capped` says if more matched; call again).",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "look first": {"value": {"status": "dead", "dry_run": True}},
+                        "then replay": {"value": {"status": "dead", "dry_run": False}},
+                    }
+                }
+            }
+        }
+    },
     dependencies=_OPERATOR,
     responses=_FORBIDDEN,
 )
@@ -186,11 +201,17 @@ async def get_delivery(delivery_id: int, session: SessionDep) -> DeliveryDetail:
     "/deliveries/{delivery_id}/replay",
     tags=["deliveries"],
     summary="Replay one delivery",
-    description="Requeue a delivered, dead, parked, held or superseded delivery with its "
-    "attempts reset. Safe for delivered ones: every connector write is idempotent. "
-    "409 if it is pending or in flight (already on its way).",
+    description="Requeue a delivered, dead, parked or superseded delivery with a fresh retry "
+    "window. Safe for delivered ones: every connector write is idempotent. A guarded change "
+    "(a price) over its guard is held instead, and a rejected delivery is re-opened as held: "
+    "both wait for a decision in `/approvals`. 409 if it is pending or in flight (already on "
+    "its way) or held (decide it instead).",
     dependencies=_OPERATOR,
-    responses={**_NOT_FOUND, **_FORBIDDEN, 409: {"description": "already on its way"}},
+    responses={
+        **_NOT_FOUND,
+        **_FORBIDDEN,
+        409: {"description": "already on its way, or held for a decision"},
+    },
 )
 async def replay_delivery(delivery_id: int, session: SessionDep, rt: RuntimeDep) -> DeliveryOut:
     return await service.replay_delivery(session, rt, delivery_id)

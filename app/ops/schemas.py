@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.models import DeliveryStatus
 
 DeliveryStatusName = Literal[
-    "pending", "in_flight", "delivered", "parked", "held", "dead", "superseded"
+    "pending", "in_flight", "delivered", "parked", "held", "dead", "superseded", "rejected"
 ]
 # The Literal above is what OpenAPI shows; keep it in step with the storage constants.
 assert set(get_args(DeliveryStatusName)) == set(DeliveryStatus.ALL)
@@ -48,7 +48,8 @@ class _DeliveryBase(_Out):
     lease_expires_at: datetime | None
     last_error: str | None
     last_error_class: str | None = Field(
-        description="transient | rate_limited | permanent | needs_mapping | breaker_open | internal"
+        description="transient | rate_limited | permanent | needs_mapping | breaker_open "
+        "(waiting for the destination to recover) | held | rejected | superseded | internal"
     )
     parked_reason: str | None
     needs: list[MappingNeedOut] | None = Field(
@@ -96,7 +97,11 @@ class BulkReplayRequest(BaseModel):
     entity_key: str | None = None
     event_type: str | None = None
     ids: list[int] | None = Field(default=None, max_length=BULK_REPLAY_CAP)
-    dry_run: bool = Field(default=False, description="only report what would be replayed")
+    dry_run: bool = Field(
+        default=True,
+        description="true (the default): only report what each delivery would become; "
+        "send `false` to replay",
+    )
 
     @model_validator(mode="after")
     def _bounded(self) -> BulkReplayRequest:
@@ -106,11 +111,33 @@ class BulkReplayRequest(BaseModel):
             )
         if self.status in (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT):
             raise ValueError(f"status {self.status} deliveries are already on their way")
+        if self.status == DeliveryStatus.HELD:
+            raise ValueError("held deliveries wait for a decision: use /api/v1/approvals")
         return self
 
 
+class ReplayItem(BaseModel):
+    id: int
+    event_type: str
+    entity_key: str
+    destination: str
+    status: str = Field(description="before the replay")
+    becomes: str = Field(
+        description="pending (sent again) or held (a guarded change over its guard, or a "
+        "re-opened rejection: it waits for a decision)"
+    )
+    reason: str | None = None
+
+
 class BulkReplayOut(BaseModel):
-    replayed: list[int] = Field(description="ids requeued (with dry_run: that would be)")
+    replayed: list[int] = Field(description="ids sent again (with dry_run: that would be)")
+    held: list[int] = Field(
+        default_factory=list,
+        description="ids held for a decision instead of being sent (with dry_run: that would be)",
+    )
+    items: list[ReplayItem] = Field(
+        default_factory=list, description="what each matched delivery becomes, oldest first"
+    )
     count: int
     dry_run: bool
     capped: bool = Field(
@@ -119,7 +146,7 @@ class BulkReplayOut(BaseModel):
     cap: int = BULK_REPLAY_CAP
     skipped: list[int] = Field(
         default_factory=list,
-        description="requested ids not replayed: unknown, filtered out, or already on their way",
+        description="requested ids not replayed: unknown, filtered out, held, or on their way",
     )
 
 

@@ -8,10 +8,9 @@ enqueueing deferred until it commits.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -24,6 +23,8 @@ from app.canonical.events import CanonicalEvent
 from app.config import ConnectionConfig
 from app.dbutil import insert_for
 from app.delivery import actions
+from app.delivery.breakers import BreakerView
+from app.delivery.sweeper import shown_state
 from app.errors import Conflict, NotFound
 from app.models import (
     CanonicalEventRow,
@@ -50,6 +51,7 @@ from app.ops.schemas import (
     InboundDetail,
     InboundOut,
     QueueDepth,
+    ReplayItem,
     ResumeOut,
     TraceDelivery,
     TraceEvent,
@@ -147,16 +149,28 @@ async def get_delivery(session: AsyncSession, delivery_id: int) -> DeliveryDetai
 def _on_its_way(delivery: Delivery) -> Conflict:
     return Conflict(
         f"delivery {delivery.id} is already on its way (status {delivery.status})",
-        hint="replay is for delivered, dead, parked, held or superseded deliveries; "
+        hint="replay is for delivered, dead, parked, superseded or rejected deliveries; "
         "watch GET /api/v1/deliveries/{id} for the outcome",
     )
 
 
+def _held(delivery: Delivery) -> Conflict:
+    return Conflict(
+        f"delivery {delivery.id} is held for a decision: {delivery.held_reason}",
+        hint="approve or reject it with POST /api/v1/approvals/{id}/approve or /reject",
+    )
+
+
 async def replay_delivery(session: AsyncSession, rt: Runtime, delivery_id: int) -> DeliveryOut:
-    """Replay one delivery; 409 if it is pending or in flight (a replay would double it)."""
+    """Replay one delivery; 409 if it is on its way (a replay would double it) or held.
+
+    A rejected delivery is re-opened as held; a guarded change over its guard is held.
+    """
     delivery = await _delivery_or_404(session, delivery_id)
     if delivery.status in ON_ITS_WAY:
         raise _on_its_way(delivery)
+    if delivery.status == DeliveryStatus.HELD:
+        raise _held(delivery)
     if not await actions.replay(session, rt, [delivery_id]):
         # the worker changed it between our read and the update
         raise _on_its_way(await _delivery_or_404(session, delivery_id))
@@ -166,7 +180,11 @@ async def replay_delivery(session: AsyncSession, rt: Runtime, delivery_id: int) 
 async def bulk_replay(
     session: AsyncSession, rt: Runtime, request: BulkReplayRequest
 ) -> BulkReplayOut:
-    """Replay what matches the filter, oldest first (keeps per-entity order), capped per call."""
+    """Replay what matches the filter, oldest first (keeps per-entity order), capped per call.
+
+    ``status: dead`` never selects rejected deliveries (they have their own status); the
+    result lists what each delivery becomes, and a dry run shows exactly that without doing it.
+    """
     where = DeliveryFilter(
         statuses=[request.status] if request.status else (),
         destination=request.destination,
@@ -174,21 +192,29 @@ async def bulk_replay(
         entity_key=request.entity_key,
         event_type=request.event_type,
     )
-    stmt = where.apply(sa.select(col(Delivery.id))).where(
-        col(Delivery.status).in_(actions.REPLAYABLE)
+    stmt = where.apply(sa.select(Delivery)).where(
+        col(Delivery.status).in_((*actions.REPLAYABLE, DeliveryStatus.REJECTED))
     )
     if request.ids:
         stmt = stmt.where(col(Delivery.id).in_(request.ids))
+    elif request.status is None or request.status != DeliveryStatus.REJECTED:
+        # re-opening rejected work is a decision: only by asking for it by status or id
+        stmt = stmt.where(col(Delivery.status) != DeliveryStatus.REJECTED)
     stmt = stmt.order_by(col(Delivery.id)).limit(BULK_REPLAY_CAP + 1)
-    matched = [int(i) for i in (await session.execute(stmt)).scalars()]
+    matched = list((await session.execute(stmt)).scalars())
     capped = len(matched) > BULK_REPLAY_CAP
     matched = matched[:BULK_REPLAY_CAP]
-    replayed = matched if request.dry_run else await actions.replay(session, rt, matched)
-    done = set(replayed)
+    if request.dry_run:
+        steps = await actions.plan_replay(session, rt, matched)
+    else:
+        steps = await actions.replay(session, rt, [int(d.id or 0) for d in matched])
+    done = {s.id for s in steps}
     skipped = sorted({i for i in request.ids or () if i not in done})
     return BulkReplayOut(
-        replayed=replayed,
-        count=len(replayed),
+        replayed=[s.id for s in steps if s.becomes == DeliveryStatus.PENDING],
+        held=[s.id for s in steps if s.becomes == DeliveryStatus.HELD],
+        items=[ReplayItem(**asdict(s)) for s in steps],
+        count=len(steps),
         dry_run=request.dry_run,
         capped=capped,
         skipped=skipped,
@@ -403,13 +429,12 @@ def connection_or_404(rt: Runtime, connection_id: str) -> ConnectionConfig:
 BreakerState = Literal["closed", "open", "half-open"]
 
 
-async def _breaker(rt: Runtime, connection_id: str) -> tuple[BreakerState, datetime | None]:
-    def read() -> tuple[BreakerState, datetime | None]:
-        state = cast(BreakerState, rt.breakers.state(connection_id))
-        return state, rt.breakers.reopens_at(connection_id) if state == "open" else None
-
-    # With Redis the breaker storage is a synchronous client: keep it off the event loop.
-    return await asyncio.to_thread(read) if rt.settings.redis_url else read()
+def _breaker(state: ConnectionState | None) -> tuple[BreakerState, datetime | None]:
+    """The breaker as the delivering processes recorded it in the database (never Redis)."""
+    if state is None or state.breaker_state in (None, "closed"):
+        return "closed", None
+    view = BreakerView("open", state.breaker_reopens_at)
+    return cast(BreakerState, shown_state(view, utcnow())), state.breaker_reopens_at
 
 
 async def _connections(
@@ -439,7 +464,7 @@ async def _connections(
     out = []
     for conn in conns:
         state = states.get(conn.id)
-        breaker_state, retry_at = await _breaker(rt, conn.id)
+        breaker_state, retry_at = _breaker(state)
         out.append(
             ConnectionOut(
                 id=conn.id,

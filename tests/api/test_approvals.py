@@ -136,7 +136,7 @@ async def test_approving_an_order_amendment_without_a_note(gw: Gateway) -> None:
     assert (row.directives or {})["decision"]["outcome"] == "approved"
 
 
-async def test_rejecting_dead_letters_it_and_releases_what_waited(gw: Gateway) -> None:
+async def test_rejecting_is_final_and_releases_what_waited(gw: Gateway) -> None:
     held = await seed(gw.rt, status="held", held_reason="over-shipment")
     now = utcnow()
     behind = await seed(
@@ -169,11 +169,11 @@ async def test_rejecting_dead_letters_it_and_releases_what_waited(gw: Gateway) -
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["decision"] == "rejected" and body["status"] == "dead"
+    assert body["decision"] == "rejected" and body["status"] == "rejected"
     # the first waiting per ordering key; the second goes after it by itself
     assert body["queued"] == sorted([behind.delivery, dependent.delivery])
     row = await delivery_row(gw, held.delivery)
-    assert row.status == "dead" and row.last_error_class == "rejected"
+    assert row.status == "rejected" and row.last_error_class == "rejected"
     assert row.last_error == "rejected by an operator: customer was refunded"
     assert (row.directives or {})["decision"]["outcome"] == "rejected"
     for waiting in (behind, behind_too, dependent):
@@ -249,7 +249,7 @@ async def test_bulk_reject_by_ids_reports_what_was_skipped(gw: Gateway) -> None:
     body = response.json()
     assert body["decided"] == [held.delivery] and body["decision"] == "rejected"
     assert body["skipped"] == sorted([dead.delivery, 424242])
-    assert await gw.status_of(held.delivery) == "dead"
+    assert await gw.status_of(held.delivery) == "rejected"
     assert await gw.status_of(other.delivery) == "held"
     row = await delivery_row(gw, held.delivery)
     assert row.last_error == "rejected by an operator"

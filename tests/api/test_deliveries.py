@@ -71,19 +71,31 @@ async def test_bulk_replay_by_status_with_dry_run(gw: Gateway) -> None:
         "POST", "/deliveries/replay", json={"status": "dead", "destination": "erp", "dry_run": True}
     )
     assert dry.status_code == 200, dry.text
-    assert dry.json() == {
+    body = dry.json()
+    assert {k: v for k, v in body.items() if k != "items"} == {
         "replayed": dead_ids,
+        "held": [],
         "count": 3,
         "dry_run": True,
         "capped": False,
         "cap": 10000,
         "skipped": [],
     }
+    assert [(i["id"], i["status"], i["becomes"]) for i in body["items"]] == [
+        (i, "dead", "pending") for i in dead_ids
+    ]
     for d in dead:
         assert await gw.status_of(d.delivery) == "dead"  # a dry run changes nothing
+    # without dry_run the answer is a dry run too: replaying is a decision to spell out
+    default = await gw.write("POST", "/deliveries/replay", json={"status": "dead"})
+    assert default.json()["dry_run"] is True
+    for d in dead:
+        assert await gw.status_of(d.delivery) == "dead"
 
     real = await gw.write(
-        "POST", "/deliveries/replay", json={"status": "dead", "destination": "erp"}
+        "POST",
+        "/deliveries/replay",
+        json={"status": "dead", "destination": "erp", "dry_run": False},
     )
     assert real.status_code == 200, real.text
     assert real.json()["replayed"] == dead_ids and real.json()["count"] == 3

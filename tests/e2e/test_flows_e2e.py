@@ -73,7 +73,7 @@ rules:
   pricing: {{guard_percent: 20}}
   shipments: {{notify_on: [shipped]}}
 delivery:
-  max_attempts: 8
+  retry_window_seconds: 60
   backoff_base_seconds: 0.05
   backoff_max_seconds: 0.5
   request_timeout_seconds: 5

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from arq.connections import RedisSettings
 from arq.worker import Worker
 
 from app.delivery.service import process_delivery
-from app.delivery.worker import deliver, sweep_task, worker_settings
+from app.delivery.worker import deliver, sweep_task, worker_options
 from app.main import start_runtime
 from app.runtime import Runtime
 from connectors.base import TransientError
@@ -36,17 +37,10 @@ async def arq_stack(clean_db: str, redis_url: str | None) -> AsyncIterator[Any]:
         worker_rt, _ = await start_runtime(settings, config, with_worker=False)
         worker_rt.connectors["erp"] = connector
         runtimes.extend([api_rt, worker_rt])
-        opts = worker_settings(settings, config)
         worker = Worker(
-            functions=opts["functions"],
-            cron_jobs=opts["cron_jobs"],
-            redis_settings=opts["redis_settings"],
+            **{**worker_options(settings), "poll_delay": 0.05},
+            redis_settings=RedisSettings.from_dsn(redis_url),
             ctx={"runtime": worker_rt},
-            job_timeout=opts["job_timeout"],
-            keep_result=0,
-            max_tries=opts["max_tries"],
-            poll_delay=0.05,
-            handle_signals=False,
         )
         workers.append((worker, asyncio.create_task(worker.async_run())))
         return api_rt
@@ -95,7 +89,8 @@ def test_worker_settings_tie_job_timeout_to_the_lease() -> None:
     settings = make_settings(
         "sqlite+aiosqlite:///unused.db", redis_url="redis://127.0.0.1:6379/15", lease_seconds=42
     )
-    opts = worker_settings(settings, make_config())
+    opts = worker_options(settings)
     assert opts["job_timeout"] == 42 and opts["keep_result"] == 0
+    assert opts["handle_signals"] is False  # ours: finish in-flight work, hand back the rest
     assert opts["functions"] == [deliver]
     assert opts["cron_jobs"][0].coroutine is sweep_task

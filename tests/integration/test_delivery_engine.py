@@ -12,10 +12,10 @@ from app.canonical.events import CanonicalEvent
 from app.config import GatewayConfig
 from app.db import transaction
 from app.delivery.actions import release_parked, replay
-from app.delivery.worker import start_in_process, stop_in_process
+from app.delivery.worker import InProcessWorker
 from app.main import start_runtime
 from app.mappings.service import upsert_entries
-from app.models import Delivery, DeliveryAttempt, EntityLink
+from app.models import ConnectionState, Delivery, DeliveryAttempt, EntityLink
 from app.runtime import Runtime
 from connectors.base import (
     Connector,
@@ -62,13 +62,14 @@ async def engine_rt(clean_db: str) -> AsyncIterator[Any]:
         settings = make_settings(clean_db)
         rt, _ = await start_runtime(settings, config or make_config(), with_worker=False)
         rt.connectors["erp"] = connector
-        task = await start_in_process(rt)
-        started.append((rt, task))
+        worker = InProcessWorker(rt)
+        worker.start()
+        started.append((rt, worker))
         return rt
 
     yield start
-    for rt, task in started:
-        await stop_in_process(task)
+    for rt, worker in started:
+        await worker.stop()
         await rt.close()
 
 
@@ -125,21 +126,26 @@ async def test_permanent_error_goes_dead_at_once_with_the_reason(engine_rt: Any)
     assert len(connector.calls) == 1
 
 
-async def test_transient_errors_dead_letter_after_max_attempts(engine_rt: Any) -> None:
-    connector = ScriptedConnector([TransientError("503")] * 10)
-    rt = await engine_rt(connector, make_config(max_attempts=3))
+async def test_transient_errors_of_one_delivery_end_after_the_retry_window(
+    engine_rt: Any,
+) -> None:
+    # the destination answers (its breaker stays closed); only this delivery keeps failing
+    connector = ScriptedConnector([TransientError("503")] * 50)
+    config = make_config(retry_window_seconds=0.6, breaker_fail_max=100)
+    rt = await engine_rt(connector, config)
     delivery_id = await seed_event(rt, make_order("2003"))
     row = await wait_status(rt, delivery_id, "dead")
-    assert row.attempts == 3 and len(connector.calls) == 3
-    assert "gave up after 3 attempts" in (row.last_error or "")
+    assert row.attempts >= 2 and len(connector.calls) == row.attempts
+    assert f"gave up after {row.attempts} attempts over" in (row.last_error or "")
+    assert "retry_window_seconds" in (row.last_error or "")
 
 
 async def test_rate_limit_waits_without_using_an_attempt(engine_rt: Any) -> None:
     connector = ScriptedConnector([RateLimitedError("429", retry_after=0.2)] * 4)
-    rt = await engine_rt(connector, make_config(max_attempts=2))
+    rt = await engine_rt(connector, make_config(retry_window_seconds=0.1))
     delivery_id = await seed_event(rt, make_order("2004"))
     row = await wait_status(rt, delivery_id, "delivered")
-    assert row.attempts == 1  # four 429s did not count against max_attempts=2
+    assert row.attempts == 1  # four 429s are neither attempts nor failures
     assert [a.outcome for a in await attempts(rt, delivery_id)].count("rate_limited") == 4
 
 
@@ -158,21 +164,28 @@ async def test_unmapped_sku_parks_then_mapping_releases_it(engine_rt: Any) -> No
 
 
 async def test_open_breaker_defers_without_burning_attempts(engine_rt: Any) -> None:
-    # breaker_fail_max=3 in the test config; 12 failures would dead-letter without the breaker
+    # breaker_fail_max=3 in the test config; the window is shorter than the outage
     connector = ScriptedConnector([TransientError("connection refused")] * 12)
-    rt = await engine_rt(connector, make_config(max_attempts=50, breaker_reset_seconds=0.3))
+    config = make_config(retry_window_seconds=0.2, breaker_reset_seconds=0.3)
+    rt = await engine_rt(connector, config)
     ids = [await seed_event(rt, make_order(f"30{i:02d}")) for i in range(5)]
     await wait_for(lambda: _breaker_opened(rt), message="breaker open")
     for delivery_id in ids:
         await wait_status(rt, delivery_id, "delivered", timeout=30)
     async with rt.sessions() as session:
         total_attempts = await session.scalar(sa.select(sa.func.sum(Delivery.attempts)))
-    # every failed call was an attempt, but waiting on the open breaker was not
+    # every failed call (the first three, then one trial at a time) was an attempt, but
+    # waiting on the open breaker was not, and nothing died though the outage outlasted
+    # the retry window
     assert total_attempts == 12 + 5
 
 
 async def _breaker_opened(rt: Runtime) -> bool:
-    return rt.breakers.get("erp").current_state == "open"
+    async with rt.sessions() as session:
+        state = await session.scalar(
+            sa.select(ConnectionState.breaker_state).where(ConnectionState.connection_id == "erp")
+        )
+    return state == "open"
 
 
 async def test_updates_wait_for_the_create_of_the_same_order(engine_rt: Any) -> None:
@@ -200,7 +213,7 @@ async def test_replay_of_a_dead_delivery_sends_it_again(engine_rt: Any) -> None:
     delivery_id = await seed_event(rt, make_order("2007"))
     await wait_status(rt, delivery_id, "dead")
     async with transaction(rt.sessions) as session:
-        assert await replay(session, rt, [delivery_id]) == [delivery_id]
+        assert [step.id for step in await replay(session, rt, [delivery_id])] == [delivery_id]
     row = await wait_status(rt, delivery_id, "delivered")
     assert row.attempts == 1  # a replay starts a fresh attempt budget
 

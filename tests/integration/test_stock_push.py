@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from app.canonical.events import CanonicalEvent, make_event
 from app.canonical.inventory import InventoryLevel
 from app.db import transaction
-from app.delivery.worker import start_in_process, stop_in_process
+from app.delivery.worker import InProcessWorker
 from app.flows.recorder import record_events
 from app.main import start_runtime
 from app.models import Delivery, utcnow
@@ -67,9 +67,10 @@ async def stock_rt(clean_db: str) -> AsyncIterator[tuple[Runtime, Store]]:
     store = Store()
     rt.connectors["shop"] = store
     rt.connectors["erp"] = Erp(config.connection("erp"), rt.http)  # type: ignore[arg-type]
-    task = await start_in_process(rt)
+    worker = InProcessWorker(rt)
+    worker.start()
     yield rt, store
-    await stop_in_process(task)
+    await worker.stop()
     await rt.close()
 
 

@@ -11,7 +11,7 @@ from app.canonical.events import CanonicalEvent, make_event
 from app.canonical.order import Order
 from app.db import transaction
 from app.delivery.actions import release_parked
-from app.delivery.worker import start_in_process, stop_in_process
+from app.delivery.worker import InProcessWorker
 from app.flows.recorder import record_events
 from app.main import start_runtime
 from app.mappings.service import upsert_entries
@@ -47,9 +47,10 @@ async def variant_rt(clean_db: str) -> AsyncIterator[tuple[Runtime, Erp]]:
     rt, _ = await start_runtime(make_settings(clean_db), config, with_worker=False)
     erp = Erp()
     rt.connectors["erp"] = erp
-    task = await start_in_process(rt)
+    worker = InProcessWorker(rt)
+    worker.start()
     yield rt, erp
-    await stop_in_process(task)
+    await worker.stop()
     await rt.close()
 
 

@@ -1,0 +1,121 @@
+"""One breaker per destination: the same state machine in memory and in Redis, shared by
+every worker process, with one trial call at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.config import DeliveryPolicy
+from app.delivery.breakers import BreakerStore, MemoryBreakers, RedisBreakers
+
+POLICY = DeliveryPolicy(breaker_fail_max=3, breaker_reset_seconds=30, request_timeout_seconds=5)
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def stores(
+    request: pytest.FixtureRequest, redis_url: str | None
+) -> AsyncIterator[tuple[BreakerStore, BreakerStore]]:
+    """Two views of one breaker, as two worker processes have them."""
+    if request.param == "memory":
+        one = MemoryBreakers()
+        yield one, one
+        return
+    if redis_url is None:
+        pytest.skip("needs GATEWAY_TEST_REDIS_URL (CI sets it)")
+    a, b = RedisBreakers(redis_url), RedisBreakers(redis_url)
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def fail(store: BreakerStore, now: datetime, *, trial: bool = False) -> str:
+    return (await store.record("erp", POLICY, now, "failure", trial=trial)).view.state
+
+
+async def test_failures_from_every_process_count_towards_one_threshold(
+    stores: tuple[BreakerStore, BreakerStore],
+) -> None:
+    a, b = stores
+    assert await fail(a, at(0)) == "closed"
+    assert await fail(b, at(1)) == "closed"
+    transition = await a.record("erp", POLICY, at(2), "failure", trial=False)
+    assert transition.view.state == "open" and transition.changed
+    assert transition.view.reopens_at == at(32)
+    admission = await b.admit("erp", POLICY, at(10))
+    assert not admission.go and admission.retry_at == at(32)
+
+
+async def test_a_success_resets_the_run_of_failures(
+    stores: tuple[BreakerStore, BreakerStore],
+) -> None:
+    a, b = stores
+    await fail(a, at(0))
+    await fail(b, at(1))
+    await a.record("erp", POLICY, at(2), "success", trial=False)
+    assert await fail(b, at(3)) == "closed"  # one failure after the success, not three
+
+
+async def test_one_trial_at_a_time_and_its_outcome_decides(
+    stores: tuple[BreakerStore, BreakerStore],
+) -> None:
+    a, b = stores
+    for second in range(3):
+        await fail(a, at(second))
+    trial = await a.admit("erp", POLICY, at(40))
+    assert trial.go and trial.trial
+    other = await b.admit("erp", POLICY, at(40.5))
+    assert not other.go  # the other process waits while the trial runs
+    failed = await a.record("erp", POLICY, at(41), "failure", trial=True)
+    assert failed.changed and failed.view.reopens_at == at(71)  # a whole period again
+    assert not (await b.admit("erp", POLICY, at(50))).go
+    second_trial = await b.admit("erp", POLICY, at(72))
+    assert second_trial.trial
+    closed = await b.record("erp", POLICY, at(73), "success", trial=True)
+    assert closed.changed and closed.view.state == "closed"
+    assert (await a.admit("erp", POLICY, at(74))).go
+
+
+async def test_a_trial_whose_holder_died_is_given_to_another_after_its_ttl(
+    stores: tuple[BreakerStore, BreakerStore],
+) -> None:
+    a, b = stores
+    for second in range(3):
+        await fail(a, at(second))
+    assert (await a.admit("erp", POLICY, at(40))).trial  # and the process dies
+    assert not (await b.admit("erp", POLICY, at(45))).go
+    assert (await b.admit("erp", POLICY, at(40 + 5 + 5 + 1))).trial  # request timeout + 5 s
+
+
+async def test_with_redis_unreachable_each_process_decides_with_its_own_view() -> None:
+    closed_port = "redis://127.0.0.1:9/0"
+    store = RedisBreakers(closed_port)
+    started = time.monotonic()
+    assert (await store.admit("erp", POLICY, at(0))).go
+    for second in range(3):
+        await store.record("erp", POLICY, at(second), "failure", trial=False)
+    assert not (await store.admit("erp", POLICY, at(5))).go  # the local breaker opened
+    assert await store.read("erp", POLICY, at(5)) is None  # the shared state is unknown
+    assert time.monotonic() - started < 5  # short timeouts, no retries
+    await store.close()
+
+
+async def test_concurrent_admissions_give_exactly_one_trial(
+    stores: tuple[BreakerStore, BreakerStore],
+) -> None:
+    a, b = stores
+    for second in range(3):
+        await fail(a, at(second))
+    admissions = await asyncio.gather(
+        *(store.admit("erp", POLICY, at(40)) for store in (a, b) * 10)
+    )
+    assert sum(1 for adm in admissions if adm.trial) == 1
