@@ -373,6 +373,7 @@ class PersonRef(SQLModel, table=True):
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
     source: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # email | phone | customer | order
     ref_hash: str = Field(max_length=64)
     canonical_event_id: int = Field(
         sa_column=sa.Column(

@@ -29,6 +29,7 @@ def upgrade() -> None:
         "person_refs",
         sa.Column("id", _ID, nullable=False),
         sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("ref_hash", sa.String(length=64), nullable=False),
         sa.Column("canonical_event_id", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["canonical_event_id"], ["canonical_events.id"]),

@@ -51,6 +51,7 @@ from app.erasure.refs import (
     event_refs,
     key_ref,
     ref_hash,
+    ref_row,
     request_refs,
 )
 from app.erasure.scrub import Person, scrub_body, scrub_doc
@@ -84,6 +85,7 @@ PENDING, SCRUBBING, AWAITING, DONE = "pending", "scrubbing", "awaiting_delivery"
 OPEN_STATUSES = (PENDING, SCRUBBING, AWAITING)
 # the request's own deliveries after which nothing will send it again
 _SENT_FOR_GOOD = (DeliveryStatus.DELIVERED, DeliveryStatus.SUPERSEDED, DeliveryStatus.REJECTED)
+_FINAL = (*_SENT_FOR_GOOD, DeliveryStatus.DEAD)
 
 EVENTS: sa.Table = CanonicalEventRow.__table__  # type: ignore[attr-defined]
 INBOUND: sa.Table = InboundEvent.__table__  # type: ignore[attr-defined]
@@ -247,7 +249,8 @@ async def _resolve(rt: Runtime, job: _Job) -> None:
     default_country = job.rules.customers.default_country_code
     asked = sorted({ref_hash(r) for r in request_refs(job.request, default_country)})
     async with rt.sessions() as session:
-        # once through what the person's own records at this connection reveal
+        # once through what the person's own records at this connection reveal: their
+        # e-mail, customer id and order keys (not phones: a household shares one)
         found = sa.select(PERSON_REFS.c.canonical_event_id).where(
             PERSON_REFS.c.ref_hash.in_(asked), PERSON_REFS.c.source == job.source
         )
@@ -257,6 +260,7 @@ async def _resolve(rt: Runtime, job: _Job) -> None:
                 .where(
                     PERSON_REFS.c.canonical_event_id.in_(found),
                     PERSON_REFS.c.source == job.source,
+                    PERSON_REFS.c.kind != "phone",
                 )
                 .distinct()
             )
@@ -468,10 +472,13 @@ async def _scrub_events(
     it must wait (a delivery of one of them is being sent right now), else None."""
     person = job.person
     now = utcnow()
+    # Locked (Postgres) so no worker claims one of them until this batch commits; a claim
+    # waiting on the lock then reads the row as this batch left it (see ``pinned`` below).
     deliveries = (
         await session.execute(
             sa.select(
                 DELIVERIES.c.id,
+                DELIVERIES.c.canonical_event_id,
                 DELIVERIES.c.status,
                 DELIVERIES.c.lease_expires_at,
                 DELIVERIES.c.payload,
@@ -483,7 +490,10 @@ async def _scrub_events(
                 DELIVERIES.c.entity_key,
                 DELIVERIES.c.ordering_key,
                 DELIVERIES.c.depends_on,
-            ).where(DELIVERIES.c.canonical_event_id.in_(event_ids))
+            )
+            .where(DELIVERIES.c.canonical_event_id.in_(event_ids))
+            .order_by(DELIVERIES.c.id)
+            .with_for_update()
         )
     ).all()
     for d in deliveries:
@@ -498,11 +508,13 @@ async def _scrub_events(
         )
     ).all()
     entity_keys: set[str] = set()
+    scrubbed: dict[int, Any] = {}
     for event in events:
         entity_keys.add(event.entity_key)
         payload, n = scrub_doc(event.payload, person, whole=True)
         counts.add("canonical_events", n)
         if n:
+            scrubbed[int(event.id)] = payload
             await session.execute(
                 sa.update(EVENTS).where(EVENTS.c.id == event.id).values(payload=payload)
             )
@@ -514,6 +526,15 @@ async def _scrub_events(
     for d in deliveries:
         values: dict[str, Any] = {}
         replaced = 0
+        pinned = (
+            d.payload is None and d.status not in _FINAL and int(d.canonical_event_id) in scrubbed
+        )
+        if pinned:
+            # A delivery still to be sent carries the scrubbed payload itself: a worker
+            # whose claim waited on this batch's lock reads the delivery row as updated
+            # here (its join to the event row may still see the old version).
+            values["payload"] = scrubbed[int(d.canonical_event_id)]
+            replaced += 1
         for name in ("payload", "directives", "needs"):
             value = getattr(d, name)
             if value is not None:
@@ -543,8 +564,9 @@ async def _scrub_events(
 
     delivery_ids = [int(d.id) for d in deliveries]
     await _scrub_attempts(session, person, delivery_ids, counts)
+    entity_keys |= {d.entity_key for d in deliveries}
     entity_keys |= {f"{job.source}:customer:guest:{email}" for email in person.emails}
-    await _scrub_findings(session, person, sorted(entity_keys), delivery_ids, counts)
+    await _scrub_findings(session, person, sorted(entity_keys), counts)
     return None
 
 
@@ -625,22 +647,15 @@ async def _scrub_attempts(
 
 
 async def _scrub_findings(
-    session: AsyncSession,
-    person: Person,
-    entity_keys: Sequence[str],
-    delivery_ids: Sequence[int],
-    counts: Counts,
+    session: AsyncSession, person: Person, entity_keys: Sequence[str], counts: Counts
 ) -> None:
-    about: list[Any] = []
-    if entity_keys:
-        about.append(FINDINGS.c.entity_key.in_(list(entity_keys)))
-    if delivery_ids:
-        about.append(FINDINGS.c.delivery_id.in_(list(delivery_ids)))
-    if not about:
+    """Findings about the person's entities (by their indexed entity key; a finding of a
+    delivery carries the delivery's entity key)."""
+    if not entity_keys:
         return
     rows = await session.execute(
         sa.select(FINDINGS.c.id, FINDINGS.c.entity_key, FINDINGS.c.message, FINDINGS.c.data).where(
-            sa.or_(*about)
+            FINDINGS.c.entity_key.in_(sorted(set(entity_keys)))
         )
     )
     for row in rows.all():
@@ -861,7 +876,7 @@ async def _scrub_request_rows(
                 sa.update(DELIVERIES).where(DELIVERIES.c.id == d.id).values(**values)
             )
     await _scrub_attempts(session, person, delivery_ids, counts)
-    await _scrub_findings(session, person, [job.entity_key], delivery_ids, counts)
+    await _scrub_findings(session, person, [job.entity_key], counts)
 
 
 # --- 0. the index for events recorded before it existed -------------------------------------
@@ -918,7 +933,7 @@ async def backfill_refs(rt: Runtime) -> bool:
                 ).scalars()
             )
             values = [
-                {"source": r.source, "ref_hash": ref_hash(ref), "canonical_event_id": r.id}
+                ref_row(r.source, ref, int(r.id))
                 for r in rows
                 if r.id not in indexed
                 for ref in sorted(

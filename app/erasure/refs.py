@@ -40,6 +40,21 @@ def ref_hash(ref: str) -> str:
     return hashlib.sha256(ref.encode("utf-8")).hexdigest()
 
 
+def ref_kind(ref: str) -> str:
+    """email, phone, customer or order: stored next to the hash (the expansion of a
+    request goes through e-mails and keys, not through phones a household shares)."""
+    return ref.split("|", 1)[-1].split(":", 1)[0]
+
+
+def ref_row(source: str, ref: str, event_id: int) -> dict[str, Any]:
+    return {
+        "source": source,
+        "kind": ref_kind(ref),
+        "ref_hash": ref_hash(ref),
+        "canonical_event_id": event_id,
+    }
+
+
 def identifier_hash(value: str) -> str:
     """How the erase request's own e-mail / phone are kept: a hash, never the value."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
@@ -155,13 +170,7 @@ async def note_event(
         return
     refs = event_refs(event.type, event.entity_type, event.payload, default_country)
     if refs:
-        await session.execute(
-            _INSERT_REFS,
-            [
-                {"source": source, "ref_hash": ref_hash(r), "canonical_event_id": event_id}
-                for r in sorted(refs)
-            ],
-        )
+        await session.execute(_INSERT_REFS, [ref_row(source, r, event_id) for r in sorted(refs)])
 
 
 async def _register_request(session: AsyncSession, event_id: int, event: CanonicalEvent) -> None:

@@ -636,6 +636,49 @@ async def test_another_persons_pending_order_goes_out_with_their_name(world: Wor
     assert "[erased]" not in sent
     erased = world.sim.record_by_eid("customer", f"shop-{X.customer_id}")
     assert erased is not None and erased.get("isInactive") is True
+    # X's customer record, its duplicate-match keys and orders are gone (the street is
+    # Y's too, so it stays in Y's rows)
+    dump = await world.dump()
+    assert X.email.lower() not in dump.lower() and X.first not in dump and X.last not in dump
+    assert Y.street in dump and Y.first in dump
+
+
+async def test_the_persons_own_waiting_order_goes_out_without_their_data(world: World) -> None:
+    paused = await world.client.post("/api/v1/connections/erp/pause", headers=OPERATOR)
+    assert paused.status_code == 200
+    assert (await world.shopify("orders/create", shopify_order(1, X))).status_code == 202
+    assert (await world.redact(X)).status_code == 202
+    await run_erasures(world.rt)  # scrubbed while the order still waits in the outbox
+    async with world.rt.sessions() as session:
+        waiting = (
+            await session.execute(
+                sa.text("SELECT payload FROM deliveries WHERE event_type = 'order.created'")
+            )
+        ).scalar_one()
+    assert waiting is not None and X.first not in json.dumps(_json(waiting))
+    await world.client.post("/api/v1/connections/erp/resume", headers=OPERATOR)
+    await world.settle()
+    await world.erase()
+    order = world.sim.record_by_eid("salesOrder", "shop-5000000000001")
+    assert order is not None and "#10001" in json.dumps(order, default=str)
+    assert not leaks(json.dumps(order, default=str), X)
+    assert leaks(await world.dump(), X) == []  # its attempt log was written without X too
+
+
+async def test_a_shared_phone_does_not_pull_in_the_household(world: World) -> None:
+    """The search expands through what the person's orders reveal (customer id, e-mail,
+    order keys), not through a phone number the household shares."""
+    partner = dataclasses.replace(Y, phone=X.phone)
+    assert (await world.shopify("orders/create", shopify_order(1, X))).status_code == 202
+    assert (await world.shopify("orders/create", shopify_order(2, partner))).status_code == 202
+    await world.settle()
+    assert (await world.redact(X)).status_code == 202
+    await world.settle()
+    (erasure,) = await world.erase()
+    assert erasure["events_found"] == 1
+    dump = await world.dump()
+    assert X.first not in dump and X.email.lower() not in dump.lower()
+    assert partner.first in dump and partner.street in dump and partner.email in dump
 
 
 # --- 4. hostile nesting ----------------------------------------------------------------------
@@ -696,7 +739,7 @@ async def test_the_redact_webhook_answers_at_once_and_scans_nothing(world: World
     finally:
         sa.event.remove(engine, "before_cursor_execute", remember)
     assert response.status_code == 202
-    assert elapsed < 2.0
+    assert elapsed < 5.0  # Shopify's limit; the statement count below is the real check
     touched = " ".join(statements).lower()
     assert "delivery_attempts" not in touched
     assert "update canonical_events" not in touched and "update inbound_events" not in touched
@@ -759,6 +802,33 @@ async def test_counts_per_kind_are_reported_in_a_finding_and_the_api(world: Worl
     missing = await world.client.get("/api/v1/erasures/999999", headers=VIEWER)
     assert missing.status_code == 404
     assert (await world.client.get("/api/v1/erasures")).status_code == 401
+
+
+async def test_findings_and_match_keys_about_the_person_are_scrubbed(world: World) -> None:
+    # a second account with X's e-mail is linked to the first: a finding that names X
+    second = dataclasses.replace(X, customer_id="7005")
+    assert (await world.shopify("customers/create", shopify_customer(X))).status_code == 202
+    await world.settle()
+    assert (await world.shopify("customers/create", shopify_customer(second))).status_code == 202
+    await world.settle()
+    async with world.rt.sessions() as session:
+        messages = (
+            (
+                await session.execute(
+                    sa.text("SELECT message FROM findings WHERE kind = 'duplicate_customer_linked'")
+                )
+            )
+            .scalars()
+            .all()
+        )
+        matches = await session.scalar(sa.text("SELECT count(*) FROM customer_matches"))
+    assert messages and X.email.lower() in messages[0].lower() and matches
+    assert (await world.redact(X, id=int(X.customer_id), email=X.email)).status_code == 202
+    await world.settle()
+    (erasure,) = await world.erase()
+    assert leaks(await world.dump(), X) == []
+    assert erasure["counts"]["findings"] >= 1 and erasure["counts"]["customer_matches"] >= 3
+    assert await count_rows(world.rt, "customer_matches") == 0
 
 
 async def test_the_request_keeps_its_identifiers_until_it_is_delivered(world: World) -> None:
