@@ -372,10 +372,17 @@ def _availability_delivery(
 
 
 async def _plan_product(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
+    stale = await _older_than_known(ctx, event)
+    if stale is not None:
+        return stale
     return [_as_is(route, event) for route in ctx.routes("products")]
 
 
 async def _plan_price(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
+    # an older price arriving late must neither go out nor replace a newer held one
+    stale = await _older_than_known(ctx, event)
+    if stale is not None:
+        return stale
     price = event.payload_as(Price)
     rules = ctx.rules.pricing
     prepared = pricing_rules.prepare_price(price, rules, ctx.now)

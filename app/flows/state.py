@@ -53,6 +53,8 @@ VERSIONED = {
     "order.created": ("order.created", "order.updated"),
     "order.updated": ("order.created", "order.updated"),
     "customer.upserted": ("customer.upserted",),
+    "product.upserted": ("product.upserted",),
+    "price.changed": ("price.changed",),
 }
 
 

@@ -66,3 +66,19 @@ async def test_an_older_customer_version_is_superseded(flow_rt) -> None:  # type
     await record(rt, "shop", version("Adah", minutes=1))
     newer, older = await deliveries(rt, destination="erp", flow="customers")
     assert newer.status == "pending" and older.status == "superseded"
+
+
+async def test_an_older_price_arriving_late_leaves_the_newer_held_cut_alone(flow_rt) -> None:  # type: ignore[no-untyped-def]
+    # NetSuite's user-event posts run concurrently: the 19.99 of 09:00:01 can arrive after
+    # the 90% cut of 09:00:02. It must not supersede the held cut nor go out itself.
+    from tests.integration.test_flow_pipeline import price
+
+    rt = await flow_rt()
+    await record(rt, "erp", price("SKU-RED-M", "19.99", at=T0))
+    first = (await deliveries(rt, flow="products"))[0]
+    assert first.status == "pending"
+    await record(rt, "erp", price("SKU-RED-M", "1.99", at=T0 + timedelta(seconds=2)))
+    await record(rt, "erp", price("SKU-RED-M", "19.99", at=T0 + timedelta(seconds=1)))
+    statuses = [d.status for d in await deliveries(rt, flow="products")]
+    # the first stays on its way (a held cut replaces nothing until approved)
+    assert statuses == ["pending", "held", "superseded"], statuses
