@@ -28,7 +28,7 @@ from app.approvals.schemas import (
     Outcome,
 )
 from app.delivery import actions
-from app.delivery.service import enqueue_after_commit, waiting_behind
+from app.delivery.outbox import enqueue_after_commit, waiting_behind
 from app.errors import Conflict, NotFound
 from app.flows.planner import accept_price
 from app.models import Delivery, DeliveryStatus, utcnow

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.dbutil import id_list, rowcount
-from app.delivery.service import enqueue_after_commit
+from app.delivery.outbox import enqueue_after_commit
 from app.mappings.service import resolve
 from app.models import Delivery, DeliveryStatus, utcnow
 from app.runtime import Runtime

@@ -10,33 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
-from sqlmodel import col
 
-from app.canonical.events import CanonicalEvent
-from app.db import after_commit, transaction
-from app.dbutil import id_list, insert_for, rowcount
-from app.delivery.breakers import BreakerView, Signal, Transition
+from app.db import transaction
+from app.dbutil import insert_for, rowcount
+from app.delivery.breakers import Signal, Transition
 from app.delivery.capture import capture_exchanges
+from app.delivery.claim import Claimed, claim
+from app.delivery.destination import record_breaker, record_connection_health, release_waiting
+from app.delivery.outbox import (
+    DELIVERIES,
+    WAITING_FOR_DESTINATION,
+    Outcome,
+    enqueue_after_commit,
+    waiting_behind,
+)
 from app.delivery.policy import backoff_seconds
 from app.models import (
-    CanonicalEventRow,
-    ConnectionState,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
     EntityLink,
     Finding,
-    Mapping,
-    UTCDateTime,
     utcnow,
 )
 from app.observability import metrics
@@ -44,10 +45,8 @@ from app.runtime import Runtime
 from connectors.base import (
     Connector,
     ConnectorError,
-    DeliveryContext,
     DeliveryResult,
     HoldError,
-    MappingNeed,
     NeedsMappingError,
     PermanentError,
     RateLimitedError,
@@ -56,282 +55,18 @@ from connectors.base import (
 
 log = structlog.get_logger("gateway.delivery")
 
-# Core table for the hot-path statements: they skip the ORM's per-execution compile state.
-DELIVERIES: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
-
-OutcomeKind = Literal["done", "retry", "skipped"]
-# last_error_class of a pending delivery that waits for its destination's breaker to close
-WAITING_FOR_DESTINATION = "breaker_open"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the queue does next: nothing (done / skipped) or run again at ``retry_at``."""
-
-    kind: OutcomeKind
-    status: str
-    retry_at: datetime | None = None
-
-
-# --- queueing --------------------------------------------------------------------------------
-
-
-def enqueue_after_commit(
-    session: AsyncSession, rt: Runtime, deliveries: Sequence[int | tuple[int, datetime]]
-) -> None:
-    """Queue the deliveries (ids, or (id, due time)) once their transaction is durable."""
-    if not deliveries:
-        return
-    due = [d if isinstance(d, tuple) else (d, None) for d in deliveries]
-    delivery_ids = [d for d, _ in due]
-    now = utcnow()
-
-    async def _enqueue() -> None:
-        try:
-            queue = rt.require_queue()
-            for delivery_id, at in due:
-                await queue.enqueue(delivery_id, at=at if at is not None and at > now else None)
-        except Exception as exc:
-            # The rows are committed; the sweeper queues them once the queue is back.
-            log.warning(
-                "enqueue failed; the sweeper will queue these deliveries",
-                delivery_ids=delivery_ids,
-                error=str(exc),
-            )
-
-    after_commit(session, _enqueue)
-
-
-# --- claiming -------------------------------------------------------------------------------
-
-
-def not_blocked() -> Any:
-    """SQL: this delivery is not waiting behind an earlier unfinished delivery of its entity
-    (or of the entity it depends on) to the same destination."""
-    earlier = aliased(Delivery)
-    blocked_by_earlier = (
-        sa.select(sa.literal(1))
-        .select_from(earlier)
-        .where(
-            col(earlier.destination) == col(Delivery.destination),
-            col(earlier.ordering_key) == col(Delivery.ordering_key),
-            col(earlier.id) < col(Delivery.id),
-            col(earlier.status).in_(DeliveryStatus.BLOCKING),
-        )
-        .exists()
-    )
-    # e.g. an order waits for its customer, a price for its product, at the same destination
-    dependency = aliased(Delivery)
-    blocked_by_dependency = (
-        sa.select(sa.literal(1))
-        .select_from(dependency)
-        .where(
-            col(dependency.destination) == col(Delivery.destination),
-            col(dependency.ordering_key) == col(Delivery.depends_on),
-            col(dependency.id) < col(Delivery.id),
-            col(dependency.status).in_(DeliveryStatus.BLOCKING),
-        )
-        .exists()
-    )
-    return sa.and_(
-        ~blocked_by_earlier, sa.or_(col(Delivery.depends_on).is_(None), ~blocked_by_dependency)
-    )
-
-
-def _claim_statement(*, with_event: bool = False) -> Any:
-    """UPDATE … SET in_flight WHERE claimable: built once, run with bound values.
-
-    Claimable: pending and due, or in flight with an expired lease; not behind an earlier
-    unfinished delivery of the same entity to the same destination; destination not paused.
-    """
-    now = sa.bindparam("now", type_=UTCDateTime())
-    paused = (
-        sa.select(col(ConnectionState.connection_id))
-        .where(
-            col(ConnectionState.connection_id) == col(Delivery.destination),
-            col(ConnectionState.paused),
-        )
-        .exists()
-    )
-    claimable = sa.or_(
-        sa.and_(
-            col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.next_attempt_at) <= now
-        ),
-        sa.and_(
-            col(Delivery.status) == DeliveryStatus.IN_FLIGHT, col(Delivery.lease_expires_at) < now
-        ),
-    )
-    stmt = (
-        sa.update(DELIVERIES)
-        .where(
-            col(Delivery.id) == sa.bindparam("delivery_id"),
-            claimable,
-            not_blocked(),
-            ~paused,
-        )
-        .values(
-            status=DeliveryStatus.IN_FLIGHT,
-            lease_owner=sa.bindparam("owner"),
-            lease_expires_at=sa.bindparam("lease_until", type_=UTCDateTime()),
-            updated_at=now,
-        )
-    )
-    if not with_event:
-        return stmt.returning(*DELIVERIES.columns)
-    # Postgres: UPDATE … FROM the event row, so the claim also brings the event (one round
-    # trip less per delivery). SQLite cannot return columns of a FROM table.
-    events = CanonicalEventRow.__table__  # type: ignore[attr-defined]
-    return stmt.where(events.c.id == DELIVERIES.c.canonical_event_id).returning(
-        *DELIVERIES.columns,
-        events.c.occurred_at.label("event_occurred_at"),
-        events.c.payload.label("event_payload"),
-    )
-
-
-_CLAIM = _claim_statement()
-_CLAIM_WITH_EVENT = _claim_statement(with_event=True)
-_DELIVERY_COLUMNS = [c.name for c in DELIVERIES.columns]
-
-
-@dataclass
-class _Claimed:
-    delivery: Delivery
-    event: CanonicalEvent
-    context: DeliveryContext
-    missing: list[Any]
-
-
-async def _claim(rt: Runtime, delivery_id: int, owner: str) -> _Claimed | Outcome:
-    now = utcnow()
-    lease = timedelta(seconds=rt.settings.lease_seconds)
-    async with transaction(rt.sessions) as session:
-        postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
-        claimed = (
-            await session.execute(
-                _CLAIM_WITH_EVENT if postgres else _CLAIM,
-                {
-                    "delivery_id": delivery_id,
-                    "owner": owner,
-                    "now": now,
-                    "lease_until": now + lease,
-                },
-            )
-        ).first()
-        if claimed is None:
-            unclaimed = await session.get(Delivery, delivery_id)
-            return _why_not_claimed(unclaimed, now) if unclaimed else Outcome("skipped", "missing")
-        returned = claimed._mapping
-        delivery = Delivery(**{name: returned[name] for name in _DELIVERY_COLUMNS})
-        if postgres:
-            occurred_at, event_payload = returned["event_occurred_at"], returned["event_payload"]
-        else:
-            occurred_at, event_payload = (
-                await session.execute(
-                    sa.select(
-                        col(CanonicalEventRow.occurred_at), col(CanonicalEventRow.payload)
-                    ).where(col(CanonicalEventRow.id) == delivery.canonical_event_id)
-                )
-            ).one()
-        # the route's rules may have made their own payload (and type) of the event
-        event = CanonicalEvent.model_validate(
-            {
-                "type": delivery.event_type,
-                "entity_key": delivery.entity_key,
-                "occurred_at": occurred_at,
-                "payload": delivery.payload if delivery.payload is not None else event_payload,
-            }
-        )
-        connector = rt.connector(delivery.destination)
-        needs = connector.required_mappings(event) if connector else []
-        needs = list(dict.fromkeys(needs + rule_needs(delivery.directives)))
-        found, links = await _mappings_and_links(session, delivery.destination, needs, event)
-        missing = [n for n in needs if n.key not in found.get(n.kind, {})]
-        from app.flows import hooks  # the flows build on the engine, not the other way
-
-        missing = await hooks.fill_variant_skus(session, rt, delivery.destination, found, missing)
-        ctx = DeliveryContext(
-            links=links, mappings=found, directives=dict(delivery.directives or {})
-        )
-        event = await hooks.before_attempt(session, rt, delivery, event, ctx)
-        return _Claimed(delivery, event, ctx, missing)
-
-
-MAPPINGS: sa.Table = Mapping.__table__  # type: ignore[attr-defined]
-LINKS: sa.Table = EntityLink.__table__  # type: ignore[attr-defined]
-# The mappings a delivery needs and the remote ids it may use, in one round trip.
-_LOOKUP = sa.union_all(
-    sa.select(
-        sa.literal("m").label("src"),
-        MAPPINGS.c.kind.label("a"),
-        MAPPINGS.c.our_key.label("b"),
-        MAPPINGS.c.their_key.label("c"),
-    ).where(
-        MAPPINGS.c.connection_id == sa.bindparam("destination"),
-        MAPPINGS.c.kind.in_(sa.bindparam("kinds", expanding=True)),
-        MAPPINGS.c.our_key.in_(sa.bindparam("keys", expanding=True)),
-    ),
-    sa.select(sa.literal("l"), LINKS.c.entity_type, LINKS.c.our_key, LINKS.c.remote_id).where(
-        LINKS.c.connection_id == sa.bindparam("destination"),
-        LINKS.c.our_key.in_(sa.bindparam("related", expanding=True)),
-    ),
-)
-
-
-async def _mappings_and_links(
-    session: AsyncSession, destination: str, needs: list[MappingNeed], event: CanonicalEvent
-) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], str]]:
-    rows = await session.execute(
-        _LOOKUP,
-        {
-            "destination": destination,
-            "kinds": sorted({n.kind for n in needs}),
-            "keys": sorted({n.key for n in needs}),
-            "related": event.related_keys(),
-        },
-    )
-    found: dict[str, dict[str, str]] = {}
-    links: dict[tuple[str, str], str] = {}
-    wanted = set(needs)
-    for src, a, b, c in rows:
-        if src == "l":
-            links[(a, b)] = c
-        elif MappingNeed(a, b) in wanted:
-            found.setdefault(a, {})[b] = c
-    return found, links
-
-
-def rule_needs(directives: dict[str, Any] | None) -> list[MappingNeed]:
-    """Mappings the flow rules require (e.g. payment method), resolved like a connector's."""
-    wanted = (directives or {}).get("required_mappings") or {}
-    return [MappingNeed(kind, key) for kind, keys in wanted.items() for key in keys]
-
-
-def _why_not_claimed(delivery: Delivery, now: datetime) -> Outcome:
-    if delivery.status == DeliveryStatus.PENDING and delivery.next_attempt_at > now:
-        return Outcome("retry", delivery.status, delivery.next_attempt_at)
-    if delivery.status == DeliveryStatus.IN_FLIGHT and delivery.lease_expires_at:
-        # someone else holds the lease; check again when it would expire
-        return Outcome("retry", delivery.status, delivery.lease_expires_at)
-    # terminal, paused, or waiting behind an earlier delivery of the same entity:
-    # whoever unblocks it (finish of the earlier one, resume, replay) enqueues it again.
-    return Outcome("skipped", delivery.status)
-
-
 # --- processing -----------------------------------------------------------------------------
 
 # A delivery waiting for its destination to recover is woken when the breaker closes (or
 # by the sweeper's trial); this is only the safety net if that wake-up is ever missed.
 BREAKER_WAIT_SECONDS = 600.0
-# How many waiting deliveries the closing of a breaker queues at once; the sweeper queues the
-# rest as due work (oldest first), so a large backlog drains without a burst of enqueues.
-RELEASE_BATCH = 200
 
 
 async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
     """Attempt one delivery once; returns what the queue should do next."""
     owner = f"{rt.worker_id}:{time.monotonic_ns()}"
     with structlog.contextvars.bound_contextvars(delivery_id=delivery_id):
-        claimed = await _claim(rt, delivery_id, owner)
+        claimed = await claim(rt, delivery_id, owner)
         if isinstance(claimed, Outcome):
             return claimed
         delivery = claimed.delivery
@@ -350,7 +85,7 @@ async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
 
 
 async def _process_claimed(
-    rt: Runtime, delivery: Delivery, owner: str, claimed: _Claimed
+    rt: Runtime, delivery: Delivery, owner: str, claimed: Claimed
 ) -> Outcome:
     if claimed.missing:
         return await _finish(
@@ -425,7 +160,7 @@ async def _attempt(
     rt: Runtime,
     delivery: Delivery,
     owner: str,
-    claimed: _Claimed,
+    claimed: Claimed,
     connector: Connector,
     trial: bool,
 ) -> Outcome:
@@ -586,7 +321,7 @@ async def _finish(
     owner: str,
     error: BaseException | None,
     call: _Call,
-    claimed: _Claimed,
+    claimed: Claimed,
 ) -> Outcome:
     now = utcnow()
     outcome_name, counts = _classify(error)
@@ -672,7 +407,7 @@ async def _finish(
         if result is not None and result.findings:
             await _record_findings(session, delivery, result)
         if rt.health_due(delivery.destination, ok=error is None):
-            await _record_connection_health(session, delivery.destination, error, message, now)
+            await record_connection_health(session, delivery.destination, error, message, now)
         if call.breaker is not None and call.breaker.changed:
             await record_breaker(session, delivery.destination, call.breaker.view, now)
             if call.breaker.view.state == "closed":
@@ -707,51 +442,6 @@ async def _finish(
     return outcome
 
 
-# --- the destination's health ----------------------------------------------------------------
-
-
-async def record_breaker(
-    session: AsyncSession, connection_id: str, view: BreakerView, now: datetime
-) -> None:
-    """Mirror a breaker's state into the database: operators, metrics and the sweeper read it
-    there, whichever process delivered, without asking Redis."""
-    values: dict[str, Any] = {
-        "breaker_state": view.state,
-        "breaker_changed_at": now,
-        "breaker_reopens_at": view.reopens_at,
-    }
-    stmt = insert_for(session, ConnectionState).values(connection_id=connection_id, **values)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["connection_id"], set_=values))
-
-
-async def release_waiting(session: AsyncSession, rt: Runtime, destination: str) -> list[int]:
-    """The destination answers again: what waited for it is due now, oldest first.
-
-    The first ``RELEASE_BATCH`` are queued after the commit; the sweeper takes the rest as
-    due work, so the backlog drains in order within the destination's concurrency limit.
-    """
-    now = utcnow()
-    released = id_list(
-        (
-            await session.execute(
-                sa.update(DELIVERIES)
-                .where(
-                    DELIVERIES.c.destination == destination,
-                    DELIVERIES.c.status == DeliveryStatus.PENDING,
-                    DELIVERIES.c.last_error_class == WAITING_FOR_DESTINATION,
-                )
-                .values(next_attempt_at=now, updated_at=now)
-                .returning(DELIVERIES.c.id)
-            )
-        ).scalars()
-    )
-    if released:
-        released.sort()
-        enqueue_after_commit(session, rt, released[:RELEASE_BATCH])
-        log.info("destination recovered: waiting deliveries released", count=len(released))
-    return released
-
-
 async def _remember_links(
     session: AsyncSession, connection_id: str, result: DeliveryResult
 ) -> None:
@@ -775,49 +465,11 @@ async def _remember_links(
     await session.execute(stmt)
 
 
-async def _record_connection_health(
-    session: AsyncSession,
-    connection_id: str,
-    error: BaseException | None,
-    message: str | None,
-    now: datetime,
-) -> None:
-    if isinstance(error, NeedsMappingError):
-        return  # a data gap, not the connection's health
-    values: dict[str, Any] = (
-        {"last_success_at": now} if error is None else {"last_error_at": now, "last_error": message}
-    )
-    stmt = insert_for(session, ConnectionState).values(connection_id=connection_id, **values)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["connection_id"], set_=values))
-
-
 async def _enqueue_successor(session: AsyncSession, rt: Runtime, delivery: Delivery) -> None:
     """Queue what waited for this one: the next of the same entity, and its dependents."""
     ids = await waiting_behind(session, delivery)
     if ids:
         enqueue_after_commit(session, rt, ids)
-
-
-async def waiting_behind(session: AsyncSession, delivery: Delivery) -> list[int]:
-    """Pending deliveries that waited for ``delivery`` (same entity, or depending on it):
-    the first of each ordering key, so the order within an entity is kept."""
-    waiting = sa.or_(
-        col(Delivery.ordering_key) == delivery.ordering_key,
-        col(Delivery.depends_on) == delivery.ordering_key,
-    )
-    next_ids = (
-        await session.execute(
-            sa.select(sa.func.min(col(Delivery.id)))
-            .where(
-                col(Delivery.destination) == delivery.destination,
-                waiting,
-                col(Delivery.id) > delivery.id,
-                col(Delivery.status) == DeliveryStatus.PENDING,
-            )
-            .group_by(col(Delivery.ordering_key))
-        )
-    ).scalars()
-    return [int(i) for i in next_ids if i is not None]
 
 
 async def _record_findings(

@@ -27,14 +27,10 @@ from sqlmodel import col
 
 from app.dbutil import id_list
 from app.delivery.breakers import CLOSED, BreakerView
+from app.delivery.claim import not_blocked
+from app.delivery.destination import record_breaker, release_waiting
+from app.delivery.outbox import DELIVERIES, WAITING_FOR_DESTINATION
 from app.delivery.queue import QueueUnavailable
-from app.delivery.service import (
-    DELIVERIES,
-    WAITING_FOR_DESTINATION,
-    not_blocked,
-    record_breaker,
-    release_waiting,
-)
 from app.models import ConnectionState, Delivery, DeliveryStatus, utcnow
 from app.observability import metrics
 from app.runtime import Runtime

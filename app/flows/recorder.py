@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.canonical.events import EVENT_TYPES, CanonicalEvent
-from app.delivery.service import DELIVERIES, enqueue_after_commit
+from app.delivery.outbox import DELIVERIES, enqueue_after_commit
 from app.erasure.refs import note_event
 from app.flows.planner import PlanContext, Planned, plan_event
 from app.flows.rules import RulesConfig, effective_rules

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from app.db import transaction
-from app.delivery.service import enqueue_after_commit, process_delivery
+from app.delivery.outbox import enqueue_after_commit
+from app.delivery.service import process_delivery
 from app.models import utcnow
 from tests.api.conftest import Gateway, seed
 from tests.conftest import NS_CREDS, SHOP_SECRET

@@ -579,7 +579,7 @@ async def test_orders_not_yet_in_the_erp_are_not_offered_again(flow_rt: Any) -> 
 
 async def test_required_payment_mapping_is_asked_for_by_the_rules(flow_rt: Any) -> None:
     from app.canonical.order import Payment
-    from app.delivery.service import rule_needs
+    from app.delivery.claim import rule_needs
 
     rt = await flow_rt(flows_config("  orders: {required_mappings: [payment_method]}"))
     order = make_order(payments=[Payment(gateway="paypal")])

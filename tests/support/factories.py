@@ -10,7 +10,7 @@ from app.canonical.common import Money
 from app.canonical.events import CanonicalEvent
 from app.canonical.order import Order, OrderCustomer, OrderLine, OrderTotals
 from app.db import transaction
-from app.delivery.service import enqueue_after_commit
+from app.delivery.outbox import enqueue_after_commit
 from app.models import CanonicalEventRow, Delivery, DeliveryStatus, utcnow
 from app.runtime import Runtime
 

@@ -1,0 +1,241 @@
+"""Claiming a delivery: one UPDATE with a lease, then what the attempt needs (the event,
+the mappings it asks for and the remote ids already known), in as few round trips as can be."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlmodel import col
+
+from app.canonical.events import CanonicalEvent
+from app.db import transaction
+from app.delivery.outbox import DELIVERIES, Outcome
+from app.models import (
+    CanonicalEventRow,
+    ConnectionState,
+    Delivery,
+    DeliveryStatus,
+    EntityLink,
+    Mapping,
+    UTCDateTime,
+    utcnow,
+)
+from app.runtime import Runtime
+from connectors.base import DeliveryContext, MappingNeed
+
+
+def not_blocked() -> Any:
+    """SQL: this delivery is not waiting behind an earlier unfinished delivery of its entity
+    (or of the entity it depends on) to the same destination."""
+    earlier = aliased(Delivery)
+    blocked_by_earlier = (
+        sa.select(sa.literal(1))
+        .select_from(earlier)
+        .where(
+            col(earlier.destination) == col(Delivery.destination),
+            col(earlier.ordering_key) == col(Delivery.ordering_key),
+            col(earlier.id) < col(Delivery.id),
+            col(earlier.status).in_(DeliveryStatus.BLOCKING),
+        )
+        .exists()
+    )
+    # e.g. an order waits for its customer, a price for its product, at the same destination
+    dependency = aliased(Delivery)
+    blocked_by_dependency = (
+        sa.select(sa.literal(1))
+        .select_from(dependency)
+        .where(
+            col(dependency.destination) == col(Delivery.destination),
+            col(dependency.ordering_key) == col(Delivery.depends_on),
+            col(dependency.id) < col(Delivery.id),
+            col(dependency.status).in_(DeliveryStatus.BLOCKING),
+        )
+        .exists()
+    )
+    return sa.and_(
+        ~blocked_by_earlier, sa.or_(col(Delivery.depends_on).is_(None), ~blocked_by_dependency)
+    )
+
+
+def _claim_statement(*, with_event: bool = False) -> Any:
+    """UPDATE … SET in_flight WHERE claimable: built once, run with bound values.
+
+    Claimable: pending and due, or in flight with an expired lease; not behind an earlier
+    unfinished delivery of the same entity to the same destination; destination not paused.
+    """
+    now = sa.bindparam("now", type_=UTCDateTime())
+    paused = (
+        sa.select(col(ConnectionState.connection_id))
+        .where(
+            col(ConnectionState.connection_id) == col(Delivery.destination),
+            col(ConnectionState.paused),
+        )
+        .exists()
+    )
+    claimable = sa.or_(
+        sa.and_(
+            col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.next_attempt_at) <= now
+        ),
+        sa.and_(
+            col(Delivery.status) == DeliveryStatus.IN_FLIGHT, col(Delivery.lease_expires_at) < now
+        ),
+    )
+    stmt = (
+        sa.update(DELIVERIES)
+        .where(
+            col(Delivery.id) == sa.bindparam("delivery_id"),
+            claimable,
+            not_blocked(),
+            ~paused,
+        )
+        .values(
+            status=DeliveryStatus.IN_FLIGHT,
+            lease_owner=sa.bindparam("owner"),
+            lease_expires_at=sa.bindparam("lease_until", type_=UTCDateTime()),
+            updated_at=now,
+        )
+    )
+    if not with_event:
+        return stmt.returning(*DELIVERIES.columns)
+    # Postgres: UPDATE … FROM the event row, so the claim also brings the event (one round
+    # trip less per delivery). SQLite cannot return columns of a FROM table.
+    events = CanonicalEventRow.__table__  # type: ignore[attr-defined]
+    return stmt.where(events.c.id == DELIVERIES.c.canonical_event_id).returning(
+        *DELIVERIES.columns,
+        events.c.occurred_at.label("event_occurred_at"),
+        events.c.payload.label("event_payload"),
+    )
+
+
+_CLAIM = _claim_statement()
+_CLAIM_WITH_EVENT = _claim_statement(with_event=True)
+_DELIVERY_COLUMNS = [c.name for c in DELIVERIES.columns]
+
+
+@dataclass
+class Claimed:
+    delivery: Delivery
+    event: CanonicalEvent
+    context: DeliveryContext
+    missing: list[Any]
+
+
+async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
+    now = utcnow()
+    lease = timedelta(seconds=rt.settings.lease_seconds)
+    async with transaction(rt.sessions) as session:
+        postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+        claimed = (
+            await session.execute(
+                _CLAIM_WITH_EVENT if postgres else _CLAIM,
+                {
+                    "delivery_id": delivery_id,
+                    "owner": owner,
+                    "now": now,
+                    "lease_until": now + lease,
+                },
+            )
+        ).first()
+        if claimed is None:
+            unclaimed = await session.get(Delivery, delivery_id)
+            return _why_not_claimed(unclaimed, now) if unclaimed else Outcome("skipped", "missing")
+        returned = claimed._mapping
+        delivery = Delivery(**{name: returned[name] for name in _DELIVERY_COLUMNS})
+        if postgres:
+            occurred_at, event_payload = returned["event_occurred_at"], returned["event_payload"]
+        else:
+            occurred_at, event_payload = (
+                await session.execute(
+                    sa.select(
+                        col(CanonicalEventRow.occurred_at), col(CanonicalEventRow.payload)
+                    ).where(col(CanonicalEventRow.id) == delivery.canonical_event_id)
+                )
+            ).one()
+        # the route's rules may have made their own payload (and type) of the event
+        event = CanonicalEvent.model_validate(
+            {
+                "type": delivery.event_type,
+                "entity_key": delivery.entity_key,
+                "occurred_at": occurred_at,
+                "payload": delivery.payload if delivery.payload is not None else event_payload,
+            }
+        )
+        connector = rt.connector(delivery.destination)
+        needs = connector.required_mappings(event) if connector else []
+        needs = list(dict.fromkeys(needs + rule_needs(delivery.directives)))
+        found, links = await _mappings_and_links(session, delivery.destination, needs, event)
+        missing = [n for n in needs if n.key not in found.get(n.kind, {})]
+        from app.flows import hooks  # the flows build on the engine, not the other way
+
+        missing = await hooks.fill_variant_skus(session, rt, delivery.destination, found, missing)
+        ctx = DeliveryContext(
+            links=links, mappings=found, directives=dict(delivery.directives or {})
+        )
+        event = await hooks.before_attempt(session, rt, delivery, event, ctx)
+        return Claimed(delivery, event, ctx, missing)
+
+
+MAPPINGS: sa.Table = Mapping.__table__  # type: ignore[attr-defined]
+LINKS: sa.Table = EntityLink.__table__  # type: ignore[attr-defined]
+# The mappings a delivery needs and the remote ids it may use, in one round trip.
+_LOOKUP = sa.union_all(
+    sa.select(
+        sa.literal("m").label("src"),
+        MAPPINGS.c.kind.label("a"),
+        MAPPINGS.c.our_key.label("b"),
+        MAPPINGS.c.their_key.label("c"),
+    ).where(
+        MAPPINGS.c.connection_id == sa.bindparam("destination"),
+        MAPPINGS.c.kind.in_(sa.bindparam("kinds", expanding=True)),
+        MAPPINGS.c.our_key.in_(sa.bindparam("keys", expanding=True)),
+    ),
+    sa.select(sa.literal("l"), LINKS.c.entity_type, LINKS.c.our_key, LINKS.c.remote_id).where(
+        LINKS.c.connection_id == sa.bindparam("destination"),
+        LINKS.c.our_key.in_(sa.bindparam("related", expanding=True)),
+    ),
+)
+
+
+async def _mappings_and_links(
+    session: AsyncSession, destination: str, needs: list[MappingNeed], event: CanonicalEvent
+) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], str]]:
+    rows = await session.execute(
+        _LOOKUP,
+        {
+            "destination": destination,
+            "kinds": sorted({n.kind for n in needs}),
+            "keys": sorted({n.key for n in needs}),
+            "related": event.related_keys(),
+        },
+    )
+    found: dict[str, dict[str, str]] = {}
+    links: dict[tuple[str, str], str] = {}
+    wanted = set(needs)
+    for src, a, b, c in rows:
+        if src == "l":
+            links[(a, b)] = c
+        elif MappingNeed(a, b) in wanted:
+            found.setdefault(a, {})[b] = c
+    return found, links
+
+
+def rule_needs(directives: dict[str, Any] | None) -> list[MappingNeed]:
+    """Mappings the flow rules require (e.g. payment method), resolved like a connector's."""
+    wanted = (directives or {}).get("required_mappings") or {}
+    return [MappingNeed(kind, key) for kind, keys in wanted.items() for key in keys]
+
+
+def _why_not_claimed(delivery: Delivery, now: datetime) -> Outcome:
+    if delivery.status == DeliveryStatus.PENDING and delivery.next_attempt_at > now:
+        return Outcome("retry", delivery.status, delivery.next_attempt_at)
+    if delivery.status == DeliveryStatus.IN_FLIGHT and delivery.lease_expires_at:
+        # someone else holds the lease; check again when it would expire
+        return Outcome("retry", delivery.status, delivery.lease_expires_at)
+    # terminal, paused, or waiting behind an earlier delivery of the same entity:
+    # whoever unblocks it (finish of the earlier one, resume, replay) enqueues it again.
+    return Outcome("skipped", delivery.status)

@@ -1,0 +1,90 @@
+"""The outbox: the deliveries table, what the queue does next, and queueing after commit.
+
+Shared by everything that writes deliveries (ingest, flows, operator actions) and by the
+engine itself; it knows nothing of connectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.db import after_commit
+from app.models import Delivery, DeliveryStatus, utcnow
+from app.runtime import Runtime
+
+log = structlog.get_logger("gateway.delivery")
+
+# Core table for the hot-path statements: they skip the ORM's per-execution compile state.
+DELIVERIES: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
+
+OutcomeKind = Literal["done", "retry", "skipped"]
+# last_error_class of a pending delivery that waits for its destination's breaker to close
+WAITING_FOR_DESTINATION = "breaker_open"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the queue does next: nothing (done / skipped) or run again at ``retry_at``."""
+
+    kind: OutcomeKind
+    status: str
+    retry_at: datetime | None = None
+
+
+# --- queueing --------------------------------------------------------------------------------
+
+
+def enqueue_after_commit(
+    session: AsyncSession, rt: Runtime, deliveries: Sequence[int | tuple[int, datetime]]
+) -> None:
+    """Queue the deliveries (ids, or (id, due time)) once their transaction is durable."""
+    if not deliveries:
+        return
+    due = [d if isinstance(d, tuple) else (d, None) for d in deliveries]
+    delivery_ids = [d for d, _ in due]
+    now = utcnow()
+
+    async def _enqueue() -> None:
+        try:
+            queue = rt.require_queue()
+            for delivery_id, at in due:
+                await queue.enqueue(delivery_id, at=at if at is not None and at > now else None)
+        except Exception as exc:
+            # The rows are committed; the sweeper queues them once the queue is back.
+            log.warning(
+                "enqueue failed; the sweeper will queue these deliveries",
+                delivery_ids=delivery_ids,
+                error=str(exc),
+            )
+
+    after_commit(session, _enqueue)
+
+
+async def waiting_behind(session: AsyncSession, delivery: Delivery) -> list[int]:
+    """Pending deliveries that waited for ``delivery`` (same entity, or depending on it):
+    the first of each ordering key, so the order within an entity is kept."""
+    waiting = sa.or_(
+        col(Delivery.ordering_key) == delivery.ordering_key,
+        col(Delivery.depends_on) == delivery.ordering_key,
+    )
+    next_ids = (
+        await session.execute(
+            sa.select(sa.func.min(col(Delivery.id)))
+            .where(
+                col(Delivery.destination) == delivery.destination,
+                waiting,
+                col(Delivery.id) > delivery.id,
+                col(Delivery.status) == DeliveryStatus.PENDING,
+            )
+            .group_by(col(Delivery.ordering_key))
+        )
+    ).scalars()
+    return [int(i) for i in next_ids if i is not None]
