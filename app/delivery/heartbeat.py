@@ -44,17 +44,26 @@ async def beat(rt: Runtime, kind: str, state: str, started_at: datetime) -> None
 
 
 async def heartbeat_loop(
-    rt: Runtime, kind: str, state: Callable[[], str], stopping: asyncio.Event
+    rt: Runtime,
+    kind: str,
+    state: Callable[[], str],
+    stopping: asyncio.Event,
+    changed: asyncio.Event | None = None,
 ) -> None:
-    """Beat every few seconds until ``stopping``; then remove this worker's row."""
+    """Beat every few seconds (and at once when ``changed`` is set) until ``stopping``; then
+    remove this worker's row."""
     started_at = utcnow()
+    wake = changed or asyncio.Event()
     while not stopping.is_set():
+        wake.clear()
         try:
             await beat(rt, kind, state(), started_at)
         except Exception as exc:  # the database is away: /readyz says so by itself
             log.debug("heartbeat not recorded", error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=HEARTBEAT_SECONDS)
+        waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(wake.wait())]
+        await asyncio.wait(waits, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
     with contextlib.suppress(Exception):
         async with transaction(rt.sessions) as session:
             await session.execute(

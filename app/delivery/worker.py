@@ -195,7 +195,15 @@ class ArqWorker:
         self.rt.queue = ArqQueue.connect_lazily(settings.redis_url)
         self.stopping = asyncio.Event()
         self.state: HeartbeatState = "starting"
+        self._state_changed = asyncio.Event()  # the heartbeat reports a change at once
         self._connected_once = False
+        # deliveries of a connection that broke: they go on while the worker reconnects
+        self._orphans: set[asyncio.Task[Any]] = set()
+
+    def _set_state(self, state: HeartbeatState) -> None:
+        if state != self.state:
+            self.state = state
+            self._state_changed.set()
 
     def _on_signal(self, signum: int) -> None:
         if not self.stopping.is_set():
@@ -217,7 +225,7 @@ class ArqWorker:
         )
 
     async def _connected(self, _: dict[str, Any]) -> None:
-        self.state = "consuming"
+        self._set_state("consuming")
         if self._connected_once:
             log.info("worker reconnected to Redis; consuming again")
         else:
@@ -228,7 +236,9 @@ class ArqWorker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        heartbeat = asyncio.create_task(heartbeat_loop(self.rt, "arq", self._state, self.stopping))
+        heartbeat = asyncio.create_task(
+            heartbeat_loop(self.rt, "arq", self._state, self.stopping, self._state_changed)
+        )
         delay = 1.0
         try:
             while not self.stopping.is_set():
@@ -253,22 +263,27 @@ class ArqWorker:
     async def _reconnect_later(
         self, worker: Worker, main: asyncio.Task[None], delay: float
     ) -> float:
-        """arq's loop ended (Redis went away or hung): keep what is in flight going, wait, retry."""
+        """arq's loop ended (Redis went away or hung): keep what is in flight going, wait, retry.
+
+        In-flight deliveries only need the database; they go on beside the next connection
+        (their arq bookkeeping may fail: the database is the truth and the sweeper redoes it).
+        """
         error = main.exception() if not main.cancelled() else None
         was_consuming = self.state == "consuming"
-        self.state = "queue_unreachable"
+        self._set_state("queue_unreachable")
         in_flight = [t for t in worker.tasks.values() if not t.done()]
         log.warning(
-            "Redis unreachable; deliveries in flight finish, then the worker reconnects",
+            "Redis unreachable; deliveries in flight go on, the worker reconnects",
             error=repr(error),
             in_flight=len(in_flight),
             retry_in_seconds=delay,
         )
-        if in_flight:
-            # they only need the database; their arq bookkeeping may fail, the sweeper redoes it
-            await asyncio.wait(in_flight, timeout=self.settings.worker_grace_seconds)
-        with contextlib.suppress(Exception):
-            await worker.pool.aclose()
+        self._orphans.update(in_flight)
+        for task in in_flight:
+            task.add_done_callback(self._orphans.discard)
+        closing = asyncio.create_task(_close_when_done(worker, in_flight))
+        self._orphans.add(closing)
+        closing.add_done_callback(self._orphans.discard)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=delay)
         return 1.0 if was_consuming else min(delay * 2, RECONNECT_MAX_SECONDS)
@@ -278,7 +293,7 @@ class ArqWorker:
         the rest (their leases are released at once, so another worker takes them now)."""
         worker.allow_pick_jobs = False
         grace = self.settings.worker_grace_seconds
-        in_flight = [t for t in worker.tasks.values() if not t.done()]
+        in_flight = [t for t in (*worker.tasks.values(), *self._orphans) if not t.done()]
         log.info(
             "worker stopping: no new work; finishing deliveries in flight",
             in_flight=len(in_flight),
@@ -299,6 +314,14 @@ class ArqWorker:
             finished_in_flight=len(finished),
             handed_back=len(unfinished),
         )
+
+
+async def _close_when_done(worker: Worker, tasks: list[asyncio.Task[Any]]) -> None:
+    """Close a broken connection's pool once the deliveries that used it are done."""
+    if tasks:
+        await asyncio.wait(tasks)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(worker.pool.aclose(), WORKER_REDIS_TIMEOUT_SECONDS)
 
 
 def run_arq_worker(settings: Settings, config: GatewayConfig) -> None:
