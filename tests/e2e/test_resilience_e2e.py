@@ -236,8 +236,9 @@ def test_redis_stopped_then_hung_under_load_loses_nothing_and_answers_fast(rig: 
         assert worker.popen.poll() is None, f"{worker.name} died:\n{worker.log_tail()}"
     assert "Redis unreachable" in rig.workers[0].log_path.read_text()
     poll(
-        lambda: httpx.get(f"{rig.gateway_url}/readyz", params={"scope": "delivery"}).status_code
-        == 200,
+        lambda: (
+            httpx.get(f"{rig.gateway_url}/readyz", params={"scope": "delivery"}).status_code == 200
+        ),
         timeout=20,
         message="/readyz to report delivering again",
     )
