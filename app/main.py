@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
+from app.api.limits import RequestLimits
 from app.config import GatewayConfig, load_config
 from app.db import transaction
 from app.delivery.queue import ArqQueue
@@ -116,6 +117,8 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     )
     app.state.api_keys = settings.parsed_api_keys()
     install_error_handlers(app)
+    # sizes, read deadlines and the API key, before any route reads a body
+    app.add_middleware(RequestLimits, settings=settings, api_keys=app.state.api_keys)
 
     from app.erasure.router import router as erasure_router
     from app.health import router as health_router

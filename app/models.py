@@ -65,7 +65,11 @@ class DeliveryStatus:
 
 class InboundEvent(SQLModel, table=True):
     __tablename__ = "inbound_events"
-    __table_args__ = (sa.UniqueConstraint("connection_id", "dedupe_key", name="uq_inbound_dedupe"),)
+    __table_args__ = (
+        sa.UniqueConstraint("connection_id", "dedupe_key", name="uq_inbound_dedupe"),
+        # the same body under the same topic is the same event, whatever its webhook id says
+        sa.UniqueConstraint("connection_id", "topic", "body_hash", name="uq_inbound_body"),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
     connection_id: str = Field(max_length=64, index=True)
@@ -76,6 +80,8 @@ class InboundEvent(SQLModel, table=True):
         default_factory=dict, sa_column=sa.Column(JSONType, nullable=False)
     )
     body: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+    # SHA-256 of the body (hex); None for rows stored before it was kept
+    body_hash: str | None = Field(default=None, max_length=64)
     status: str = Field(default="accepted", max_length=32)  # accepted | ignored
     note: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
 

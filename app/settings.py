@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Role = Literal["viewer", "operator"]
+# viewer: reads, personal data masked; pii-reader: reads with personal data;
+# operator: reads with personal data, and acts (replay, pause, mappings, decisions)
+Role = Literal["viewer", "operator", "pii-reader"]
+ROLES: tuple[str, ...] = get_args(Role)
 
 
 class Settings(BaseSettings):
@@ -17,8 +20,15 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./var/gateway.db"
     redis_url: str | None = None
     config: str | None = Field(default=None, description="Path of the YAML config file")
-    api_keys: str = Field(default="", description="key:role,… with roles viewer or operator")
-    max_body_bytes: int = 2 * 1024 * 1024
+    api_keys: str = Field(
+        default="", description="key:role,… with roles viewer, pii-reader or operator"
+    )
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="webhook bodies")
+    # operator API bodies (JSON), and CSV mapping imports, which have a cap of their own
+    max_api_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_import_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # a request body must arrive within this long (a client sending 1 byte/s is cut off)
+    body_read_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     # Delivery engine knobs (tests shrink them; production keeps the defaults).
@@ -51,9 +61,10 @@ class Settings(BaseSettings):
             if not entry:
                 continue
             key, sep, role = entry.rpartition(":")
-            if not sep or not key or role not in ("viewer", "operator"):
+            if not sep or not key or role not in ROLES:
                 raise ValueError(
-                    f"GATEWAY_API_KEYS entry {entry[:4]}… must be key:viewer or key:operator"
+                    f"GATEWAY_API_KEYS entry {entry[:4]}… must be key:viewer or key:operator "
+                    "or key:pii-reader"
                 )
             keys[key] = role  # type: ignore[assignment]
         return keys

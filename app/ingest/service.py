@@ -6,6 +6,8 @@ only after that commit.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +27,17 @@ from connectors.base import ParsedWebhook, PayloadError, SignatureError
 
 log = structlog.get_logger("gateway.ingest")
 
-# Kept with the raw body for audit and replay; credentials never are.
+# Kept with the raw body for audit and replay; credentials never are, nor signatures: a
+# stored body with its signature is replay material for anyone who can read it.
 _DROPPED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
+_DROPPED_MARKERS = ("signature", "hmac")
+# Deeper JSON is refused before any parser (or the erasure walk) meets it.
+MAX_JSON_DEPTH = 64
+_JSON_TOKENS = re.compile(rb'\\.|["\[\]{}]', re.DOTALL)
+# dedupe keys longer than this are stored as their hash (never cut: two keys sharing a long
+# prefix are different events)
+DEDUPE_KEY_MAX = 256
+TOPIC_MAX = 128  # the column's width
 
 
 @dataclass
@@ -57,6 +68,7 @@ async def ingest_webhook(
             hint="check the webhook secret configured for this connection",
         ) from None
     try:
+        _check_depth(body)
         parsed = connector.parse_webhook(headers, body)
     except PayloadError as exc:
         metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
@@ -64,9 +76,12 @@ async def ingest_webhook(
         error = BadRequest if exc.status_code == 400 else Unprocessable
         raise error(str(exc)) from None
 
+    if len(parsed.topic) > TOPIC_MAX:
+        metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
+        raise BadRequest(f"topic is longer than {TOPIC_MAX} characters")
     inbound_id = await _insert_inbound(session, connection_id, headers, body, parsed)
     if inbound_id is None:
-        return await _duplicate(session, connection_id, parsed)
+        return await _duplicate(session, connection_id, parsed, hashlib.sha256(body).hexdigest())
 
     recorded = await record_events(
         session, rt, connection_id, parsed.events, inbound_event_id=inbound_id
@@ -83,6 +98,40 @@ async def ingest_webhook(
     return IngestResult(inbound_id, recorded.event_ids, False, parsed.topic)
 
 
+def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in ((k.lower(), v) for k, v in headers.items())
+        if name not in _DROPPED_HEADERS and not any(m in name for m in _DROPPED_MARKERS)
+    }
+
+
+def stored_dedupe_key(key: str) -> str:
+    if len(key) <= DEDUPE_KEY_MAX:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _check_depth(body: bytes) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH (a structural scan, no parsing)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return
+    depth = 0
+    in_string = False
+    for match in _JSON_TOKENS.finditer(body):
+        token = match.group()
+        if token == b'"':
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise PayloadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        elif token in (b"]", b"}"):
+            depth -= 1
+
+
 async def _insert_inbound(
     session: AsyncSession,
     connection_id: str,
@@ -90,14 +139,15 @@ async def _insert_inbound(
     body: bytes,
     parsed: ParsedWebhook,
 ) -> int | None:
-    """Insert the raw event; None when (connection, dedupe key) is already stored."""
-    kept = {k.lower(): v for k, v in headers.items() if k.lower() not in _DROPPED_HEADERS}
+    """Insert the raw event; None when it is already stored: the same dedupe key, or the same
+    body under the same topic (a replayed body with a fresh webhook id is still a replay)."""
     values = {
         "connection_id": connection_id,
         "topic": parsed.topic,
-        "dedupe_key": parsed.dedupe_key[:256],
+        "dedupe_key": stored_dedupe_key(parsed.dedupe_key),
+        "body_hash": hashlib.sha256(body).hexdigest(),
         "received_at": utcnow(),
-        "headers": kept,
+        "headers": stored_headers(headers),
         "body": body,
         "status": "accepted" if parsed.events else "ignored",
         "note": None if parsed.events else f"topic {parsed.topic} is stored, not routed",
@@ -109,13 +159,17 @@ _INBOUND_INSERTS: dict[str, Any] = {}
 
 
 def _insert_inbound_statement(session: AsyncSession) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect (values bound)."""
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect (values bound).
+
+    No conflict target: either unique key (dedupe key, or topic + body hash) makes it a
+    duplicate.
+    """
     dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
     stmt = _INBOUND_INSERTS.get(dialect)
     if stmt is None:
         stmt = (
             insert_for(session, InboundEvent)
-            .on_conflict_do_nothing(index_elements=["connection_id", "dedupe_key"])
+            .on_conflict_do_nothing()
             .returning(col(InboundEvent.id))
         )
         _INBOUND_INSERTS[dialect] = stmt
@@ -123,13 +177,22 @@ def _insert_inbound_statement(session: AsyncSession) -> Any:
 
 
 async def _duplicate(
-    session: AsyncSession, connection_id: str, parsed: ParsedWebhook
+    session: AsyncSession, connection_id: str, parsed: ParsedWebhook, body_hash: str
 ) -> IngestResult:
     original = await session.scalar(
-        sa.select(col(InboundEvent.id)).where(
+        sa.select(col(InboundEvent.id))
+        .where(
             col(InboundEvent.connection_id) == connection_id,
-            col(InboundEvent.dedupe_key) == parsed.dedupe_key[:256],
+            sa.or_(
+                col(InboundEvent.dedupe_key) == stored_dedupe_key(parsed.dedupe_key),
+                sa.and_(
+                    col(InboundEvent.topic) == parsed.topic,
+                    col(InboundEvent.body_hash) == body_hash,
+                ),
+            ),
         )
+        .order_by(col(InboundEvent.id))
+        .limit(1)
     )
     assert original is not None
     ids = (

@@ -48,10 +48,16 @@ def configure_logging(settings: Settings) -> None:
     )
     # Route stdlib loggers (uvicorn, arq, alembic) through the same renderer.
     handler = logging.StreamHandler(sys.stderr)
+    # A stdlib record's traceback (uvicorn, arq, alembic, logging.exception) becomes one field
+    # of the same line, so the JSON stream stays one object a line.
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *([structlog.processors.format_exc_info] if use_json else []),
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()
