@@ -30,7 +30,7 @@ from app.approvals.schemas import (
 from app.delivery import actions
 from app.delivery.outbox import enqueue_after_commit, waiting_behind
 from app.errors import Conflict, NotFound
-from app.flows.planner import accept_price
+from app.flows.products.planning import accept_price
 from app.models import Delivery, DeliveryStatus, utcnow
 from app.ops.pagination import Page, decode_cursor, page_of
 from app.ops.service import DeliveryFilter

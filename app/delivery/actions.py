@@ -57,7 +57,7 @@ async def plan_replay(
     session: AsyncSession, rt: Runtime, rows: Sequence[Delivery]
 ) -> list[ReplayStep]:
     """Decide each replay like new work: guarded changes pass their guard again."""
-    from app.flows.guards import guard_again  # the flows' rules build on the engine
+    from app.flows.products.guards import guard_again  # the flows' rules build on the engine
 
     steps = []
     for row in rows:
@@ -88,7 +88,7 @@ async def replay(session: AsyncSession, rt: Runtime, ids: list[int]) -> list[Rep
     the remote record instead of creating a second one. A guarded change (a price) over its
     guard, and a rejected delivery, are held for a decision instead of being sent.
     """
-    from app.flows.guards import accept_replayed
+    from app.flows.products.guards import accept_replayed
 
     if not ids:
         return []

@@ -55,7 +55,7 @@ from app.erasure.refs import (
     request_refs,
 )
 from app.erasure.scrub import Person, scrub_body, scrub_doc
-from app.flows.customers import erasure_phones, erasure_request_phones
+from app.flows.customers.rules import erasure_phones, erasure_request_phones
 from app.flows.rules import RulesConfig, effective_rules
 from app.models import (
     CanonicalEventRow,

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.canonical.customer import ErasureRequest
 from app.canonical.events import CanonicalEvent
-from app.flows.customers import erasure_email, erasure_phones, erasure_request_phones
+from app.flows.customers.rules import erasure_email, erasure_phones, erasure_request_phones
 from app.models import ErasureRecord, PersonRef, utcnow
 
 ERASE_REQUESTED = "customer.erase_requested"

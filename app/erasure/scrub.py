@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from app.flows.customers import CALLING_CODES
+from app.flows.customers.rules import CALLING_CODES
 
 ERASED = "[erased]"
 MAX_DEPTH = 32

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.canonical.events import EVENT_TYPES, CanonicalEvent
 from app.delivery.outbox import DELIVERIES, enqueue_after_commit
 from app.erasure.refs import note_event
-from app.flows.planner import PlanContext, Planned, plan_event
+from app.flows.plan import PlanContext, Planned
+from app.flows.planning import plan_event
 from app.flows.rules import RulesConfig, effective_rules
 from app.models import CanonicalEventRow, DeliveryStatus, Finding, utcnow
 from app.observability import metrics

@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.dbutil import insert_for
-from app.flows.customers import CustomerRules
-from app.flows.inventory import InventoryRules
-from app.flows.orders import OrderRules
-from app.flows.pricing import PricingRules
-from app.flows.returns import ReturnRules
-from app.flows.shipments import ShipmentRules
+from app.flows.customers.rules import CustomerRules
+from app.flows.inventory.rules import InventoryRules
+from app.flows.orders.rules import OrderRules
+from app.flows.products.rules import PricingRules
+from app.flows.returns.rules import ReturnRules
+from app.flows.shipments.rules import ShipmentRules
 from app.models import RuleOverride, utcnow
 
 

@@ -23,11 +23,13 @@ from app.canonical.product import Price
 from app.db import transaction
 from app.dbutil import insert_for, rowcount
 from app.erasure.job import run_erasures
-from app.flows import inventory as inventory_rules
-from app.flows.planner import PlanContext, Planned, availability_deliveries
+from app.flows.inventory import rules as inventory_rules
+from app.flows.inventory.planning import availability_deliveries
+from app.flows.inventory.state import stock_levels_for
+from app.flows.plan import PlanContext, Planned
 from app.flows.recorder import record_events, record_planned
 from app.flows.rules import effective_rules
-from app.flows.state import mapping_table, stock_levels_for
+from app.flows.state import mapping_table
 from app.models import CanonicalEventRow, PollCursor, PriceRecord, StockLevel, utcnow
 from app.observability import metrics
 from app.runtime import Runtime

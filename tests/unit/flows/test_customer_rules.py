@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.canonical.customer import Customer, ErasureRequest
-from app.flows.customers import (
+from app.flows.customers.rules import (
     CustomerRules,
     erasure_phones,
     erasure_request_phones,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.canonical.inventory import IncomingStock, InventoryLevel, StockAvailability
-from app.flows.inventory import (
+from app.flows.inventory.rules import (
     Drift,
     InventoryRules,
     availability,

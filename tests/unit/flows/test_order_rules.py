@@ -13,7 +13,13 @@ from pydantic import ValidationError
 
 from app.canonical.common import Address, Money
 from app.canonical.order import Order
-from app.flows.orders import OrderRules, diff_orders, guest_decision, mapping_keys, tax_difference
+from app.flows.orders.rules import (
+    OrderRules,
+    diff_orders,
+    guest_decision,
+    mapping_keys,
+    tax_difference,
+)
 
 
 def eur(amount: str) -> dict[str, str]:
@@ -285,7 +291,7 @@ def test_mapping_keys_only_for_requested_kinds_and_unknown_kind_fails() -> None:
 
 
 def test_variant_base_follows_the_pattern() -> None:
-    from app.flows.orders import variant_base
+    from app.flows.orders.rules import variant_base
 
     pattern = "^(?P<base>.+)-(XS|S|M|L|XL)$"
     assert variant_base("TSHIRT-RED-M", pattern) == "TSHIRT-RED"

@@ -18,7 +18,7 @@ from app.canonical.product import (
     QuantityBreak,
     SalePrice,
 )
-from app.flows.pricing import (
+from app.flows.products.rules import (
     PricingRules,
     RoundingMode,
     RoundingRule,

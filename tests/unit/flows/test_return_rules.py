@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from app.canonical.common import Money
 from app.canonical.returns import CreditMemo, Refund, Return, ReturnLine
-from app.flows.returns import (
+from app.flows.returns.rules import (
     Reconciliation,
     RestockAdjustment,
     ReturnRules,

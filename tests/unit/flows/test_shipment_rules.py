@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from app.canonical.order import Order
 from app.canonical.shipment import Shipment
-from app.flows.shipments import (
+from app.flows.shipments.rules import (
     ShipmentRules,
     check_quantities,
     map_carriers,

@@ -11,8 +11,8 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.flows.planner import accept_price, sent_price
-from app.flows.pricing import price_guard
+from app.flows.products.planning import accept_price, sent_price
+from app.flows.products.rules import price_guard
 from app.flows.rules import effective_rules
 from app.models import Delivery
 from app.runtime import Runtime

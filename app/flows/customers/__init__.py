@@ -1,0 +1,1 @@
+"""The customers flow (both ways): ownership of fields, duplicates, erase requests."""

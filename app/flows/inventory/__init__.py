@@ -1,0 +1,1 @@
+"""The inventory flow (ERP → store): sellable stock, its rules, planning and hooks."""

@@ -1,0 +1,143 @@
+"""The inventory flow's state: the newest level per (source, SKU, location), and the units of
+store orders the ERP has (or has not yet) booked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.canonical.inventory import InventoryLevel
+from app.dbutil import insert_for, rowcount
+from app.models import (
+    CanonicalEventRow,
+    Delivery,
+    DeliveryStatus,
+    OrderAllocation,
+    StockLevel,
+)
+
+STOCK_LEVELS: sa.Table = StockLevel.__table__  # type: ignore[attr-defined]
+
+
+async def stock_levels_for(
+    session: AsyncSession, source: str, skus: Iterable[str]
+) -> dict[str, list[InventoryLevel]]:
+    """The newest known level of each SKU at each location of ``source``."""
+    skus = list(skus)
+    if not skus:
+        return {}
+    rows = await session.execute(
+        sa.select(col(StockLevel.sku), col(StockLevel.level)).where(
+            col(StockLevel.source) == source, col(StockLevel.sku).in_(skus)
+        )
+    )
+    found: dict[str, list[InventoryLevel]] = {}
+    for sku, level in rows:
+        found.setdefault(str(sku), []).append(InventoryLevel.model_validate(level))
+    return found
+
+
+async def upsert_stock_level(
+    session: AsyncSession, level: InventoryLevel, *, force: bool = False
+) -> bool:
+    """Store ``level`` unless a newer one is known; True when it was stored.
+
+    One statement, so two workers racing with levels of the same item cannot let the older
+    one win: the update only applies when the stored level is older.
+    """
+    sellable = level.on_hand - level.allocated - level.reserved - level.damaged - level.quarantined
+    stmt = insert_for(session, StockLevel).values(
+        source=level.source,
+        sku=level.sku,
+        location=level.location,
+        level=level.model_dump(mode="json"),
+        as_of=level.as_of,
+        sellable=sellable,
+    )
+    # ERPs stamp changes to the second (NetSuite): of two levels with the same time, the
+    # one with less to sell wins, so a burst of sales can never leave the higher one
+    newer = sa.or_(
+        STOCK_LEVELS.c.as_of < stmt.excluded.as_of,
+        sa.and_(
+            STOCK_LEVELS.c.as_of == stmt.excluded.as_of,
+            STOCK_LEVELS.c.sellable > stmt.excluded.sellable,
+        ),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source", "sku", "location"],
+        set_={
+            "level": stmt.excluded.level,
+            "as_of": stmt.excluded.as_of,
+            "sellable": stmt.excluded.sellable,
+        },
+        where=None if force else newer,
+    )
+    result = await session.execute(stmt)
+    return rowcount(result) > 0
+
+
+async def orders_in_transit(session: AsyncSession, store: str, erp: str) -> dict[str, Decimal]:
+    """Units per SKU of ``store``'s orders that are not yet in ``erp`` (not delivered).
+
+    Counts the newest version of each unfinished order (an update replaces the lines of the
+    creation). Conservative on purpose: an order the ERP has just committed but whose
+    delivery is not marked delivered yet is counted, so the store may briefly show a little
+    less, never more.
+    """
+    rows = await session.execute(
+        sa.select(
+            col(Delivery.entity_key), col(CanonicalEventRow.payload), col(Delivery.event_type)
+        )
+        .join(CanonicalEventRow, col(CanonicalEventRow.id) == col(Delivery.canonical_event_id))
+        .where(
+            col(Delivery.source) == store,
+            col(Delivery.destination) == erp,
+            col(Delivery.flow) == "orders",
+            col(Delivery.status).in_(DeliveryStatus.BLOCKING),
+        )
+        .order_by(col(Delivery.id))
+    )
+    newest: dict[str, tuple[dict[str, Any], str]] = {}
+    for entity_key, payload, event_type in rows:
+        newest[str(entity_key)] = (payload, str(event_type))
+    units: dict[str, Decimal] = {}
+    for payload, event_type in newest.values():
+        if event_type == "order.cancelled":
+            continue
+        for line in payload.get("lines", []):
+            sku = line.get("sku")
+            if sku:
+                units[sku] = units.get(sku, Decimal(0)) + Decimal(str(line.get("quantity", "0")))
+    return units
+
+
+async def booked_units(
+    session: AsyncSession, store: str, erp: str, sku: str, cutoff: datetime
+) -> tuple[Decimal, Decimal]:
+    """Units of ``sku`` in ``store``'s orders booked by ``erp``: (before cutoff, after it).
+
+    An order booked before the cutoff (the ERP level's time) is in that level; one booked
+    later may not be yet.
+    """
+    before = sa.func.sum(
+        sa.case((col(OrderAllocation.booked_at) <= cutoff, col(OrderAllocation.quantity)), else_=0)
+    )
+    after = sa.func.sum(
+        sa.case((col(OrderAllocation.booked_at) > cutoff, col(OrderAllocation.quantity)), else_=0)
+    )
+    row = (
+        await session.execute(
+            sa.select(before, after).where(
+                col(OrderAllocation.store) == store,
+                col(OrderAllocation.erp) == erp,
+                col(OrderAllocation.sku) == sku,
+            )
+        )
+    ).one()
+    return Decimal(row[0] or 0), Decimal(row[1] or 0)

@@ -1,0 +1,1 @@
+"""The orders flow (store → ERP): its rules, planning and delivery-time hooks."""

@@ -1,0 +1,102 @@
+"""Orders at delivery time: what the ERP has booked (its units no longer in transit), and
+variant SKUs mapped through their base SKU."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.canonical.events import CanonicalEvent
+from app.canonical.order import Order
+from app.flows.inventory.planning import availability_deliveries
+from app.flows.orders.rules import variant_base
+from app.flows.plan import Planned, plan_context_for
+from app.flows.recorder import record_planned
+from app.flows.rules import effective_rules
+from app.mappings.service import resolve
+from app.models import Delivery, OrderAllocation, utcnow
+from app.runtime import Runtime
+from connectors.base import MappingNeed
+
+
+async def book_order(
+    session: AsyncSession, rt: Runtime, delivery: Delivery, event: CanonicalEvent
+) -> None:
+    """The ERP has the order: its units now count in the ERP's levels, not as in transit.
+
+    The store's stock is recomputed for the order's SKUs, so the last push after a burst
+    reflects every booked order even if the ERP's level arrived before this delivery ended.
+    """
+    order = event.payload_as(Order)
+    await session.execute(
+        sa.delete(OrderAllocation).where(
+            col(OrderAllocation.store) == delivery.source,
+            col(OrderAllocation.erp) == delivery.destination,
+            col(OrderAllocation.order_key) == event.entity_key,
+        )
+    )
+    units: dict[str, Decimal] = {}
+    if event.type != "order.cancelled":
+        for line in order.lines:
+            if line.sku:
+                units[line.sku] = units.get(line.sku, Decimal(0)) + line.quantity
+    if units:
+        await session.execute(
+            sa.insert(OrderAllocation.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "store": delivery.source,
+                    "erp": delivery.destination,
+                    "order_key": event.entity_key,
+                    "sku": sku,
+                    "quantity": quantity,
+                    "booked_at": utcnow(),
+                }
+                for sku, quantity in units.items()
+            ],
+        )
+    skus = sorted({line.sku for line in order.lines if line.sku})
+    if not skus:
+        return
+    ctx = await plan_context_for(session, rt, delivery.destination)
+    planned: list[Planned] = []
+    for sku in skus:
+        planned.extend(await availability_deliveries(ctx, delivery.destination, sku, ctx.now))
+    await record_planned(session, rt, ctx, planned)
+
+
+async def fill_variant_skus(
+    session: AsyncSession,
+    rt: Runtime,
+    destination: str,
+    found: dict[str, dict[str, str]],
+    missing: list[MappingNeed],
+) -> list[MappingNeed]:
+    """Resolve unmapped variant SKUs through their base SKU (rules.orders.variant_sku_pattern).
+
+    Fills ``found`` with the variant's mapping and returns what is still missing.
+    """
+    if not any(m.kind == "sku" for m in missing):
+        return missing
+    pattern = (await effective_rules(session, rt.config.rules)).orders.variant_sku_pattern
+    bases = {
+        m.key: base
+        for m in missing
+        if m.kind == "sku" and (base := variant_base(m.key, pattern)) is not None
+    }
+    if not bases:
+        return missing
+    by_base, _ = await resolve(
+        session, destination, [MappingNeed("sku", b) for b in bases.values()]
+    )
+    still: list[MappingNeed] = []
+    for need in missing:
+        item = by_base.get("sku", {}).get(bases.get(need.key, "")) if need.kind == "sku" else None
+        if item is None:
+            still.append(need)
+        else:
+            found.setdefault("sku", {})[need.key] = item
+    return still

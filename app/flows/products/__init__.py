@@ -1,0 +1,1 @@
+"""The products flow (ERP → store), prices included: rules, planning, the price guard."""

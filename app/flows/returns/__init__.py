@@ -1,0 +1,1 @@
+"""The returns flow (both ways): RMAs, refunds and credit memos, restocking."""

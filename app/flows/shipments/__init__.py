@@ -1,0 +1,1 @@
+"""The shipments flow (ERP → store): packages, carriers, notifications."""
