@@ -4,35 +4,56 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from app.canonical.common import Address, CanonicalModel, Money
+from app.canonical.common import (
+    Address,
+    CanonicalModel,
+    Email,
+    Id,
+    Label,
+    Moment,
+    Name,
+    NonNegativeMoney,
+    PersonName,
+    Phone,
+    Source,
+)
 
 CUSTOMER_SCHEMA_VERSION: Literal[1] = 1
 
 
 class Customer(CanonicalModel):
     schema_version: Literal[1] = CUSTOMER_SCHEMA_VERSION
-    source: str
-    external_id: str
-    email: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    company: str | None = None
-    phone: str | None = None
+    source: Source
+    external_id: Id
+    email: Email | None = None
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+    company: Name | None = None
+    phone: Phone | None = None
     addresses: list[Address] = Field(default_factory=list)
-    default_billing: int | None = None  # index into addresses
-    default_shipping: int | None = None
-    group: str | None = None
+    default_billing: int | None = Field(default=None, ge=0)  # index into addresses
+    default_shipping: int | None = Field(default=None, ge=0)
+    group: Label | None = None
     tax_exempt: bool = False
-    tax_exemption_certificate: str | None = None
-    terms: str | None = None  # payment terms, e.g. "Net 30"
-    credit_limit: Money | None = None
+    tax_exemption_certificate: Name | None = None
+    terms: Label | None = None  # payment terms, e.g. "Net 30"
+    credit_limit: NonNegativeMoney | None = None
     accepts_marketing: bool = False
-    updated_at: datetime
+    updated_at: Moment
+
+    @model_validator(mode="after")
+    def _defaults_point_at_addresses(self) -> Customer:
+        for name in ("default_billing", "default_shipping"):
+            index = getattr(self, name)
+            if index is not None and index >= len(self.addresses):
+                raise ValueError(
+                    f"{name}: {index} is not an index into addresses ({len(self.addresses)} given)"
+                )
+        return self
 
     @property
     def entity_key(self) -> str:
@@ -57,11 +78,11 @@ class ErasureRequest(CanonicalModel):
     """
 
     schema_version: Literal[1] = CUSTOMER_SCHEMA_VERSION
-    source: str
-    customer_external_id: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    requested_at: datetime
+    source: Source
+    customer_external_id: Id | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    requested_at: Moment
     reason: Literal["gdpr", "ccpa", "other"] = "gdpr"
 
     @field_validator("customer_external_id", "email", "phone", mode="before")

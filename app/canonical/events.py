@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from app.canonical.common import MAX_KEY_LENGTH, Moment
 from app.canonical.customer import Customer, ErasureRequest
 from app.canonical.inventory import InventoryLevel, StockAvailability
 from app.canonical.order import Order
@@ -83,8 +84,12 @@ class CanonicalEvent(BaseModel):
     """One business fact: ``type`` says what happened, ``payload`` is the entity after it."""
 
     type: str
-    entity_key: str = Field(description="stable key of the business entity, e.g. shop:order:123")
-    occurred_at: datetime
+    entity_key: str = Field(
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="stable key of the business entity, e.g. shop:order:123",
+    )
+    occurred_at: Moment
     payload: Payload
 
     @field_validator("type")

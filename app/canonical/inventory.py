@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field
 
-from app.canonical.common import CanonicalModel, Quantity
+from app.canonical.common import (
+    CanonicalModel,
+    Location,
+    Moment,
+    Note,
+    Quantity,
+    Sellable,
+    SignedQuantity,
+    Sku,
+    Source,
+)
 
 INVENTORY_SCHEMA_VERSION: Literal[1] = 1
 
@@ -22,16 +32,16 @@ class InventoryLevel(CanonicalModel):
     """Stock of one item at one ERP location, as the ERP reports it (may be negative)."""
 
     schema_version: Literal[1] = INVENTORY_SCHEMA_VERSION
-    source: str
-    sku: str
-    location: str  # the source system's location id
-    on_hand: Quantity
-    allocated: Quantity = Decimal(0)
-    reserved: Quantity = Decimal(0)
-    damaged: Quantity = Decimal(0)
-    quarantined: Quantity = Decimal(0)
+    source: Source
+    sku: Sku
+    location: Location  # the source system's location id
+    on_hand: SignedQuantity
+    allocated: SignedQuantity = Decimal(0)
+    reserved: SignedQuantity = Decimal(0)
+    damaged: SignedQuantity = Decimal(0)
+    quarantined: SignedQuantity = Decimal(0)
     incoming: list[IncomingStock] = Field(default_factory=list)
-    as_of: datetime
+    as_of: Moment
 
     @property
     def entity_key(self) -> str:
@@ -48,14 +58,14 @@ class StockAvailability(CanonicalModel):
     """What one store may sell of one SKU at one of its locations (after the rules)."""
 
     schema_version: Literal[1] = INVENTORY_SCHEMA_VERSION
-    source: str  # where the stock facts came from
-    sku: str
-    location: str | None = None  # the destination's location id; None = the store's default
-    available: Quantity  # sellable, never below zero
+    source: Source  # where the stock facts came from
+    sku: Sku
+    location: Location | None = None  # the destination's location id; None = the default
+    available: Sellable  # sellable, never below zero
     status: StockStatus
     restock_on: date | None = None
-    as_of: datetime
-    notes: list[str] = Field(default_factory=list)  # e.g. "ERP on hand was -3; sent 0"
+    as_of: Moment
+    notes: list[Note] = Field(default_factory=list)  # e.g. "ERP on hand was -3; sent 0"
 
     @property
     def entity_key(self) -> str:

@@ -2,40 +2,60 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from app.canonical.common import Address, CanonicalModel, Money, Quantity
+from app.canonical.common import (
+    Address,
+    CanonicalModel,
+    Code,
+    Currency,
+    Email,
+    Id,
+    Label,
+    Moment,
+    Money,
+    Name,
+    NonNegativeMoney,
+    Note,
+    PersonName,
+    Phone,
+    PositiveRate,
+    Quantity,
+    Rate,
+    RequiredLabel,
+    Sku,
+    Source,
+)
 
 ORDER_SCHEMA_VERSION: Literal[1] = 1
 
 
 class TaxLine(CanonicalModel):
-    title: str
-    rate: Decimal | None = None
-    amount: Money
+    title: Label
+    rate: Rate | None = None
+    amount: NonNegativeMoney
 
 
 class Discount(CanonicalModel):
-    code: str | None = None
-    kind: str | None = None  # e.g. "discount_code", "automatic", "manual"
-    amount: Money
+    code: Label | None = None
+    kind: Code | None = None  # e.g. "discount_code", "automatic", "manual"
+    amount: NonNegativeMoney  # what it took off
 
 
 class OrderLine(CanonicalModel):
-    line_id: str
-    sku: str | None
-    title: str
+    line_id: Id
+    sku: Sku | None  # None: the store line has no SKU; never ""
+    title: Name
     quantity: Quantity
-    unit_price: Money
+    unit_price: NonNegativeMoney
     discounts: list[Discount] = Field(default_factory=list)
     tax_lines: list[TaxLine] = Field(default_factory=list)
     requires_shipping: bool = True
-    variant_id: str | None = None
-    product_id: str | None = None
+    variant_id: Id | None = None
+    product_id: Id | None = None
 
     @property
     def discount_total(self) -> Decimal:
@@ -43,53 +63,53 @@ class OrderLine(CanonicalModel):
 
 
 class ShippingLine(CanonicalModel):
-    code: str | None = None
-    title: str
-    carrier: str | None = None
-    price: Money
+    code: Label | None = None
+    title: Name
+    carrier: Label | None = None
+    price: NonNegativeMoney
     discounts: list[Discount] = Field(default_factory=list)
     tax_lines: list[TaxLine] = Field(default_factory=list)
 
 
 class OrderCustomer(CanonicalModel):
-    external_id: str | None = None  # the store's customer id; None for a guest
-    email: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    phone: str | None = None
+    external_id: Id | None = None  # the store's customer id; None for a guest
+    email: Email | None = None
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+    phone: Phone | None = None
     is_guest: bool = False
 
 
 class Payment(CanonicalModel):
-    gateway: str
-    status: str | None = None  # e.g. "paid", "authorized", "pending"
-    amount: Money | None = None
-    reference: str | None = None
+    gateway: Label
+    status: Code | None = None  # e.g. "paid", "authorized", "pending"
+    amount: NonNegativeMoney | None = None
+    reference: Label | None = None
 
 
 class OrderTotals(CanonicalModel):
-    subtotal: Money
-    discounts: Money
-    shipping: Money
-    tax: Money
-    total: Money
+    subtotal: NonNegativeMoney
+    discounts: NonNegativeMoney
+    shipping: NonNegativeMoney
+    tax: NonNegativeMoney
+    total: NonNegativeMoney
 
 
 class Order(CanonicalModel):
     schema_version: Literal[1] = ORDER_SCHEMA_VERSION
-    source: str  # connection id the order came from
-    external_id: str  # the store's order id
-    number: str  # what people call it, e.g. "#1001"
-    created_at: datetime
-    updated_at: datetime | None = None
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    presentment_currency: str | None = None
-    exchange_rate: Decimal | None = None  # presentment → shop currency, when they differ
+    source: Source  # connection id the order came from
+    external_id: Id  # the store's order id
+    number: RequiredLabel  # what people call it, e.g. "#1001"
+    created_at: Moment
+    updated_at: Moment | None = None
+    currency: Currency
+    presentment_currency: Currency | None = None
+    exchange_rate: PositiveRate | None = None  # presentment → shop currency, when they differ
     taxes_included: bool = False
     status: Literal["open", "cancelled", "closed"] = "open"
-    financial_status: str | None = None
-    cancelled_at: datetime | None = None
-    cancel_reason: str | None = None
+    financial_status: Code | None = None
+    cancelled_at: Moment | None = None
+    cancel_reason: Name | None = None
     customer: OrderCustomer
     billing_address: Address | None = None
     shipping_address: Address | None = None
@@ -99,8 +119,38 @@ class Order(CanonicalModel):
     tax_lines: list[TaxLine] = Field(default_factory=list)
     payments: list[Payment] = Field(default_factory=list)
     totals: OrderTotals
-    note: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    note: Note | None = None
+    tags: list[Label] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_currency(self) -> Order:
+        """Every amount of the order is in the order's currency (payments may differ)."""
+        for path, money in self.amounts():
+            if money.currency != self.currency:
+                raise ValueError(
+                    f"{path}.currency: {money.currency} is not the order currency {self.currency}"
+                )
+        return self
+
+    def amounts(self) -> list[tuple[str, Money]]:
+        """Every amount of the order with its path: lines, shipping, discounts, taxes, totals."""
+        out: list[tuple[str, Money]] = []
+
+        def extras(path: str, discounts: list[Discount], taxes: list[TaxLine]) -> None:
+            out.extend((f"{path}.discounts[{i}].amount", d.amount) for i, d in enumerate(discounts))
+            out.extend((f"{path}.tax_lines[{i}].amount", t.amount) for i, t in enumerate(taxes))
+
+        for i, line in enumerate(self.lines):
+            out.append((f"lines[{i}].unit_price", line.unit_price))
+            extras(f"lines[{i}]", line.discounts, line.tax_lines)
+        for i, ship in enumerate(self.shipping_lines):
+            out.append((f"shipping_lines[{i}].price", ship.price))
+            extras(f"shipping_lines[{i}]", ship.discounts, ship.tax_lines)
+        out.extend((f"discounts[{i}].amount", d.amount) for i, d in enumerate(self.discounts))
+        out.extend((f"tax_lines[{i}].amount", t.amount) for i, t in enumerate(self.tax_lines))
+        for name in ("subtotal", "discounts", "shipping", "tax", "total"):
+            out.append((f"totals.{name}", getattr(self.totals, name)))
+        return out
 
     @property
     def entity_key(self) -> str:

@@ -2,36 +2,50 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
-from app.canonical.common import Amount, CanonicalModel, Quantity
+from app.canonical.common import (
+    CanonicalModel,
+    Code,
+    Currency,
+    Id,
+    Key,
+    Label,
+    Moment,
+    Name,
+    NonNegativeAmount,
+    Note,
+    Quantity,
+    RequiredLabel,
+    Sku,
+    Source,
+)
 
 PRODUCT_SCHEMA_VERSION: Literal[1] = 1
 
 
 class BundleComponent(CanonicalModel):
-    sku: str
+    sku: Sku
     quantity: Quantity  # of the component per one bundle
 
 
 class Product(CanonicalModel):
     schema_version: Literal[1] = PRODUCT_SCHEMA_VERSION
-    source: str
-    sku: str
-    external_id: str | None = None  # the source system's id
-    title: str
-    description: str | None = None
+    source: Source
+    sku: Sku
+    external_id: Id | None = None  # the source system's id
+    title: Name
+    description: Note | None = None
     status: Literal["active", "draft", "archived"] = "active"
-    parent_sku: str | None = None  # a variant of a configurable product
-    options: dict[str, str] = Field(default_factory=dict)  # e.g. {"size": "M"}
-    barcode: str | None = None
+    parent_sku: Sku | None = None  # a variant of a configurable product
+    options: dict[Label, Name] = Field(default_factory=dict)  # e.g. {"size": "M"}
+    barcode: Label | None = None
     weight: Quantity | None = None
-    weight_unit: str | None = None
+    weight_unit: Code | None = None
     components: list[BundleComponent] = Field(default_factory=list)  # set for a bundle/kit
-    updated_at: datetime
+    updated_at: Moment
 
     @property
     def entity_key(self) -> str:
@@ -43,41 +57,41 @@ class Product(CanonicalModel):
 
 class QuantityBreak(CanonicalModel):
     min_quantity: Quantity
-    price: Amount
+    price: NonNegativeAmount
 
 
 class SalePrice(CanonicalModel):
-    price: Amount
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    price: NonNegativeAmount
+    starts_at: Moment | None = None
+    ends_at: Moment | None = None
 
 
 class GroupPrice(CanonicalModel):
-    group: str  # customer group / price level
-    price: Amount
+    group: RequiredLabel  # customer group / price level
+    price: NonNegativeAmount
     breaks: list[QuantityBreak] = Field(default_factory=list)
 
 
 class CustomerPrice(CanonicalModel):
-    customer_key: str  # our customer key
-    price: Amount
+    customer_key: Key  # our customer key
+    price: NonNegativeAmount
 
 
 class Price(CanonicalModel):
     """Prices of one SKU in one currency. Amounts are in ``currency``."""
 
     schema_version: Literal[1] = PRODUCT_SCHEMA_VERSION
-    source: str
-    sku: str
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    base: Amount
-    cost: Amount | None = None
+    source: Source
+    sku: Sku
+    currency: Currency
+    base: NonNegativeAmount
+    cost: NonNegativeAmount | None = None
     sale: SalePrice | None = None
-    map_price: Amount | None = None  # minimum advertised price
+    map_price: NonNegativeAmount | None = None  # minimum advertised price
     breaks: list[QuantityBreak] = Field(default_factory=list)
     group_prices: list[GroupPrice] = Field(default_factory=list)
     customer_prices: list[CustomerPrice] = Field(default_factory=list)
-    effective_at: datetime
+    effective_at: Moment
 
     @property
     def entity_key(self) -> str:

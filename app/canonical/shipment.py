@@ -2,41 +2,51 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
-from app.canonical.common import CanonicalModel, Quantity
+from app.canonical.common import (
+    CanonicalModel,
+    Code,
+    Id,
+    Key,
+    Label,
+    Moment,
+    Quantity,
+    Sku,
+    Source,
+    Url,
+)
 
 SHIPMENT_SCHEMA_VERSION: Literal[1] = 1
 
 
 class ShipmentLine(CanonicalModel):
-    sku: str
+    sku: Sku
     quantity: Quantity
-    order_line_id: str | None = None  # the store's line id, when known
+    order_line_id: Id | None = None  # the store's line id, when known
 
 
 class Package(CanonicalModel):
-    tracking_number: str | None = None
-    carrier: str | None = None  # the source system's carrier name/code
-    service: str | None = None
-    tracking_url: str | None = None
+    tracking_number: Label | None = None
+    carrier: Label | None = None  # the source system's carrier name/code
+    service: Label | None = None
+    tracking_url: Url | None = None
     weight: Quantity | None = None
-    weight_unit: str | None = None
+    weight_unit: Code | None = None
     lines: list[ShipmentLine] = Field(default_factory=list)
 
 
 class Shipment(CanonicalModel):
     schema_version: Literal[1] = SHIPMENT_SCHEMA_VERSION
-    source: str
-    external_id: str  # e.g. the ERP's item fulfillment id
-    order_key: str  # our key of the order, e.g. shop-eu:order:1001
-    order_number: str | None = None
+    source: Source
+    external_id: Id  # e.g. the ERP's item fulfillment id
+    order_key: Key  # our key of the order, e.g. shop-eu:order:1001
+    order_number: Label | None = None
     status: Literal["packed", "shipped", "picked_up", "delivered"] = "shipped"
-    shipped_at: datetime | None = None
-    estimated_delivery_at: datetime | None = None
+    shipped_at: Moment | None = None
+    estimated_delivery_at: Moment | None = None
     packages: list[Package]
 
     @property

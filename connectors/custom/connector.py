@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -32,9 +33,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from app.canonical.common import MAX_KEY_LENGTH, Moment, shown
 from app.canonical.events import EVENT_TYPES, CanonicalEvent, Payload, make_event
+from app.canonical.order import Order
+from app.canonical.validation import describe_errors, safe_text
 from app.config import ConnectionConfig
 from connectors.base import (
     Connector,
@@ -70,8 +74,11 @@ INBOUND_EVENT_TYPES: tuple[str, ...] = (
 )
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 STOCK_SKUS_PER_REQUEST = 100  # keeps the query string far below common URL limits
-_MAX_ERRORS_SHOWN = 5
 _MAX_ERROR_TEXT = 500
+# the replay window of inbound signatures: a second at least (clocks differ), an hour at most
+MIN_TOLERANCE_SECONDS = 1.0
+MAX_TOLERANCE_SECONDS = 3600.0
+MAX_MESSAGE_ID_LENGTH = 256  # the dedupe key column's width
 
 
 class _Envelope(BaseModel):
@@ -80,7 +87,7 @@ class _Envelope(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: str
-    timestamp: AwareDatetime
+    timestamp: Moment
     data: dict[str, Any]
 
 
@@ -121,9 +128,7 @@ class CustomConnector(Connector):
         )
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
-        msg_id = signing.header(headers, signing.ID_HEADER)
-        if not msg_id:
-            raise PayloadError(f"missing {signing.ID_HEADER} header", status_code=400)
+        msg_id = _message_id(headers)
         envelope = _load_envelope(body)
         kind = EVENT_TYPES[envelope.type]
         data = {**envelope.data, "source": self.config.id}
@@ -134,8 +139,14 @@ class CustomConnector(Connector):
                 f"invalid {envelope.type} payload: {describe_errors(exc, prefix='data')}"
             ) from None
         _check_own_keys(payload, self.config.id)
-        # the catalogue's model for this type is always one of the Payload members
-        event = make_event(envelope.type, cast(Payload, payload), envelope.timestamp)
+        _check_type_fits(envelope.type, payload)
+        try:
+            # the catalogue's model for this type is always one of the Payload members
+            event = make_event(envelope.type, cast(Payload, payload), envelope.timestamp)
+        except ValidationError as exc:  # e.g. a key that a rewritten order_key made too long
+            raise PayloadError(
+                f"invalid {envelope.type} event: {describe_errors(exc, prefix='data')}"
+            ) from None
         return ParsedWebhook(topic=envelope.type, dedupe_key=msg_id, events=[event])
 
     # --- outbound ---------------------------------------------------------------------
@@ -206,12 +217,33 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _message_id(headers: Mapping[str, str]) -> str:
+    """The ``webhook-id`` (the dedupe key): printable ASCII, at most 256 characters."""
+    msg_id = signing.header(headers, signing.ID_HEADER)
+    if not msg_id:
+        raise PayloadError(f"missing {signing.ID_HEADER} header", status_code=400)
+    if len(msg_id) > MAX_MESSAGE_ID_LENGTH:
+        raise PayloadError(
+            f"{signing.ID_HEADER} header is {len(msg_id)} characters long, over the "
+            f"{MAX_MESSAGE_ID_LENGTH} allowed",
+            status_code=400,
+        )
+    if not (msg_id.isascii() and msg_id.isprintable()):
+        raise PayloadError(
+            f"{signing.ID_HEADER} header must be printable ASCII, not {shown(msg_id)}",
+            status_code=400,
+        )
+    return msg_id
+
+
 def _load_envelope(body: bytes) -> _Envelope:
     try:
         # Decimal, not float: an amount must arrive exactly as the shop wrote it.
         raw = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}", status_code=400) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise PayloadError(
+            f"body is not valid JSON: {safe_text(str(exc), 200)}", status_code=400
+        ) from None
     if not isinstance(raw, dict):
         raise PayloadError(
             'body must be a JSON object {"type": …, "timestamp": …, "data": {…}}', status_code=400
@@ -219,7 +251,7 @@ def _load_envelope(body: bytes) -> _Envelope:
     event_type = raw.get("type")
     if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         raise PayloadError(
-            f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)} "
+            f"unknown event type {shown(event_type)}; known: {', '.join(EVENT_TYPES)} "
             f"(a shop sends {', '.join(INBOUND_EVENT_TYPES)})"
         )
     if event_type not in INBOUND_EVENT_TYPES:
@@ -232,22 +264,18 @@ def _load_envelope(body: bytes) -> _Envelope:
         raise PayloadError(f"invalid envelope: {describe_errors(exc)}") from None
 
 
-def describe_errors(exc: ValidationError, *, prefix: str = "") -> str:
-    """One ``path: problem`` per error, paths as written in the JSON (``data.lines[0].sku``)."""
-    errors = exc.errors(include_url=False)
-    shown = [f"{_path(prefix, e['loc'])}: {e['msg']}" for e in errors[:_MAX_ERRORS_SHOWN]]
-    more = len(errors) - len(shown)
-    return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
-
-
-def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
-    out = prefix
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(body)"
+def _check_type_fits(event_type: str, payload: Any) -> None:
+    """An ``order.cancelled`` carries a cancelled order; a body saying otherwise is refused."""
+    if (
+        event_type == "order.cancelled"
+        and isinstance(payload, Order)
+        and payload.status != "cancelled"
+        and payload.cancelled_at is None
+    ):
+        raise PayloadError(
+            "data.status: an order.cancelled event carries a cancelled order "
+            f"(status 'cancelled' or a cancelled_at), not one that is {payload.status!r}"
+        )
 
 
 def _check_own_keys(payload: Any, connection_id: str) -> None:
@@ -259,6 +287,11 @@ def _check_own_keys(payload: Any, connection_id: str) -> None:
         own = f"{connection_id}:{entity}:"
         if value and ":" not in value:
             # the shop's own id is fine: it becomes our key for that entity
+            if len(own + value) > MAX_KEY_LENGTH:
+                raise PayloadError(
+                    f"data.{field_name}: {len(value)} characters is too long for an id; "
+                    f"'{own}<id>' must fit {MAX_KEY_LENGTH} characters"
+                )
             setattr(payload, field_name, own + value)
         elif not value.startswith(own) or len(value) == len(own):
             raise PayloadError(
@@ -421,15 +454,15 @@ def _key(config: ConnectionConfig, name: str, *, required: bool) -> bytes | None
 
 
 def _tolerance(config: ConnectionConfig) -> float:
+    """The replay window: a real number of seconds from 1 to 3600 (NaN or infinity would
+    accept a signature of any age)."""
     raw = config.options.get(TOLERANCE_OPTION, signing.DEFAULT_TOLERANCE_SECONDS)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = -1.0
-    if isinstance(raw, bool) or value <= 0:
+    value = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else math.nan
+    if not (math.isfinite(value) and MIN_TOLERANCE_SECONDS <= value <= MAX_TOLERANCE_SECONDS):
         raise ValueError(
             f"connection {config.id!r} (custom) option {TOLERANCE_OPTION} must be a positive "
-            f"number of seconds, got {raw!r}"
+            f"number of seconds from {MIN_TOLERANCE_SECONDS:g} to {MAX_TOLERANCE_SECONDS:g}, "
+            f"got {shown(raw)}"
         )
     return value
 

@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -58,7 +59,7 @@ def generate_secret(size: int = 32) -> str:
 def signature(secret: str | bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """One ``v1,<base64>`` entry for this message; ``secret`` as text or an already-decoded key."""
     key = secret if isinstance(secret, bytes) else secret_key(secret)
-    signed = f"{msg_id}.{timestamp}.".encode() + body
+    signed = f"{msg_id}.{timestamp}.".encode("utf-8", "surrogatepass") + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
 
@@ -118,9 +119,11 @@ def verify(
     if not offered:
         raise SignatureError(f"{SIGNATURE_HEADER} holds no '{SIGNATURE_VERSION},<base64>' entry")
     # Compare every entry (no early exit) so the timing says nothing about which one matched.
+    # Bytes, not str: compare_digest raises TypeError for a str with non-ASCII characters,
+    # and a non-ASCII entry simply does not match.
     matched = False
     for entry in offered:
-        matched |= hmac.compare_digest(entry.encode("ascii", "replace"), expected)
+        matched |= hmac.compare_digest(entry.encode("utf-8", "surrogatepass"), expected)
     if not matched:
         raise SignatureError(
             "signature does not match: sign '{webhook-id}.{webhook-timestamp}.{raw body}' "
@@ -129,10 +132,16 @@ def verify(
     return msg_id
 
 
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # ASCII digits only ('²'.isdigit() is True)
+
+
 def _timestamp(raw: str) -> int:
     value = raw.strip()
-    if not value.isdigit():
-        raise SignatureError(f"{TIMESTAMP_HEADER} must be unix seconds (an integer), got {raw!r}")
+    if not _UNIX_SECONDS.fullmatch(value):
+        shown = ascii(raw) if len(raw) <= 40 else ascii(raw[:40]) + "…"
+        raise SignatureError(
+            f"{TIMESTAMP_HEADER} must be unix seconds (an integer of ASCII digits), got {shown}"
+        )
     return int(value)
 
 

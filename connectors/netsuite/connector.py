@@ -85,6 +85,7 @@ Connection config:
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ from typing import Any
 
 import httpx
 
-from app.canonical.common import Address
+from app.canonical.common import Address, shown
 from app.canonical.customer import Customer, ErasureRequest
 from app.canonical.events import CanonicalEvent
 from app.canonical.order import Order
@@ -215,13 +216,47 @@ class NetSuiteOptions:
             ship_method_id=text("ship_method_id"),
             payment_gateway_field=text("payment_gateway_field"),
             order_status=text("order_status"),
-            send_exchange_rate=bool(options.get("send_exchange_rate", False)),
+            send_exchange_rate=_boolean(options, "send_exchange_rate", default=False),
             require_mappings=_mapping_kinds(options.get("require_mappings")),
-            webhook_tolerance_seconds=float(
-                options.get("webhook_tolerance_seconds", inbound.DEFAULT_TOLERANCE_SECONDS)
+            webhook_tolerance_seconds=_seconds(
+                options,
+                "webhook_tolerance_seconds",
+                default=inbound.DEFAULT_TOLERANCE_SECONDS,
+                low=inbound.MIN_TOLERANCE_SECONDS,
+                high=inbound.MAX_TOLERANCE_SECONDS,
             ),
             return_location_id=text("return_location_id"),
         )
+
+
+def _boolean(options: Mapping[str, Any], key: str, *, default: bool) -> bool:
+    """A real true/false: the string "false" is a mistake in the config, not true."""
+    value = options.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"options.{key} must be true or false (a YAML boolean), not {shown(value)}"
+        )
+    return value
+
+
+def _seconds(
+    options: Mapping[str, Any], key: str, *, default: float, low: float, high: float
+) -> float:
+    """A finite number of seconds within [low, high]; NaN or infinity would disable the check."""
+    value = options.get(key, default)
+    if value is None:
+        return default
+    number = (
+        float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    )
+    if number is None or not math.isfinite(number) or not low <= number <= high:
+        raise ValueError(
+            f"options.{key} must be a number of seconds from {low:g} to {high:g}, "
+            f"not {shown(value)}"
+        )
+    return number
 
 
 def _mapping_kinds(value: Any) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.canonical.common import shown
+from app.canonical.validation import describe_errors, safe_text
 from connectors.base import ParsedWebhook, PayloadError, SignatureError
 from connectors.netsuite import wire
 from connectors.netsuite.records import RECORD_TYPES, Fields, MappingSettings, events_for
@@ -33,6 +36,12 @@ TIMESTAMP_HEADER = "X-Gateway-Timestamp"
 SIGNATURE_HEADER = "X-Gateway-Signature"
 SIGNATURE_PREFIX = "sha256="
 DEFAULT_TOLERANCE_SECONDS = 300.0
+MIN_TOLERANCE_SECONDS = 1.0
+MAX_TOLERANCE_SECONDS = 3600.0
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # ASCII digits only ('²'.isdigit() is True)
+# the topic "<recordType>.<eventType>" goes into a varchar(128) column, eventId is the dedupe key
+MAX_NAME_LENGTH = 60
+MAX_EVENT_ID_LENGTH = 256
 # user-event context types that mean "it exists now, with these fields"
 _NO_EVENTS = frozenset({"delete"})
 _CREATED = frozenset({"create", "copy", "transform", "dropship", "specialorder"})
@@ -76,44 +85,53 @@ def verify(
     given = header(headers, SIGNATURE_HEADER)
     if not raw_ts or not given:
         raise SignatureError(f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header")
-    if not raw_ts.strip().isdigit():
-        raise SignatureError(f"{TIMESTAMP_HEADER} must be unix seconds, not {raw_ts!r}")
+    if not _UNIX_SECONDS.fullmatch(raw_ts.strip()):
+        raise SignatureError(f"{TIMESTAMP_HEADER} must be unix seconds, not {shown(raw_ts)}")
     ts = int(raw_ts.strip())
     current = time.time() if now is None else now
-    if abs(current - ts) > tolerance_seconds:
+    # "not <=" so that a NaN tolerance refuses everything instead of accepting everything
+    if not abs(current - ts) <= tolerance_seconds:
         raise SignatureError(
             f"{TIMESTAMP_HEADER} is {int(current - ts)} s away from our clock (tolerance "
-            f"{int(tolerance_seconds)} s): a replay, or a clock out of sync"
+            f"{tolerance_seconds:g} s): a replay, or a clock out of sync"
         )
-    if not hmac.compare_digest(sign(body, secret, ts), given.strip()):
+    # Bytes, not str: compare_digest raises TypeError for a str with non-ASCII characters.
+    expected = sign(body, secret, ts).encode("ascii")
+    if not hmac.compare_digest(expected, given.strip().encode("utf-8", "surrogatepass")):
         raise SignatureError("the signature does not match the body and timestamp")
 
 
 def _load(body: bytes) -> dict[str, Any]:
     try:
         data = wire.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}", status_code=400) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise PayloadError(
+            f"body is not valid JSON: {safe_text(str(exc), 200)}", status_code=400
+        ) from None
     if not isinstance(data, dict):
         raise PayloadError("body must be a JSON object", status_code=400)
     return data
 
 
-def _describe(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "record"
-    return f"{where}: {first.get('msg', 'invalid')}"
+def _name(top: Fields, key: str, limit: int) -> str:
+    """A required header-like field of the body: printable ASCII of at most ``limit``."""
+    value = top.text(key, required=True) or ""
+    if len(value) > limit:
+        raise PayloadError(f"body.{key} is {len(value)} characters long, over the {limit} allowed")
+    if not (value.isascii() and value.isprintable()) or not value.strip():
+        raise PayloadError(f"body.{key} must be printable ASCII, not {shown(value)}")
+    return value
 
 
 def parse(body: bytes, settings: MappingSettings) -> ParsedWebhook:
     """The dedupe key, topic (``recordtype.eventtype``) and canonical events of one post."""
     data = _load(body)
     top = Fields(data, "body")
-    event_id = top.text("eventId", required=True)
-    event_type = (top.text("eventType", required=True) or "").lower()
-    record_type = (top.text("recordType", required=True) or "").lower()
+    event_id = _name(top, "eventId", MAX_EVENT_ID_LENGTH)
+    event_type = _name(top, "eventType", MAX_NAME_LENGTH).lower()
+    record_type = _name(top, "recordType", MAX_NAME_LENGTH).lower()
     internal_id = top.text("id", required=True)
-    assert event_id is not None and internal_id is not None
+    assert internal_id is not None
     topic = f"{record_type}.{event_type}"
     if record_type not in RECORD_TYPES or event_type in _NO_EVENTS:
         return ParsedWebhook(topic=topic, dedupe_key=event_id)  # stored, nothing to route
@@ -131,7 +149,9 @@ def parse(body: bytes, settings: MappingSettings) -> ParsedWebhook:
             created=event_type in _CREATED,
         )
     except ValidationError as exc:
-        raise PayloadError(f"{record_type} {internal_id} does not fit: {_describe(exc)}") from None
+        raise PayloadError(
+            f"{record_type} {safe_text(internal_id, 60)} does not fit: {describe_errors(exc)}"
+        ) from None
     return ParsedWebhook(topic=topic, dedupe_key=event_id, events=events)
 
 

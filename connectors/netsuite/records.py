@@ -35,11 +35,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.canonical.common import Address, Money
+from app.canonical.common import (
+    AMOUNT_RULE,
+    NON_NEGATIVE_AMOUNT_RULE,
+    QUANTITY_RULE,
+    SIGNED_QUANTITY_RULE,
+    Address,
+    DecimalRule,
+    Money,
+    check_decimal,
+    check_text,
+    shown,
+)
 from app.canonical.customer import Customer
 from app.canonical.events import CanonicalEvent, make_event
 from app.canonical.inventory import IncomingStock, InventoryLevel
@@ -183,15 +194,29 @@ class Fields:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
             raise PayloadError(f"{self.path}.{key} must be text, not {type(value).__name__}")
-        return str(value)
+        text = str(value)
+        try:
+            return check_text(text)
+        except ValueError as exc:
+            raise PayloadError(f"{self.path}.{key}: {exc}") from None
 
     def ref_id(self, key: str) -> str | None:
         value = self.raw(key)
         if isinstance(value, Mapping):
             value = value.get("id")
-        return None if value in (None, "") else str(value)
+        if value in (None, ""):
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+            raise PayloadError(f"{self.path}.{key} must be an id, not {type(value).__name__}")
+        try:
+            return check_text(str(value))
+        except ValueError as exc:
+            raise PayloadError(f"{self.path}.{key}: {exc}") from None
 
-    def decimal(self, key: str | None, *, required: bool = False) -> Decimal | None:
+    def decimal(
+        self, key: str | None, *, required: bool = False, rule: DecimalRule = AMOUNT_RULE
+    ) -> Decimal | None:
+        """A number within ``rule`` (by default an amount: |x| < 10^12, at most 6 places)."""
         value = self.raw(key)
         if value is None or value == "":
             if required:
@@ -199,14 +224,13 @@ class Fields:
             return None
         if isinstance(value, bool | float):
             # a float has already lost digits; the script must send numbers as strings/JSON
-            raise PayloadError(f"{self.path}.{key} must be a number, not {value!r}")
+            raise PayloadError(f"{self.path}.{key} must be a number, not {shown(value)}")
+        if not isinstance(value, str | int | Decimal):
+            raise PayloadError(f"{self.path}.{key} must be a number, not {type(value).__name__}")
         try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise PayloadError(f"{self.path}.{key}: {value!r} is not a number") from None
-        if not number.is_finite():
-            raise PayloadError(f"{self.path}.{key}: {value!r} is not a finite number")
-        return number
+            return check_decimal(value, rule)
+        except ValueError as exc:
+            raise PayloadError(f"{self.path}.{key}: {exc}") from None
 
     def boolean(self, key: str, default: bool = False) -> bool:
         value = self.raw(key)
@@ -225,7 +249,7 @@ class Fields:
         try:
             return date.fromisoformat(text[:10])
         except ValueError:
-            raise PayloadError(f"{self.path}.{key}: {text!r} is not an ISO date") from None
+            raise PayloadError(f"{self.path}.{key}: {shown(text)} is not an ISO date") from None
 
     def moment(self, key: str | None, zone: tzinfo) -> datetime | None:
         text = self.text(key)
@@ -234,7 +258,9 @@ class Fields:
         try:
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise PayloadError(f"{self.path}.{key}: {text!r} is not an ISO date-time") from None
+            raise PayloadError(
+                f"{self.path}.{key}: {shown(text)} is not an ISO date-time"
+            ) from None
         return when if when.tzinfo else when.replace(tzinfo=zone)
 
     def items(self, key: str) -> list[Fields]:
@@ -282,6 +308,11 @@ def order_key_for(ref: Fields | None, settings: MappingSettings) -> str:
     return f"{settings.connection_id}:order:{ref.text('id', required=True)}"
 
 
+def _quantity(line: Fields) -> Decimal:
+    """A shipped quantity: 0 to 10^9 (a negative one is not a shipment)."""
+    return line.decimal("quantity", required=True, rule=QUANTITY_RULE) or Decimal(0)
+
+
 def _line_sku(line: Fields) -> str:
     sku = line.text("itemId") or line.text("item")
     if sku is None:
@@ -296,7 +327,7 @@ def _disposition(line: Fields, column: str | None) -> Disposition | None:
     normalized = value.strip().lower().replace(" ", "_")
     if normalized not in _DISPOSITIONS:
         raise PayloadError(
-            f"{line.path}.{column}: {value!r} is not a disposition "
+            f"{line.path}.{column}: {shown(value)} is not a disposition "
             f"({', '.join(sorted(_DISPOSITIONS))})"
         )
     return normalized  # type: ignore[return-value]
@@ -317,7 +348,7 @@ def product_of(rec: Fields, settings: MappingSettings, when: datetime) -> Produc
         status="archived" if rec.boolean("isInactive") else "active",
         parent_sku=rec.text("parentItemId"),
         barcode=rec.text("upcCode"),
-        weight=rec.decimal("weight"),
+        weight=rec.decimal("weight", rule=QUANTITY_RULE),
         weight_unit=rec.text("weightUnit"),
         updated_at=when,
     )
@@ -328,10 +359,10 @@ def _levels(rec: Fields) -> dict[str, list[QuantityBreak]]:
     levels: dict[str, list[QuantityBreak]] = {}
     for level in rec.items("priceLevels"):
         name = level.text("priceLevel", required=True)
-        price = level.decimal("price")
+        price = level.decimal("price", rule=NON_NEGATIVE_AMOUNT_RULE)
         if name is None or price is None:  # a level without a price is not offered
             continue
-        qty = level.decimal("minQuantity") or Decimal(0)
+        qty = level.decimal("minQuantity", rule=QUANTITY_RULE) or Decimal(0)
         levels.setdefault(name, []).append(QuantityBreak(min_quantity=qty, price=price))
     for breaks in levels.values():
         breaks.sort(key=lambda b: b.min_quantity)
@@ -343,13 +374,13 @@ def price_of(rec: Fields, settings: MappingSettings, when: datetime) -> Price | 
     f = settings.fields
     levels = _levels(rec)
     base_breaks = levels.pop(BASE_PRICE_LEVEL, [])
-    base = rec.decimal("basePrice")
+    base = rec.decimal("basePrice", rule=NON_NEGATIVE_AMOUNT_RULE)
     if base is None and base_breaks:
         base = base_breaks[0].price
     if base is None:
         return None
     sale = None
-    if (sale_price := rec.decimal(f.sale_price)) is not None:
+    if (sale_price := rec.decimal(f.sale_price, rule=NON_NEGATIVE_AMOUNT_RULE)) is not None:
         start, end = (
             rec.moment(f.sale_start, settings.timezone),
             rec.moment(f.sale_end, settings.timezone),
@@ -366,9 +397,9 @@ def price_of(rec: Fields, settings: MappingSettings, when: datetime) -> Price | 
         sku=sku,
         currency=(rec.text("currency") or settings.base_currency).upper(),
         base=base,
-        cost=rec.decimal("cost"),
+        cost=rec.decimal("cost", rule=NON_NEGATIVE_AMOUNT_RULE),
         sale=sale,
-        map_price=rec.decimal(f.map_price),
+        map_price=rec.decimal(f.map_price, rule=NON_NEGATIVE_AMOUNT_RULE),
         breaks=[b for b in base_breaks if b.min_quantity > 1],
         group_prices=groups,
         effective_at=when,
@@ -383,7 +414,7 @@ def levels_of(rec: Fields, settings: MappingSettings, when: datetime) -> list[In
     for loc in rec.items("locations"):
         location = loc.text("location", required=True)
         assert location is not None
-        on_order = loc.decimal("quantityOnOrder") or Decimal(0)
+        on_order = loc.decimal("quantityOnOrder", rule=SIGNED_QUANTITY_RULE) or Decimal(0)
         incoming = (
             [IncomingStock(quantity=on_order, expected_on=loc.day(f.expected_date))]
             if on_order > 0
@@ -394,11 +425,11 @@ def levels_of(rec: Fields, settings: MappingSettings, when: datetime) -> list[In
                 source=settings.connection_id,
                 sku=sku,
                 location=location,
-                on_hand=loc.decimal("quantityOnHand") or Decimal(0),
-                allocated=loc.decimal("quantityCommitted") or Decimal(0),
-                reserved=loc.decimal(f.reserved) or Decimal(0),
-                damaged=loc.decimal(f.damaged) or Decimal(0),
-                quarantined=loc.decimal(f.quarantined) or Decimal(0),
+                on_hand=loc.decimal("quantityOnHand", rule=SIGNED_QUANTITY_RULE) or Decimal(0),
+                allocated=loc.decimal("quantityCommitted", rule=SIGNED_QUANTITY_RULE) or Decimal(0),
+                reserved=loc.decimal(f.reserved, rule=SIGNED_QUANTITY_RULE) or Decimal(0),
+                damaged=loc.decimal(f.damaged, rule=SIGNED_QUANTITY_RULE) or Decimal(0),
+                quarantined=loc.decimal(f.quarantined, rule=SIGNED_QUANTITY_RULE) or Decimal(0),
                 incoming=incoming,
                 as_of=when,
             )
@@ -431,7 +462,7 @@ def customer_of(rec: Fields, settings: MappingSettings, when: datetime) -> Custo
     addresses = rec.items("addresses")
     billing = next((i for i, a in enumerate(addresses) if a.boolean("defaultBilling")), None)
     shipping = next((i for i, a in enumerate(addresses) if a.boolean("defaultShipping")), None)
-    credit = rec.decimal("creditLimit")
+    credit = rec.decimal("creditLimit", rule=NON_NEGATIVE_AMOUNT_RULE)
     currency = (rec.text("currency") or settings.base_currency).upper()
     return Customer(
         source=settings.connection_id,
@@ -460,16 +491,15 @@ def shipment_of(rec: Fields, settings: MappingSettings, when: datetime) -> Shipm
     code = (rec.ref_id("shipStatus") or "C").strip()
     status = SHIP_STATUS.get(code.upper()) or SHIP_STATUS_NAMES.get(code.lower())
     if status is None:
-        raise PayloadError(f"{rec.path}.shipStatus must be A, B or C, not {code!r}")
+        raise PayloadError(f"{rec.path}.shipStatus must be A, B or C, not {shown(code)}")
     lines = [
-        ShipmentLine(sku=_line_sku(line), quantity=line.decimal("quantity", required=True) or 0)
-        for line in rec.items("items")
+        ShipmentLine(sku=_line_sku(line), quantity=_quantity(line)) for line in rec.items("items")
     ]
     carrier, service = rec.text("shipCarrier"), rec.text("shipMethod")
     packages = []
     for i, pkg in enumerate(rec.items("packages")):
         own = [
-            ShipmentLine(sku=_line_sku(line), quantity=line.decimal("quantity", required=True) or 0)
+            ShipmentLine(sku=_line_sku(line), quantity=_quantity(line))
             for line in pkg.items("items")
         ]
         packages.append(
@@ -477,7 +507,7 @@ def shipment_of(rec: Fields, settings: MappingSettings, when: datetime) -> Shipm
                 tracking_number=pkg.text("packageTrackingNumber"),
                 carrier=pkg.text("carrier") or carrier,
                 service=service,
-                weight=pkg.decimal("packageWeight"),
+                weight=pkg.decimal("packageWeight", rule=QUANTITY_RULE),
                 weight_unit=pkg.text("weightUnit"),
                 # NetSuite packages do not list items: the first package carries the lines
                 lines=own or (lines if i == 0 else []),
@@ -511,7 +541,9 @@ def credit_memo_of(rec: Fields, settings: MappingSettings, when: datetime) -> Cr
     currency = (rec.text("currency") or settings.base_currency).upper()
     lines, restock = [], []
     for line in rec.items("items"):
-        sku, qty = _line_sku(line), line.decimal("quantity", required=True) or Decimal(0)
+        # credit memo lines may carry NetSuite's negative quantities and amounts
+        sku = _line_sku(line)
+        qty = line.decimal("quantity", required=True, rule=SIGNED_QUANTITY_RULE) or Decimal(0)
         amount = line.decimal("amount") or Decimal(0)
         lines.append(
             MoneyLine(
@@ -542,7 +574,7 @@ def return_of(rec: Fields, settings: MappingSettings, when: datetime) -> Return:
     raw = (rec.ref_id("status") or "A").strip()
     status = RMA_STATUS.get(raw.upper()) or RMA_STATUS_NAMES.get(raw.lower())
     if status is None:
-        raise PayloadError(f"{rec.path}.status must be one of A to H, not {rec.text('status')!r}")
+        raise PayloadError(f"{rec.path}.status must be one of A to H, not {shown(raw)}")
     f = settings.fields
     key = _return_key(rec, settings) or ""
     source, _, external = key.partition(":return:")
@@ -557,7 +589,9 @@ def return_of(rec: Fields, settings: MappingSettings, when: datetime) -> Return:
         lines=[
             ReturnLine(
                 sku=_line_sku(line),
-                quantity=abs(line.decimal("quantity", required=True) or Decimal(0)),
+                quantity=abs(
+                    line.decimal("quantity", required=True, rule=SIGNED_QUANTITY_RULE) or Decimal(0)
+                ),
                 reason=line.text(f.return_reason),
                 disposition=_disposition(line, f.disposition),
             )

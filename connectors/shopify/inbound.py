@@ -23,30 +23,46 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from app.canonical.common import Address, Money
+from app.canonical.common import (
+    MAX_RATE,
+    Currency,
+    Id,
+    Moment,
+    NonNegativeAmount,
+    Quantity,
+    Rate,
+)
 from app.canonical.events import CanonicalEvent
 from app.canonical.order import (
-    Discount,
     Order,
-    OrderCustomer,
-    OrderLine,
-    OrderTotals,
-    Payment,
-    ShippingLine,
-    TaxLine,
 )
+from app.canonical.validation import describe_errors, safe_text
 from connectors.base import ParsedWebhook, PayloadError, SignatureError
 
 HMAC_HEADER = "x-shopify-hmac-sha256"
 TOPIC_HEADER = "x-shopify-topic"
 WEBHOOK_ID_HEADER = "x-shopify-webhook-id"
 EVENT_ID_HEADER = "x-shopify-event-id"
+SHOP_DOMAIN_HEADER = "x-shopify-shop-domain"
+# Header values the parser reads, and how long they may be: the topic is stored in a
+# varchar(128) column and the dedupe key in a varchar(256) one; Shopify's own are far shorter.
+HEADER_LIMITS: dict[str, int] = {
+    TOPIC_HEADER: 128,
+    WEBHOOK_ID_HEADER: 256,
+    EVENT_ID_HEADER: 100,
+    SHOP_DOMAIN_HEADER: 255,
+}
+_HEADER_NAMES = {
+    TOPIC_HEADER: "X-Shopify-Topic",
+    WEBHOOK_ID_HEADER: "X-Shopify-Webhook-Id",
+    EVENT_ID_HEADER: "X-Shopify-Event-Id",
+    SHOP_DOMAIN_HEADER: "X-Shopify-Shop-Domain",
+}
 
 # Topics that carry a full order and what they mean canonically. orders/paid, orders/edited,
 # orders/fulfilled… are always followed by an orders/updated with the same order, so they
@@ -59,7 +75,6 @@ ORDER_TOPICS: dict[str, str] = {
 
 # presentment → shop rate: 10 decimal places is far below a cent on any order total
 EXCHANGE_RATE_QUANTUM = Decimal("1e-10")
-_MAX_ERRORS_SHOWN = 5
 
 
 # --- signature and dedupe ------------------------------------------------------------------
@@ -94,6 +109,29 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == wanted:
             return value
     return None
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    """The headers the parser reads are printable ASCII of a sane length (else 400).
+
+    Shopify's topics, ids and shop domains always are; anything else would end up in
+    bounded columns, keys and logs.
+    """
+    for name, limit in HEADER_LIMITS.items():
+        value = header(headers, name)
+        if value is None:
+            continue
+        shown = _HEADER_NAMES[name]
+        if len(value) > limit:
+            raise PayloadError(
+                f"{shown} header is {len(value)} characters long, over the {limit} allowed",
+                status_code=400,
+            )
+        if not (value.isascii() and value.isprintable()):
+            raise PayloadError(
+                f"{shown} header must be printable ASCII, not {ascii(value)[:60]}",
+                status_code=400,
+            )
 
 
 def dedupe_key(headers: Mapping[str, str], body: bytes) -> str:
@@ -131,25 +169,13 @@ def _id_text(value: object) -> object:
     return value
 
 
-def _decimal(value: object) -> object:
-    """Amounts arrive as strings; a float (from a caller's plain json.loads) keeps its repr."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
-    if isinstance(value, float):
-        value = Decimal(repr(value))
-    if isinstance(value, str):
-        try:
-            value = Decimal(value.strip())
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a decimal number") from None
-    if isinstance(value, Decimal) and not value.is_finite():
-        raise ValueError("must be a finite number")
-    return value
-
-
-ShopifyId = Annotated[str, BeforeValidator(_id_text)]
-Amount = Annotated[Decimal, BeforeValidator(_decimal)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+# Ids, amounts, quantities and times are the canonical types, so a value the canonical model
+# would refuse is refused here already, under the name Shopify gives the field
+# (``line_items[2].quantity``). Amounts arrive as strings; a float (from a caller's plain
+# json.loads) keeps its repr. Money Shopify sends as a positive figure is NonNegativeAmount;
+# ``Amount`` (signed) is for adjustments.
+ShopifyId = Annotated[Id, BeforeValidator(_id_text)]
+Price = NonNegativeAmount
 
 
 class _Wire(BaseModel):
@@ -157,7 +183,7 @@ class _Wire(BaseModel):
 
 
 class WireMoney(_Wire):
-    amount: Amount
+    amount: Price
     currency_code: Currency
 
 
@@ -168,13 +194,13 @@ class WireMoneySet(_Wire):
 
 class WireTaxLine(_Wire):
     title: str
-    price: Amount
-    rate: Amount | None = None
+    price: Price
+    rate: Rate | None = None
 
 
 class WireAllocation(_Wire):
-    amount: Amount
-    discount_application_index: int | None = None
+    amount: Price
+    discount_application_index: int | None = Field(default=None, ge=0)
 
 
 class WireDiscountApplication(_Wire):
@@ -185,7 +211,7 @@ class WireDiscountApplication(_Wire):
 
 class WireDiscountCode(_Wire):
     code: str
-    amount: Amount
+    amount: Price
 
 
 class WireLineItem(_Wire):
@@ -193,8 +219,8 @@ class WireLineItem(_Wire):
     sku: str | None = None
     name: str | None = None
     title: str | None = None
-    quantity: Annotated[Decimal, Field(ge=0)]
-    price: Amount
+    quantity: Quantity
+    price: Price
     requires_shipping: bool = True
     variant_id: ShopifyId | None = None
     product_id: ShopifyId | None = None
@@ -206,7 +232,7 @@ class WireShippingLine(_Wire):
     code: str | None = None
     title: str
     source: str | None = None
-    price: Amount
+    price: Price
     tax_lines: list[WireTaxLine] = Field(default_factory=list)
     discount_allocations: list[WireAllocation] = Field(default_factory=list)
 
@@ -236,16 +262,16 @@ class WireCustomer(_Wire):
 class WireOrder(_Wire):
     id: ShopifyId
     name: str | None = None
-    order_number: int | None = None
-    created_at: datetime
-    updated_at: datetime | None = None
+    order_number: int | None = Field(default=None, ge=0, lt=10**18)
+    created_at: Moment
+    updated_at: Moment | None = None
     currency: Currency
     presentment_currency: Currency | None = None
     taxes_included: bool = False
     financial_status: str | None = None
-    cancelled_at: datetime | None = None
+    cancelled_at: Moment | None = None
     cancel_reason: str | None = None
-    closed_at: datetime | None = None
+    closed_at: Moment | None = None
     email: str | None = None
     contact_email: str | None = None
     phone: str | None = None
@@ -260,11 +286,11 @@ class WireOrder(_Wire):
     discount_applications: list[WireDiscountApplication] = Field(default_factory=list)
     tax_lines: list[WireTaxLine] = Field(default_factory=list)
     payment_gateway_names: list[str] = Field(default_factory=list)
-    total_line_items_price: Amount | None = None
-    total_discounts: Amount | None = None
+    total_line_items_price: Price | None = None
+    total_discounts: Price | None = None
     total_shipping_price_set: WireMoneySet | None = None
-    total_tax: Amount | None = None
-    total_price: Amount
+    total_tax: Price | None = None
+    total_price: Price
     total_price_set: WireMoneySet | None = None
     subtotal_price_set: WireMoneySet | None = None
     total_line_items_price_set: WireMoneySet | None = None
@@ -273,33 +299,38 @@ class WireOrder(_Wire):
 # --- wire → canonical -------------------------------------------------------------------------
 
 
+# The canonical order is built as plain data and validated once, so a value it refuses is
+# reported with its whole path (``lines[2].title``), not just the name of the field.
+Data = dict[str, Any]
+
+
 class _Builder:
-    """Turns one validated Shopify order into canonical parts; holds the shop currency."""
+    """Turns one validated Shopify order into canonical data; holds the shop currency."""
 
     def __init__(self, wire: WireOrder) -> None:
         self.wire = wire
         self.currency = wire.currency
 
-    def money(self, amount: Decimal) -> Money:
-        return Money(amount=amount, currency=self.currency)
+    def money(self, amount: Decimal) -> Data:
+        return dict(amount=amount, currency=self.currency)
 
-    def tax_lines(self, lines: list[WireTaxLine]) -> list[TaxLine]:
-        return [TaxLine(title=t.title, rate=t.rate, amount=self.money(t.price)) for t in lines]
+    def tax_lines(self, lines: list[WireTaxLine]) -> list[Data]:
+        return [dict(title=t.title, rate=t.rate, amount=self.money(t.price)) for t in lines]
 
     def _application(self, index: int | None) -> WireDiscountApplication | None:
         apps = self.wire.discount_applications
         return apps[index] if index is not None and 0 <= index < len(apps) else None
 
-    def discount(self, allocation: WireAllocation) -> Discount:
+    def discount(self, allocation: WireAllocation) -> Data:
         app = self._application(allocation.discount_application_index)
-        return Discount(
+        return dict(
             code=_discount_label(app),
             kind=app.type if app else None,
             amount=self.money(allocation.amount),
         )
 
-    def line(self, item: WireLineItem) -> OrderLine:
-        return OrderLine(
+    def line(self, item: WireLineItem) -> Data:
+        return dict(
             line_id=item.id,
             sku=(item.sku or "").strip() or None,
             title=item.name or item.title or "",
@@ -312,8 +343,8 @@ class _Builder:
             product_id=item.product_id,
         )
 
-    def shipping_line(self, line: WireShippingLine) -> ShippingLine:
-        return ShippingLine(
+    def shipping_line(self, line: WireShippingLine) -> Data:
+        return dict(
             code=line.code,
             title=line.title,
             carrier=line.source,
@@ -322,18 +353,18 @@ class _Builder:
             tax_lines=self.tax_lines(line.tax_lines),
         )
 
-    def order_discounts(self) -> list[Discount]:
+    def order_discounts(self) -> list[Data]:
         """One entry per discount application with what it took off, else per code."""
         wire = self.wire
         if not wire.discount_applications:
             return [
-                Discount(code=c.code, kind="discount_code", amount=self.money(c.amount))
+                dict(code=c.code, kind="discount_code", amount=self.money(c.amount))
                 for c in wire.discount_codes
             ]
         allocations = [a for li in wire.line_items for a in li.discount_allocations]
         allocations += [a for sl in wire.shipping_lines for a in sl.discount_allocations]
         return [
-            Discount(
+            dict(
                 code=_discount_label(app),
                 kind=app.type,
                 amount=self.money(
@@ -346,7 +377,7 @@ class _Builder:
             for i, app in enumerate(wire.discount_applications)
         ]
 
-    def totals(self) -> OrderTotals:
+    def totals(self) -> Data:
         wire = self.wire
         subtotal = wire.total_line_items_price
         if subtotal is None:
@@ -359,7 +390,7 @@ class _Builder:
         tax = wire.total_tax
         if tax is None:
             tax = sum((t.price for t in wire.tax_lines), Decimal(0))
-        return OrderTotals(
+        return dict(
             subtotal=self.money(subtotal),
             discounts=self.money(
                 Decimal(0) if wire.total_discounts is None else wire.total_discounts
@@ -369,13 +400,13 @@ class _Builder:
             total=self.money(wire.total_price),
         )
 
-    def customer(self) -> OrderCustomer:
+    def customer(self) -> Data:
         """The store's customer, or a guest described by the order's contact details."""
         wire = self.wire
         order_email = wire.email or wire.contact_email
         cust = wire.customer
         if cust is not None and cust.id is not None:
-            return OrderCustomer(
+            return dict(
                 external_id=cust.id,
                 email=cust.email or order_email,
                 first_name=cust.first_name,
@@ -383,7 +414,7 @@ class _Builder:
                 phone=cust.phone or wire.phone,
             )
         named = wire.billing_address or wire.shipping_address
-        return OrderCustomer(
+        return dict(
             external_id=None,
             email=order_email,
             first_name=named.first_name if named else None,
@@ -400,35 +431,38 @@ class _Builder:
     def order(self, source: str) -> Order:
         wire = self.wire
         presentment = wire.presentment_currency or wire.currency
-        return Order(
-            source=source,
-            external_id=wire.id,
-            number=wire.name or (f"#{wire.order_number}" if wire.order_number else f"#{wire.id}"),
-            created_at=wire.created_at,
-            updated_at=wire.updated_at,
-            currency=wire.currency,
-            presentment_currency=presentment,
-            exchange_rate=exchange_rate(wire) if presentment != wire.currency else None,
-            taxes_included=wire.taxes_included,
-            status=self.status(),
-            financial_status=wire.financial_status,
-            cancelled_at=wire.cancelled_at,
-            cancel_reason=wire.cancel_reason,
-            customer=self.customer(),
-            billing_address=_address(wire.billing_address),
-            shipping_address=_address(wire.shipping_address),
-            lines=[self.line(li) for li in wire.line_items],
-            shipping_lines=[self.shipping_line(sl) for sl in wire.shipping_lines],
-            discounts=self.order_discounts(),
-            tax_lines=self.tax_lines(wire.tax_lines),
-            payments=[
-                Payment(gateway=name, status=wire.financial_status)
-                for name in wire.payment_gateway_names
-                if name
-            ],
-            totals=self.totals(),
-            note=wire.note or None,
-            tags=[t.strip() for t in (wire.tags or "").split(",") if t.strip()],
+        return Order.model_validate(
+            dict(
+                source=source,
+                external_id=wire.id,
+                number=wire.name
+                or (f"#{wire.order_number}" if wire.order_number else f"#{wire.id}"),
+                created_at=wire.created_at,
+                updated_at=wire.updated_at,
+                currency=wire.currency,
+                presentment_currency=presentment,
+                exchange_rate=exchange_rate(wire) if presentment != wire.currency else None,
+                taxes_included=wire.taxes_included,
+                status=self.status(),
+                financial_status=wire.financial_status,
+                cancelled_at=wire.cancelled_at,
+                cancel_reason=wire.cancel_reason,
+                customer=self.customer(),
+                billing_address=_address(wire.billing_address),
+                shipping_address=_address(wire.shipping_address),
+                lines=[self.line(li) for li in wire.line_items],
+                shipping_lines=[self.shipping_line(sl) for sl in wire.shipping_lines],
+                discounts=self.order_discounts(),
+                tax_lines=self.tax_lines(wire.tax_lines),
+                payments=[
+                    dict(gateway=name, status=wire.financial_status)
+                    for name in wire.payment_gateway_names
+                    if name
+                ],
+                totals=self.totals(),
+                note=wire.note or None,
+                tags=[t.strip() for t in (wire.tags or "").split(",") if t.strip()],
+            )
         )
 
 
@@ -439,14 +473,14 @@ def _discount_label(app: WireDiscountApplication | None) -> str | None:
     return app.code or app.title or None
 
 
-def _address(wire: WireAddress | None) -> Address | None:
+def _address(wire: WireAddress | None) -> Data | None:
     if wire is None:
         return None
 
     def text(value: str | None) -> str | None:
         return (value.strip() or None) if value else None
 
-    return Address(
+    return dict(
         first_name=text(wire.first_name),
         last_name=text(wire.last_name),
         company=text(wire.company),
@@ -465,34 +499,36 @@ def exchange_rate(wire: WireOrder) -> Decimal | None:
     """Presentment → shop currency rate, from the first money set with both sides non-zero.
 
     Shopify does not send the rate; shop money / presentment money of the same total is it.
-    Rounded half-even to 10 places (declared here, so nothing downstream guesses).
+    Rounded half-even to 10 places (declared here, so nothing downstream guesses). A rate no
+    currency pair has (over 10^9, or so small it rounds to 0) is a PayloadError naming the
+    money set.
     """
-    for money_set in (
-        wire.total_price_set,
-        wire.total_line_items_price_set,
-        wire.subtotal_price_set,
-    ):
+    for name in ("total_price_set", "total_line_items_price_set", "subtotal_price_set"):
+        money_set: WireMoneySet | None = getattr(wire, name)
         if money_set is None:
             continue
         shop, shown = money_set.shop_money.amount, money_set.presentment_money.amount
         if shop and shown:
-            return (shop / shown).quantize(EXCHANGE_RATE_QUANTUM, rounding=ROUND_HALF_EVEN)
+            with localcontext() as ctx:
+                ctx.prec = 60  # amounts are < 10^12 with 6 places: exact enough to round
+                rate = shop / shown
+                if not 0 < rate < MAX_RATE:
+                    rate = Decimal(0)
+                else:
+                    rate = rate.quantize(EXCHANGE_RATE_QUANTUM, rounding=ROUND_HALF_EVEN)
+            if rate == 0:
+                raise PayloadError(
+                    f"{name}: shop_money / presentment_money ({shop} / {shown}) is no "
+                    f"exchange rate: it must be above {EXCHANGE_RATE_QUANTUM} and below "
+                    f"{MAX_RATE}"
+                )
+            return rate
     return None
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(body)"
 
 
 def describe_validation_error(exc: ValidationError) -> str:
     """One readable line per problem, naming the field as written in Shopify's JSON."""
-    errors = exc.errors(include_url=False)
-    shown = [f"{_location(tuple(e['loc']))}: {e['msg']}" for e in errors[:_MAX_ERRORS_SHOWN]]
-    more = len(errors) - len(shown)
-    return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
+    return describe_errors(exc)
 
 
 def parse_order(payload: Mapping[str, Any], source: str) -> Order:
@@ -521,11 +557,38 @@ def load_json(body: bytes) -> Any:
     try:
         return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
-        raise PayloadError(f"body is not valid JSON: {exc}", status_code=400) from None
+        raise PayloadError(
+            f"body is not valid JSON: {safe_text(str(exc), 200)}", status_code=400
+        ) from None
+
+
+def check_topic_fits(topic: str, payload: Mapping[str, Any]) -> None:
+    """A body that contradicts its topic is refused (422), never booked as that topic.
+
+    ``orders/cancelled`` is a cancelled order (``cancelled_at`` set); an ``orders/create``
+    or ``orders/updated`` of a cancelled order is fine (Shopify sends ``orders/updated``
+    after a cancel). Customer topics carry a customer, not an order; ``refunds/create``
+    carries refund lines or transactions.
+    """
+    if topic == "orders/cancelled" and not payload.get("cancelled_at"):
+        raise PayloadError(
+            "cancelled_at: an orders/cancelled webhook must carry a cancelled order, "
+            "and this one has no cancelled_at"
+        )
+    if topic.startswith("customers/") and "line_items" in payload:
+        raise PayloadError(f"line_items: a {topic} webhook carries a customer, not an order")
+    if topic == "refunds/create" and not (
+        "refund_line_items" in payload or "transactions" in payload
+    ):
+        raise PayloadError(
+            "refund_line_items: a refunds/create webhook carries refund_line_items or "
+            "transactions, and this one has neither"
+        )
 
 
 def parse_webhook(headers: Mapping[str, str], body: bytes, source: str) -> ParsedWebhook:
     """Topic, dedupe key and canonical events of one delivery (none for untranslated topics)."""
+    check_headers(headers)
     topic = (header(headers, TOPIC_HEADER) or "").strip()
     if not topic:
         raise PayloadError("missing X-Shopify-Topic header", status_code=400)
@@ -535,6 +598,7 @@ def parse_webhook(headers: Mapping[str, str], body: bytes, source: str) -> Parse
             f"body must be a JSON object, not {_json_kind(payload)}", status_code=400
         )
     parsed = ParsedWebhook(topic=topic, dedupe_key=dedupe_key(headers, body))
+    check_topic_fits(topic.lower(), payload)
     event_type = ORDER_TOPICS.get(topic.lower())
     if event_type is None:
         # Imported here: ``records`` builds on this module's wire helpers.

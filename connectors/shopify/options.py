@@ -16,7 +16,8 @@ class ShopifyOptions(BaseModel):
     api_version: str = Field(default=DEFAULT_API_VERSION, pattern=r"^(\d{4}-\d{2}|unstable)$")
     # the store location for inventory (and restocks) when an event names none
     location_id: str | None = None
-    notify_customer_default: bool = False
+    # a real YAML boolean: the string "false" is a config error, not true
+    notify_customer_default: bool = Field(default=False, strict=True)
     # the shop currency; a price list in another currency is reported, not written
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     # customers: a tag "<prefix><name>" is the customer group (inbound and outbound)

@@ -27,19 +27,25 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from app.canonical.common import Money
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.returns import MoneyLine, Refund, Return, ReturnLine
-from connectors.base import PayloadError
-from connectors.shopify.inbound import (
+from app.canonical.common import (
+    EARLIEST,
+    LATEST,
     Amount,
     Currency,
+    Moment,
+    NonNegativeAmount,
+    Quantity,
+)
+from app.canonical.customer import Customer, ErasureRequest
+from app.canonical.events import CanonicalEvent, make_event
+from app.canonical.returns import Refund, Return
+from app.canonical.validation import describe_errors
+from connectors.base import PayloadError
+from connectors.shopify.inbound import (
     ShopifyId,
     WireAddress,
     _address,
     _Wire,
-    describe_validation_error,
     header,
 )
 
@@ -71,8 +77,8 @@ class WireFullCustomer(_Wire):
     email_marketing_consent: WireConsent | None = None
     addresses: list[WireCustomerAddress] = Field(default_factory=list)
     default_address: WireCustomerAddress | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: Moment | None = None
+    updated_at: Moment | None = None
 
 
 class WireRedactCustomer(_Wire):
@@ -92,15 +98,15 @@ class WireRefundLineItem(_Wire):
 
 class WireRefundLine(_Wire):
     line_item_id: ShopifyId | None = None
-    quantity: Decimal
-    subtotal: Amount = Decimal(0)
+    quantity: Quantity
+    subtotal: NonNegativeAmount = Decimal(0)
     line_item: WireRefundLineItem | None = None
 
 
 class WireTransaction(_Wire):
     kind: str
     status: str | None = None
-    amount: Amount
+    amount: NonNegativeAmount
     currency: Currency | None = None
     gateway: str | None = None
 
@@ -113,7 +119,7 @@ class WireAdjustment(_Wire):
 class WireRefund(_Wire):
     id: ShopifyId
     order_id: ShopifyId
-    created_at: datetime
+    created_at: Moment
     refund_line_items: list[WireRefundLine] = Field(default_factory=list)
     transactions: list[WireTransaction] = Field(default_factory=list)
     order_adjustments: list[WireAdjustment] = Field(default_factory=list)
@@ -129,7 +135,7 @@ class WireFulfillmentLine(_Wire):
 
 
 class WireReturnLine(_Wire):
-    quantity: Decimal
+    quantity: Quantity
     return_reason: str | None = None
     return_reason_note: str | None = None
     customer_note: str | None = None
@@ -147,8 +153,8 @@ class WireReturn(_Wire):
     name: str | None = None
     status: str | None = None
     order: WireReturnOrder
-    created_at: datetime | None = None
-    requested_at: datetime | None = None
+    created_at: Moment | None = None
+    requested_at: Moment | None = None
     return_line_items: list[WireReturnLine]
 
 
@@ -156,7 +162,7 @@ def _validate(model: type[BaseModel], payload: Mapping[str, Any], what: str) -> 
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        raise PayloadError(f"invalid Shopify {what}: {describe_validation_error(exc)}") from None
+        raise PayloadError(f"invalid Shopify {what}: {describe_errors(exc)}") from None
 
 
 def _canonical(build: Callable[[], Any], what: str) -> Any:
@@ -164,20 +170,22 @@ def _canonical(build: Callable[[], Any], what: str) -> Any:
         return build()
     except ValidationError as exc:
         raise PayloadError(
-            f"{what} does not fit the canonical model: {describe_validation_error(exc)}"
+            f"{what} does not fit the canonical model: {describe_errors(exc)}"
         ) from None
 
 
 def triggered_at(headers: Mapping[str, str]) -> datetime:
-    """When Shopify triggered the delivery; now when the header is absent or unreadable."""
+    """When Shopify triggered the delivery; now when the header is absent or unreadable
+    (or names a time no delivery can have)."""
     text = (header(headers, TRIGGERED_AT_HEADER) or "").strip()
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+        when = datetime.fromisoformat(text.replace("Z", "+00:00")) if 0 < len(text) < 64 else None
     except ValueError:
         when = None
     if when is None:
         return datetime.now(UTC)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when if EARLIEST <= when <= LATEST else datetime.now(UTC)
 
 
 # --- customers --------------------------------------------------------------------------------
@@ -251,10 +259,18 @@ def _refund_currency(wire: WireRefund, raw: Mapping[str, Any]) -> str | None:
         if txn.currency:
             return txn.currency
     for line in raw.get("refund_line_items") or []:
-        money = ((line or {}).get("subtotal_set") or {}).get("shop_money") or {}
-        if money.get("currency_code"):
-            return str(money["currency_code"])
+        money = _dig(line, "subtotal_set", "shop_money")
+        code = money.get("currency_code")
+        if isinstance(code, str) and code:
+            return code
     return None
+
+
+def _dig(value: Any, *keys: str) -> Mapping[str, Any]:
+    """``value[k1][k2]…`` when every step is an object, else {} (fields we read loosely)."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
 
 
 def parse_refund(payload: Mapping[str, Any], source: str) -> Refund:
@@ -269,8 +285,9 @@ def parse_refund(payload: Mapping[str, Any], source: str) -> Refund:
             "refund has no currency: no transaction currency and no refund line subtotal_set"
         )
 
-    def money(amount: Decimal) -> Money:
-        return Money(amount=amount, currency=currency)
+    # nested parts as plain data: the Refund validates them with their whole path
+    def money(amount: Decimal) -> dict[str, Any]:
+        return {"amount": amount, "currency": currency}
 
     shipping = -sum(
         (a.amount for a in wire.order_adjustments if a.kind == "shipping_refund"), Decimal(0)
@@ -284,11 +301,11 @@ def parse_refund(payload: Mapping[str, Any], source: str) -> Refund:
             amount=money(sum((t.amount for t in refunds), Decimal(0))),
             method=", ".join(gateways) or None,
             lines=[
-                MoneyLine(
-                    sku=((li.line_item.sku if li.line_item else None) or "").strip(),
-                    quantity=li.quantity,
-                    amount=money(li.subtotal),
-                )
+                {
+                    "sku": ((li.line_item.sku if li.line_item else None) or "").strip(),
+                    "quantity": li.quantity,
+                    "amount": money(li.subtotal),
+                }
                 for li in wire.refund_line_items
             ],
             shipping=money(shipping) if shipping else None,
@@ -301,18 +318,18 @@ def parse_refund(payload: Mapping[str, Any], source: str) -> Refund:
 # --- returns ----------------------------------------------------------------------------------
 
 
-def _return_line(line: WireReturnLine) -> ReturnLine:
+def _return_line(line: WireReturnLine) -> dict[str, Any]:
     ref = line.line_item or (
         line.fulfillment_line_item.line_item if line.fulfillment_line_item else None
     )
     reason = line.return_reason
     note = line.return_reason_note or line.customer_note
-    return ReturnLine(
-        sku=((ref.sku if ref else None) or "").strip(),
-        quantity=line.quantity,
-        order_line_id=ref.id if ref else None,
-        reason=f"{reason}: {note}" if reason and note else (reason or note),
-    )
+    return {
+        "sku": ((ref.sku if ref else None) or "").strip(),
+        "quantity": line.quantity,
+        "order_line_id": ref.id if ref else None,
+        "reason": f"{reason}: {note}" if reason and note else (reason or note),
+    }
 
 
 def parse_return(payload: Mapping[str, Any], source: str, fallback_time: datetime) -> Return:

@@ -24,6 +24,7 @@ from tests.unit.custom.conftest import (
     order_data,
     refund_data,
     return_data,
+    usd,
 )
 
 NOW = 1_800_000_000
@@ -56,10 +57,21 @@ async def test_undecodable_secret_fails_at_start(http: httpx.AsyncClient) -> Non
         CustomConnector(config, http)
 
 
-@pytest.mark.parametrize("bad", [0, -5, "soon", True])
+@pytest.mark.parametrize(
+    "bad", [0, -5, "soon", True, float("nan"), float("inf"), "300", 0.5, 3601, None]
+)
 async def test_bad_tolerance_fails_at_start(http: httpx.AsyncClient, bad: Any) -> None:
+    # NaN and infinity once slipped through "value <= 0" and accepted any signature's age
     with pytest.raises(ValueError, match="timestamp_tolerance_seconds must be a positive"):
         CustomConnector(make_config(timestamp_tolerance_seconds=bad), http)
+
+
+@pytest.mark.parametrize("good", [1, 60, 300.5, 3600])
+async def test_tolerance_within_bounds_is_kept(http: httpx.AsyncClient, good: float) -> None:
+    assert (
+        CustomConnector(make_config(timestamp_tolerance_seconds=good), http).tolerance_seconds
+        == good
+    )
 
 
 def test_registered_as_custom() -> None:
@@ -155,13 +167,18 @@ def test_return_order_key_from_the_shops_own_id(connector: CustomConnector) -> N
 
 
 @pytest.mark.parametrize(
-    "foreign", ["other-shop:order:1001", "erp:order:1", "myshop:return:1", "myshop:order:", ""]
+    "foreign", ["other-shop:order:1001", "erp:order:1", "myshop:return:1", "myshop:order:"]
 )
 def test_refund_cannot_point_at_another_connections_order(
     connector: CustomConnector, foreign: str
 ) -> None:
     with pytest.raises(PayloadError, match=r"data.order_key: .* not one of this shop's orders"):
         parse(connector, "refund.created", refund_data(order_key=foreign))
+
+
+def test_refund_without_order_key_is_refused(connector: CustomConnector) -> None:
+    with pytest.raises(PayloadError, match=r"data.order_key: must not be empty"):
+        parse(connector, "refund.created", refund_data(order_key=""))
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -201,7 +218,7 @@ def test_unexpected_field_is_named(connector: CustomConnector) -> None:
 
 @pytest.mark.parametrize(
     ("timestamp", "expected"),
-    [(None, "timestamp"), ("yesterday", "timestamp"), ("2026-11-01T12:30:00", "timezone")],
+    [(None, "timestamp"), ("yesterday", "timestamp"), ("2026-11-01T12:30:00", "time zone")],
 )
 def test_envelope_timestamp_must_be_iso_with_offset(
     connector: CustomConnector, timestamp: Any, expected: str
@@ -227,3 +244,106 @@ def test_non_object_body_is_400(connector: CustomConnector) -> None:
     with pytest.raises(PayloadError, match="must be a JSON object") as info:
         connector.parse_webhook(headers_for(body), body)
     assert info.value.status_code == 400
+
+
+# --- hostile input (found by fuzzing with validly signed bodies) ---------------------------
+
+
+def line(**overrides: Any) -> dict[str, Any]:
+    return {**order_data()["lines"][0], **overrides}
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        # an empty external_id became the NetSuite external id "portal-": every such order
+        # overwrote the same sales order
+        (order_data(external_id=""), "data.external_id: must not be empty"),
+        (order_data(external_id="  "), "data.external_id: must not be empty"),
+        (order_data(external_id="9" * 201), "data.external_id: String should have at most 200"),
+        (
+            order_data(lines=[line(quantity="-1000")]),
+            "data.lines[0].quantity: must be between 0 and 1000000000",
+        ),
+        (
+            order_data(lines=[line(quantity="1e30")]),
+            "data.lines[0].quantity: must be between 0 and 1000000000",
+        ),
+        (
+            order_data(lines=[line(unit_price=usd("-5"))]),
+            "data.lines[0].unit_price: must not be negative",
+        ),
+        (
+            order_data(lines=[line(unit_price={"amount": "500", "currency": "JPY"})]),
+            "data.lines[0].unit_price.currency: JPY is not the order currency USD",
+        ),
+        (
+            order_data(totals={**order_data()["totals"], "total": usd("1e30")}),
+            "data.totals.total.amount: must be greater than -1000000000000 and less than",
+        ),
+        (order_data(note="a\u0000b"), "data.note: must not contain NUL"),
+        (order_data(lines=[line(sku="")]), "data.lines[0].sku: must not be empty"),
+        (order_data(exchange_rate="NaN"), "data.exchange_rate: must be a finite number"),
+        (order_data(exchange_rate="0"), "data.exchange_rate: must be greater than 0"),
+        (order_data(created_at="9999-12-31T23:59:59-05:00"), "data.created_at: must lie"),
+    ],
+)
+def test_hostile_orders_are_422_naming_the_field(
+    connector: CustomConnector, data: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse(connector, "order.created", data)
+    assert caught.value.status_code == 422
+    assert named in str(caught.value)
+
+
+def test_surrogates_in_a_string_are_422(connector: CustomConnector) -> None:
+    body = body_of("order.created", order_data(note="x")).replace(
+        b'"note": "x"', b'"note": "\\ud800"'
+    )
+    with pytest.raises(PayloadError) as caught:
+        connector.parse_webhook(headers_for(body), body)
+    assert caught.value.status_code == 422
+    assert "data.note: " in str(caught.value)
+    str(caught.value).encode("utf-8")  # the message itself is valid UTF-8
+
+
+def test_order_cancelled_must_carry_a_cancelled_order(connector: CustomConnector) -> None:
+    with pytest.raises(PayloadError, match=r"an order\.cancelled event carries a cancelled order"):
+        parse(connector, "order.cancelled", order_data())
+    [event] = parse(connector, "order.cancelled", order_data(status="cancelled")).events
+    assert event.type == "order.cancelled"
+
+
+def test_an_order_key_too_long_for_our_keys_is_422(connector: CustomConnector) -> None:
+    with pytest.raises(PayloadError, match=r"data\.order_key: .* too long"):
+        parse(connector, "return.requested", return_data(order_key="9" * 250))
+
+
+def test_an_envelope_time_out_of_range_is_422(connector: CustomConnector) -> None:
+    with pytest.raises(PayloadError, match="timestamp: must lie between"):
+        parse(connector, "order.created", order_data(), timestamp="9999-12-31T23:59:59-05:00")
+
+
+@pytest.mark.parametrize(
+    ("msg_id", "message"),
+    [("m" * 257, "webhook-id header is 257 characters"), ("msg_é", "printable ASCII")],
+)
+def test_hostile_message_ids_are_400(connector: CustomConnector, msg_id: str, message: str) -> None:
+    body = body_of("order.created", order_data())
+    with pytest.raises(PayloadError, match=message) as caught:
+        connector.parse_webhook(headers_for(body, msg_id=msg_id), body)
+    assert caught.value.status_code == 400
+
+
+def test_deeply_nested_json_is_400_not_a_recursion_error(connector: CustomConnector) -> None:
+    body = b'{"type": "order.created", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(PayloadError, match="not valid JSON") as caught:
+        connector.parse_webhook(headers_for(body), body)
+    assert caught.value.status_code == 400
+
+
+def test_an_overlong_unknown_type_is_named_briefly(connector: CustomConnector) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse(connector, "x" * 100_000, order_data())
+    assert len(str(caught.value)) < 1000

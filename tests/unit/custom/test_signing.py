@@ -131,3 +131,31 @@ def test_generated_secrets_differ_and_decode() -> None:
     a, b = signing.generate_secret(), signing.generate_secret()
     assert a != b and a.startswith("whsec_")
     assert len(signing.secret_key(a)) == 32
+
+
+# --- hostile headers: a bad signature (401), never a crash (500) ------------------------------
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["\u00b2", "1\u00b2", "\u0661\u0662\u0663", "9" * 5000, "-5", "1e9", " ", "1800000000.5"],
+)
+def test_timestamps_that_are_not_ascii_unix_seconds_are_refused(timestamp: str) -> None:
+    # "²".isdigit() and "١٢٣".isdigit() are True, and int("9" * 5000) raises ValueError
+    headers = {**signed(), "webhook-timestamp": timestamp}
+    with pytest.raises(SignatureError, match="must be unix seconds"):
+        signing.verify(SECRET, headers, BODY, now=NOW)
+
+
+@pytest.mark.parametrize("entry", ["v1,\u00e9" * 3, "v1,sïgnature", "v1,\ud800"])
+def test_non_ascii_signatures_do_not_match(entry: str) -> None:
+    # hmac.compare_digest raises TypeError for a str with non-ASCII characters
+    headers = {**signed(), "webhook-signature": entry}
+    with pytest.raises(SignatureError, match="does not match"):
+        signing.verify(SECRET, headers, BODY, now=NOW)
+
+
+def test_a_non_ascii_message_id_is_a_mismatch_not_a_crash() -> None:
+    headers = {**signed(), "webhook-id": "msg_\ud800"}
+    with pytest.raises(SignatureError, match="does not match"):
+        signing.verify(SECRET, headers, BODY, now=NOW)

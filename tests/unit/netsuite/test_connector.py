@@ -151,17 +151,17 @@ async def test_money_and_quantities_reach_netsuite_digit_for_digit(
 ) -> None:
     mock_netsuite(httpx_mock)
     order = realistic_order()
-    order.lines[0].unit_price = usd("1234567890123.4567")  # float would send ...123.4568
+    order.lines[0].unit_price = usd("123456789012.345678")  # float would send ...012.34568
     order.lines[1].unit_price = usd("19.90")  # float would send 19.9
-    order.lines[1].quantity = Decimal("0.333333333333333333")
+    order.lines[1].quantity = Decimal("2.500000")  # float would send 2.5
 
     await NetSuiteConnector(make_connection(), http).deliver(event_for(order), context())
 
     request = httpx_mock.get_request(method="PUT", url=f"{ORDER_URL}?replace=item")
     assert request is not None
     raw = request.content.decode()
-    assert '"rate":1234567890123.4567' in raw
-    assert '"quantity":0.333333333333333333,"rate":19.90' in raw
+    assert '"rate":123456789012.345678' in raw
+    assert '"quantity":2.500000,"rate":19.90' in raw
     assert '"shippingCost":4.90' in raw
 
 

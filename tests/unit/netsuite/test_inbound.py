@@ -360,3 +360,122 @@ def test_bad_bodies_are_400_or_422_naming_the_field(body: bytes, status: int, na
     with pytest.raises(PayloadError, match=names.replace("[", r"\[").replace("]", r"\]")) as err:
         connector().parse_webhook({}, body)
     assert err.value.status_code == status
+
+
+# --- hostile input (found by fuzzing with validly signed posts) ----------------------------
+
+
+def signed_now(body: bytes, **extra: str) -> dict[str, str]:
+    return {**inbound.signed_headers(body, SECRET), **extra}
+
+
+@pytest.mark.parametrize("timestamp", ["\u00b2", "1\u00b2", "\u0661\u0662", "9" * 5000, "1e9"])
+def test_timestamps_that_are_not_ascii_unix_seconds_are_refused(timestamp: str) -> None:
+    # "²".isdigit() is True (int() then raised); 5000 digits made int() raise and float() overflow
+    body = post("customer", {"id": "7"})
+    with pytest.raises(SignatureError, match="must be unix seconds"):
+        connector().verify_signature(
+            signed_now(body, **{inbound.TIMESTAMP_HEADER: timestamp}), body
+        )
+
+
+@pytest.mark.parametrize("signature", ["sha256=\u00e9" * 3, "sha256=sïg", "\u00ff"])
+def test_non_ascii_signatures_are_a_mismatch_not_a_type_error(signature: str) -> None:
+    body = post("customer", {"id": "7"})
+    headers = signed_now(body, **{inbound.SIGNATURE_HEADER: signature})
+    with pytest.raises(SignatureError, match="does not match"):
+        connector().verify_signature(headers, body)
+
+
+@pytest.mark.parametrize("tolerance", [float("nan"), float("inf"), "300", True, 0, 0.5, 3601])
+def test_webhook_tolerance_must_be_a_sane_number_of_seconds(tolerance: object) -> None:
+    # NaN or infinity accepted a ten-day-old signature
+    with pytest.raises(ValueError, match=r"options\.webhook_tolerance_seconds must be a number"):
+        connector(webhook_tolerance_seconds=tolerance)
+
+
+def test_a_nan_tolerance_could_never_accept_an_old_signature() -> None:
+    body = post("customer", {"id": "7"})
+    old = inbound.signed_headers(body, SECRET, timestamp=int(time.time()) - 10 * 86400)
+    with pytest.raises(SignatureError, match="away from our clock"):
+        inbound.verify(old, body, SECRET, tolerance_seconds=float("nan"))
+
+
+@pytest.mark.parametrize("flag", ["false", "true", 0, 1, "no"])
+def test_send_exchange_rate_must_be_a_real_boolean(flag: object) -> None:
+    # bool("false") is True: the option once turned on by being switched off in quotes
+    with pytest.raises(ValueError, match=r"options\.send_exchange_rate must be true or false"):
+        connector(send_exchange_rate=flag)
+    assert connector(send_exchange_rate=False).options.send_exchange_rate is False
+    assert connector(send_exchange_rate=True).options.send_exchange_rate is True
+
+
+def body_with(**top: object) -> bytes:
+    data = {
+        "eventId": "e-1",
+        "eventType": "edit",
+        "recordType": "customer",
+        "id": "7",
+        "lastModifiedDate": "2026-11-02T10:15:00Z",
+        "record": {"id": "7"},
+    }
+    data.update(top)
+    return wire.dumps(data)
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (body_with(eventType="x" * 200), "body.eventType is 200 characters long"),
+        (body_with(recordType="customer\u0000"), "body.recordType: must not contain NUL"),
+        (body_with(eventId="e\u0000"), "body.eventId: must not contain NUL"),
+        (body_with(eventId="e" * 257), "body.eventId is 257 characters long"),
+        (body_with(eventId="é"), "body.eventId must be printable ASCII"),
+        (body_with(record={"id": "7", "firstName": "A\u0000"}), "record.firstName: must not"),
+        (body_with(record={"id": "7" * 201}), "external_id: String should have at most 200"),
+        (body_with(record={"id": "7", "creditLimit": "-5"}), "record.creditLimit: must be at"),
+        (body_with(lastModifiedDate="9999-12-31T23:59:59-05:00"), "must lie between"),
+        (
+            post("itemfulfillment", {**FULFILMENT, "items": [{"itemId": "X", "quantity": "-1"}]}),
+            "record.items[0].quantity: must be between 0 and 1000000000",
+        ),
+        (
+            post("itemfulfillment", {**FULFILMENT, "items": [{"itemId": "X", "quantity": 10**30}]}),
+            "record.items[0].quantity: must be between 0 and 1000000000",
+        ),
+        (
+            post("inventoryitem", {**ITEM, "basePrice": "1e999999"}),
+            "record.basePrice: must be at least 0 and less than 1000000000000",
+        ),
+        (post("inventoryitem", {**ITEM, "cost": "-7.10"}), "record.cost: must be at least 0"),
+        (
+            post(
+                "inventoryitem",
+                {**ITEM, "locations": [{"location": "1", "quantityOnHand": "1e30"}]},
+            ),
+            "record.locations[0].quantityOnHand: must be between -1000000000 and 1000000000",
+        ),
+        (post("inventoryitem", {**ITEM, "itemId": "S" * 129}), "sku: String should have at most"),
+        (post("inventoryitem", {**ITEM, "weight": "NaN"}), "record.weight: must be a finite"),
+    ],
+)
+def test_hostile_posts_are_422_naming_the_field(body: bytes, named: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        connector().parse_webhook({}, body)
+    assert caught.value.status_code == 422
+    assert named in str(caught.value)
+    assert "\x00" not in str(caught.value)
+
+
+def test_negative_stock_is_reported_not_refused() -> None:
+    item = {**ITEM, "locations": [{"location": "2", "quantityOnHand": "-3"}]}
+    events = connector().parse_webhook({}, post("inventoryitem", item)).events
+    (level,) = [e.payload for e in events if e.type == "inventory.level_changed"]
+    assert level.on_hand == Decimal(-3)
+
+
+def test_deeply_nested_json_is_400_not_a_recursion_error() -> None:
+    body = b'{"record": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(PayloadError, match="not valid JSON") as caught:
+        connector().parse_webhook({}, body)
+    assert caught.value.status_code == 400

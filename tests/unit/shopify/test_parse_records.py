@@ -239,3 +239,103 @@ def test_return_without_lines_is_422() -> None:
     payload = {k: v for k, v in RETURN.items() if k != "return_line_items"}
     with pytest.raises(PayloadError, match="return_line_items"):
         events("returns/request", json.dumps(payload).encode())
+
+
+# --- hostile values -------------------------------------------------------------------------
+
+
+def test_refund_with_a_strange_subtotal_set_is_422_not_a_crash() -> None:
+    payload = copy.deepcopy(REFUND)
+    payload["transactions"] = []
+    payload["refund_line_items"][0]["subtotal_set"] = "USD"
+    with pytest.raises(PayloadError, match="no currency"):
+        events("refunds/create", json.dumps(payload).encode())
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (
+            lambda r: r["refund_line_items"][0].update(quantity=-1000),
+            "refund_line_items[0].quantity: must be between 0 and 1000000000",
+        ),
+        (
+            lambda r: r["refund_line_items"][0].update(quantity=10**30),
+            "refund_line_items[0].quantity: must be between 0 and 1000000000",
+        ),
+        (lambda r: r["transactions"][0].update(amount="-41.94"), "transactions[0].amount: must"),
+        (lambda r: r["transactions"][0].update(amount="1e999999"), "transactions[0].amount: "),
+        (lambda r: r.update(id="9" * 201), "id: String should have at most 200 characters"),
+        (
+            lambda r: r["order_adjustments"][0].update(amount="5.00"),
+            "shipping: must not be negative",
+        ),
+        (
+            lambda r: r["refund_line_items"][0]["line_item"].update(sku="\u0000"),
+            "lines[0].sku: must not contain NUL",
+        ),
+    ],
+)
+def test_hostile_refunds_are_422_naming_the_field(change: Any, named: str) -> None:
+    payload = copy.deepcopy(REFUND)
+    change(payload)
+    with pytest.raises(PayloadError) as caught:
+        events("refunds/create", json.dumps(payload).encode())
+    assert caught.value.status_code == 422
+    assert named in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (
+            lambda r: r["return_line_items"][0].update(quantity=-2),
+            "return_line_items[0].quantity: must be between 0 and 1000000000",
+        ),
+        (lambda r: r["order"].update(id=""), "order.id: must not be empty"),
+        (lambda r: r.update(created_at="2025-03-02T09:00:00"), "created_at: must carry a time"),
+    ],
+)
+def test_hostile_returns_are_422_naming_the_field(change: Any, named: str) -> None:
+    payload = copy.deepcopy(RETURN)
+    change(payload)
+    with pytest.raises(PayloadError) as caught:
+        events("returns/request", json.dumps(payload).encode())
+    assert caught.value.status_code == 422
+    assert named in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda c: c.update(first_name="Bob\u0000"), "first_name: must not contain NUL"),
+        (lambda c: c.update(email="b" * 300), "email: String should have at most 250"),
+        (lambda c: c.update(id=" "), "id: must not be empty"),
+        (
+            lambda c: c.update(addresses=[{"city": "c" * 300, "default": True}]),
+            "addresses[0].city: String should have at most 255",
+        ),
+    ],
+)
+def test_hostile_customers_are_422_naming_the_field(change: Any, named: str) -> None:
+    payload = json.loads(sample("shopify_customers_create.json"))
+    change(payload)
+    with pytest.raises(PayloadError) as caught:
+        events("customers/create", json.dumps(payload).encode())
+    assert caught.value.status_code == 422
+    assert named in str(caught.value)
+
+
+def test_redact_naming_an_overlong_id_is_422() -> None:
+    payload = json.loads(sample("shopify_customers_redact.json"))
+    payload["customer"]["id"] = "1" * 250
+    with pytest.raises(PayloadError, match=r"customer\.id: String should have at most 200"):
+        events("customers/redact", json.dumps(payload).encode())
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00", "x"])
+def test_a_triggered_at_no_delivery_can_have_is_ignored(when: str) -> None:
+    body = sample("shopify_customers_redact.json")
+    (event,) = events("customers/redact", body, **{"X-Shopify-Triggered-At": when})
+    erase = event.payload_as(ErasureRequest)
+    assert abs((erase.requested_at - datetime.now(UTC)).total_seconds()) < 60

@@ -148,3 +148,63 @@ def test_registry_builds_the_shopify_connector() -> None:
     from connectors.registry import connector_types
 
     assert connector_types()["shopify"] is ShopifyConnector
+
+
+# --- hostile headers and bodies that contradict their topic --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("X-Shopify-Topic", "orders/" + "x" * 122, "X-Shopify-Topic header is 129 characters"),
+        ("X-Shopify-Topic", "orders/créate", "X-Shopify-Topic header must be printable ASCII"),
+        ("X-Shopify-Topic", "orders/create\x7f", "X-Shopify-Topic header must be printable"),
+        ("X-Shopify-Webhook-Id", "w" * 257, "X-Shopify-Webhook-Id header is 257 characters"),
+        ("X-Shopify-Webhook-Id", "wébhook", "X-Shopify-Webhook-Id header must be printable"),
+        ("X-Shopify-Event-Id", "e" * 101, "X-Shopify-Event-Id header is 101 characters"),
+        ("X-Shopify-Shop-Domain", "s" * 256, "X-Shopify-Shop-Domain header is 256 characters"),
+        ("X-Shopify-Shop-Domain", "shöp.myshopify.com", "X-Shopify-Shop-Domain header must be"),
+    ],
+)
+def test_hostile_header_values_are_400(name: str, value: str, message: str) -> None:
+    body = fixture_bytes()
+    headers = {**headers_for(body), name: value}
+    error = payload_error(headers, body)
+    assert error.status_code == 400
+    assert str(error).startswith(message)
+
+
+def test_a_128_character_topic_is_still_a_topic() -> None:
+    topic = "app/" + "x" * 124
+    body = b"{}"
+    assert parse_webhook(headers_for(body, topic), body, SOURCE).topic == topic
+
+
+def test_orders_cancelled_without_cancelled_at_is_422() -> None:
+    order = fixture_order()  # Shopify's sample is a cancelled order: make it an open one
+    order["cancelled_at"] = None
+    body = json.dumps(order).encode()
+    error = payload_error(headers_for(body, "orders/cancelled"), body)
+    assert error.status_code == 422
+    assert str(error).startswith("cancelled_at: an orders/cancelled webhook must carry")
+
+
+@pytest.mark.parametrize("topic", ["orders/create", "orders/updated"])
+def test_create_or_update_of_a_cancelled_order_is_fine(topic: str) -> None:
+    body = json.dumps(make_order(7, cancelled=True)).encode()
+    (event,) = parse_webhook(headers_for(body, topic), body, SOURCE).events
+    assert event.payload.status == "cancelled"
+
+
+def test_an_order_under_a_customer_topic_is_422() -> None:
+    body = fixture_bytes()
+    error = payload_error(headers_for(body, "customers/create"), body)
+    assert error.status_code == 422
+    assert str(error) == "line_items: a customers/create webhook carries a customer, not an order"
+
+
+def test_refund_without_refund_fields_is_422() -> None:
+    body = json.dumps({"id": 1, "order_id": 2, "created_at": "2025-03-01T10:00:00-05:00"}).encode()
+    error = payload_error(headers_for(body, "refunds/create"), body)
+    assert error.status_code == 422
+    assert "refunds/create webhook carries refund_line_items or transactions" in str(error)

@@ -118,3 +118,9 @@ async def test_connection_without_webhook_secret_fails_at_start(secret: str | No
     async with httpx.AsyncClient() as http:
         with pytest.raises(ValueError, match=r"shop-eu.*webhook_secret"):
             ShopifyConnector(config, http)
+
+
+@pytest.mark.parametrize("header", ["é" * 44, "\u00ff\u00fe", "sïgnature=="])
+def test_non_ascii_signature_is_a_bad_signature_not_a_crash(header: str) -> None:
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_hmac(fixture_bytes(), header, SECRET)
