@@ -11,6 +11,7 @@ import structlog
 from fastapi import FastAPI
 
 from app.api.limits import RequestLimits
+from app.api.request_id import RequestContext
 from app.config import GatewayConfig, load_config
 from app.db import transaction
 from app.delivery.queue import ArqQueue
@@ -119,6 +120,8 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     install_error_handlers(app)
     # sizes, read deadlines and the API key, before any route reads a body
     app.add_middleware(RequestLimits, settings=settings, api_keys=app.state.api_keys)
+    # outermost: request id, JSON 500 for anything unexpected, 5xx metrics
+    app.add_middleware(RequestContext)
 
     from app.erasure.router import router as erasure_router
     from app.health import router as health_router

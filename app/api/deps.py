@@ -1,4 +1,9 @@
-"""Request dependencies: the runtime, the one transaction per request, the API key role."""
+"""Request dependencies: the runtime, the one transaction per request, the API key role.
+
+Roles: ``viewer`` reads with personal data masked, ``pii-reader`` reads with personal data,
+``operator`` reads with personal data and acts. ``require_viewer`` lets every role read;
+``PiiDep`` tells a read endpoint whether the caller may see personal data.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ from app.db import transaction
 from app.errors import Forbidden, Unauthorized
 from app.runtime import Runtime
 from app.settings import Role
+
+# roles that see personal data (e-mails, phones, names, addresses) in what the API returns
+PII_ROLES: frozenset[str] = frozenset({"operator", "pii-reader"})
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -65,9 +73,18 @@ def require_operator(
 ) -> Role:
     role = _role_of(request, creds)
     if role != "operator":
-        raise Forbidden("this action needs an operator key", hint="viewer keys can only read")
+        raise Forbidden(
+            "this action needs an operator key", hint="viewer and pii-reader keys can only read"
+        )
     return role
+
+
+def may_see_pii(role: Annotated[Role, Depends(require_viewer)]) -> bool:
+    """Whether the caller's key may see personal data (operator, pii-reader); viewers may not."""
+    return role in PII_ROLES
 
 
 ViewerDep = Depends(require_viewer)
 OperatorDep = Depends(require_operator)
+# True for operator and pii-reader keys: the endpoint shows personal data unmasked
+PiiDep = Annotated[bool, Depends(may_see_pii)]

@@ -10,7 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 
-from app.api.deps import OperatorDep, RuntimeDep, SessionDep
+from app.api.deps import OperatorDep, PiiDep, RuntimeDep, SessionDep
+from app.api.params import id_path
+from app.api.pii import mask_response
 from app.approvals import service
 from app.approvals.schemas import (
     BULK_DECISION_CAP,
@@ -26,6 +28,7 @@ router = APIRouter(prefix="/approvals", tags=["approvals"])
 
 # the role string ("operator") of the key that decides; recorded with the decision
 DeciderRole = Annotated[str, OperatorDep]
+DeliveryId = Annotated[int, id_path("id of the held (or rejected) delivery")]
 NoteBody = Annotated[DecisionRequest | None, Body()]
 
 _FORBIDDEN: dict[int | str, dict[str, str]] = {403: {"description": "needs an operator key"}}
@@ -47,10 +50,12 @@ _BULK_DOC = (
     summary="Deliveries waiting for a decision",
     description="Held deliveries (price guard, amendments a person must decide, over-shipments, "
     "over-returns) with why they are held; price changes show `previous_price` and "
-    "`effective_price`. Newest first; page with `cursor` = the previous page's `next_cursor`.",
+    "`effective_price`. Newest first; page with `cursor` = the previous page's `next_cursor`. "
+    "Viewer keys get e-mail addresses masked (in guests' entity keys and reasons).",
 )
 async def list_approvals(
     session: SessionDep,
+    pii: PiiDep,
     destination: Annotated[str | None, Query(description="destination connection id")] = None,
     flow: Annotated[str | None, Query(description="e.g. products")] = None,
     event_type: Annotated[str | None, Query(description="e.g. price.changed")] = None,
@@ -59,7 +64,8 @@ async def list_approvals(
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[ApprovalOut]:
     where = service.held_filter(destination, flow, event_type, entity_key)
-    return await service.list_approvals(session, where, cursor, limit)
+    page = await service.list_approvals(session, where, cursor, limit)
+    return page if pii else mask_response(page)
 
 
 @router.post(
@@ -94,7 +100,11 @@ async def reject_many(
     responses=_ONE,
 )
 async def approve(
-    delivery_id: int, session: SessionDep, rt: RuntimeDep, role: DeciderRole, body: NoteBody = None
+    delivery_id: DeliveryId,
+    session: SessionDep,
+    rt: RuntimeDep,
+    role: DeciderRole,
+    body: NoteBody = None,
 ) -> DecisionOut:
     note = body.note if body else None
     return await service.decide(session, rt, delivery_id, "approved", note, role)
@@ -109,7 +119,11 @@ async def approve(
     responses=_ONE,
 )
 async def reject(
-    delivery_id: int, session: SessionDep, rt: RuntimeDep, role: DeciderRole, body: NoteBody = None
+    delivery_id: DeliveryId,
+    session: SessionDep,
+    rt: RuntimeDep,
+    role: DeciderRole,
+    body: NoteBody = None,
 ) -> DecisionOut:
     note = body.note if body else None
     return await service.decide(session, rt, delivery_id, "rejected", note, role)
@@ -123,7 +137,11 @@ async def reject(
     responses=_ONE,
 )
 async def reopen(
-    delivery_id: int, session: SessionDep, rt: RuntimeDep, role: DeciderRole, body: NoteBody = None
+    delivery_id: DeliveryId,
+    session: SessionDep,
+    rt: RuntimeDep,
+    role: DeciderRole,
+    body: NoteBody = None,
 ) -> DecisionOut:
     note = body.note if body else None
     return await service.reopen(session, rt, delivery_id, note, role)

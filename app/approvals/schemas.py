@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.api.params import BodyId, SafeStr
+
 BULK_DECISION_CAP = 500
 NOTE_MAX = 1000
 
@@ -37,7 +39,7 @@ class ApprovalOut(BaseModel):
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(
+    note: SafeStr | None = Field(
         default=None,
         max_length=NOTE_MAX,
         description="why; kept with the delivery (and in last_error when rejecting)",
@@ -69,12 +71,12 @@ class BulkDecisionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] | None = Field(default=None, max_length=BULK_DECISION_CAP)
-    destination: str | None = None
-    flow: str | None = None
-    event_type: str | None = None
-    entity_key: str | None = None
-    note: str | None = Field(default=None, max_length=NOTE_MAX)
+    ids: list[BodyId] | None = Field(default=None, max_length=BULK_DECISION_CAP)
+    destination: SafeStr | None = None
+    flow: SafeStr | None = None
+    event_type: SafeStr | None = None
+    entity_key: SafeStr | None = None
+    note: SafeStr | None = Field(default=None, max_length=NOTE_MAX)
     dry_run: bool = Field(default=False, description="only report what would be decided")
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from app.api.deps import SessionDep, ViewerDep
+from app.api.params import INT64_MAX
 from app.erasure import service
 from app.erasure.schemas import ErasureOut
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
@@ -52,5 +53,7 @@ async def list_erasures(
     summary="One erase request",
     responses={404: {"description": "no such erase request"}},
 )
-async def get_erasure(session: SessionDep, erasure_id: Annotated[int, Path(ge=1)]) -> ErasureOut:
+async def get_erasure(
+    session: SessionDep, erasure_id: Annotated[int, Path(ge=1, le=INT64_MAX)]
+) -> ErasureOut:
     return await service.get_erasure(session, erasure_id)

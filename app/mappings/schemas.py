@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from app.api.params import no_nul
 
 MAX_ENTRIES_PER_CALL = 10_000
 
-Key = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(no_nul)]
 
 
 class MappingEntryOut(BaseModel):
@@ -54,3 +56,17 @@ class MappingImportOut(BaseModel):
     released_deliveries: list[int] = Field(
         description="parked deliveries whose missing mappings now all exist; queued again"
     )
+
+
+class MappingImportProgress(BaseModel):
+    """One line of an import's progress (``Accept: application/x-ndjson``)."""
+
+    stage: str = Field(
+        description="upsert (entries stored) | delete (replace=true: entries not in the file "
+        "deleted) | done (the last line, with the result) | failed (the last line, with the "
+        "error; what was committed before it stays, importing the file again finishes it)"
+    )
+    done: int | None = Field(default=None, description="entries done in this stage so far")
+    total: int | None = Field(default=None, description="entries this stage has to do")
+    result: MappingImportOut | None = Field(default=None, description="with stage done")
+    error: dict[str, str] | None = Field(default=None, description="with stage failed")

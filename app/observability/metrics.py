@@ -53,3 +53,9 @@ POLLED_EVENTS = Counter(
     "New events read by polling a connection",
     ["connection", "stream"],
 )
+HTTP_ERRORS = Counter(
+    "gateway_http_errors_total",
+    "HTTP requests answered with a server error (5xx: unexpected errors, database "
+    "unreachable), by route template (unmatched: no route) and status.",
+    ["route", "status"],
+)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel, Field
 
+from app.api.params import INT64_MAX
 from app.errors import BadRequest
 
 T = TypeVar("T")
@@ -23,6 +24,9 @@ K = TypeVar("K", int, str)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# a cursor holds one key: an id, or a mapping key (at most 256 characters, JSON-escaped)
+MAX_CURSOR_CHARS = 4096
+MAX_KEY_CHARS = 256
 
 LimitQuery = Annotated[
     int,
@@ -30,7 +34,10 @@ LimitQuery = Annotated[
 ]
 CursorQuery = Annotated[
     str | None,
-    Query(description="next_cursor from the previous page; omit for the first page"),
+    Query(
+        max_length=MAX_CURSOR_CHARS,
+        description="next_cursor from the previous page; omit for the first page",
+    ),
 ]
 
 
@@ -48,17 +55,31 @@ def encode_cursor(key: int | str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _in_bounds(value: Any, kind: type[K]) -> bool:
+    # bool is an int subclass; a cursor never holds one
+    if not isinstance(value, kind) or isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 1 <= value <= INT64_MAX  # a row id: what the database can hold
+    return isinstance(value, str) and len(value) <= MAX_KEY_CHARS and "\x00" not in value
+
+
 def decode_cursor(cursor: str | None, kind: type[K]) -> K | None:
-    """The key a cursor stands for; 400 if it was not made by ``encode_cursor`` for ``kind``."""
+    """The key a cursor stands for; 400 if it was not made by ``encode_cursor`` for ``kind``.
+
+    Anything else (not base64, not JSON, nested deeper than Python parses, a number beyond
+    64 bits, a key longer than the column) is the same 400, never an error further down.
+    """
     if cursor is None or cursor == "":
         return None
     try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError("too long")
         padded = cursor + "=" * (-len(cursor) % 4)
-        value: Any = json.loads(base64.urlsafe_b64decode(padded.encode()))["k"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
+        value: Any = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))["k"]
+    except (binascii.Error, ValueError, KeyError, TypeError, IndexError, RecursionError):
         value = None
-    # bool is an int subclass; a cursor never holds one
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not _in_bounds(value, kind):
         raise BadRequest(
             "the cursor is not valid for this list",
             hint="pass next_cursor from the previous page unchanged",

@@ -7,12 +7,13 @@ queueing that follows a write (replay, resume, release) runs only after that com
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.api.deps import OperatorDep, RuntimeDep, SessionDep, ViewerDep
+from app.api.deps import OperatorDep, PiiDep, RuntimeDep, SessionDep, ViewerDep
+from app.api.params import UtcDateTime, id_path
+from app.api.pii import mask_response
 from app.approvals.router import router as approvals_router
 from app.flows.api import router as flows_router
 from app.mappings.router import router as mappings_router
@@ -52,6 +53,22 @@ _OPERATOR = [OperatorDep]
 _FORBIDDEN: dict[int | str, dict[str, str]] = {403: {"description": "needs an operator key"}}
 _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "no such resource"}}
 _NEWEST_FIRST = "Newest first; page with `cursor` = the previous page's `next_cursor`."
+_MASKED = (
+    " Viewer keys get personal data masked (e-mails, phones, names, addresses, IPs); "
+    "operator and pii-reader keys see it as stored."
+)
+
+EventId = Annotated[int, id_path("canonical event id")]
+InboundEventId = Annotated[int, id_path("inbound event id")]
+DeliveryId = Annotated[int, id_path("delivery id")]
+Since = Annotated[
+    UtcDateTime | None,
+    Query(description="ISO-8601, inclusive; no offset means UTC; years 2000 to 2100"),
+]
+Until = Annotated[
+    UtcDateTime | None,
+    Query(description="ISO-8601, exclusive; no offset means UTC; years 2000 to 2100"),
+]
 
 
 # --- events -------------------------------------------------------------------------------
@@ -63,21 +80,25 @@ _NEWEST_FIRST = "Newest first; page with `cursor` = the previous page's `next_cu
     summary="List canonical events",
     description="Canonical events with the inbound event they came from (topic, dedupe key) "
     "and the id and status of each delivery planned for them. `since`/`until` bound "
-    "`created_at` (since inclusive, until exclusive; no offset means UTC). " + _NEWEST_FIRST,
+    "`created_at` (since inclusive, until exclusive; no offset means UTC). "
+    + _NEWEST_FIRST
+    + _MASKED,
 )
 async def list_events(
     session: SessionDep,
+    pii: PiiDep,
     source: Annotated[str | None, Query(description="source connection id")] = None,
     entity_key: Annotated[str | None, Query(description="e.g. shop:order:1001")] = None,
     entity_type: Annotated[str | None, Query(description="e.g. order")] = None,
     event_type: Annotated[str | None, Query(description="e.g. order.created")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Since = None,
+    until: Until = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[EventOut]:
     where = service.EventFilter(source, entity_key, entity_type, event_type, since, until)
-    return await service.list_events(session, where, cursor, limit)
+    page = await service.list_events(session, where, cursor, limit)
+    return page if pii else mask_response(page)
 
 
 @router.get(
@@ -85,11 +106,12 @@ async def list_events(
     tags=["events"],
     summary="One canonical event",
     description="The event with its canonical payload, the raw inbound event it was parsed "
-    "from (kept headers and body) and its deliveries.",
+    "from (kept headers and body) and its deliveries." + _MASKED,
     responses=_NOT_FOUND,
 )
-async def get_event(event_id: int, session: SessionDep) -> EventDetail:
-    return await service.get_event(session, event_id)
+async def get_event(event_id: EventId, session: SessionDep, pii: PiiDep) -> EventDetail:
+    event = await service.get_event(session, event_id)
+    return event if pii else mask_response(event)
 
 
 @router.get(
@@ -97,10 +119,11 @@ async def get_event(event_id: int, session: SessionDep) -> EventDetail:
     tags=["events"],
     summary="List inbound events (raw webhooks and polls)",
     description="What each source sent, deduplicated, with the canonical events parsed from "
-    "it. `status` is accepted or ignored (stored but not routed). " + _NEWEST_FIRST,
+    "it. `status` is accepted or ignored (stored but not routed). " + _NEWEST_FIRST + _MASKED,
 )
 async def list_inbound_events(
     session: SessionDep,
+    pii: PiiDep,
     connection_id: str | None = None,
     topic: Annotated[str | None, Query(description="e.g. orders/create")] = None,
     status: Annotated[str | None, Query(description="accepted | ignored")] = None,
@@ -108,7 +131,8 @@ async def list_inbound_events(
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[InboundOut]:
     where = service.InboundFilter(connection_id, topic, status)
-    return await service.list_inbound_events(session, where, cursor, limit)
+    page = await service.list_inbound_events(session, where, cursor, limit)
+    return page if pii else mask_response(page)
 
 
 @router.get(
@@ -116,11 +140,16 @@ async def list_inbound_events(
     tags=["events"],
     summary="One inbound event with its raw body",
     description="The body exactly as received (base64 if it is not UTF-8) and the headers "
-    "that were kept; credentials are never stored.",
+    "that were kept; credentials are never stored and signature headers never shown. "
+    "Viewer keys get the body with personal data masked (JSON written again; a body that "
+    "is not JSON is replaced by a notice); operator and pii-reader keys get it as received.",
     responses=_NOT_FOUND,
 )
-async def get_inbound_event(inbound_event_id: int, session: SessionDep) -> InboundDetail:
-    return await service.get_inbound_event(session, inbound_event_id)
+async def get_inbound_event(
+    inbound_event_id: InboundEventId, session: SessionDep, pii: PiiDep
+) -> InboundDetail:
+    inbound = await service.get_inbound_event(session, inbound_event_id)
+    return inbound if pii else mask_response(inbound)
 
 
 # --- deliveries ---------------------------------------------------------------------------
@@ -132,10 +161,11 @@ async def get_inbound_event(inbound_event_id: int, session: SessionDep) -> Inbou
     summary="List deliveries",
     description="The outbox: one delivery per event and destination. Filter by one or more "
     f"`status` ({', '.join(DeliveryStatus.ALL)}); `status=dead` is what needs a person, "
-    "`status=parked` what waits for a mapping. " + _NEWEST_FIRST,
+    "`status=parked` what waits for a mapping. " + _NEWEST_FIRST + _MASKED,
 )
 async def list_deliveries(
     session: SessionDep,
+    pii: PiiDep,
     status: Annotated[
         list[DeliveryStatusName] | None, Query(description="repeat for several statuses")
     ] = None,
@@ -150,7 +180,8 @@ async def list_deliveries(
     where = service.DeliveryFilter(
         tuple(status or ()), destination, source, flow, entity_key, event_type
     )
-    return await service.list_deliveries(session, where, cursor, limit)
+    page = await service.list_deliveries(session, where, cursor, limit)
+    return page if pii else mask_response(page)
 
 
 @router.post(
@@ -190,11 +221,13 @@ async def bulk_replay(
     tags=["deliveries"],
     summary="One delivery with every attempt",
     description="Status, last error, the mappings a parked delivery waits for, and each "
-    "attempt with its outcome and the redacted HTTP exchanges.",
+    "attempt with its outcome and the redacted HTTP exchanges (credentials and signatures "
+    "never shown)." + _MASKED,
     responses=_NOT_FOUND,
 )
-async def get_delivery(delivery_id: int, session: SessionDep) -> DeliveryDetail:
-    return await service.get_delivery(session, delivery_id)
+async def get_delivery(delivery_id: DeliveryId, session: SessionDep, pii: PiiDep) -> DeliveryDetail:
+    delivery = await service.get_delivery(session, delivery_id)
+    return delivery if pii else mask_response(delivery)
 
 
 @router.post(
@@ -213,7 +246,9 @@ async def get_delivery(delivery_id: int, session: SessionDep) -> DeliveryDetail:
         409: {"description": "already on its way, or held for a decision"},
     },
 )
-async def replay_delivery(delivery_id: int, session: SessionDep, rt: RuntimeDep) -> DeliveryOut:
+async def replay_delivery(
+    delivery_id: DeliveryId, session: SessionDep, rt: RuntimeDep
+) -> DeliveryOut:
     return await service.replay_delivery(session, rt, delivery_id)
 
 
@@ -228,10 +263,12 @@ ConnectionId = Annotated[str, Path(description="connection id from the config")]
     summary="List connections with their health",
     description="Every configured connection: routed flows, circuit breaker state, pause, "
     "queue depth by status and the last success and error. Never credentials. "
-    "All connections fit one page.",
+    "All connections fit one page. E-mail addresses in `last_error` are masked for viewer "
+    "keys.",
 )
-async def list_connections(session: SessionDep, rt: RuntimeDep) -> Page[ConnectionOut]:
-    return await service.list_connections(session, rt)
+async def list_connections(session: SessionDep, rt: RuntimeDep, pii: PiiDep) -> Page[ConnectionOut]:
+    page = await service.list_connections(session, rt)
+    return page if pii else mask_response(page)
 
 
 @router.get(
@@ -241,9 +278,10 @@ async def list_connections(session: SessionDep, rt: RuntimeDep) -> Page[Connecti
     responses=_NOT_FOUND,
 )
 async def get_connection(
-    connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep
+    connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep, pii: PiiDep
 ) -> ConnectionOut:
-    return await service.get_connection(session, rt, connection_id)
+    out = await service.get_connection(session, rt, connection_id)
+    return out if pii else mask_response(out)
 
 
 @router.post(
@@ -284,16 +322,19 @@ async def resume_connection(
     summary="Trace one business entity across systems",
     description="Inbound events → canonical events → deliveries (status, attempts, last "
     "error) → the entity's ids in other systems, plus its customer's. 404 if nothing is "
-    "known about the entity.",
+    "known about the entity. Viewer keys get e-mail addresses masked (a guest customer's "
+    "key holds one).",
     responses=_NOT_FOUND,
 )
 async def trace(
     session: SessionDep,
+    pii: PiiDep,
     entity_key: Annotated[
         str, Query(min_length=1, max_length=256, description="e.g. shop:order:1001")
     ],
 ) -> TraceOut:
-    return await service.trace_entity(session, entity_key)
+    out = await service.trace_entity(session, entity_key)
+    return out if pii else mask_response(out)
 
 
 @router.get(
@@ -304,7 +345,8 @@ async def trace(
     responses=_NOT_FOUND,
 )
 async def trace_by_parts(
-    source: str, entity_type: str, external_id: str, session: SessionDep
+    source: str, entity_type: str, external_id: str, session: SessionDep, pii: PiiDep
 ) -> TraceOut:
     key = service.entity_key_of(source, entity_type, external_id)
-    return await service.trace_entity(session, key)
+    out = await service.trace_entity(session, key)
+    return out if pii else mask_response(out)

@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.api.params import BodyId, SafeStr
 from app.models import DeliveryStatus
 
 DeliveryStatusName = Literal[
@@ -92,11 +93,11 @@ class BulkReplayRequest(BaseModel):
     status: DeliveryStatusName | None = Field(
         default=None, description="e.g. dead or parked; pending and in_flight are on their way"
     )
-    destination: str | None = None
-    flow: str | None = None
-    entity_key: str | None = None
-    event_type: str | None = None
-    ids: list[int] | None = Field(default=None, max_length=BULK_REPLAY_CAP)
+    destination: SafeStr | None = None
+    flow: SafeStr | None = None
+    entity_key: SafeStr | None = None
+    event_type: SafeStr | None = None
+    ids: list[BodyId] | None = Field(default=None, max_length=BULK_REPLAY_CAP)
     dry_run: bool = Field(
         default=True,
         description="true (the default): only report what each delivery would become; "

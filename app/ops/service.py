@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, cast
 
 import sqlalchemy as sa
@@ -19,13 +19,15 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.api.params import utc_in_range
+from app.api.pii import exchanges_without_signatures, without_signatures
 from app.canonical.events import CanonicalEvent
 from app.config import ConnectionConfig
 from app.dbutil import insert_for
 from app.delivery import actions
 from app.delivery.breakers import BreakerView
 from app.delivery.sweeper import shown_state
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, Unprocessable
 from app.models import (
     CanonicalEventRow,
     ConnectionState,
@@ -73,10 +75,17 @@ TRACE_EVENT_LIMIT = 1000
 
 
 def as_utc(value: datetime | None) -> datetime | None:
-    """Query datetimes without an offset are taken as UTC (the storage only speaks UTC)."""
+    """Query datetimes without an offset are taken as UTC (the storage only speaks UTC).
+
+    422 for a date outside the sane range (``0001-01-01T00:00:00+14:00`` cannot even be
+    moved to UTC), for callers that took a plain ``datetime`` query parameter.
+    """
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return utc_in_range(value)
+    except ValueError as exc:
+        raise Unprocessable(f"{value.isoformat()}: {exc}") from None
 
 
 def _newest_first(stmt: Any, id_column: Any, cursor: str | None, limit: int) -> Any:
@@ -142,8 +151,15 @@ async def get_delivery(session: AsyncSession, delivery_id: int) -> DeliveryDetai
     return DeliveryDetail(
         **data,
         attempt_count=delivery.attempts,
-        attempts=[AttemptOut.model_validate(a) for a in attempts],
+        attempts=[_attempt_out(a) for a in attempts],
     )
+
+
+def _attempt_out(attempt: DeliveryAttempt) -> AttemptOut:
+    out = AttemptOut.model_validate(attempt)
+    # older rows may hold a signature a connector sent; nobody gets to see it
+    out.exchanges = exchanges_without_signatures(out.exchanges)
+    return out
 
 
 def _on_its_way(delivery: Delivery) -> Conflict:
@@ -409,7 +425,8 @@ async def get_inbound_event(session: AsyncSession, inbound_id: int) -> InboundDe
         note=row.note,
         body_bytes=len(row.body),
         event_ids=event_ids[inbound_id],
-        headers=row.headers,
+        # rows stored before signatures were dropped at ingest still hold them: never shown
+        headers=without_signatures(row.headers),
         body=body,
         body_encoding=encoding,
     )

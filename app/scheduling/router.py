@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.api.deps import OperatorDep, RuntimeDep, SessionDep
+from app.api.deps import OperatorDep, PiiDep, RuntimeDep, SessionDep
+from app.api.pii import mask_response
 from app.errors import NotFound
 from app.models import PollCursor
 from app.runtime import Runtime
@@ -43,8 +44,12 @@ def job_names(rt: Runtime) -> list[str]:
     return names
 
 
-@router.get("", summary="Scheduled jobs and their last run")
-async def list_jobs(session: SessionDep, rt: RuntimeDep) -> list[JobOut]:
+@router.get(
+    "",
+    summary="Scheduled jobs and their last run",
+    description="Viewer keys get e-mail addresses in `last_error` masked.",
+)
+async def list_jobs(session: SessionDep, rt: RuntimeDep, pii: PiiDep) -> list[JobOut]:
     rows = {
         (r.connection_id, r.stream): r
         for r in (await session.execute(sa.select(PollCursor))).scalars()
@@ -62,7 +67,7 @@ async def list_jobs(session: SessionDep, rt: RuntimeDep) -> list[JobOut]:
                 last_error=row.last_error if row else None,
             )
         )
-    return out
+    return out if pii else [mask_response(job) for job in out]
 
 
 @router.post(

@@ -38,6 +38,8 @@ from tests.support.factories import make_order, plan_delivery
 
 VIEWER = {"Authorization": "Bearer viewer-key"}
 OPERATOR = {"Authorization": "Bearer operator-key"}
+PII_READER = {"Authorization": "Bearer pii-key"}
+API_KEYS = "viewer-key:viewer,operator-key:operator,pii-key:pii-reader"
 
 _numbers = itertools.count(1001)
 
@@ -108,7 +110,8 @@ class Gateway:
 
 @pytest.fixture
 async def gw(clean_db: str) -> AsyncIterator[Gateway]:
-    async with running_app(make_settings(clean_db), make_config()) as (app, client):
+    settings = make_settings(clean_db, api_keys=API_KEYS)
+    async with running_app(settings, make_config()) as (app, client):
         rt: Runtime = app.state.runtime
         erp = AcceptingConnector()
         rt.connectors["erp"] = erp
@@ -143,15 +146,19 @@ async def seed(
     needs: list[dict[str, str]] | None = None,
     created_at: datetime | None = None,
     customer: OrderCustomer | None = None,
+    order_values: dict[str, Any] | None = None,
+    inbound_body: bytes | None = None,
+    inbound_headers: dict[str, str] | None = None,
     **delivery_values: Any,
 ) -> Seeded:
     """One inbound event → canonical event → delivery in ``status`` (None: no delivery).
 
     Pending deliveries are due in an hour and in-flight ones hold a live lease, so the
-    sweeper leaves them where the test put them.
+    sweeper leaves them where the test put them. ``order_values`` go into the canonical
+    order; ``inbound_body``/``inbound_headers`` replace the stored webhook's.
     """
     extra: dict[str, Any] = {"customer": customer} if customer else {}
-    order = make_order(external_id or str(next(_numbers)), skus, **extra)
+    order = make_order(external_id or str(next(_numbers)), skus, **extra, **(order_values or {}))
     event = CanonicalEvent(
         type=event_type,
         entity_key=order.entity_key,
@@ -168,8 +175,9 @@ async def seed(
                 topic=topic,
                 dedupe_key=f"webhook-{order.external_id}-{event_type}",
                 received_at=created_at or now,
-                headers={"x-shopify-topic": topic, "content-type": "application/json"},
-                body=body,
+                headers=inbound_headers
+                or {"x-shopify-topic": topic, "content-type": "application/json"},
+                body=body if inbound_body is None else inbound_body,
             )
             session.add(row_in)
             await session.flush()
@@ -255,7 +263,7 @@ async def gw_flows(clean_db: str) -> AsyncIterator[Gateway]:
         "routes:\n", "routes:\n  - {flow: products, from: erp, to: shop}\n"
     )
     config = parse_config(yaml_text, "test-config")
-    async with running_app(make_settings(clean_db), config) as (app, client):
+    async with running_app(make_settings(clean_db, api_keys=API_KEYS), config) as (app, client):
         rt: Runtime = app.state.runtime
         erp = AcceptingConnector()
         rt.connectors["erp"] = erp
