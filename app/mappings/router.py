@@ -1,19 +1,26 @@
 """/api/v1/mappings/{kind}/{connection_id}: read, add and delete mapping entries.
 
-Adding entries is how an operator unblocks parked deliveries, so a PUT (or a CSV import)
-releases every parked delivery to the connection whose missing mappings now all exist, in
-the same transaction (they are queued once it commits). Mapping tables are often kept in
-spreadsheets, hence CSV export and import.
+Adding entries is how an operator unblocks parked deliveries, so a PUT releases every parked
+delivery to the connection whose missing mappings now all exist, in the same transaction
+(they are queued once it commits). Mapping tables are often kept in spreadsheets, hence CSV
+export and import: the export keeps formulas from running (a leading ``'``), the import is
+checked as a whole, then stored in batches of its own transactions (with its progress
+streamed on request) and releases what it unblocked at the end.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request
+import structlog
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import OperatorDep, RuntimeDep, SessionDep
+from app.db import transaction
 from app.delivery.actions import release_parked
 from app.errors import PayloadTooLarge, Unprocessable
 from app.mappings import service
@@ -23,11 +30,13 @@ from app.mappings.schemas import (
     MappingDeleteOut,
     MappingEntryOut,
     MappingImportOut,
+    MappingImportProgress,
     MappingPut,
     MappingPutOut,
 )
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from app.ops.service import connection_or_404
+from app.runtime import Runtime
 
 router = APIRouter(prefix="/mappings", tags=["mappings"])
 
@@ -123,13 +132,17 @@ async def delete_mappings(
 
 # --- CSV ----------------------------------------------------------------------------------
 
-MAX_CSV_BYTES = 32 * 1024 * 1024
+MAX_CSV_BYTES = 8 * 1024 * 1024
+NDJSON = "application/x-ndjson"
+
+log = structlog.get_logger("gateway.mappings")
 
 
 async def _read_csv_body(request: Request) -> bytes:
     too_large = PayloadTooLarge(
-        f"the CSV is over {MAX_CSV_BYTES // (1024 * 1024)} MiB",
-        hint="split it into several files and import them without replace=true",
+        f"the CSV is over {MAX_CSV_BYTES // (1024 * 1024)} MiB, nothing was stored",
+        hint="split it into several files and import them one after the other "
+        "(without replace=true)",
     )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_CSV_BYTES:
@@ -149,7 +162,9 @@ async def _read_csv_body(request: Request) -> bytes:
     summary="Export mapping entries as CSV",
     description="Every entry of the kind, ordered by our key, as `text/csv` with the header "
     "`our_key,their_key` (UTF-8, RFC 4180 quoting). Streamed, so any table size fits; the "
-    "same file can be imported into another connection.",
+    "same file can be imported into another connection. A key a spreadsheet would run as a "
+    "formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) is written with a "
+    "leading `'`, so it shows as text; the import takes that `'` off again.",
     response_class=StreamingResponse,
     responses={
         **_NOT_FOUND,
@@ -172,12 +187,30 @@ async def export_mappings(
     summary="Import mapping entries from CSV",
     description="Body: `text/csv` with the header `our_key,their_key` (any column order; "
     "other columns are ignored), UTF-8 (a byte order mark is fine), quoted fields allowed, "
-    "blank lines ignored. Every row is upserted, then parked deliveries whose mappings now "
-    "all exist are released, as with PUT. A bad file is refused as a whole (422 naming "
-    "each line and what is wrong). `replace=true` also deletes the entries not in the "
-    f"file, in the same transaction. At most {MAX_CSV_BYTES // (1024 * 1024)} MiB.",
+    "blank lines ignored; a leading `'` before a formula start (`'=…`, as the export writes "
+    "it) is taken off. The whole file is checked first: a bad file is refused as a whole "
+    "(422 naming each line and what is wrong), as is one over "
+    f"{MAX_CSV_BYTES // (1024 * 1024)} MiB (413) or over {service.MAX_CSV_ROWS} entries "
+    f"(422). Then it is stored {service.IMPORT_BATCH} entries per transaction (the API "
+    "stays responsive during a big import), `replace=true` deletes the entries not in the "
+    "file (in batches too), and parked deliveries whose mappings now all exist are "
+    "released, as with PUT. If it fails half way, what was committed stays; import the "
+    f"file again to finish. With `Accept: {NDJSON}` the answer is streamed: a JSON line per "
+    "committed batch (`stage`, `done`, `total`), then `stage: done` with the result (or "
+    "`stage: failed` with the error).",
     dependencies=[OperatorDep],
-    responses={**_WRITE, 413: {"description": "file too large"}},
+    response_model=MappingImportOut,
+    responses={
+        **_WRITE,
+        200: {
+            "description": "the result; or, with Accept: application/x-ndjson, the progress",
+            "content": {
+                NDJSON: {"schema": MappingImportProgress.model_json_schema()},
+            },
+        },
+        413: {"description": "file too large"},
+        422: {"description": "the file was refused (nothing was stored)"},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -194,20 +227,80 @@ async def import_mappings(
     kind: Kind,
     connection_id: ConnectionId,
     request: Request,
-    session: SessionDep,
     rt: RuntimeDep,
     replace: Annotated[
         bool, Query(description="delete the entries of this kind that are not in the file")
     ] = False,
-) -> MappingImportOut:
+) -> MappingImportOut | Response:
     connection_or_404(rt, connection_id)
-    entries = service.parse_csv(await _read_csv_body(request))
+    data = await _read_csv_body(request)
+    # parsing 100 000 lines takes a moment: off the event loop, so other requests go on
+    entries = await asyncio.to_thread(service.parse_csv, data)
     if replace and not entries:
         raise Unprocessable(
             "the file has no entries; with replace=true it would delete every entry",
             hint=f"to empty the table use DELETE /api/v1/mappings/{kind}/{connection_id}?all=true",
         )
-    updated = await service.upsert_entries(session, kind, connection_id, entries)
-    deleted = await service.delete_missing(session, kind, connection_id, entries) if replace else 0
-    released = await release_parked(session, rt, connection_id)
+    if NDJSON in request.headers.get("accept", ""):
+        return StreamingResponse(
+            _import_progress(rt, kind, connection_id, entries, replace), media_type=NDJSON
+        )
+    return await _import(rt, kind, connection_id, entries, replace)
+
+
+async def _import(
+    rt: Runtime,
+    kind: str,
+    connection_id: str,
+    entries: dict[str, str],
+    replace: bool,
+    progress: service.ProgressCallback | None = None,
+) -> MappingImportOut:
+    updated, deleted = await service.import_entries(
+        rt.sessions, kind, connection_id, entries, replace=replace, progress=progress
+    )
+    async with transaction(rt.sessions) as session:
+        released = await release_parked(session, rt, connection_id)
     return MappingImportOut(updated=updated, deleted=deleted, released_deliveries=released)
+
+
+async def _import_progress(
+    rt: Runtime, kind: str, connection_id: str, entries: dict[str, str], replace: bool
+) -> AsyncIterator[bytes]:
+    """The import, a JSON line per committed batch; the last line says how it ended."""
+    lines: asyncio.Queue[MappingImportProgress | None] = asyncio.Queue()
+
+    def report(step: service.ImportProgress) -> None:
+        lines.put_nowait(MappingImportProgress(stage=step.stage, done=step.done, total=step.total))
+
+    async def run() -> None:
+        try:
+            result = await _import(rt, kind, connection_id, entries, replace, report)
+            lines.put_nowait(MappingImportProgress(stage="done", result=result))
+        except Exception as exc:
+            request_id = structlog.contextvars.get_contextvars().get("request_id", "")
+            log.error(
+                "mapping import failed half way",
+                exc_info=exc,
+                kind=kind,
+                connection_id=connection_id,
+            )
+            error = {
+                "code": "internal_error",
+                "message": f"the import stopped ({type(exc).__name__}); the batches before "
+                "it are stored: import the file again to finish",
+                "request_id": str(request_id),
+            }
+            lines.put_nowait(MappingImportProgress(stage="failed", error=error))
+        finally:
+            lines.put_nowait(None)
+
+    task = asyncio.create_task(run())
+    try:
+        while (line := await lines.get()) is not None:
+            yield line.model_dump_json(exclude_none=True).encode() + b"\n"
+    finally:
+        if not task.done():  # the client went away: stop after the batch in progress
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

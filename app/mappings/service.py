@@ -2,19 +2,27 @@
 
 Mappings are data, not code: the config seeds them, operators change them through the API,
 and adding a missing one releases the deliveries that were parked waiting for it.
+
+CSV files go to spreadsheets and back, so a cell that a spreadsheet would run as a formula
+(starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is exported with a
+leading ``'`` (shown as text, never run), and an import takes exactly that ``'`` off again:
+export → import gives the same keys. A big import is stored in batches, each committed on its
+own, so no transaction is held for longer than one batch.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.config import GatewayConfig
+from app.db import transaction
 from app.dbutil import insert_for, rowcount
 from app.errors import Unprocessable
 from app.models import Mapping, utcnow
@@ -132,14 +140,38 @@ async def delete_entries(
 
 CSV_HEADER = ("our_key", "their_key")
 CSV_KEY_MAX = 256  # the columns' length
+MAX_CSV_ROWS = 100_000  # entries per imported file
+IMPORT_BATCH = 1000  # entries per statement and commit of an import
 EXPORT_CHUNK = 5000
 DELETE_CHUNK = 1000
 MAX_CSV_PROBLEMS = 10  # reported per refused file; enough to fix a batch at once
 
+# What spreadsheets (Excel, LibreOffice, Google Sheets) read as the start of a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+TEXT_PREFIX = "'"
+
+
+def _runs_as_formula(value: str) -> bool:
+    # also behind apostrophes: "'=x" is exported as "''=x", so the import gives "'=x" back
+    return value.lstrip(TEXT_PREFIX).startswith(FORMULA_START)
+
+
+def guard_cell(value: str) -> str:
+    """A cell a spreadsheet would run as a formula, made text with a leading ``'``."""
+    return TEXT_PREFIX + value if _runs_as_formula(value) else value
+
+
+def unguard_cell(value: str) -> str:
+    """What ``guard_cell`` added, taken off: exactly one leading ``'`` before a formula start."""
+    if value.startswith(TEXT_PREFIX) and _runs_as_formula(value[1:]):
+        return value[1:]
+    return value
+
 
 def _csv_text(rows: Iterable[tuple[str, str]]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)  # quotes keys with commas, quotes or newlines
+    # quotes keys with commas, quotes or newlines; formulas leave as text
+    csv.writer(buffer).writerows((guard_cell(ours), guard_cell(theirs)) for ours, theirs in rows)
     return buffer.getvalue()
 
 
@@ -196,6 +228,14 @@ def _header_columns(row: list[str], line: int) -> tuple[int, int]:
     return names.index("our_key"), names.index("their_key")
 
 
+def _too_many_rows() -> Unprocessable:
+    return Unprocessable(
+        f"the CSV has more than {MAX_CSV_ROWS} entries, nothing was stored",
+        hint=f"split it into files of at most {MAX_CSV_ROWS} entries and import them one "
+        "after the other (without replace=true)",
+    )
+
+
 def parse_csv(data: bytes) -> dict[str, str]:
     """A mapping CSV → our key → their key; every problem (with its line) refuses the file."""
     reader = csv.reader(io.StringIO(_decode(data), newline=""))
@@ -204,6 +244,7 @@ def parse_csv(data: bytes) -> dict[str, str]:
     first_seen: dict[str, int] = {}
     problems: list[str] = []
     line = 1
+    rows = 0
     try:
         for row in reader:
             start, line = line, reader.line_num + 1  # a quoted field may span lines
@@ -212,13 +253,18 @@ def parse_csv(data: bytes) -> dict[str, str]:
             if columns is None:
                 columns = _header_columns(row, start)
                 continue
+            rows += 1
+            if rows > MAX_CSV_ROWS:
+                raise _too_many_rows()
             values: dict[str, str] = {}
             for name, index in zip(CSV_HEADER, columns, strict=True):
-                value = row[index].strip() if index < len(row) else None
+                value = unguard_cell(row[index].strip()) if index < len(row) else None
                 if value is None:
                     problems.append(f"line {start}: missing {name}")
                 elif not value:
                     problems.append(f"line {start}: empty {name}")
+                elif "\x00" in value:
+                    problems.append(f"line {start}: {name} contains a NUL character")
                 elif len(value) > CSV_KEY_MAX:
                     problems.append(f"line {start}: {name} longer than {CSV_KEY_MAX} characters")
                 else:
@@ -243,22 +289,60 @@ def parse_csv(data: bytes) -> dict[str, str]:
     return entries
 
 
-async def delete_missing(
-    session: AsyncSession, kind: str, connection_id: str, keep: Iterable[str]
-) -> int:
-    """Delete the entries whose our key is not in ``keep`` (in chunks: keys can be many)."""
-    kept = set(keep)
-    existing = (
-        await session.execute(
-            sa.select(col(Mapping.our_key)).where(
-                col(Mapping.kind) == kind, col(Mapping.connection_id) == connection_id
+# --- importing in batches -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    stage: str  # upsert | delete
+    done: int
+    total: int
+
+
+ProgressCallback = Callable[[ImportProgress], None]
+
+
+async def import_entries(
+    sessions: async_sessionmaker[AsyncSession],
+    kind: str,
+    connection_id: str,
+    entries: dict[str, str],
+    *,
+    replace: bool,
+    progress: ProgressCallback | None = None,
+) -> tuple[int, int]:
+    """Store a parsed file: upsert ``IMPORT_BATCH`` entries per transaction, then (replace)
+    delete the entries not in the file, a batch per transaction. Returns (updated, deleted).
+
+    Each batch commits on its own, so a 100 000-line file never holds a transaction (or
+    SQLite's write lock) for more than one batch, and the API answers meanwhile. If it fails
+    half way, what was committed stays: upserts are idempotent, importing the file again
+    finishes it.
+    """
+    items = list(entries.items())
+    for start in range(0, len(items), IMPORT_BATCH):
+        async with transaction(sessions) as session:
+            await upsert_entries(
+                session, kind, connection_id, dict(items[start : start + IMPORT_BATCH])
             )
-        )
-    ).scalars()
-    gone = sorted(key for key in existing if key not in kept)
+        if progress is not None:
+            progress(ImportProgress("upsert", min(start + IMPORT_BATCH, len(items)), len(items)))
     deleted = 0
-    for start in range(0, len(gone), DELETE_CHUNK):
-        deleted += await delete_entries(
-            session, kind, connection_id, gone[start : start + DELETE_CHUNK]
-        )
-    return deleted
+    if replace:
+        async with sessions() as session:
+            existing = (
+                await session.execute(
+                    sa.select(col(Mapping.our_key)).where(
+                        col(Mapping.kind) == kind, col(Mapping.connection_id) == connection_id
+                    )
+                )
+            ).scalars()
+            gone = sorted(key for key in existing if key not in entries)
+        for start in range(0, len(gone), DELETE_CHUNK):
+            async with transaction(sessions) as session:
+                deleted += await delete_entries(
+                    session, kind, connection_id, gone[start : start + DELETE_CHUNK]
+                )
+            if progress is not None:
+                progress(ImportProgress("delete", min(start + DELETE_CHUNK, len(gone)), len(gone)))
+    return len(items), deleted

@@ -313,7 +313,7 @@ def test_phones_keep_their_last_two_digits() -> None:
 
 
 def test_names_only_where_they_are_a_persons() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "name": "#1001",
         "line_items": [{"name": "Blue hoodie", "sku": "H-1"}],
         "shipping_lines": [{"name": "Express", "price": "5.00"}],
