@@ -345,4 +345,4 @@ def test_describe_errors_keeps_model_level_paths() -> None:
 
 
 def test_money_from_a_float_keeps_what_was_written() -> None:
-    assert Money(amount=19.9, currency="USD").amount == Decimal("19.9")  # type: ignore[arg-type]
+    assert Money(amount=19.9, currency="USD").amount == Decimal("19.9")
