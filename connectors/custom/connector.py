@@ -78,7 +78,7 @@ _MAX_ERROR_TEXT = 500
 # the replay window of inbound signatures: a second at least (clocks differ), an hour at most
 MIN_TOLERANCE_SECONDS = 1.0
 MAX_TOLERANCE_SECONDS = 3600.0
-MAX_MESSAGE_ID_LENGTH = 256  # the dedupe key column's width
+MAX_MESSAGE_ID_LENGTH = 1024  # the dedupe key (ingest stores one over 256 as its hash)
 
 
 class _Envelope(BaseModel):
@@ -218,7 +218,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def _message_id(headers: Mapping[str, str]) -> str:
-    """The ``webhook-id`` (the dedupe key): printable ASCII, at most 256 characters."""
+    """The ``webhook-id`` (the dedupe key): printable ASCII, at most 1024 characters."""
     msg_id = signing.header(headers, signing.ID_HEADER)
     if not msg_id:
         raise PayloadError(f"missing {signing.ID_HEADER} header", status_code=400)

@@ -39,9 +39,10 @@ DEFAULT_TOLERANCE_SECONDS = 300.0
 MIN_TOLERANCE_SECONDS = 1.0
 MAX_TOLERANCE_SECONDS = 3600.0
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # ASCII digits only ('²'.isdigit() is True)
-# the topic "<recordType>.<eventType>" goes into a varchar(128) column, eventId is the dedupe key
+# the topic "<recordType>.<eventType>" goes into a varchar(128) column; eventId is the dedupe
+# key (ingest stores one over 256 characters as its hash)
 MAX_NAME_LENGTH = 60
-MAX_EVENT_ID_LENGTH = 256
+MAX_EVENT_ID_LENGTH = 1024
 # user-event context types that mean "it exists now, with these fields"
 _NO_EVENTS = frozenset({"delete"})
 _CREATED = frozenset({"create", "copy", "transform", "dropship", "specialorder"})

@@ -50,11 +50,12 @@ WEBHOOK_ID_HEADER = "x-shopify-webhook-id"
 EVENT_ID_HEADER = "x-shopify-event-id"
 SHOP_DOMAIN_HEADER = "x-shopify-shop-domain"
 # Header values the parser reads, and how long they may be: the topic is stored in a
-# varchar(128) column and the dedupe key in a varchar(256) one; Shopify's own are far shorter.
+# varchar(128) column; ids make the dedupe key (ingest stores one over 256 characters as its
+# hash); Shopify's own are far shorter (UUIDs).
 HEADER_LIMITS: dict[str, int] = {
     TOPIC_HEADER: 128,
-    WEBHOOK_ID_HEADER: 256,
-    EVENT_ID_HEADER: 100,
+    WEBHOOK_ID_HEADER: 1024,
+    EVENT_ID_HEADER: 1024,
     SHOP_DOMAIN_HEADER: 255,
 }
 _HEADER_NAMES = {

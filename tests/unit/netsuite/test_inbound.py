@@ -429,7 +429,7 @@ def body_with(**top: object) -> bytes:
         (body_with(eventType="x" * 200), "body.eventType is 200 characters long"),
         (body_with(recordType="customer\u0000"), "body.recordType: must not contain NUL"),
         (body_with(eventId="e\u0000"), "body.eventId: must not contain NUL"),
-        (body_with(eventId="e" * 257), "body.eventId is 257 characters long"),
+        (body_with(eventId="e" * 1025), "body.eventId is 1025 characters long"),
         (body_with(eventId="é"), "body.eventId must be printable ASCII"),
         (body_with(record={"id": "7", "firstName": "A\u0000"}), "record.firstName: must not"),
         (body_with(record={"id": "7" * 201}), "external_id: String should have at most 200"),
