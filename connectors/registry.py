@@ -13,8 +13,12 @@ def _registry() -> dict[str, type[Connector]]:
     from connectors.custom.connector import CustomConnector
     from connectors.netsuite.connector import NetSuiteConnector
     from connectors.shopify.connector import ShopifyConnector
+    from connectors.tryton.connector import TrytonConnector
 
-    return {cls.type_name: cls for cls in (ShopifyConnector, NetSuiteConnector, CustomConnector)}
+    return {
+        cls.type_name: cls
+        for cls in (ShopifyConnector, NetSuiteConnector, CustomConnector, TrytonConnector)
+    }
 
 
 def connector_types() -> dict[str, type[Connector]]:

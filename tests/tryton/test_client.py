@@ -1,0 +1,124 @@
+"""The JSON-RPC client against the real server: sessions, and errors turned into types."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.base import PermanentError, TransientError
+from connectors.tryton import wire
+from connectors.tryton.client import TrytonClient, error_for
+from connectors.tryton.connector import TrytonConnector
+from connectors.tryton.options import TrytonCredentials
+from tests.tryton.conftest import connection, context, event_for, make_order, unique
+from tests.tryton.server import TrytonServer, free_port
+
+pytestmark = [pytest.mark.tryton, pytest.mark.timeout(300)]
+
+
+def client_for(
+    tryton: TrytonServer, http: httpx.AsyncClient, *, password: str | None = None, **kw: Any
+) -> TrytonClient:
+    creds = TrytonCredentials(username=tryton.username, password=password or tryton.password)
+    return TrytonClient(
+        http, kw.pop("url", tryton.url), kw.pop("database", tryton.database), creds, **kw
+    )
+
+
+async def test_a_wrong_password_says_to_check_the_credentials(
+    tryton: TrytonServer, http: httpx.AsyncClient
+) -> None:
+    connector = TrytonConnector(connection(tryton, password="not-the-password"), http)
+    with pytest.raises(PermanentError, match="check the credentials") as caught:
+        await connector.deliver(event_for(make_order()), context())
+    assert "not-the-password" not in str(caught.value)
+
+
+async def test_an_unreachable_server_is_transient(
+    tryton: TrytonServer, http: httpx.AsyncClient
+) -> None:
+    closed = connection(tryton)
+    closed = closed.model_copy(update={"base_url": f"http://127.0.0.1:{free_port()}"})
+    with pytest.raises(TransientError, match="cannot reach Tryton"):
+        await TrytonConnector(closed, http).deliver(event_for(make_order()), context())
+
+
+async def test_an_unknown_database_is_named(tryton: TrytonServer, http: httpx.AsyncClient) -> None:
+    client = client_for(tryton, http, database="no_such_db")
+    with pytest.raises(PermanentError, match="no_such_db"):
+        await client.search("party.party", [])
+
+
+async def test_an_expired_session_is_renewed_once(
+    tryton: TrytonServer, http: httpx.AsyncClient
+) -> None:
+    client = client_for(tryton, http)
+    await client.search("party.party", [], limit=1)
+    bogus = base64.b64encode(f"{tryton.username}:2:expired-session".encode()).decode()
+    client._auth = f"Session {bogus}"  # as if the server had dropped it
+    assert isinstance(await client.search("party.party", [], limit=1), list)
+    assert client._auth != f"Session {bogus}"
+
+
+async def test_a_tryton_user_error_is_permanent_with_trytons_message(
+    tryton: TrytonServer, http: httpx.AsyncClient
+) -> None:
+    client = client_for(tryton, http)
+    code = unique("dup-")
+    await client.create("party.party", [{"name": "One", "code": code}])
+    with pytest.raises(PermanentError, match="must be unique"):
+        await client.create("party.party", [{"name": "Two", "code": code}])
+
+
+async def test_decimals_and_dates_round_trip_exactly(
+    tryton: TrytonServer, http: httpx.AsyncClient
+) -> None:
+    client = client_for(tryton, http)
+    (currency,) = await client.search("currency.currency", [("code", "=", "EUR")])
+    (rate,) = await client.create(
+        "currency.currency.rate",
+        [{"currency": currency, "date": dt.date(2031, 2, 3), "rate": Decimal("1.123456")}],
+    )
+    (row,) = await client.read("currency.currency.rate", [rate], ["rate", "date"])
+    assert row["rate"] == Decimal("1.123456") and row["date"] == dt.date(2031, 2, 3)
+
+
+def test_error_payloads_map_to_the_typed_errors() -> None:
+    user = error_for("m", ["UserError", ["Wrong!", "because", None]])
+    assert isinstance(user, PermanentError) and "Wrong! (because)" in str(user)
+    warning = error_for("m", ["UserWarning", ["name", "Careful", ""]])
+    assert isinstance(warning, PermanentError) and "Careful" in str(warning)
+    assert isinstance(error_for("m", ["ConcurrencyException", "changed"]), TransientError)
+    assert isinstance(error_for("m", ["database is locked", "Traceback…"]), TransientError)
+    assert isinstance(error_for("m", ["KeyError: 'x'", "Traceback…"]), PermanentError)
+
+
+def test_the_wire_format_is_trytons() -> None:
+    body = wire.dumps(
+        {
+            "p": Decimal("19.990"),
+            "q": wire.Number(Decimal("2.5")),
+            "d": dt.date(2026, 7, 8),
+            "t": dt.datetime(2026, 7, 8, 9, 10, 11, 12),
+        }
+    )
+    assert body == (
+        b'{"p":{"__class__":"Decimal","decimal":"19.990"},"q":2.5,'
+        b'"d":{"__class__":"date","year":2026,"month":7,"day":8},'
+        b'"t":{"__class__":"datetime","year":2026,"month":7,"day":8,"hour":9,"minute":10,'
+        b'"second":11,"microsecond":12}}'
+    )
+    back = wire.loads(body)
+    assert back == {
+        "p": Decimal("19.990"),
+        "q": Decimal("2.5"),
+        "d": dt.date(2026, 7, 8),
+        "t": dt.datetime(2026, 7, 8, 9, 10, 11, 12),
+    }
+    with pytest.raises(TypeError):
+        wire.dumps({"price": 19.99})
