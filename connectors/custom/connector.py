@@ -8,7 +8,7 @@ Connection config:
 - credentials: ``webhook_secret`` (required, ``whsec_<base64>``: the shop signs its webhooks
   with it), ``push_secret`` (optional, what the gateway signs its pushes with; defaults to
   ``webhook_secret``);
-- options: ``timestamp_tolerance_seconds`` (default 300), ``push_url`` (default
+- options: ``timestamp_tolerance_seconds`` (default 300, 1 to 3600), ``push_url`` (default
   ``{base_url}/gateway/events``), ``stock_url`` (default ``{base_url}/gateway/stock``).
 
 Inbound (``POST /webhooks/{connection_id}``): order.created/updated/cancelled,

@@ -6,8 +6,9 @@ Inbound (``inventory``, ``products``, ``customers``, ``shipments``, ``returns``)
   (``user_event_script.js``): headers ``X-Gateway-Timestamp`` (unix seconds) and
   ``X-Gateway-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{raw body}">`` keyed with
   credential ``webhook_secret``; timestamps further than ``webhook_tolerance_seconds``
-  (default 300) from our clock are refused; body ``{"eventId", "eventType", "recordType",
-  "id", "lastModifiedDate", "record"}``, deduplicated by ``eventId``. Record types and what
+  (default 300, a number from 1 to 3600) from our clock are refused; body ``{"eventId",
+  "eventType", "recordType", "id", "lastModifiedDate", "record"}``, deduplicated by
+  ``eventId``. Record types and what
   they become (``records.py`` documents the record fields):
   ``inventoryitem`` → product.upserted + price.changed + inventory.level_changed per location;
   ``customer`` → customer.upserted; ``itemfulfillment`` → shipment.created (eventType create)
@@ -71,8 +72,9 @@ Connection config:
 - options (all optional): ``subsidiary_id`` (customer and order), ``location_id`` (order),
   ``discount_item_id`` (needed for orders with a discount), ``ship_method_id``,
   ``payment_gateway_field`` (a custom body field id, e.g. ``custbody_payment_gateway``),
-  ``order_status`` (e.g. ``"B"`` for pending fulfilment), ``send_exchange_rate`` (false: only
-  when the canonical rate is the rate NetSuite expects, see ``sales_order_body``),
+  ``order_status`` (e.g. ``"B"`` for pending fulfilment), ``send_exchange_rate`` (a real
+  boolean, default false: only when the canonical rate is the rate NetSuite expects, see
+  ``sales_order_body``),
   ``require_mappings`` (list of the optional mapping kinds above), ``webhook_tolerance_seconds``,
   ``timezone`` (IANA name of the account's time zone, for naive dates; default UTC),
   ``base_currency`` (default USD), ``order_sources`` (connection ids whose orders NetSuite

@@ -6,7 +6,7 @@ NetSuite has no native webhooks; a SuiteScript 2.1 user-event script (``afterSub
 - ``X-Gateway-Timestamp``: unix seconds when the script signed the body;
 - ``X-Gateway-Signature``: ``sha256=<hex HMAC-SHA256 of "{timestamp}.{raw body}">``, keyed
   with the connection's credential ``webhook_secret``; a timestamp further than
-  ``webhook_tolerance_seconds`` (default 300) from our clock is refused, so a captured
+  ``webhook_tolerance_seconds`` (default 300, 1 to 3600) from our clock is refused, so a captured
   request cannot be replayed later;
 - body ``{"eventId", "eventType", "recordType", "id", "lastModifiedDate", "record"}``:
   ``eventId`` is unique per event (the dedupe key), ``eventType`` the user-event context
