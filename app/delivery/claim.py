@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from app.canonical.events import CanonicalEvent
+from app.canonical.validation import describe_errors
 from app.db import transaction
 from app.delivery.outbox import DELIVERIES, Outcome
 from app.models import (
@@ -120,9 +122,10 @@ _DELIVERY_COLUMNS = [c.name for c in DELIVERIES.columns]
 @dataclass
 class Claimed:
     delivery: Delivery
-    event: CanonicalEvent
+    event: CanonicalEvent | None  # None: the stored payload is no longer valid (``unreadable``)
     context: DeliveryContext
     missing: list[Any]
+    unreadable: str | None = None
 
 
 async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
@@ -157,14 +160,18 @@ async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
                 )
             ).one()
         # the route's rules may have made their own payload (and type) of the event
-        event = CanonicalEvent.model_validate(
-            {
-                "type": delivery.event_type,
-                "entity_key": delivery.entity_key,
-                "occurred_at": occurred_at,
-                "payload": delivery.payload if delivery.payload is not None else event_payload,
-            }
-        )
+        try:
+            event = CanonicalEvent.model_validate(
+                {
+                    "type": delivery.event_type,
+                    "entity_key": delivery.entity_key,
+                    "occurred_at": occurred_at,
+                    "payload": delivery.payload if delivery.payload is not None else event_payload,
+                }
+            )
+        except ValidationError as exc:
+            # stored before today's rules (or by hand): it can never go out as it is
+            return Claimed(delivery, None, DeliveryContext(), [], unreadable=describe_errors(exc))
         connector = rt.connector(delivery.destination)
         needs = connector.required_mappings(event) if connector else []
         needs = list(dict.fromkeys(needs + rule_needs(delivery.directives)))

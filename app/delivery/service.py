@@ -87,6 +87,12 @@ async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
 async def _process_claimed(
     rt: Runtime, delivery: Delivery, owner: str, claimed: Claimed
 ) -> Outcome:
+    if claimed.event is None:
+        unreadable = PermanentError(
+            f"the stored event does not pass validation any more ({claimed.unreadable}); "
+            "fix the record at its source and send it again"
+        )
+        return await _finish(rt, delivery, owner, unreadable, _NO_CALL, claimed)
     if claimed.missing:
         return await _finish(
             rt, delivery, owner, NeedsMappingError(claimed.missing), _NO_CALL, claimed
@@ -169,6 +175,7 @@ async def _attempt(
     error: BaseException | None = None
     with capture_exchanges() as exchanges:
         try:
+            assert claimed.event is not None
             result = await connector.deliver(claimed.event, claimed.context)
         except ConnectorError as exc:
             error = exc
@@ -412,7 +419,7 @@ async def _finish(
             await record_breaker(session, delivery.destination, call.breaker.view, now)
             if call.breaker.view.state == "closed":
                 await release_waiting(session, rt, delivery.destination)
-        if outcome.status == DeliveryStatus.DELIVERED:
+        if outcome.status == DeliveryStatus.DELIVERED and claimed.event is not None:
             from app.flows import hooks
 
             await hooks.after_delivered(

@@ -15,7 +15,7 @@ from app.delivery.actions import release_parked, replay
 from app.delivery.worker import InProcessWorker
 from app.main import start_runtime
 from app.mappings.service import upsert_entries
-from app.models import ConnectionState, Delivery, DeliveryAttempt, EntityLink
+from app.models import CanonicalEventRow, ConnectionState, Delivery, DeliveryAttempt, EntityLink
 from app.runtime import Runtime
 from connectors.base import (
     Connector,
@@ -239,3 +239,27 @@ async def test_expired_lease_is_reclaimed_by_the_sweeper(engine_rt: Any) -> None
         )
     await wait_status(rt, delivery_id, "delivered")
     assert len(connector.calls) == 1
+
+
+async def test_a_stored_event_that_no_longer_validates_goes_dead_with_the_reason(
+    engine_rt: Any,
+) -> None:
+    connector = ScriptedConnector()
+    rt = await engine_rt(connector)
+    delivery_id = await seed_event(rt, make_order("2009"), enqueue=False)
+    # stored before today's validation (or by hand): a negative quantity
+    async with transaction(rt.sessions) as session:
+        event_id = (await session.get(Delivery, delivery_id)).canonical_event_id  # type: ignore[union-attr]
+        row = await session.get(CanonicalEventRow, event_id)
+        assert row is not None
+        payload = dict(row.payload)
+        payload["lines"] = [{**payload["lines"][0], "quantity": "-5"}]
+        await session.execute(
+            sa.update(CanonicalEventRow)
+            .where(CanonicalEventRow.id == event_id)
+            .values(payload=payload)
+        )
+    row = await wait_status(rt, delivery_id, "dead")
+    assert "does not pass validation any more" in (row.last_error or "")
+    assert "lines[0].quantity" in (row.last_error or "")
+    assert connector.calls == []

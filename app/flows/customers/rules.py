@@ -6,6 +6,7 @@ same person typed slightly differently in two systems is found, not created twic
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -241,7 +242,19 @@ def match_keys(customer: Customer, rules: CustomerRules) -> list[str]:
                 postcode = normalize_postcode(address.postal_code)
                 if postcode:
                     keys.setdefault(f"name_postcode:{name}|{postcode}", None)
-    return list(keys)
+    return [_fitting(key) for key in keys]
+
+
+MATCH_KEY_MAX = 256  # the customer_matches column
+
+
+def _fitting(key: str) -> str:
+    """A key as stored: a long one (normalisation can lengthen a name) by its hash, so two
+    long keys that share a prefix never match by accident."""
+    if len(key) <= MATCH_KEY_MAX:
+        return key
+    kind = key.split(":", 1)[0]
+    return f"{kind}:sha256:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
 def find_duplicate(

@@ -63,6 +63,13 @@ BUILTIN_PLACES: dict[str, int] = {
 }  # fmt: skip
 
 
+def _multiple_of(value: Decimal, unit: Decimal) -> bool:
+    try:
+        return value % unit == 0
+    except ArithmeticError:  # out of Decimal's range: certainly no price step
+        return False
+
+
 class RoundingRule(BaseModel):
     """How amounts of one currency are rounded."""
 
@@ -77,13 +84,15 @@ class RoundingRule(BaseModel):
     increment: Decimal | None = Field(
         default=None,
         gt=0,
+        le=1_000_000,
+        allow_inf_nan=False,
         description="Round to a multiple of this (e.g. 0.05 for Swiss cash rounding) with the "
         "same mode; must be a multiple of 10^-places.",
     )
 
     @model_validator(mode="after")
     def _increment_fits_places(self) -> RoundingRule:
-        if self.increment is not None and self.increment % self.unit_of_places != 0:
+        if self.increment is not None and not _multiple_of(self.increment, self.unit_of_places):
             raise ValueError(
                 f"increment {self.increment} has more than {self.places} decimal places"
             )
