@@ -91,7 +91,10 @@ class TrytonClient:
         self, model: str, method: str, *args: Any, context: Mapping[str, Any] | None = None
     ) -> Any:
         """``model.<model>.<method>(*args, context)`` with the user's context (+ ``context``)."""
-        rpc = f"model.{model}.{method}"
+        return await self.call(f"model.{model}.{method}", *args, context=context)
+
+    async def call(self, rpc: str, *args: Any, context: Mapping[str, Any] | None = None) -> Any:
+        """Any context-taking method (``model.…``, ``wizard.…``, ``report.…``) in the session."""
 
         def params() -> list[Any]:
             return [*args, {**self._context, **(context or {})}]

@@ -115,6 +115,17 @@ class Parties:
         (address_id,) = await self.client.create(rec.ADDRESS, [{**values, "party": party_id}])
         return address_id
 
+    async def default_address(self, party_id: int) -> int:
+        """The party's first address; an empty one if it has none (as Tryton gives a new
+        party), since a sale cannot be quoted without an invoice address."""
+        ids = await self.client.search(
+            rec.ADDRESS, [("party", "=", party_id)], order=[("sequence", "ASC"), ("id", "ASC")]
+        )
+        if ids:
+            return ids[0]
+        (address_id,) = await self.client.create(rec.ADDRESS, [{"party": party_id}])
+        return address_id
+
     async def set_contacts(self, party_id: int, email: str | None, phone: str | None) -> None:
         """Make ``email``/``phone`` the party's first ones: an existing mechanism of the type
         is changed, or one is created; equal values are left alone."""

@@ -187,6 +187,8 @@ class Sales:
         shipment = await self.parties.address(
             party, order.shipping_address or order.billing_address
         )
+        if invoice is None:  # an order without addresses (digital goods, point of sale)
+            invoice = shipment = await self.parties.default_address(party)
         parts = rec.SaleParts(
             party=party,
             invoice_address=invoice,
