@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.base import PermanentError, TransientError
+from connectors.base import PermanentError, RateLimitedError, TransientError
 from connectors.tryton import wire
 from connectors.tryton.client import TrytonClient, error_for
 from connectors.tryton.connector import TrytonConnector
@@ -122,3 +122,31 @@ def test_the_wire_format_is_trytons() -> None:
     }
     with pytest.raises(TypeError):
         wire.dumps({"price": 19.99})
+
+
+def canned(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> TrytonClient:
+    """A client whose server always answers ``status`` (for what a real one rarely does)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, headers=headers or {}, content=body)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    creds = TrytonCredentials(username="gateway", password="secret")
+    return TrytonClient(http, "http://tryton.test", "prod", creds)
+
+
+async def test_too_many_requests_waits_for_retry_after() -> None:
+    with pytest.raises(RateLimitedError) as caught:
+        await canned(429, {"Retry-After": "17"}).search("party.party", [])
+    assert caught.value.retry_after == 17
+    with pytest.raises(RateLimitedError):
+        await canned(503, {"Retry-After": "5"}).search("party.party", [])
+
+
+async def test_server_errors_are_transient_and_odd_answers_permanent() -> None:
+    with pytest.raises(TransientError, match="HTTP 502"):
+        await canned(502).search("party.party", [])
+    with pytest.raises(TransientError):
+        await canned(503).search("party.party", [])
+    with pytest.raises(PermanentError, match="not JSON"):
+        await canned(200, body=b"<html>proxy login</html>").search("party.party", [])
