@@ -79,9 +79,9 @@ class Parties:
             return None
         if self._category is None:
             ids = await self.client.search("party.category", [("name", "=", name)], limit=1)
-            self._category = (
-                ids[0] if ids else (await self.client.create("party.category", [{"name": name}]))[0]
-            )
+            if not ids:
+                ids = await self.client.create("party.category", [{"name": name}])
+            self._category = ids[0]
         return self._category
 
     # --- create ------------------------------------------------------------------------
@@ -217,11 +217,8 @@ class Parties:
         Sales and invoices keep their references to the party (accounting records); the
         person's data on them is what the party now says.
         """
-        parties: list[int] = []
-        candidates: list[Any] = [ctx.link("customer", request.entity_key)]
-        for candidate in candidates:
-            if found := await self.exists(candidate):
-                parties.append(found)
+        linked = await self.exists(ctx.link("customer", request.entity_key))
+        parties: list[int] = [linked] if linked else []
         codes = []
         if request.customer_external_id:
             codes.append(rec.party_code(self.options, request.source, request.customer_external_id))

@@ -19,6 +19,7 @@ from connectors.tryton.connector import TrytonConnector
 from connectors.tryton.wire import Number
 from tests.tryton.conftest import context, event_for, make_order, unique
 from tests.tryton.server import CARRIER
+from tests.tryton.test_customers import customer, upserted
 
 pytestmark = [pytest.mark.tryton, pytest.mark.timeout(300)]
 
@@ -319,3 +320,16 @@ async def test_a_foreign_cursor_is_refused(connector: TrytonConnector) -> None:
 
     with pytest.raises(PermanentError, match="reset the stream"):
         await connector.poll("customers", "not-a-cursor", 10)
+
+
+async def test_a_customer_category_marks_and_selects_the_gateways_parties(
+    make_connector: Any, rpc: TrytonClient
+) -> None:
+    connector = make_connector(customer_category="Web shop")
+    cursor = await drain(connector, "customers")
+    await rpc.create("party.party", [{"name": "Walk-in Customer"}])
+    cid = unique("c")
+    result = await connector.deliver(upserted(customer(cid)), context())
+
+    events, _ = await poll_all(connector, "customers", cursor)
+    assert [e.payload_as(Customer).external_id for e in events] == [result.links[0].remote_id]
