@@ -359,3 +359,21 @@ async def test_the_store_tax_source_sends_no_tryton_taxes(
     (sale,) = await sales_of(rpc, order)
     assert sale["total_amount"] == Decimal("40.00")
     assert result.findings == []
+
+
+async def test_a_mapped_shipping_method_sets_the_carrier(
+    connector: TrytonConnector, rpc: TrytonClient
+) -> None:
+    (carrier,) = await rpc.search("carrier", [])
+    order = make_order()
+    ctx = DeliveryContext(mappings={"shipping_method": {"Standard": str(carrier)}})
+    await connector.deliver(event_for(order), ctx)
+    (sale,) = await rpc.search_read(
+        "sale.sale",
+        [("reference", "=", f"shop-{order.external_id}")],
+        ["carrier", "state", "total_amount", "shipments"],
+    )
+    assert (sale["carrier"], sale["state"]) == (carrier, "processing")
+    assert sale["total_amount"] == Decimal("79.12")  # no cost line added by Tryton
+    (shipment,) = await rpc.read("stock.shipment.out", sale["shipments"], ["carrier"])
+    assert shipment["carrier"] == carrier
