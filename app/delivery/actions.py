@@ -33,7 +33,7 @@ _FRESH: dict[str, Any] = {
     "last_error": None,
     "last_error_class": None,
     "parked_reason": None,
-    "needs": None,
+    # ``needs`` stay: the next claim hands the connector what was added for them
     "lease_owner": None,
     "lease_expires_at": None,
 }

@@ -175,7 +175,12 @@ async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
         connector = rt.connector(delivery.destination)
         needs = connector.required_mappings(event) if connector else []
         needs = list(dict.fromkeys(needs + rule_needs(delivery.directives)))
-        found, links = await _mappings_and_links(session, delivery.destination, needs, event)
+        # what the connector found missing on an earlier attempt: handed over if mapped now,
+        # but not required (the operator may have fixed it in the remote system instead)
+        learned = [MappingNeed(n["kind"], n["key"]) for n in delivery.needs or []]
+        found, links = await _mappings_and_links(
+            session, delivery.destination, list(dict.fromkeys(needs + learned)), event
+        )
         missing = [n for n in needs if n.key not in found.get(n.kind, {})]
         from app.flows import hooks  # the flows build on the engine, not the other way
 

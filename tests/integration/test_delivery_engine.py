@@ -22,6 +22,7 @@ from connectors.base import (
     DeliveryContext,
     DeliveryResult,
     MappingNeed,
+    NeedsMappingError,
     PermanentError,
     RateLimitedError,
     RemoteLink,
@@ -263,3 +264,36 @@ async def test_a_stored_event_that_no_longer_validates_goes_dead_with_the_reason
     assert "does not pass validation any more" in (row.last_error or "")
     assert "lines[0].quantity" in (row.last_error or "")
     assert connector.calls == []
+
+
+class LooksUpSkus(ScriptedConnector):
+    """Declares no mappings up front; finds a SKU missing only when it looks (like Tryton's
+    product lookup by code), and then takes a mapping if the gateway has one."""
+
+    def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
+        return []
+
+    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
+        self.calls.append((event.type, event.entity_key))
+        unknown = [
+            line.sku
+            for line in event.payload.lines
+            if line.sku not in ctx.mappings.get("sku", {}) and line.sku != "SKU-RED-M"
+        ]
+        if unknown:
+            raise NeedsMappingError([MappingNeed("sku", sku or "") for sku in unknown])
+        return DeliveryResult()
+
+
+async def test_a_mapping_the_connector_asked_for_reaches_it_after_the_release(
+    engine_rt: Any,
+) -> None:
+    connector = LooksUpSkus()
+    rt = await engine_rt(connector)
+    delivery_id = await seed_event(rt, make_order("2010", skus=("SKU-RED-M", "SKU-ODD")))
+    await wait_status(rt, delivery_id, "parked")
+    async with transaction(rt.sessions) as session:
+        await upsert_entries(session, "sku", "erp", {"SKU-ODD": "3001"})
+        assert await release_parked(session, rt, "erp") == [delivery_id]
+    await wait_status(rt, delivery_id, "delivered")
+    assert len(connector.calls) == 2
