@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -83,6 +84,16 @@ class RequestLimits:
             log.info("client went away before its request body arrived", path=path)
             return
 
+        if path.startswith(API_PREFIX) and _has_nul(body):
+            await _answer(
+                send,
+                _Refused(
+                    422,
+                    "invalid_request",
+                    "the body contains a NUL character (\\u0000), which no field accepts",
+                ),
+            )
+            return
         delivered = False
 
         async def replay() -> Message:
@@ -134,6 +145,15 @@ class RequestLimits:
                 f"{self.settings.body_read_timeout_seconds:g} s",
                 "send the body at once; retry",
             ) from None
+
+
+# a JSON-escaped NUL: \u0000 not itself escaped (an even run of backslashes before it)
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _has_nul(body: bytes) -> bool:
+    """NUL cannot be stored in Postgres text or JSONB: refused here as bad input, not a 500."""
+    return b"\x00" in body or (b"u0000" in body and _ESCAPED_NUL.search(body) is not None)
 
 
 def _too_large(limit: int) -> _Refused:

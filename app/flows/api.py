@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.api.deps import OperatorDep, RuntimeDep, SessionDep
+from app.api.deps import OperatorDep, PiiDep, RuntimeDep, SessionDep
+from app.api.pii import mask_response
 from app.canonical.events import event_json_schemas
 from app.errors import NotFound, Unprocessable
 from app.flows.rules import (
@@ -302,6 +303,7 @@ def _id_of(finding: Finding) -> int:
 )
 async def get_findings(
     session: SessionDep,
+    may_see_pii: PiiDep,
     kind: Annotated[str | None, Query(description="e.g. tax_difference")] = None,
     entity_key: Annotated[str | None, Query(description="e.g. shop:order:1001")] = None,
     connection_id: Annotated[str | None, Query(description="connection id")] = None,
@@ -310,7 +312,11 @@ async def get_findings(
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[FindingOut]:
     where = FindingFilter(kind, entity_key, connection_id, since)
-    return await list_findings(session, where, cursor, limit)
+    page = await list_findings(session, where, cursor, limit)
+    if may_see_pii:
+        return page
+    # a finding's data can name a customer (a duplicate linked, a tax difference on an order)
+    return Page(items=[mask_response(f) for f in page.items], next_cursor=page.next_cursor)
 
 
 # --- event schemas ------------------------------------------------------------------------

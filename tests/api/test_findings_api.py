@@ -7,7 +7,7 @@ from typing import Any
 
 from app.db import transaction
 from app.models import Finding, utcnow
-from tests.api.conftest import Gateway
+from tests.api.conftest import PII_READER, Gateway
 
 
 async def add_finding(gw: Gateway, kind: str, **values: Any) -> int:
@@ -68,3 +68,17 @@ async def test_bad_parameters_are_400_or_422(gw_flows: Gateway) -> None:
     assert (await gw_flows.get("/findings", since="yesterday")).status_code == 422
     assert (await gw_flows.get("/findings", limit=0)).status_code == 422
     assert (await gw_flows.client.get("/api/v1/findings")).status_code == 401
+
+
+async def test_viewers_see_findings_with_personal_data_masked(gw_flows: Gateway) -> None:
+    await add_finding(
+        gw_flows,
+        "duplicate_customer_linked",
+        message="customer shop:customer:9 matches on email:ada.lovelace@example.com",
+        data={"match": "email:ada.lovelace@example.com", "email": "ada.lovelace@example.com"},
+    )
+    seen = (await gw_flows.ok("/findings"))["items"][0]
+    text = str(seen)
+    assert "ada.lovelace@example.com" not in text and "@example.com" in text
+    whole = await gw_flows.client.get("/api/v1/findings", headers=PII_READER)
+    assert "ada.lovelace@example.com" in whole.text
