@@ -49,11 +49,16 @@ class Proc:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(10)
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """Ask the process group to stop (SIGTERM) without waiting."""
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, signal.SIGTERM)
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self.terminate()
+        if self.popen.poll() is None:
             try:
-                self.popen.wait(3)  # graceful shutdown may wait on a stalled simulator call
+                self.popen.wait(timeout)  # graceful shutdown may wait on a stalled call
             except subprocess.TimeoutExpired:
                 self.kill9()
         self._log.close()
@@ -101,8 +106,12 @@ class ProcessGroup:
         return self.start(name, [sys.executable, *module_args], env)
 
     def stop_all(self) -> None:
+        """SIGTERM every process at once, then wait for each (3 s in all, then SIGKILL)."""
         for proc in reversed(self.procs):
-            proc.stop()
+            proc.terminate()
+        deadline = time.monotonic() + 3.0
+        for proc in reversed(self.procs):
+            proc.stop(timeout=max(0.1, deadline - time.monotonic()))
 
 
 @contextmanager
