@@ -5,12 +5,14 @@ ENV UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=/opt/venv UV_COMPILE_BYTECO
 RUN pip install --no-cache-dir "uv==0.13.8"
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-default-groups --no-install-project
+# the product only: kernel, app, connectors (simulators and tests stay out of the image)
+COPY kernel ./kernel
 COPY app ./app
 COPY connectors ./connectors
 COPY alembic ./alembic
 COPY alembic.ini ./
-RUN uv sync --frozen --no-dev --no-editable
+RUN uv sync --frozen --no-default-groups --no-editable
 
 # Runtime stage: the venv and the migrations, run as an unprivileged user.
 FROM python:3.12-slim

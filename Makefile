@@ -17,7 +17,7 @@ PORT ?= 8000
 help:
 	@echo "make run    start the gateway with the demo config (SQLite, simulators) on :$(PORT)"
 	@echo "make test   run the whole test suite"
-	@echo "make lint   ruff (format check + lint) and mypy"
+	@echo "make lint   ruff (format check + lint), mypy and the import graph"
 	@echo "make audit  known vulnerabilities in the locked dependencies"
 	@echo "make bench  ingest and end-to-end benchmarks on Postgres + Redis"
 
@@ -43,7 +43,8 @@ test-fast: env
 lint: env
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy app connectors
+	$(BIN)/mypy kernel app connectors simulators
+	$(BIN)/lint-imports
 
 # known vulnerabilities in the locked dependencies (PyPI's advisory data); a package it cannot
 # look up is listed as skipped, which does not fail the run

@@ -121,10 +121,18 @@ def cmd_check_config(_: argparse.Namespace) -> None:
     for kind, per_conn in config.mappings.items():
         for conn_id, entries in per_conn.items():
             print(f"  mappings {kind}/{conn_id}: {len(entries)} entries")
+    for warning in config.warnings:
+        print(f"warning: {warning}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from app.demo import run_demo
+    try:
+        from simulators.demo import run_demo
+    except ImportError:  # the production image leaves the simulators out
+        raise SystemExit(
+            "erp-gateway demo needs the simulators (simulators/), which only the source tree "
+            "has: run `make run` from a checkout"
+        ) from None
 
     run_demo(orders=args.orders, port=args.port, stay=not args.exit)
 

@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -131,6 +132,12 @@ class GatewayConfig(BaseModel):
     mappings: dict[str, dict[str, dict[str, str]]] = Field(default_factory=dict)
     rules: dict[str, Any] = Field(default_factory=dict)
     delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+    # what real traffic will need that the options leave out (check-config prints them)
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
 
     @model_validator(mode="after")
     def _references_resolve(self, info: ValidationInfo) -> GatewayConfig:
@@ -198,6 +205,7 @@ def reference_problems(config: GatewayConfig) -> list[Problem]:
             )
             continue
         problems += _credential_problems(i, conn, cls, config.routes)
+        problems += _option_problems(i, conn, cls)
         if conn.poll is not None:
             for j, stream in enumerate(conn.poll.streams):
                 if stream not in cls.poll_streams:
@@ -219,6 +227,7 @@ def reference_problems(config: GatewayConfig) -> list[Problem]:
                         f"connection {end!r}" + _suggest(end, first),
                     )
                 )
+    problems += _route_problems(config, known)
     for kind, per_conn in config.mappings.items():
         for conn_id in per_conn:
             if conn_id not in first:
@@ -242,16 +251,16 @@ def reference_problems(config: GatewayConfig) -> list[Problem]:
 def _credential_problems(
     index: int, conn: ConnectionConfig, cls: Any, routes: list[Route]
 ) -> list[Problem]:
-    """Missing, empty and unknown credentials, as the connector type declares them."""
+    """Missing, empty and unknown credentials, as the connector's Credentials model has them."""
     at: tuple[Any, ...] = ("connections", index, "credentials")
-    required: frozenset[str] = cls.required_credentials
+    fields = cls.Credentials.model_fields
+    required = {name for name, f in fields.items() if f.is_required()}
     webhook: frozenset[str] = cls.webhook_credentials
-    allowed = required | webhook | cls.optional_credentials
     problems: list[Problem] = []
     for key in conn.credentials:
-        if key not in allowed:
+        if key not in fields:
             message = f"unknown credential {key!r} for a {conn.type} connection"
-            problems.append(((*at, key), message + _suggest(key, allowed)))
+            problems.append(((*at, key), message + _suggest(key, fields)))
     needed = dict.fromkeys(sorted(required), "")
     if webhook:
         polled = set(conn.poll.streams) if conn.poll else set()
@@ -273,7 +282,75 @@ def _credential_problems(
             problems.append(
                 ((*at, key), f"credential {key!r} of connection {conn.id!r} is empty{why}")
             )
+    if problems:
+        return problems
+    secrets = {key: value.get_secret_value() for key, value in conn.credentials.items()}
+    try:
+        cls.Credentials.model_validate(secrets)
+    except ValidationError as exc:  # a format the connector checks (e.g. whsec_<base64>)
+        problems += [
+            (path, message.replace(repr(secrets.get(str(path[-1]))), "***"))
+            for path, message in _pydantic_problems(exc, cls.Credentials, at)
+        ]
     return problems
+
+
+def _option_problems(index: int, conn: ConnectionConfig, cls: Any) -> list[Problem]:
+    """The connection's ``options:`` against the connector's Options model."""
+    try:
+        cls.Options.model_validate(conn.options)
+    except ValidationError as exc:
+        return _pydantic_problems(exc, cls.Options, ("connections", index, "options"))
+    return []
+
+
+def _route_problems(config: GatewayConfig, known: dict[str, Any]) -> list[Problem]:
+    """Both ends of every route must carry its flow: the source sends it in (by webhook or a
+    poll stream of that name), the destination takes it out."""
+    problems: list[Problem] = []
+    by_id = {c.id: c for c in config.connections}
+    for r, route in enumerate(config.routes):
+        source, target = by_id.get(route.from_), by_id.get(route.to)
+        sender = known.get(source.type) if source is not None else None
+        if sender is not None and route.flow not in sender.inbound_flows | sender.poll_streams:
+            takes = ", ".join(sorted(sender.inbound_flows | sender.poll_streams)) or "nothing"
+            problems.append(
+                (
+                    ("routes", r, "from"),
+                    f"{route.from_!r} ({sender.type_name}) cannot be the source of {route.flow}; "
+                    f"it sends: {takes}",
+                )
+            )
+        receiver = known.get(target.type) if target is not None else None
+        if receiver is not None and route.flow not in receiver.outbound_flows:
+            takes = ", ".join(sorted(receiver.outbound_flows)) or "nothing"
+            problems.append(
+                (
+                    ("routes", r, "to"),
+                    f"{route.to!r} ({receiver.type_name}) cannot receive {route.flow}; "
+                    f"it takes: {takes}",
+                )
+            )
+    return problems
+
+
+def option_warnings(config: GatewayConfig) -> list[Problem]:
+    """What real traffic will need that a connection's options leave out (not errors)."""
+    from connectors.registry import connector_types
+
+    known = connector_types()
+    warnings: list[Problem] = []
+    for i, conn in enumerate(config.connections):
+        cls = known.get(conn.type)
+        if cls is None:
+            continue
+        try:
+            options = cls.Options.model_validate(conn.options)
+        except ValidationError:
+            continue
+        for warning in cls.option_warnings(options):
+            warnings.append((("connections", i, "options"), f"connection {conn.id!r}: {warning}"))
+    return warnings
 
 
 def _refuse_network(request: Any) -> Any:
@@ -285,7 +362,7 @@ def connector_problems(config: GatewayConfig) -> list[Problem]:
     (options, secret formats) become config problems that name the connection."""
     import httpx
 
-    from connectors.registry import build_connector
+    from app.connections import build_connector
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(_refuse_network), trust_env=False)
     problems: list[Problem] = []
@@ -504,6 +581,9 @@ def parse_config(text: str, source: str = "<config>") -> GatewayConfig:
     problems = reference_problems(config) or connector_problems(config)
     if problems:
         raise fail(problems)
+    config._warnings = [
+        f"line {line_no(path) or '?'}: {message}" for path, message in option_warnings(config)
+    ]
     return config
 
 

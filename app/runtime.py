@@ -17,12 +17,12 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import GatewayConfig
+from app.connections import build_connector
 from app.db import make_engine, make_sessionmaker
 from app.delivery.breakers import BreakerRegistry
 from app.delivery.capture import make_http_client
 from app.settings import Settings
-from connectors.base import Connector
-from connectors.registry import build_connector
+from kernel.contract import Connector
 
 if TYPE_CHECKING:
     from app.delivery.queue import DeliveryQueue
@@ -105,7 +105,10 @@ def build_runtime(settings: Settings, config: GatewayConfig) -> Runtime:
         default=config.delivery.request_timeout_seconds,
     )
     http = make_http_client(timeout)
-    connectors = {c.id: build_connector(c, http) for c in config.connections}
+    connectors = {
+        c.id: build_connector(c, http, config.policy_for(c.id).request_timeout_seconds)
+        for c in config.connections
+    }
     return Runtime(
         settings=settings,
         config=config,

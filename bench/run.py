@@ -243,7 +243,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "netsuite",
             [
                 "-m",
-                "connectors.netsuite.simulator",
+                "simulators.netsuite.simulator",
                 "--port",
                 "8612",
                 "--concurrency-limit",

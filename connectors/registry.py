@@ -1,29 +1,44 @@
-"""Connector type name → class."""
+"""Connector types, found through the ``erp_gateway.connectors`` entry-point group.
+
+A connector can ship as its own package: it declares, in its ``pyproject.toml``,
+
+    [project.entry-points."erp_gateway.connectors"]
+    mysystem = "mysystem_connector:MySystemConnector"
+
+The built-in ones register the same way (this project's ``pyproject.toml``).
+"""
 
 from __future__ import annotations
 
-import httpx
+from functools import cache
+from importlib.metadata import entry_points
 
-from app.config import ConnectionConfig
-from connectors.base import Connector
+from kernel.contract import Connector
 
-
-def _registry() -> dict[str, type[Connector]]:
-    # Imported lazily: connectors import app.config, which validates types against this.
-    from connectors.custom.connector import CustomConnector
-    from connectors.netsuite.connector import NetSuiteConnector
-    from connectors.shopify.connector import ShopifyConnector
-    from connectors.tryton.connector import TrytonConnector
-
-    return {
-        cls.type_name: cls
-        for cls in (ShopifyConnector, NetSuiteConnector, CustomConnector, TrytonConnector)
-    }
+GROUP = "erp_gateway.connectors"
 
 
+class RegistryError(Exception):
+    """An installed connector is broken (cannot be imported, or does not keep the contract)."""
+
+
+@cache
 def connector_types() -> dict[str, type[Connector]]:
-    return _registry()
-
-
-def build_connector(config: ConnectionConfig, http: httpx.AsyncClient) -> Connector:
-    return _registry()[config.type](config, http)
+    """Every installed connector type: ``type_name`` → class."""
+    found: dict[str, type[Connector]] = {}
+    for point in entry_points(group=GROUP):
+        try:
+            cls = point.load()
+        except Exception as exc:  # one clear line at start-up, not a traceback
+            raise RegistryError(
+                f"connector {point.name!r} ({point.value}) cannot be loaded: {exc}"
+            ) from exc
+        if not (isinstance(cls, type) and issubclass(cls, Connector)):
+            raise RegistryError(f"entry point {point.name!r} ({point.value}) is not a Connector")
+        if cls.type_name != point.name:
+            raise RegistryError(
+                f"entry point {point.name!r} names {cls.__name__}, whose type_name is "
+                f"{cls.type_name!r}: they must be the same"
+            )
+        found[cls.type_name] = cls
+    return found

@@ -15,7 +15,7 @@ from app.delivery.outbox import enqueue_after_commit
 from app.mappings.service import resolve
 from app.models import Delivery, DeliveryStatus, utcnow
 from app.runtime import Runtime
-from connectors.base import MappingNeed
+from kernel.types import MappingNeed
 
 # Held deliveries are not replayed: they wait for a decision (POST /approvals/{id}/approve).
 # Rejected ones are final unless an operator re-opens them, which holds them again.

@@ -13,8 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.validation import describe_errors
 from app.db import transaction
 from app.delivery.outbox import DELIVERIES, Outcome
 from app.models import (
@@ -28,7 +26,9 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from connectors.base import DeliveryContext, MappingNeed
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.validation import describe_errors
+from kernel.types import DeliveryContext, MappingNeed
 
 
 def not_blocked() -> Any:

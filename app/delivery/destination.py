@@ -16,7 +16,7 @@ from app.delivery.breakers import BreakerView
 from app.delivery.outbox import DELIVERIES, WAITING_FOR_DESTINATION, enqueue_after_commit
 from app.models import ConnectionState, DeliveryStatus, utcnow
 from app.runtime import Runtime
-from connectors.base import NeedsMappingError
+from kernel.errors import NeedsMappingError
 
 log = structlog.get_logger("gateway.delivery")
 
@@ -39,13 +39,15 @@ async def record_breaker(
     await session.execute(stmt.on_conflict_do_update(index_elements=["connection_id"], set_=values))
 
 
-async def release_waiting(session: AsyncSession, rt: Runtime, destination: str) -> list[int]:
+async def release_waiting(
+    session: AsyncSession, rt: Runtime, destination: str, now: datetime | None = None
+) -> list[int]:
     """The destination answers again: what waited for it is due now, oldest first.
 
     The first ``RELEASE_BATCH`` are queued after the commit; the sweeper takes the rest as
     due work, so the backlog drains in order within the destination's concurrency limit.
     """
-    now = utcnow()
+    now = now or utcnow()
     released = id_list(
         (
             await session.execute(

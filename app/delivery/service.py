@@ -42,16 +42,16 @@ from app.models import (
 )
 from app.observability import metrics
 from app.runtime import Runtime
-from connectors.base import (
-    Connector,
+from kernel.contract import Connector
+from kernel.errors import (
     ConnectorError,
-    DeliveryResult,
     HoldError,
     NeedsMappingError,
     PermanentError,
     RateLimitedError,
     TransientError,
 )
+from kernel.types import DeliveryResult
 
 log = structlog.get_logger("gateway.delivery")
 

@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.db import transaction
 from app.dbutil import id_list
 from app.delivery.breakers import CLOSED, BreakerView
 from app.delivery.claim import not_blocked
@@ -46,12 +47,12 @@ _SWEEP_LOCK = 0x6572702D6777
 async def sweep(rt: Runtime) -> int:
     """One pass; returns how many deliveries it queued (0 if another process is sweeping)."""
     now = utcnow()
-    async with rt.sessions() as session, session.begin():
+    async with transaction(rt.sessions) as session:
         if not await _take_sweep_lock(session):
             return 0
         await _reconcile_breakers(session, rt, now)
         breakers = await _mirrored_breakers(session)
-        await _release_recovered(session, rt, breakers)
+        await _release_recovered(session, rt, breakers, now)
         trials = await _trial_candidates(session, breakers, now)
         due = await _due(session, now)
         abandoned = await _abandoned(session, now)
@@ -150,8 +151,10 @@ async def _reconcile_breakers(session: AsyncSession, rt: Runtime, now: datetime)
 
 
 async def _release_recovered(
-    session: AsyncSession, rt: Runtime, breakers: dict[str, BreakerView]
+    session: AsyncSession, rt: Runtime, breakers: dict[str, BreakerView], now: datetime
 ) -> None:
+    """What still waits for a destination whose breaker is closed: due now (this very sweep
+    queues it as due work), so nothing waits for a wake-up that never comes."""
     waiting = (
         await session.execute(
             sa.select(DELIVERIES.c.destination)
@@ -164,7 +167,7 @@ async def _release_recovered(
     ).scalars()
     for destination in list(waiting):
         if breakers.get(destination, BreakerView("closed")).state == "closed":
-            await release_waiting(session, rt, destination)
+            await release_waiting(session, rt, destination, now)
 
 
 async def _trial_candidates(

@@ -41,7 +41,6 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.canonical.customer import ErasureRequest
 from app.db import transaction
 from app.dbutil import insert_for, rowcount
 from app.erasure.refs import (
@@ -71,6 +70,7 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
+from kernel.canonical.customer import ErasureRequest
 
 log = structlog.get_logger("gateway.erasure")
 

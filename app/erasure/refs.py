@@ -23,10 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.canonical.customer import ErasureRequest
-from app.canonical.events import CanonicalEvent
 from app.flows.customers.rules import erasure_email, erasure_phones, erasure_request_phones
 from app.models import ErasureRecord, PersonRef, utcnow
+from kernel.canonical.customer import ErasureRequest
+from kernel.canonical.events import CanonicalEvent
 
 ERASE_REQUESTED = "customer.erase_requested"
 PERSON_REFS: sa.Table = PersonRef.__table__  # type: ignore[attr-defined]

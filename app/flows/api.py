@@ -22,7 +22,6 @@ from sqlmodel import col
 
 from app.api.deps import OperatorDep, PiiDep, RuntimeDep, SessionDep
 from app.api.pii import mask_response
-from app.canonical.events import event_json_schemas
 from app.errors import NotFound, Unprocessable
 from app.flows.rules import (
     SECTIONS,
@@ -36,6 +35,7 @@ from app.models import Finding, RuleOverride
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from app.ops.service import as_utc
 from app.runtime import Runtime
+from kernel.canonical.events import event_json_schemas
 
 router = APIRouter()
 

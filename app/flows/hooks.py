@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.inventory import StockAvailability
 from app.flows.inventory.hooks import AVAILABILITY, remember_baseline, stock_as_sent_now
 from app.flows.orders.hooks import book_order, fill_variant_skus
 from app.models import Delivery
 from app.runtime import Runtime
-from connectors.base import DeliveryContext
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.inventory import StockAvailability
+from kernel.types import DeliveryContext
 
 __all__ = ["after_delivered", "before_attempt", "fill_variant_skus"]
 

@@ -11,13 +11,13 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.canonical.events import CanonicalEvent
 from app.config import GatewayConfig, Route
 from app.flows.rules import RulesConfig, effective_rules
 from app.flows.state import canonical_payloads, newer_version
 from app.models import DeliveryStatus, utcnow
 from app.runtime import Runtime
-from connectors.base import Finding
+from kernel.canonical.events import CanonicalEvent
+from kernel.types import Finding
 
 log = structlog.get_logger("gateway.flows")
 

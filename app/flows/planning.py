@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.canonical.events import CanonicalEvent
 from app.flows.customers import planning as customers_planning
 from app.flows.inventory import planning as inventory_planning
 from app.flows.orders import planning as orders_planning
@@ -18,6 +17,7 @@ from app.flows.plan import PlanContext, Planned, as_is
 from app.flows.products import planning as products_planning
 from app.flows.returns import planning as returns_planning
 from app.flows.shipments import planning as shipments_planning
+from kernel.canonical.events import CanonicalEvent
 
 
 async def plan_event(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.canonical.events import EVENT_TYPES, CanonicalEvent
 from app.delivery.outbox import DELIVERIES, enqueue_after_commit
 from app.erasure.refs import note_event
 from app.flows.plan import PlanContext, Planned
@@ -25,6 +24,7 @@ from app.flows.rules import RulesConfig, effective_rules
 from app.models import CanonicalEventRow, DeliveryStatus, Finding, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
+from kernel.canonical.events import EVENT_TYPES, CanonicalEvent
 
 log = structlog.get_logger("gateway.flows")
 

@@ -9,12 +9,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.canonical.events import CanonicalEvent
 from app.models import (
     CanonicalEventRow,
     EntityLink,
     Mapping,
 )
+from kernel.canonical.events import CanonicalEvent
 
 EVENTS: sa.Table = CanonicalEventRow.__table__  # type: ignore[attr-defined]
 

@@ -23,7 +23,8 @@ from app.flows.recorder import record_events
 from app.models import CanonicalEventRow, InboundEvent, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
-from connectors.base import ParsedWebhook, PayloadError, SignatureError
+from kernel.errors import PayloadError, SignatureError
+from kernel.types import ParsedWebhook
 
 log = structlog.get_logger("gateway.ingest")
 

@@ -26,7 +26,7 @@ from app.db import transaction
 from app.dbutil import insert_for, rowcount
 from app.errors import Unprocessable
 from app.models import Mapping, utcnow
-from connectors.base import MappingNeed
+from kernel.types import MappingNeed
 
 
 async def seed_from_config(session: AsyncSession, config: GatewayConfig) -> int:

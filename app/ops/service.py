@@ -21,7 +21,6 @@ from sqlmodel import col
 
 from app.api.params import utc_in_range
 from app.api.pii import exchanges_without_signatures, without_signatures
-from app.canonical.events import CanonicalEvent
 from app.config import ConnectionConfig
 from app.dbutil import insert_for
 from app.delivery import actions
@@ -62,6 +61,7 @@ from app.ops.schemas import (
     TraceOut,
 )
 from app.runtime import Runtime
+from kernel.canonical.events import CanonicalEvent
 
 ON_ITS_WAY = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)
 QUEUE_STATUSES = (

@@ -18,8 +18,6 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.product import Price
 from app.db import transaction
 from app.dbutil import insert_for, rowcount
 from app.erasure.job import run_erasures
@@ -33,7 +31,10 @@ from app.flows.state import mapping_table
 from app.models import CanonicalEventRow, PollCursor, PriceRecord, StockLevel, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
-from connectors.base import ConnectorError, Finding
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.product import Price
+from kernel.errors import ConnectorError
+from kernel.types import Finding
 
 log = structlog.get_logger("gateway.jobs")
 

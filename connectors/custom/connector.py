@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -33,31 +32,19 @@ from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from app.canonical.common import MAX_KEY_LENGTH, Moment, shown
-from app.canonical.events import EVENT_TYPES, CanonicalEvent, Payload, make_event
-from app.canonical.order import Order
-from app.canonical.validation import describe_errors, safe_text
-from app.config import ConnectionConfig
-from connectors.base import (
-    Connector,
-    DeliveryContext,
-    DeliveryResult,
-    ParsedWebhook,
-    PayloadError,
-    PermanentError,
-    RateLimitedError,
-    RemoteLink,
-    TransientError,
-)
 from connectors.custom import signing
+from kernel.canonical.common import MAX_KEY_LENGTH, Moment, shown
+from kernel.canonical.events import EVENT_TYPES, CanonicalEvent, Payload, make_event
+from kernel.canonical.order import Order
+from kernel.canonical.validation import describe_errors, safe_text
+from kernel.contract import ConnectionSettings, Connector, Secret
+from kernel.errors import PayloadError, PermanentError, RateLimitedError, TransientError
+from kernel.types import DeliveryContext, DeliveryResult, ParsedWebhook, RemoteLink
 
 WEBHOOK_SECRET = "webhook_secret"
 PUSH_SECRET = "push_secret"
-TOLERANCE_OPTION = "timestamp_tolerance_seconds"
-PUSH_URL_OPTION = "push_url"
-STOCK_URL_OPTION = "stock_url"
 PUSH_PATH = "/gateway/events"
 STOCK_PATH = "/gateway/stock"
 
@@ -91,31 +78,67 @@ class _Envelope(BaseModel):
     data: dict[str, Any]
 
 
+class CustomCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # whsec_<base64>: verifies the shop's webhooks, signs our pushes unless push_secret is set
+    webhook_secret: Secret
+    push_secret: Secret | None = None
+
+    @field_validator("webhook_secret", "push_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            signing.secret_key(value.get_secret_value())  # ValueError says what is wrong
+        return value
+
+
+class CustomOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # where pushes and stock questions go (default: <base_url>/gateway/events and /stock)
+    push_url: str | None = Field(default=None, pattern=r"^https?://")
+    stock_url: str | None = Field(default=None, pattern=r"^https?://")
+    # the replay window of inbound signatures: finite, 1 to 3600 s (NaN or infinity would
+    # accept a signature of any age)
+    timestamp_tolerance_seconds: float = Field(
+        default=signing.DEFAULT_TOLERANCE_SECONDS,
+        strict=True,
+        ge=MIN_TOLERANCE_SECONDS,
+        le=MAX_TOLERANCE_SECONDS,
+        allow_inf_nan=False,
+    )
+
+
 class CustomConnector(Connector):
     """A shop that speaks the canonical model over Standard Webhooks, in and out."""
 
     type_name = "custom"
+    side = "store"
+    Options = CustomOptions
+    Credentials = CustomCredentials
     inbound_flows = frozenset({"orders", "customers", "returns"})
     outbound_flows = frozenset({"inventory", "products", "shipments", "returns", "customers"})
-    required_credentials = frozenset({WEBHOOK_SECRET})
-    optional_credentials = frozenset({PUSH_SECRET})
+    stock_updates = "delta"  # every push carries an idempotency key and the change
+    reads_stock = True
+    sensitive_headers = frozenset({"webhook-signature"})
 
-    def __init__(self, config: ConnectionConfig, http: httpx.AsyncClient) -> None:
-        super().__init__(config, http)
-        # Fail at start, not on the first webhook: a bad secret would make every call a 401.
-        webhook_key = _key(config, WEBHOOK_SECRET, required=True)
-        assert webhook_key is not None  # required=True raised otherwise
-        self._webhook_key: bytes = webhook_key
-        self._push_key: bytes = _key(config, PUSH_SECRET, required=False) or webhook_key
-        self.tolerance_seconds = _tolerance(config)
-        base = config.base_url.rstrip("/")
-        self.push_url = str(config.options.get(PUSH_URL_OPTION) or base + PUSH_PATH)
-        self.stock_url = str(config.options.get(STOCK_URL_OPTION) or base + STOCK_PATH)
-        self.clock = time.time  # replaceable in tests
-        policy = config.delivery
-        self._timeout: Any = (
-            policy.request_timeout_seconds if policy is not None else httpx.USE_CLIENT_DEFAULT
+    def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
+        super().__init__(settings, http)
+        creds: CustomCredentials = settings.credentials
+        options: CustomOptions = settings.options
+        self._webhook_key = signing.secret_key(creds.webhook_secret.get_secret_value())
+        self._push_key = (
+            signing.secret_key(creds.push_secret.get_secret_value())
+            if creds.push_secret is not None
+            else self._webhook_key
         )
+        self.tolerance_seconds = options.timestamp_tolerance_seconds
+        base = settings.base_url.rstrip("/")
+        self.push_url = options.push_url or base + PUSH_PATH
+        self.stock_url = options.stock_url or base + STOCK_PATH
+        self.clock = time.time  # replaceable in tests
+        self._timeout: Any = settings.timeout_seconds
 
     # --- inbound ----------------------------------------------------------------------
     def verify_signature(self, headers: Mapping[str, str], body: bytes) -> None:
@@ -434,37 +457,6 @@ def _quantity(value: Any, where: str) -> Decimal:
     if not quantity.is_finite():
         raise PermanentError(f"shop stock answer: {where}.available {value!r} is not finite")
     return quantity
-
-
-# --- config helpers -----------------------------------------------------------------------
-
-
-def _key(config: ConnectionConfig, name: str, *, required: bool) -> bytes | None:
-    secret = config.credentials.get(name)
-    if secret is None or not secret.get_secret_value():
-        if required:
-            raise ValueError(
-                f"connection {config.id!r} (custom) lacks credentials: {name} (whsec_<base64>)"
-            )
-        return None
-    try:
-        return signing.secret_key(secret.get_secret_value())
-    except ValueError as exc:
-        raise ValueError(f"connection {config.id!r} (custom) credential {name}: {exc}") from None
-
-
-def _tolerance(config: ConnectionConfig) -> float:
-    """The replay window: a real number of seconds from 1 to 3600 (NaN or infinity would
-    accept a signature of any age)."""
-    raw = config.options.get(TOLERANCE_OPTION, signing.DEFAULT_TOLERANCE_SECONDS)
-    value = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else math.nan
-    if not (math.isfinite(value) and MIN_TOLERANCE_SECONDS <= value <= MAX_TOLERANCE_SECONDS):
-        raise ValueError(
-            f"connection {config.id!r} (custom) option {TOLERANCE_OPTION} must be a positive "
-            f"number of seconds from {MIN_TOLERANCE_SECONDS:g} to {MAX_TOLERANCE_SECONDS:g}, "
-            f"got {shown(raw)}"
-        )
-    return value
 
 
 __all__ = [

@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import Mapping
 
-from connectors.base import SignatureError
+from kernel.errors import SignatureError
 
 SECRET_PREFIX = "whsec_"
 ID_HEADER = "webhook-id"

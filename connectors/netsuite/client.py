@@ -1,7 +1,7 @@
 """A thin async client for NetSuite's REST record service (``/services/rest/record/v1``).
 
 It signs every request with TBA, writes Decimals exactly, and turns every failure into one of
-the typed errors of ``connectors.base`` so the delivery engine knows whether to retry, wait
+the typed errors of ``kernel.errors`` so the delivery engine knows whether to retry, wait
 or ask a person:
 
 - 429, and 400 with ``SSS_REQUEST_LIMIT_EXCEEDED`` / ``CONCURRENCY_LIMIT_EXCEEDED`` →
@@ -26,9 +26,9 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.base import PermanentError, RateLimitedError, TransientError
 from connectors.netsuite import wire
 from connectors.netsuite.auth import TbaCredentials, sign_request
+from kernel.errors import PermanentError, RateLimitedError, TransientError
 
 DEFAULT_RETRY_AFTER_SECONDS = 5.0
 RATE_LIMIT_CODES = frozenset(

@@ -87,7 +87,6 @@ Connection config:
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -96,38 +95,39 @@ from typing import Any
 
 import httpx
 
-from app.canonical.common import Address, shown
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import Order
-from app.canonical.returns import Return
-from app.config import ConnectionConfig
-from connectors.base import (
-    Connector,
-    DeliveryContext,
-    DeliveryResult,
-    Finding,
-    HoldError,
-    MappingNeed,
-    NeedsMappingError,
-    ParsedWebhook,
-    PermanentError,
-    PollPage,
-    RemoteLink,
-    SignatureError,
-    TransientError,
-)
 from connectors.netsuite import inbound, outbound
 from connectors.netsuite.auth import CREDENTIAL_KEYS, TbaCredentials
 from connectors.netsuite.client import NetSuiteClient, RecordRef, by_eid, by_id
+from connectors.netsuite.options import NetSuiteCredentials, NetSuiteOptions
 from connectors.netsuite.records import MappingSettings
 from connectors.netsuite.suiteql import STREAMS, Poller
+from kernel.canonical.common import Address
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.order import Order
+from kernel.canonical.returns import Return
+from kernel.contract import ConnectionSettings, Connector
+from kernel.errors import (
+    HoldError,
+    NeedsMappingError,
+    PermanentError,
+    SignatureError,
+    TransientError,
+)
+from kernel.types import (
+    DeliveryContext,
+    DeliveryResult,
+    Finding,
+    MappingNeed,
+    ParsedWebhook,
+    PollPage,
+    RemoteLink,
+)
 
 SALES_ORDER = "salesOrder"
 CUSTOMER = "customer"
 RETURN_AUTHORIZATION = "returnAuthorization"
 WEBHOOK_SECRET = "webhook_secret"
-OPTIONAL_MAPPINGS = ("payment_method", "shipping_method", "tax_code", "location")
 # sales order statuses an amendment may still change (REST gives ids or letters)
 AMENDABLE_STATUSES = frozenset(
     {"A", "B", "pendingApproval", "pendingFulfillment", "Pending Approval", "Pending Fulfillment"}
@@ -188,88 +188,6 @@ def order_external_id(order: Order) -> str:
 
 
 # --- options -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NetSuiteOptions:
-    """``options`` of a NetSuite connection; ids may be written as numbers in YAML."""
-
-    subsidiary_id: str | None = None
-    location_id: str | None = None
-    discount_item_id: str | None = None
-    ship_method_id: str | None = None
-    payment_gateway_field: str | None = None
-    order_status: str | None = None
-    send_exchange_rate: bool = False
-    require_mappings: tuple[str, ...] = ()
-    webhook_tolerance_seconds: float = inbound.DEFAULT_TOLERANCE_SECONDS
-    return_location_id: str | None = None
-
-    @classmethod
-    def from_mapping(cls, options: Mapping[str, Any]) -> NetSuiteOptions:
-        def text(key: str) -> str | None:
-            value = options.get(key)
-            return None if value is None or value == "" else str(value)
-
-        return cls(
-            subsidiary_id=text("subsidiary_id"),
-            location_id=text("location_id"),
-            discount_item_id=text("discount_item_id"),
-            ship_method_id=text("ship_method_id"),
-            payment_gateway_field=text("payment_gateway_field"),
-            order_status=text("order_status"),
-            send_exchange_rate=_boolean(options, "send_exchange_rate", default=False),
-            require_mappings=_mapping_kinds(options.get("require_mappings")),
-            webhook_tolerance_seconds=_seconds(
-                options,
-                "webhook_tolerance_seconds",
-                default=inbound.DEFAULT_TOLERANCE_SECONDS,
-                low=inbound.MIN_TOLERANCE_SECONDS,
-                high=inbound.MAX_TOLERANCE_SECONDS,
-            ),
-            return_location_id=text("return_location_id"),
-        )
-
-
-def _boolean(options: Mapping[str, Any], key: str, *, default: bool) -> bool:
-    """A real true/false: the string "false" is a mistake in the config, not true."""
-    value = options.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise ValueError(
-            f"options.{key} must be true or false (a YAML boolean), not {shown(value)}"
-        )
-    return value
-
-
-def _seconds(
-    options: Mapping[str, Any], key: str, *, default: float, low: float, high: float
-) -> float:
-    """A finite number of seconds within [low, high]; NaN or infinity would disable the check."""
-    value = options.get(key, default)
-    if value is None:
-        return default
-    number = (
-        float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    )
-    if number is None or not math.isfinite(number) or not low <= number <= high:
-        raise ValueError(
-            f"options.{key} must be a number of seconds from {low:g} to {high:g}, "
-            f"not {shown(value)}"
-        )
-    return number
-
-
-def _mapping_kinds(value: Any) -> tuple[str, ...]:
-    kinds = tuple(str(v) for v in value or ())
-    unknown = [k for k in kinds if k not in OPTIONAL_MAPPINGS]
-    if unknown:
-        raise ValueError(
-            f"options.require_mappings has unknown kind(s) {', '.join(unknown)}; "
-            f"known: {', '.join(OPTIONAL_MAPPINGS)}"
-        )
-    return kinds
 
 
 # --- request bodies --------------------------------------------------------------------------
@@ -441,14 +359,8 @@ def sales_order_body(
 # --- the connector ---------------------------------------------------------------------------
 
 
-def _credentials(config: ConnectionConfig) -> TbaCredentials:
-    """The TBA credentials, or a ValueError naming the connection and what is missing."""
-    missing = [k for k in CREDENTIAL_KEYS if not config.credentials.get(k)]
-    if missing:
-        raise ValueError(
-            f"connection {config.id!r} (netsuite) lacks credentials: {', '.join(missing)}"
-        )
-    return TbaCredentials.from_mapping({k: config.secret(k) for k in CREDENTIAL_KEYS})
+def _credentials(settings: ConnectionSettings) -> TbaCredentials:
+    return TbaCredentials.from_mapping({k: settings.secret(k) for k in CREDENTIAL_KEYS})
 
 
 def _open_line_keys(record: Mapping[str, Any]) -> list[Any]:
@@ -507,25 +419,37 @@ class NetSuiteConnector(Connector):
     inbound_flows = frozenset({"inventory", "products", "customers", "shipments", "returns"})
     outbound_flows = frozenset({"orders", "customers", "returns"})
     poll_streams = STREAMS
-    required_credentials = frozenset(CREDENTIAL_KEYS)  # token-based auth, every call out
-    # only the user-event script's webhooks are signed with it; a connection that only polls
-    # (or only receives) does not need it
+    side = "erp"
+    Options = NetSuiteOptions
+    Credentials = NetSuiteCredentials
     webhook_credentials = frozenset({WEBHOOK_SECRET})
+    sensitive_headers = frozenset({"authorization", "x-gateway-signature"})
 
-    def __init__(self, config: ConnectionConfig, http: httpx.AsyncClient) -> None:
-        super().__init__(config, http)
-        self.options = NetSuiteOptions.from_mapping(config.options)
-        self.settings = MappingSettings.from_options(config.id, config.options)
-        timeout = config.delivery.request_timeout_seconds if config.delivery else None
+    def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
+        super().__init__(settings, http)
+        self.options: NetSuiteOptions = settings.options
+        self.settings = MappingSettings.from_options(settings.id, self.options.model_dump())
         self.client = NetSuiteClient(
-            http, config.base_url, _credentials(config), timeout_seconds=timeout
+            http,
+            settings.base_url,
+            _credentials(settings),
+            timeout_seconds=settings.timeout_seconds,
         )
         self.poller = Poller(self.client.suiteql, self.settings)
 
+    @classmethod
+    def option_warnings(cls, options: Any) -> list[str]:
+        if options.discount_item_id is None:
+            return [
+                "no discount_item_id: every order with a discount will be dead (NetSuite takes "
+                "order discounts as a discount item); set options.discount_item_id"
+            ]
+        return []
+
     # --- inbound ---------------------------------------------------------------------
     def verify_signature(self, headers: Mapping[str, str], body: bytes) -> None:
-        secret = self.config.credentials.get(WEBHOOK_SECRET)
-        if secret is None or not secret.get_secret_value():
+        secret = self.config.credentials.webhook_secret
+        if secret is None:
             raise SignatureError(
                 f"connection {self.config.id!r} has no credential {WEBHOOK_SECRET}; set it to "
                 "the secret the user-event script signs with"

@@ -26,11 +26,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.canonical.common import shown
-from app.canonical.validation import describe_errors, safe_text
-from connectors.base import ParsedWebhook, PayloadError, SignatureError
 from connectors.netsuite import wire
 from connectors.netsuite.records import RECORD_TYPES, Fields, MappingSettings, events_for
+from kernel.canonical.common import shown
+from kernel.canonical.validation import describe_errors, safe_text
+from kernel.errors import PayloadError, SignatureError
+from kernel.types import ParsedWebhook
 
 TIMESTAMP_HEADER = "X-Gateway-Timestamp"
 SIGNATURE_HEADER = "X-Gateway-Signature"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.returns import Return
-from connectors.base import PermanentError
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.returns import Return
+from kernel.errors import PermanentError
 
 ERASED = "Erased"
 MAX_MEMO_LENGTH = 999

@@ -39,7 +39,7 @@ from decimal import Decimal
 from typing import Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.canonical.common import (
+from kernel.canonical.common import (
     AMOUNT_RULE,
     NON_NEGATIVE_AMOUNT_RULE,
     QUANTITY_RULE,
@@ -51,13 +51,13 @@ from app.canonical.common import (
     check_text,
     shown,
 )
-from app.canonical.customer import Customer
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.inventory import IncomingStock, InventoryLevel
-from app.canonical.product import GroupPrice, Price, Product, QuantityBreak, SalePrice
-from app.canonical.returns import CreditMemo, Disposition, MoneyLine, Return, ReturnLine
-from app.canonical.shipment import Package, Shipment, ShipmentLine
-from connectors.base import PayloadError
+from kernel.canonical.customer import Customer
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.inventory import IncomingStock, InventoryLevel
+from kernel.canonical.product import GroupPrice, Price, Product, QuantityBreak, SalePrice
+from kernel.canonical.returns import CreditMemo, Disposition, MoneyLine, Return, ReturnLine
+from kernel.canonical.shipment import Package, Shipment, ShipmentLine
+from kernel.errors import PayloadError
 
 INVENTORY_ITEM = "inventoryitem"
 CUSTOMER = "customer"

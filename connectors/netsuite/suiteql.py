@@ -29,8 +29,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.canonical.events import CanonicalEvent
-from connectors.base import PayloadError, PermanentError, PollPage
 from connectors.netsuite.records import (
     CREDIT_MEMO,
     CUSTOMER,
@@ -41,6 +39,9 @@ from connectors.netsuite.records import (
     MappingSettings,
     events_for,
 )
+from kernel.canonical.events import CanonicalEvent
+from kernel.errors import PayloadError, PermanentError
+from kernel.types import PollPage
 
 MAX_PAGE = 1000  # SuiteQL's largest page; also the most ids one IN list gets
 TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS"

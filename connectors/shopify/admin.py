@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.base import PermanentError, RateLimitedError, TransientError
+from kernel.errors import PermanentError, RateLimitedError, TransientError
 
 DEFAULT_API_VERSION = "2026-01"  # the first with @idempotent inventory mutations
 CALL_LIMIT_HEADER = "x-shopify-shop-api-call-limit"

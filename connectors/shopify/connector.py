@@ -31,19 +31,13 @@ from typing import Any
 
 import httpx
 
-from app.canonical.events import CanonicalEvent
-from app.config import ConnectionConfig
-from connectors.base import (
-    Connector,
-    DeliveryContext,
-    DeliveryResult,
-    ParsedWebhook,
-    PermanentError,
-    SignatureError,
-)
-from connectors.shopify import inbound, outbound, refunds, shipments
+from connectors.shopify import inbound, outbound, refunds, shipments, webhooks
 from connectors.shopify.admin import ShopifyAdmin
-from connectors.shopify.options import ShopifyOptions, load_options
+from connectors.shopify.options import ShopifyCredentials, ShopifyOptions
+from kernel.canonical.events import CanonicalEvent
+from kernel.contract import ConnectionSettings, Connector
+from kernel.errors import PermanentError, SignatureError
+from kernel.types import DeliveryContext, DeliveryResult, ParsedWebhook
 
 WEBHOOK_SECRET = "webhook_secret"
 ACCESS_TOKEN = "access_token"
@@ -88,20 +82,18 @@ class ShopifyConnector(Connector):
     """Translation lives in ``inbound``/``records`` (webhooks) and ``outbound``/… (API)."""
 
     type_name = "shopify"
+    side = "store"
+    Options = ShopifyOptions
+    Credentials = ShopifyCredentials
     inbound_flows = frozenset({"orders", "customers", "returns"})
     outbound_flows = frozenset({"inventory", "products", "shipments", "returns", "customers"})
-    # the webhook secret verifies every webhook; the access token is needed by every call out
-    required_credentials = frozenset({WEBHOOK_SECRET, ACCESS_TOKEN})
+    stock_updates = "delta"  # inventoryAdjustQuantities with an idempotency key
+    reads_stock = True
+    sensitive_headers = frozenset({"x-shopify-access-token", "x-shopify-hmac-sha256"})
 
-    def __init__(self, config: ConnectionConfig, http: httpx.AsyncClient) -> None:
-        super().__init__(config, http)
-        secret = config.credentials.get(WEBHOOK_SECRET)
-        if secret is None or not secret.get_secret_value():
-            # Fail at start, not on the first webhook: without it every delivery is a 401.
-            raise ValueError(
-                f"connection {config.id!r} (shopify) lacks credentials: {WEBHOOK_SECRET}"
-            )
-        self.options = load_options(config.id, config.options)
+    def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
+        super().__init__(settings, http)
+        self.options: ShopifyOptions = settings.options
         self._admin: ShopifyAdmin | None = None
 
     # inbound ----------------------------------------------------------------------------
@@ -113,23 +105,17 @@ class ShopifyConnector(Connector):
         inbound.verify_hmac(body, inbound.header(headers, inbound.HMAC_HEADER), secret)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
-        return inbound.parse_webhook(headers, body, self.config.id)
+        return webhooks.parse_webhook(headers, body, self.config.id)
 
     # outbound ---------------------------------------------------------------------------
     @property
     def admin(self) -> ShopifyAdmin:
         """The Admin API client (one per connector, so the SKU cache lives across calls)."""
         if self._admin is None:
-            token = self.config.credentials.get(ACCESS_TOKEN)
-            if token is None or not token.get_secret_value():
-                raise PermanentError(
-                    f"connection {self.config.id!r} (shopify) has no {ACCESS_TOKEN} credential; "
-                    "add the Admin API access token of the app to the config, then replay"
-                )
             self._admin = ShopifyAdmin(
                 self.http,
                 self.config.base_url,
-                token.get_secret_value(),
+                self.config.secret(ACCESS_TOKEN),
                 self.options.api_version,
             )
         return self._admin

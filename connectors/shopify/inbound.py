@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from app.canonical.common import (
+from kernel.canonical.common import (
     MAX_RATE,
     Currency,
     Id,
@@ -37,12 +37,11 @@ from app.canonical.common import (
     Quantity,
     Rate,
 )
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import (
+from kernel.canonical.order import (
     Order,
 )
-from app.canonical.validation import describe_errors, safe_text
-from connectors.base import ParsedWebhook, PayloadError, SignatureError
+from kernel.canonical.validation import describe_errors, safe_text
+from kernel.errors import PayloadError, SignatureError
 
 HMAC_HEADER = "x-shopify-hmac-sha256"
 TOPIC_HEADER = "x-shopify-topic"
@@ -585,40 +584,3 @@ def check_topic_fits(topic: str, payload: Mapping[str, Any]) -> None:
             "refund_line_items: a refunds/create webhook carries refund_line_items or "
             "transactions, and this one has neither"
         )
-
-
-def parse_webhook(headers: Mapping[str, str], body: bytes, source: str) -> ParsedWebhook:
-    """Topic, dedupe key and canonical events of one delivery (none for untranslated topics)."""
-    check_headers(headers)
-    topic = (header(headers, TOPIC_HEADER) or "").strip()
-    if not topic:
-        raise PayloadError("missing X-Shopify-Topic header", status_code=400)
-    payload = load_json(body)
-    if not isinstance(payload, dict):
-        raise PayloadError(
-            f"body must be a JSON object, not {_json_kind(payload)}", status_code=400
-        )
-    parsed = ParsedWebhook(topic=topic, dedupe_key=dedupe_key(headers, body))
-    check_topic_fits(topic.lower(), payload)
-    event_type = ORDER_TOPICS.get(topic.lower())
-    if event_type is None:
-        # Imported here: ``records`` builds on this module's wire helpers.
-        from connectors.shopify.records import record_events
-
-        parsed.events.extend(record_events(topic.lower(), payload, headers, source))
-        return parsed
-    order = parse_order(payload, source)
-    parsed.events.append(
-        CanonicalEvent(
-            type=event_type,
-            entity_key=order.entity_key,
-            occurred_at=order.updated_at or order.created_at,
-            payload=order,
-        )
-    )
-    return parsed
-
-
-def _json_kind(value: Any) -> str:
-    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    return kinds.get(type(value), "a number")

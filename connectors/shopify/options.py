@@ -1,17 +1,28 @@
-"""The Shopify connection's ``options``, validated once with messages that name the field."""
+"""The Shopify connection's ``options`` and ``credentials``, as the connector declares them
+(``check-config`` validates both, naming the YAML line of every problem)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.shopify.admin import DEFAULT_API_VERSION
+from kernel.contract import Secret
+
+
+class ShopifyCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # the app's client secret (or the signing secret shown in the admin for webhooks made
+    # there): it verifies every webhook
+    webhook_secret: Secret
+    # the Admin API access token (X-Shopify-Access-Token): every call out needs it
+    access_token: Secret
 
 
 class ShopifyOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     api_version: str = Field(default=DEFAULT_API_VERSION, pattern=r"^(\d{4}-\d{2}|unstable)$")
     # the store location for inventory (and restocks) when an event names none
@@ -29,14 +40,3 @@ class ShopifyOptions(BaseModel):
     @classmethod
     def _id_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-def load_options(connection_id: str, raw: Mapping[str, Any]) -> ShopifyOptions:
-    try:
-        return ShopifyOptions.model_validate(dict(raw))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise ValueError(f"connection {connection_id!r} (shopify): {problems}") from None

@@ -16,14 +16,15 @@ from collections.abc import Awaitable, Callable
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
-from app.canonical.common import Address
-from app.canonical.customer import Customer
-from app.canonical.events import CanonicalEvent
-from app.canonical.inventory import StockAvailability
-from app.canonical.product import Price, Product
-from connectors.base import DeliveryContext, DeliveryResult, Finding, PermanentError, RemoteLink
 from connectors.shopify.admin import NotFoundError, ShopifyAdmin, VariantRef
 from connectors.shopify.options import ShopifyOptions
+from kernel.canonical.common import Address
+from kernel.canonical.customer import Customer
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.inventory import StockAvailability
+from kernel.canonical.product import Price, Product
+from kernel.errors import PermanentError
+from kernel.types import DeliveryContext, DeliveryResult, Finding, RemoteLink
 
 WEIGHT_UNITS = {"g": "g", "kg": "kg", "oz": "oz", "lb": "lb", "lbs": "lb", "gram": "g"}
 

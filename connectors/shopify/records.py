@@ -27,7 +27,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from app.canonical.common import (
+from connectors.shopify.inbound import (
+    ShopifyId,
+    WireAddress,
+    _address,
+    _Wire,
+    header,
+)
+from kernel.canonical.common import (
     EARLIEST,
     LATEST,
     Amount,
@@ -36,18 +43,11 @@ from app.canonical.common import (
     NonNegativeAmount,
     Quantity,
 )
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.returns import Refund, Return
-from app.canonical.validation import describe_errors
-from connectors.base import PayloadError
-from connectors.shopify.inbound import (
-    ShopifyId,
-    WireAddress,
-    _address,
-    _Wire,
-    header,
-)
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.returns import Refund, Return
+from kernel.canonical.validation import describe_errors
+from kernel.errors import PayloadError
 
 GROUP_TAG_PREFIX = "group:"
 TRIGGERED_AT_HEADER = "x-shopify-triggered-at"

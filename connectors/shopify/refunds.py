@@ -14,13 +14,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.returns import CreditMemo
-from connectors.base import DeliveryContext, DeliveryResult, Finding, PermanentError, RemoteLink
 from connectors.shopify.admin import ShopifyAdmin
 from connectors.shopify.options import ShopifyOptions
 from connectors.shopify.outbound import money_text, rest_id
 from connectors.shopify.shipments import store_order_id
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.returns import CreditMemo
+from kernel.errors import PermanentError
+from kernel.types import DeliveryContext, DeliveryResult, Finding, RemoteLink
 
 MEMO_NOTE = "credit memo "
 

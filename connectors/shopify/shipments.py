@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.shipment import Package, Shipment
-from connectors.base import DeliveryContext, DeliveryResult, Finding, PermanentError, RemoteLink
 from connectors.shopify.admin import ShopifyAdmin
 from connectors.shopify.options import ShopifyOptions
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.shipment import Package, Shipment
+from kernel.errors import PermanentError
+from kernel.types import DeliveryContext, DeliveryResult, Finding, RemoteLink
 
 FULFILLABLE_STATUSES = {"open", "in_progress"}
 DEAD_FULFILLMENT = {"cancelled", "error", "failure"}

@@ -13,7 +13,7 @@ Protocol (``trytond/protocols/dispatcher.py``, ``wrappers.py``, ``jsonrpc.py``, 
   message, description; ``ConcurrencyException``: message), anything else as
   ``[str(exception), traceback]``.
 
-Failures become the typed errors of ``connectors.base``:
+Failures become the typed errors of ``kernel.errors``:
 
 - no answer, timeouts, 5xx, a locked or unreachable database, concurrent edits →
   TransientError (retry);
@@ -38,9 +38,9 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.base import PermanentError, RateLimitedError, TransientError
 from connectors.tryton import wire
 from connectors.tryton.options import TrytonCredentials
+from kernel.errors import PermanentError, RateLimitedError, TransientError
 
 DEFAULT_RETRY_AFTER_SECONDS = 30.0
 LANGUAGE = "en"
@@ -202,7 +202,9 @@ class TrytonClient:
     async def _login(self) -> str:
         creds = self.credentials
         response = await self._post(
-            "common.db.login", [creds.username, {"password": creds.password}, LANGUAGE], None
+            "common.db.login",
+            [creds.username, {"password": creds.password.get_secret_value()}, LANGUAGE],
+            None,
         )
         if response.status_code in (401, 403):
             raise PermanentError(

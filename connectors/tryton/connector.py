@@ -18,37 +18,18 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
 
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import Order
-from app.config import ConnectionConfig
-from connectors.base import (
-    Connector,
-    DeliveryContext,
-    DeliveryResult,
-    MappingNeed,
-    PermanentError,
-    PollPage,
-)
 from connectors.tryton.client import TrytonClient
-from connectors.tryton.options import REQUIRED_CREDENTIALS, TrytonCredentials, TrytonOptions
+from connectors.tryton.options import TrytonCredentials, TrytonOptions
 from connectors.tryton.parties import Parties
 from connectors.tryton.polling import STREAMS, Poller
 from connectors.tryton.sales import Sales
-
-
-def _credentials(config: ConnectionConfig) -> TrytonCredentials:
-    missing = [k for k in sorted(REQUIRED_CREDENTIALS) if not config.credentials.get(k)]
-    if missing:
-        raise ValueError(
-            f"connection {config.id!r} (tryton) lacks credentials: {', '.join(missing)}"
-        )
-    try:
-        return TrytonCredentials(**{k: config.secret(k) for k in REQUIRED_CREDENTIALS})
-    except ValidationError as exc:
-        raise ValueError(f"connection {config.id!r} (tryton) credentials: {exc}") from None
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.order import Order
+from kernel.contract import ConnectionSettings, Connector
+from kernel.errors import PermanentError
+from kernel.types import DeliveryContext, DeliveryResult, MappingNeed, PollPage
 
 
 class TrytonConnector(Connector):
@@ -59,26 +40,23 @@ class TrytonConnector(Connector):
     inbound_flows = frozenset({"inventory", "shipments", "returns", "customers"})
     outbound_flows = frozenset({"orders", "customers"})
     poll_streams = STREAMS
-    required_credentials = REQUIRED_CREDENTIALS
-    # for the coming contract (options and credentials as models declared on the class)
-    options_model = TrytonOptions
-    credentials_model = TrytonCredentials
+    Options = TrytonOptions
+    Credentials = TrytonCredentials
 
-    def __init__(self, config: ConnectionConfig, http: httpx.AsyncClient) -> None:
-        super().__init__(config, http)
-        self.options = TrytonOptions.parse(config.id, config.options)
-        timeout = config.delivery.request_timeout_seconds if config.delivery else None
+    def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
+        super().__init__(settings, http)
+        self.options: TrytonOptions = settings.options
         self.client = TrytonClient(
             http,
-            config.base_url,
+            settings.base_url,
             self.options.database,
-            _credentials(config),
-            timeout_seconds=timeout,
+            settings.credentials,
+            timeout_seconds=settings.timeout_seconds,
             company_id=self.options.company_id,
         )
         self.parties = Parties(self.client, self.options)
         self.sales = Sales(self.client, self.options, self.parties)
-        self.poller = Poller(self.client, self.options, config.id)
+        self.poller = Poller(self.client, self.options, settings.id)
 
     # --- outbound --------------------------------------------------------------------
     def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:

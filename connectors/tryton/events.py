@@ -13,15 +13,15 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from app.canonical.common import Address, Money
-from app.canonical.customer import Customer
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.inventory import InventoryLevel
-from app.canonical.returns import CreditMemo, MoneyLine
-from app.canonical.shipment import Package, Shipment, ShipmentLine
 from connectors.tryton import records as rec
 from connectors.tryton.options import TrytonOptions
 from connectors.tryton.wire import as_utc, decimal_of
+from kernel.canonical.common import Address, Money
+from kernel.canonical.customer import Customer
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.inventory import InventoryLevel
+from kernel.canonical.returns import CreditMemo, MoneyLine
+from kernel.canonical.shipment import Package, Shipment, ShipmentLine
 
 
 def related(row: Mapping[str, Any], name: str) -> Mapping[str, Any]:

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import PermanentError
 from connectors.tryton import records as rec
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.events import Level
 from connectors.tryton.options import TrytonOptions
 from connectors.tryton.wire import decimal_of
+from kernel.errors import PermanentError
 
 
 @dataclass(frozen=True)

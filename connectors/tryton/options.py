@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from app.canonical.validation import describe_errors
+from kernel.canonical.validation import describe_errors
+from kernel.contract import Secret
 
 SaleState = Literal["draft", "quotation", "confirmed", "processing"]
 SALE_STATES: tuple[str, ...] = ("draft", "quotation", "confirmed", "processing")
@@ -112,13 +113,10 @@ class TrytonCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     username: str = Field(min_length=1)
-    password: str = Field(min_length=1, repr=False)
+    password: Secret
 
-
-REQUIRED_CREDENTIALS = frozenset({"username", "password"})
 
 __all__ = [
-    "REQUIRED_CREDENTIALS",
     "SALE_STATES",
     "SaleState",
     "TrytonCredentials",

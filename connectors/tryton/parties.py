@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.canonical.common import Address
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.order import Order
-from connectors.base import DeliveryContext, DeliveryResult, PermanentError, RemoteLink
 from connectors.tryton import records as rec
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.options import TrytonOptions
+from kernel.canonical.common import Address
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.order import Order
+from kernel.errors import PermanentError
+from kernel.types import DeliveryContext, DeliveryResult, RemoteLink
 
 ERASED = "Erased"
 INACTIVE_TOO = {"active_test": False}

@@ -42,13 +42,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.canonical.events import CanonicalEvent
-from connectors.base import PermanentError, PollPage
 from connectors.tryton import events as ev
 from connectors.tryton import records as rec
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.inventory import Stock
 from connectors.tryton.options import TrytonOptions
+from kernel.canonical.events import CanonicalEvent
+from kernel.errors import PermanentError
+from kernel.types import PollPage
 
 STREAMS = frozenset({"inventory", "shipments", "credit_notes", "customers"})
 ORDER = [("last_modified_at", "ASC"), ("id", "ASC")]

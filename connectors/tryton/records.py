@@ -21,11 +21,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from app.canonical.common import Address
-from app.canonical.order import Order
-from connectors.base import PermanentError
 from connectors.tryton.options import TrytonOptions
 from connectors.tryton.wire import Number
+from kernel.canonical.common import Address
+from kernel.canonical.order import Order
+from kernel.errors import PermanentError
 
 SALE = "sale.sale"
 SALE_LINE = "sale.line"

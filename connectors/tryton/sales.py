@@ -24,22 +24,14 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import Order
-from connectors.base import (
-    DeliveryContext,
-    DeliveryResult,
-    Finding,
-    HoldError,
-    MappingNeed,
-    NeedsMappingError,
-    PermanentError,
-    RemoteLink,
-)
 from connectors.tryton import records as rec
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.options import TrytonOptions
 from connectors.tryton.parties import Parties
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.order import Order
+from kernel.errors import HoldError, NeedsMappingError, PermanentError
+from kernel.types import DeliveryContext, DeliveryResult, Finding, MappingNeed, RemoteLink
 
 SALE_FIELDS = ["id", "reference", "state", "number"]
 

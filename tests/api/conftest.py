@@ -20,8 +20,6 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlmodel import col
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import OrderCustomer
 from app.db import transaction
 from app.models import (
     CanonicalEventRow,
@@ -32,7 +30,10 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from connectors.base import Connector, DeliveryContext, DeliveryResult, RemoteLink
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.order import OrderCustomer
+from kernel.contract import Connector
+from kernel.types import DeliveryContext, DeliveryResult, RemoteLink
 from tests.conftest import make_config, make_settings, running_app, wait_for
 from tests.support.factories import make_order, plan_delivery
 
@@ -48,6 +49,7 @@ class AcceptingConnector(Connector):
     """Takes every delivery and answers with a sales order id; records what it got."""
 
     type_name = "accepting"
+    side = "erp"
     outbound_flows = frozenset({"orders"})
 
     def __init__(self) -> None:

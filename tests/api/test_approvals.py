@@ -9,11 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.product import Price
 from app.db import transaction
 from app.flows.recorder import record_events
 from app.models import CanonicalEventRow, Delivery, SentPrice, utcnow
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.product import Price
 from tests.api.conftest import VIEWER, AcceptingConnector, Gateway, seed
 from tests.support.factories import plan_delivery
 

@@ -6,12 +6,12 @@ import hashlib
 import json
 from typing import Any
 
-from app.canonical.customer import ErasureRequest
-from app.canonical.events import make_event
 from app.db import transaction
 from app.erasure.job import run_erasures
 from app.flows.recorder import record_events
 from app.models import utcnow
+from kernel.canonical.customer import ErasureRequest
+from kernel.canonical.events import make_event
 from tests.api.conftest import Gateway
 from tests.conftest import wait_for
 

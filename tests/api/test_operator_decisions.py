@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.canonical.events import CanonicalEvent
-from connectors.base import Connector, DeliveryContext, DeliveryResult, PermanentError
+from kernel.canonical.events import CanonicalEvent
+from kernel.contract import Connector
+from kernel.errors import PermanentError
+from kernel.types import DeliveryContext, DeliveryResult
 from tests.api.conftest import Gateway
 from tests.api.test_approvals import record_price
 
@@ -18,6 +20,7 @@ class Store(Connector):
     """The shop: takes prices, or refuses every call while ``broken`` (a permanent error)."""
 
     type_name = "store"
+    side = "store"
     outbound_flows = frozenset({"products"})
 
     def __init__(self) -> None:

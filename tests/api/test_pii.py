@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from app.api import pii
-from app.canonical.common import Address
-from app.canonical.order import OrderCustomer
+from kernel.canonical.common import Address
+from kernel.canonical.order import OrderCustomer
 from tests.api.conftest import OPERATOR, PII_READER, VIEWER, Gateway, add_attempt, add_link, seed
 
 EMAIL = "jane.roe@example.com"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.canonical.events import EVENT_TYPES
+from kernel.canonical.events import EVENT_TYPES
 from tests.api.conftest import Gateway
 
 

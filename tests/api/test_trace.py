@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.canonical.order import OrderCustomer
+from kernel.canonical.order import OrderCustomer
 from tests.api.conftest import Gateway, add_link, seed
 
 

@@ -112,7 +112,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> 
         sim_args = [
             sys.executable,
             "-m",
-            "connectors.netsuite.simulator",
+            "simulators.netsuite.simulator",
             "--host",
             "127.0.0.1",
             "--port",

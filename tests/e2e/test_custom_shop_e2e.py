@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.custom.simulator import ShopSender
+from simulators.custom.simulator import ShopSender
 from tests.conftest import NS_CREDS
 from tests.support.factories import make_order
 from tests.support.processes import free_port, poll, process_group, wait_http
@@ -77,6 +77,10 @@ connections:
   - {{flow: shipments, from: erp, to: shop}}
 mappings:
   sku: {{erp: {{"SKU-RED-M": "1042"}}}}
+rules:
+  # NetSuite is an ERP: the order it booked is part of the level it reports right after;
+  # the simulator shares our clock, so no margin (by default 2 s: the safe side undersells)
+  inventory: {{erp_clock_margin_seconds: 0}}
 delivery: {{backoff_base_seconds: 0.05, backoff_max_seconds: 0.5, request_timeout_seconds: 5}}
 """
     )
@@ -94,12 +98,12 @@ delivery: {{backoff_base_seconds: 0.05, backoff_max_seconds: 0.5, request_timeou
         from app.cli import migrate
 
         migrate(db)
-        ns_args = [sys.executable, "-m", "connectors.netsuite.simulator", "--host", "127.0.0.1"]
+        ns_args = [sys.executable, "-m", "simulators.netsuite.simulator", "--host", "127.0.0.1"]
         ns_args += ["--port", str(ns_port)]
         for key, value in NS_CREDS.items():
             ns_args += [f"--{key.replace('_', '-')}", value]
         netsuite = group.start("netsuite", ns_args, {"PYTHONUNBUFFERED": "1"})
-        shop_args = [sys.executable, "-m", "connectors.custom.simulator", "serve"]
+        shop_args = [sys.executable, "-m", "simulators.custom.simulator", "serve"]
         shop_args += ["--host", "127.0.0.1", "--port", str(shop_port), "--secret", SHOP_SECRET]
         shop = group.start("shop", shop_args, {"PYTHONUNBUFFERED": "1"})
         gateway = group.start(

@@ -150,13 +150,13 @@ def flows(
         "PYTHONUNBUFFERED": "1",
     }
     with process_group(tmp_path) as group:
-        ns_args = [sys.executable, "-m", "connectors.netsuite.simulator", "--host", "127.0.0.1"]
+        ns_args = [sys.executable, "-m", "simulators.netsuite.simulator", "--host", "127.0.0.1"]
         ns_args += ["--port", str(ns_port)]
         for key, value in NS_CREDS.items():
             ns_args += [f"--{key.replace('_', '-')}", value]
         netsuite = group.start("netsuite", ns_args, {"PYTHONUNBUFFERED": "1"})
         wait_http(f"{ns_url}/_sim/stats", netsuite)
-        shop_args = [sys.executable, "-m", "connectors.shopify.simulator", "serve"]
+        shop_args = [sys.executable, "-m", "simulators.shopify.simulator", "serve"]
         shop_args += ["--host", "127.0.0.1", "--port", str(shop_port)]
         shop_args += ["--webhook-url", f"{gateway_url}/webhooks/shop"]
         shop_args += ["--webhook-secret", SHOP_SECRET, "--access-token", SHOP_TOKEN]

@@ -43,7 +43,7 @@ class Rig:
     workers: list[Proc] = field(default_factory=list)
 
     def start_netsuite(self) -> Proc:
-        args = [sys.executable, "-m", "connectors.netsuite.simulator", "--port", str(self.ns_port)]
+        args = [sys.executable, "-m", "simulators.netsuite.simulator", "--port", str(self.ns_port)]
         for key, value in NS_CREDS.items():
             args += [f"--{key.replace('_', '-')}", value]
         self.netsuite = self.group.start("netsuite", [*args, "--items", "1042,959,900"])

@@ -45,16 +45,16 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from sqlmodel import SQLModel, col
 
-from app.canonical.events import CanonicalEvent
 from app.config import parse_config
 from app.models import CanonicalEventRow, Delivery, InboundEvent
 from app.runtime import Runtime
-from connectors.base import DeliveryContext, DeliveryResult, MappingNeed
 from connectors.custom import signing as custom_signing
 from connectors.netsuite import inbound as netsuite_inbound
 from connectors.shopify import inbound as shopify_inbound
 from connectors.shopify import records as shopify_records
 from connectors.shopify.inbound import sign as shopify_sign
+from kernel.canonical.events import CanonicalEvent
+from kernel.types import DeliveryContext, DeliveryResult, MappingNeed
 from tests.conftest import NS_CREDS, NS_WEBHOOK_SECRET, SHOP_SECRET, make_settings, running_app
 from tests.unit.custom.conftest import (
     customer_data,

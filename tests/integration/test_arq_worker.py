@@ -15,7 +15,7 @@ from app.delivery.service import process_delivery
 from app.delivery.worker import deliver, sweep_task, worker_options
 from app.main import start_runtime
 from app.runtime import Runtime
-from connectors.base import TransientError
+from kernel.errors import TransientError
 from tests.conftest import make_config, make_settings
 from tests.integration.test_delivery_engine import ScriptedConnector, wait_status
 from tests.support.factories import make_order, seed_event

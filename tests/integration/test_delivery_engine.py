@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.canonical.events import CanonicalEvent
 from app.config import GatewayConfig
 from app.db import transaction
 from app.delivery.actions import release_parked, replay
@@ -17,17 +16,10 @@ from app.main import start_runtime
 from app.mappings.service import upsert_entries
 from app.models import CanonicalEventRow, ConnectionState, Delivery, DeliveryAttempt, EntityLink
 from app.runtime import Runtime
-from connectors.base import (
-    Connector,
-    DeliveryContext,
-    DeliveryResult,
-    MappingNeed,
-    NeedsMappingError,
-    PermanentError,
-    RateLimitedError,
-    RemoteLink,
-    TransientError,
-)
+from kernel.canonical.events import CanonicalEvent
+from kernel.contract import Connector
+from kernel.errors import NeedsMappingError, PermanentError, RateLimitedError, TransientError
+from kernel.types import DeliveryContext, DeliveryResult, MappingNeed, RemoteLink
 from tests.conftest import make_config, make_settings, wait_for
 from tests.support.factories import make_order, seed_event
 
@@ -36,6 +28,7 @@ class ScriptedConnector(Connector):
     """Raises the scripted errors in turn, then succeeds; records every call."""
 
     type_name = "scripted"
+    side = "erp"
     outbound_flows = frozenset({"orders"})
 
     def __init__(self, script: list[Exception] | None = None) -> None:

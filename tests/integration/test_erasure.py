@@ -28,11 +28,6 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlmodel import SQLModel
 
-from app.canonical.common import Address
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.events import make_event
-from app.canonical.order import OrderCustomer
-from app.canonical.returns import Return, ReturnLine
 from app.config import GatewayConfig, parse_config
 from app.db import transaction
 from app.delivery.capture import make_http_client
@@ -44,8 +39,14 @@ from app.runtime import Runtime
 from connectors.custom import signing
 from connectors.netsuite.auth import TbaCredentials
 from connectors.netsuite.connector import NetSuiteConnector
-from connectors.netsuite.simulator import NetSuiteSimulator
+from kernel.canonical.common import Address
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.events import make_event
+from kernel.canonical.order import OrderCustomer
+from kernel.canonical.returns import Return, ReturnLine
+from simulators.netsuite.simulator import NetSuiteSimulator
 from tests.conftest import NS_CREDS, SHOP_SECRET, make_settings, running_app, wait_for
+from tests.support.connectors import connect
 from tests.support.factories import make_order
 from tests.support.shopify import order_payload, signed
 
@@ -362,7 +363,7 @@ async def world(clean_db: str) -> AsyncIterator[World]:
         rt: Runtime = app.state.runtime
         conn = config.connection("erp")
         assert conn is not None
-        rt.connectors["erp"] = NetSuiteConnector(conn, sim_http)
+        rt.connectors["erp"] = connect(NetSuiteConnector, conn, sim_http)
 
     async with running_app(settings, config, use_simulator) as (app, client):
         rt: Runtime = app.state.runtime

@@ -15,13 +15,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.canonical.common import Address, Money
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.inventory import InventoryLevel
-from app.canonical.product import Price, SalePrice
-from app.canonical.returns import CreditMemo, MoneyLine, Refund, Return, ReturnLine
-from app.canonical.shipment import Package, Shipment, ShipmentLine
 from app.config import GatewayConfig, parse_config
 from app.db import transaction
 from app.flows.recorder import Recorded, record_events
@@ -37,6 +30,13 @@ from app.models import (
     InboundEvent,
 )
 from app.runtime import Runtime
+from kernel.canonical.common import Address, Money
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.inventory import InventoryLevel
+from kernel.canonical.product import Price, SalePrice
+from kernel.canonical.returns import CreditMemo, MoneyLine, Refund, Return, ReturnLine
+from kernel.canonical.shipment import Package, Shipment, ShipmentLine
 from tests.conftest import NS_CREDS, SHOP_SECRET, make_settings
 from tests.support.factories import make_order
 
@@ -578,8 +578,8 @@ async def test_orders_not_yet_in_the_erp_are_not_offered_again(flow_rt: Any) -> 
 
 
 async def test_required_payment_mapping_is_asked_for_by_the_rules(flow_rt: Any) -> None:
-    from app.canonical.order import Payment
     from app.delivery.claim import rule_needs
+    from kernel.canonical.order import Payment
 
     rt = await flow_rt(flows_config("  orders: {required_mappings: [payment_method]}"))
     order = make_order(payments=[Payment(gateway="paypal")])

@@ -15,20 +15,16 @@ import pytest
 import sqlalchemy as sa
 
 import app.models as models
-from app.canonical.events import CanonicalEvent
 from app.config import DeliveryPolicy
 from app.delivery.service import process_delivery
 from app.delivery.sweeper import sweep
 from app.main import start_runtime
 from app.models import ConnectionState, Delivery
 from app.runtime import Runtime
-from connectors.base import (
-    Connector,
-    DeliveryContext,
-    DeliveryResult,
-    RemoteLink,
-    TransientError,
-)
+from kernel.canonical.events import CanonicalEvent
+from kernel.contract import Connector
+from kernel.errors import TransientError
+from kernel.types import DeliveryContext, DeliveryResult, RemoteLink
 from tests.conftest import make_config, make_settings
 from tests.support.factories import make_order, seed_event
 
@@ -167,3 +163,26 @@ async def test_one_delivery_failing_alone_is_retried_for_the_window_then_dead(
         row = await session.get(Delivery, delivery_id)
     assert row is not None and row.status == "dead"
     assert "over 1 h (retry_window_seconds)" in (row.last_error or "")
+
+
+async def test_one_sweep_queues_what_still_waits_for_a_destination_that_recovered(
+    simulated: tuple[Runtime, FlakyErp, Any],
+) -> None:
+    # the breaker closed in a process that died before it released the waiting deliveries
+    rt, erp, _ = simulated
+    delivery_id = await seed_event(rt, make_order("7300"), enqueue=False)
+    async with rt.sessions() as session, session.begin():
+        await session.execute(
+            sa.update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .values(
+                last_error_class="breaker_open",
+                next_attempt_at=models.utcnow() + timedelta(minutes=10),
+            )
+        )
+    queue = rt.queue
+    assert isinstance(queue, ManualQueue)
+    await sweep(rt)
+    assert delivery_id in queue.ids  # queued by this sweep, not postponed to the next one
+    await process_delivery(rt, queue.ids.pop(0))
+    assert await statuses(rt) == {"delivered": 1}

@@ -10,9 +10,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.inventory import InventoryLevel
-from app.canonical.product import Price, SalePrice
 from app.config import GatewayConfig
 from app.db import transaction
 from app.flows.recorder import record_events
@@ -20,7 +17,12 @@ from app.main import start_runtime
 from app.models import CanonicalEventRow, Delivery, Finding, PollCursor, utcnow
 from app.runtime import Runtime
 from app.scheduling import jobs
-from connectors.base import Connector, PollPage, TransientError
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.inventory import InventoryLevel
+from kernel.canonical.product import Price, SalePrice
+from kernel.contract import Connector
+from kernel.errors import TransientError
+from kernel.types import PollPage
 from tests.conftest import make_settings
 from tests.integration.test_flow_pipeline import flows_config
 
@@ -50,6 +52,7 @@ class FakeErp(Connector):
 
 class FakeStore(Connector):
     type_name = "fake-store"
+    side = "store"
 
     def __init__(self, shows: dict[tuple[str, str | None], Decimal]) -> None:
         self.shows = shows

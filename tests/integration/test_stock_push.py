@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.inventory import InventoryLevel
 from app.db import transaction
 from app.delivery.worker import InProcessWorker
 from app.flows.recorder import record_events
 from app.main import start_runtime
 from app.models import Delivery, utcnow
 from app.runtime import Runtime
-from connectors.base import Connector, DeliveryContext, DeliveryResult, RemoteLink
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.inventory import InventoryLevel
+from kernel.contract import Connector
+from kernel.types import DeliveryContext, DeliveryResult, RemoteLink
 from tests.conftest import make_settings, wait_for
 from tests.integration.test_flow_pipeline import flows_config
 from tests.support.factories import make_order
@@ -29,6 +30,7 @@ class Store(Connector):
     """A store that applies pushes like Shopify: absolute set, or a change by idempotency key."""
 
     type_name = "store"
+    side = "store"
 
     def __init__(self) -> None:
         self.available: Decimal | None = None

@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.order import Order
 from app.db import transaction
 from app.delivery.actions import release_parked
 from app.delivery.worker import InProcessWorker
@@ -17,7 +15,10 @@ from app.main import start_runtime
 from app.mappings.service import upsert_entries
 from app.models import Delivery, utcnow
 from app.runtime import Runtime
-from connectors.base import Connector, DeliveryContext, DeliveryResult, MappingNeed
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.order import Order
+from kernel.contract import Connector
+from kernel.types import DeliveryContext, DeliveryResult, MappingNeed
 from tests.conftest import make_settings, wait_for
 from tests.integration.test_flow_pipeline import flows_config
 from tests.support.factories import make_order
@@ -27,6 +28,7 @@ PATTERN = "^(?P<base>[A-Z]+)-[A-Z]+-(XS|S|M|L|XL)$"
 
 class Erp(Connector):
     type_name = "erp"
+    side = "erp"
     side = "erp"
 
     def __init__(self) -> None:

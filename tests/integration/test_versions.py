@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from app.canonical.customer import Customer
-from app.canonical.events import make_event
+from kernel.canonical.customer import Customer
+from kernel.canonical.events import make_event
 from tests.integration.test_flow_pipeline import T0, deliveries, flow_rt, record
 from tests.support.factories import make_order
 

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app.canonical.common import Money
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import Order, OrderCustomer, OrderLine, OrderTotals
 from app.db import transaction
 from app.delivery.outbox import enqueue_after_commit
 from app.models import CanonicalEventRow, Delivery, DeliveryStatus, utcnow
 from app.runtime import Runtime
+from kernel.canonical.common import Money
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.order import Order, OrderCustomer, OrderLine, OrderTotals
 
 
 def usd(value: str) -> Money:

@@ -15,14 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from app.canonical.common import Address, Money
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import Order, OrderCustomer, OrderLine, OrderTotals, ShippingLine
 from app.config import ConnectionConfig, DeliveryPolicy
-from connectors.base import DeliveryContext
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.connector import TrytonConnector
 from connectors.tryton.options import TrytonCredentials
+from kernel.canonical.common import Address, Money
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.order import Order, OrderCustomer, OrderLine, OrderTotals, ShippingLine
+from kernel.types import DeliveryContext
+from tests.support.connectors import connect
 from tests.tryton import server as srv
 
 
@@ -65,7 +66,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def make_connector(tryton: srv.TrytonServer, http: httpx.AsyncClient) -> Any:
     def make(**options: Any) -> TrytonConnector:
-        return TrytonConnector(connection(tryton, **options), http)
+        return connect(TrytonConnector, connection(tryton, **options), http)
 
     return make
 

@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.base import PermanentError, RateLimitedError, TransientError
 from connectors.tryton import wire
 from connectors.tryton.client import TrytonClient, error_for
 from connectors.tryton.connector import TrytonConnector
 from connectors.tryton.options import TrytonCredentials
+from kernel.errors import PermanentError, RateLimitedError, TransientError
+from tests.support.connectors import connect
 from tests.tryton.conftest import connection, context, event_for, make_order, unique
 from tests.tryton.server import TrytonServer, free_port
 
@@ -33,7 +34,7 @@ def client_for(
 async def test_a_wrong_password_says_to_check_the_credentials(
     tryton: TrytonServer, http: httpx.AsyncClient
 ) -> None:
-    connector = TrytonConnector(connection(tryton, password="not-the-password"), http)
+    connector = connect(TrytonConnector, connection(tryton, password="not-the-password"), http)
     with pytest.raises(PermanentError, match="check the credentials") as caught:
         await connector.deliver(event_for(make_order()), context())
     assert "not-the-password" not in str(caught.value)
@@ -45,7 +46,7 @@ async def test_an_unreachable_server_is_transient(
     closed = connection(tryton)
     closed = closed.model_copy(update={"base_url": f"http://127.0.0.1:{free_port()}"})
     with pytest.raises(TransientError, match="cannot reach Tryton"):
-        await TrytonConnector(closed, http).deliver(event_for(make_order()), context())
+        await connect(TrytonConnector, closed, http).deliver(event_for(make_order()), context())
 
 
 async def test_an_unknown_database_is_named(tryton: TrytonServer, http: httpx.AsyncClient) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.events import CanonicalEvent, make_event
-from connectors.base import DeliveryContext
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.connector import TrytonConnector
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.types import DeliveryContext
 from tests.tryton.conftest import address, context, event_for, make_order, unique
 
 pytestmark = [pytest.mark.tryton, pytest.mark.timeout(300)]

@@ -7,17 +7,12 @@ from typing import Any
 
 import pytest
 
-from app.canonical.order import Discount, Order, OrderCustomer
-from connectors.base import (
-    DeliveryContext,
-    HoldError,
-    MappingNeed,
-    NeedsMappingError,
-    PermanentError,
-)
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.connector import TrytonConnector
 from connectors.tryton.sales import Sales
+from kernel.canonical.order import Discount, Order, OrderCustomer
+from kernel.errors import HoldError, NeedsMappingError, PermanentError
+from kernel.types import DeliveryContext, MappingNeed
 from tests.tryton.conftest import context, event_for, make_order, unique, usd
 
 pytestmark = [pytest.mark.tryton, pytest.mark.timeout(300)]

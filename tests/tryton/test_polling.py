@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from app.canonical.customer import Customer
-from app.canonical.events import CanonicalEvent
-from app.canonical.inventory import InventoryLevel
-from app.canonical.returns import CreditMemo
-from app.canonical.shipment import Shipment
 from connectors.tryton.client import TrytonClient
 from connectors.tryton.connector import TrytonConnector
 from connectors.tryton.wire import Number
+from kernel.canonical.customer import Customer
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.inventory import InventoryLevel
+from kernel.canonical.returns import CreditMemo
+from kernel.canonical.shipment import Shipment
 from tests.tryton.conftest import context, event_for, make_order, unique
 from tests.tryton.server import CARRIER
 from tests.tryton.test_customers import customer, upserted
@@ -316,7 +316,7 @@ async def test_the_overlap_reads_the_last_changes_again_unchanged(
 
 
 async def test_a_foreign_cursor_is_refused(connector: TrytonConnector) -> None:
-    from connectors.base import PermanentError
+    from kernel.errors import PermanentError
 
     with pytest.raises(PermanentError, match="reset the stream"):
         await connector.poll("customers", "not-a-cursor", 10)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from app.canonical.common import (
+from kernel.canonical.common import (
     QUANTITY_RULE,
     Amount,
     Money,
@@ -18,14 +18,14 @@ from app.canonical.common import (
     SignedQuantity,
     check_decimal,
 )
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.inventory import InventoryLevel, StockAvailability
-from app.canonical.order import Order
-from app.canonical.product import Price, Product
-from app.canonical.returns import CreditMemo, Refund, Return
-from app.canonical.shipment import Shipment
-from app.canonical.validation import describe_errors
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.inventory import InventoryLevel, StockAvailability
+from kernel.canonical.order import Order
+from kernel.canonical.product import Price, Product
+from kernel.canonical.returns import CreditMemo, Refund, Return
+from kernel.canonical.shipment import Shipment
+from kernel.canonical.validation import describe_errors
 
 WHEN = "2026-11-01T12:30:00Z"
 

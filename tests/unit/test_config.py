@@ -278,18 +278,18 @@ def test_a_key_written_twice_is_an_error() -> None:
     assert problem.startswith("line 3: routes: ") and "first at line 1" in problem
 
 
-def test_connector_set_up_errors_are_config_errors_naming_the_connection() -> None:
+def test_options_and_credential_formats_are_checked_by_the_connectors_models() -> None:
     text = f"connections:\n{SHOP}    options: {{api_version: [2026]}}\n"
     (problem,) = problems_of(text)
-    assert problem.startswith("line 2: connections[0]: ") and "'shop'" in problem
-    assert "api_version" in problem
+    assert problem.startswith("line 6: connections[0].options.api_version: ")
     custom = """  - id: portal
     type: custom
     base_url: https://portal.example.com
     credentials: {webhook_secret: "whsec_not base64!"}
 """
     (problem,) = problems_of(f"connections:\n{custom}")
-    assert "'portal'" in problem and "not 'whsec_' followed by base64" in problem
+    assert problem.startswith("line 5: connections[0].credentials.webhook_secret: ")
+    assert "not 'whsec_' followed by base64" in problem and "not base64!" not in problem
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

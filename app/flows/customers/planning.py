@@ -11,14 +11,14 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.events import CanonicalEvent
 from app.dbutil import insert_for
 from app.flows.customers import rules as customer_rules
 from app.flows.plan import PlanContext, Planned, as_is, older_than_known, previous_payload
 from app.flows.state import entity_has_link
 from app.models import CustomerMatch, utcnow
-from connectors.base import Finding
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.events import CanonicalEvent
+from kernel.types import Finding
 
 log = structlog.get_logger("gateway.flows")
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.canonical.customer import Customer
+from kernel.canonical.customer import Customer
 
 Side = Literal["store", "erp"]
 MatchOn = Literal["email", "phone", "name_postcode"]

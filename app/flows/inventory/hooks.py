@@ -16,14 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.inventory import StockAvailability
 from app.dbutil import insert_for
 from app.flows.inventory.planning import availability_now
 from app.flows.plan import plan_context_for
 from app.models import Delivery, StockPush, utcnow
 from app.runtime import Runtime
-from connectors.base import DeliveryContext
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.inventory import StockAvailability
+from kernel.types import DeliveryContext
 
 AVAILABILITY = "inventory.availability_changed"
 

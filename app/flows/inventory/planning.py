@@ -9,8 +9,6 @@ from decimal import Decimal
 
 import structlog
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.inventory import InventoryLevel, StockAvailability
 from app.config import Route
 from app.flows.inventory import rules as inventory_rules
 from app.flows.inventory.state import (
@@ -21,7 +19,9 @@ from app.flows.inventory.state import (
 )
 from app.flows.plan import HIGH_PRIORITY, PlanContext, Planned
 from app.flows.state import mapping_table
-from connectors.base import Finding
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.inventory import InventoryLevel, StockAvailability
+from kernel.types import Finding
 
 log = structlog.get_logger("gateway.flows")
 

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.canonical.inventory import InventoryLevel, StockAvailability, StockStatus
+from kernel.canonical.inventory import InventoryLevel, StockAvailability, StockStatus
 
 ZERO = Decimal(0)
 

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.canonical.inventory import InventoryLevel
 from app.dbutil import insert_for, rowcount
 from app.models import (
     CanonicalEventRow,
@@ -21,6 +20,7 @@ from app.models import (
     OrderAllocation,
     StockLevel,
 )
+from kernel.canonical.inventory import InventoryLevel
 
 STOCK_LEVELS: sa.Table = StockLevel.__table__  # type: ignore[attr-defined]
 

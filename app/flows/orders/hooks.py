@@ -9,8 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import Order
 from app.flows.inventory.planning import availability_deliveries
 from app.flows.orders.rules import variant_base
 from app.flows.plan import Planned, plan_context_for
@@ -19,7 +17,9 @@ from app.flows.rules import effective_rules
 from app.mappings.service import resolve
 from app.models import Delivery, OrderAllocation, utcnow
 from app.runtime import Runtime
-from connectors.base import MappingNeed
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.order import Order
+from kernel.types import MappingNeed
 
 
 async def book_order(

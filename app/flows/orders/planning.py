@@ -6,12 +6,12 @@ from typing import Any
 
 import structlog
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import Order
 from app.flows.orders import rules as order_rules
 from app.flows.plan import PlanContext, Planned, as_is, older_than_known, previous_payload
 from app.models import DeliveryStatus
-from connectors.base import Finding
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.order import Order
+from kernel.types import Finding
 
 log = structlog.get_logger("gateway.flows")
 

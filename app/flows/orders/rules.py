@@ -13,9 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.canonical.common import Address, Money
-from app.canonical.order import Order, OrderLine, ShippingLine
-from connectors.base import Finding
+from kernel.canonical.common import Address, Money
+from kernel.canonical.order import Order, OrderLine, ShippingLine
+from kernel.types import Finding
 
 MappingKind = Literal["payment_method", "shipping_method", "tax_code", "location"]
 

@@ -10,8 +10,6 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.product import Price
 from app.dbutil import insert_for
 from app.flows.plan import PlanContext, Planned, as_is, older_than_known
 from app.flows.products import rules as pricing_rules
@@ -21,7 +19,9 @@ from app.models import (
     SentPrice,
     utcnow,
 )
-from connectors.base import Finding
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.product import Price
+from kernel.types import Finding
 
 log = structlog.get_logger("gateway.flows")
 

@@ -25,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.canonical.product import (
+from kernel.canonical.product import (
     CustomerPrice,
     GroupPrice,
     Price,

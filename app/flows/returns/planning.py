@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import structlog
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import Order
-from app.canonical.returns import CreditMemo, Refund, Return
 from app.flows.inventory.planning import availability_deliveries
 from app.flows.inventory.state import stock_levels_for, upsert_stock_level
 from app.flows.plan import PlanContext, Planned, all_of_order, as_is, latest
 from app.flows.returns import rules as return_rules
 from app.models import DeliveryStatus
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.order import Order
+from kernel.canonical.returns import CreditMemo, Refund, Return
 
 log = structlog.get_logger("gateway.flows")
 

@@ -9,9 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.canonical.order import Order
-from app.canonical.returns import CreditMemo, Disposition, Refund, Return, ReturnLine
-from connectors.base import Finding
+from kernel.canonical.order import Order
+from kernel.canonical.returns import CreditMemo, Disposition, Refund, Return, ReturnLine
+from kernel.types import Finding
 
 Bucket = Literal["sellable", "damaged", "none"]
 

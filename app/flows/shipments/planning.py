@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import structlog
 
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import Order
-from app.canonical.shipment import Shipment
 from app.flows.plan import PlanContext, Planned, all_of_order, as_is, latest
 from app.flows.shipments import rules as shipment_rules
 from app.flows.state import mapping_table
 from app.models import DeliveryStatus
-from connectors.base import Finding
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.order import Order
+from kernel.canonical.shipment import Shipment
+from kernel.types import Finding
 
 log = structlog.get_logger("gateway.flows")
 

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.canonical.order import Order
-from app.canonical.shipment import Shipment
+from kernel.canonical.order import Order
+from kernel.canonical.shipment import Shipment
 
 ShipmentStatus = Literal["packed", "shipped", "picked_up", "delivered"]
 

@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.inventory import StockAvailability
-from app.canonical.shipment import Package, Shipment, ShipmentLine
 from app.config import ConnectionConfig
 from connectors.custom.connector import CustomConnector
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.inventory import StockAvailability
+from kernel.canonical.shipment import Package, Shipment, ShipmentLine
+from tests.support.connectors import connect
 
 BASE_URL = "https://shop.example.com"
 PUSH_URL = f"{BASE_URL}/gateway/events"
@@ -48,7 +49,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def connector(http: httpx.AsyncClient) -> CustomConnector:
-    return CustomConnector(make_config(), http)
+    return connect(CustomConnector, make_config(), http)
 
 
 # --- payloads as a shop sends them (JSON: amounts as strings) -----------------------------

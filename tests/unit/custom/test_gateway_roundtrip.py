@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.config import parse_config
-from connectors.custom.simulator import ShopSender
+from simulators.custom.simulator import ShopSender
 from tests.conftest import make_settings, running_app
 from tests.unit.custom.conftest import SECRET, order_data, refund_data
 

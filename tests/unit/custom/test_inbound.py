@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.order import Order
-from app.canonical.returns import Refund, Return
-from connectors.base import PayloadError, SignatureError
 from connectors.custom import signing
 from connectors.custom.connector import INBOUND_EVENT_TYPES, CustomConnector
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.order import Order
+from kernel.canonical.returns import Refund, Return
+from kernel.errors import PayloadError, SignatureError
+from tests.support.connectors import connect
 from tests.unit.custom.conftest import (
     OTHER_SECRET,
     SECRET,
@@ -47,14 +48,14 @@ def parse(connector: CustomConnector, event_type: Any, data: Any, **kw: Any) -> 
 
 
 async def test_missing_webhook_secret_fails_at_start(http: httpx.AsyncClient) -> None:
-    with pytest.raises(ValueError, match="lacks credentials: webhook_secret"):
-        CustomConnector(make_config(credentials={}), http)
+    with pytest.raises(ValueError, match=r"webhook_secret\s+Field required"):
+        connect(CustomConnector, make_config(credentials={}), http)
 
 
 async def test_undecodable_secret_fails_at_start(http: httpx.AsyncClient) -> None:
     config = make_config(credentials={"webhook_secret": SECRET, "push_secret": "whsec_%%%"})
-    with pytest.raises(ValueError, match=r"credential push_secret: .*base64"):
-        CustomConnector(config, http)
+    with pytest.raises(ValueError, match=r"push_secret\s+Value error, .*base64"):
+        connect(CustomConnector, config, http)
 
 
 @pytest.mark.parametrize(
@@ -62,14 +63,16 @@ async def test_undecodable_secret_fails_at_start(http: httpx.AsyncClient) -> Non
 )
 async def test_bad_tolerance_fails_at_start(http: httpx.AsyncClient, bad: Any) -> None:
     # NaN and infinity once slipped through "value <= 0" and accepted any signature's age
-    with pytest.raises(ValueError, match="timestamp_tolerance_seconds must be a positive"):
-        CustomConnector(make_config(timestamp_tolerance_seconds=bad), http)
+    with pytest.raises(ValueError, match=r"CustomOptions\ntimestamp_tolerance_seconds\n"):
+        connect(CustomConnector, make_config(timestamp_tolerance_seconds=bad), http)
 
 
 @pytest.mark.parametrize("good", [1, 60, 300.5, 3600])
 async def test_tolerance_within_bounds_is_kept(http: httpx.AsyncClient, good: float) -> None:
     assert (
-        CustomConnector(make_config(timestamp_tolerance_seconds=good), http).tolerance_seconds
+        connect(
+            CustomConnector, make_config(timestamp_tolerance_seconds=good), http
+        ).tolerance_seconds
         == good
     )
 
@@ -84,7 +87,7 @@ def test_registered_as_custom() -> None:
 
 
 def test_verify_uses_webhook_secret_and_tolerance(http: httpx.AsyncClient) -> None:
-    connector = CustomConnector(make_config(timestamp_tolerance_seconds=60), http)
+    connector = connect(CustomConnector, make_config(timestamp_tolerance_seconds=60), http)
     connector.clock = lambda: NOW + 61
     body = body_of("order.created", order_data())
     with pytest.raises(SignatureError, match="61 s old, over the 60 s tolerance"):
@@ -95,7 +98,7 @@ def test_verify_uses_webhook_secret_and_tolerance(http: httpx.AsyncClient) -> No
 
 def test_push_secret_does_not_sign_inbound(http: httpx.AsyncClient) -> None:
     config = make_config(credentials={"webhook_secret": SECRET, "push_secret": OTHER_SECRET})
-    connector = CustomConnector(config, http)
+    connector = connect(CustomConnector, config, http)
     connector.clock = lambda: NOW
     body = body_of("order.created", order_data())
     forged = signing.sign_headers(OTHER_SECRET, "msg_x", body, timestamp=NOW)

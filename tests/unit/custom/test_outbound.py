@@ -11,17 +11,13 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from app.canonical.events import make_event
 from app.config import DeliveryPolicy
-from connectors.base import (
-    DeliveryContext,
-    PermanentError,
-    RateLimitedError,
-    RemoteLink,
-    TransientError,
-)
 from connectors.custom import signing
 from connectors.custom.connector import CustomConnector, delivery_id, retry_after_seconds
+from kernel.canonical.events import make_event
+from kernel.errors import PermanentError, RateLimitedError, TransientError
+from kernel.types import DeliveryContext, RemoteLink
+from tests.support.connectors import connect
 from tests.unit.custom.conftest import (
     OTHER_SECRET,
     PUSH_URL,
@@ -40,7 +36,7 @@ NOW = 1_800_000_000
 
 @pytest.fixture
 def connector(http: httpx.AsyncClient) -> CustomConnector:
-    c = CustomConnector(make_config(), http)
+    c = connect(CustomConnector, make_config(), http)
     c.clock = lambda: NOW
     return c
 
@@ -89,7 +85,7 @@ async def test_push_secret_and_push_url_options(
         credentials={"webhook_secret": SECRET, "push_secret": OTHER_SECRET},
         push_url="https://hooks.example.com/in",
     )
-    connector = CustomConnector(config, http)
+    connector = connect(CustomConnector, config, http)
     httpx_mock.add_response(method="POST", url="https://hooks.example.com/in", json={"id": 5})
     result = await connector.deliver(shipment_event(), DeliveryContext())
     request = httpx_mock.get_request()
@@ -202,7 +198,7 @@ async def test_uses_the_connection_timeout(http: httpx.AsyncClient, httpx_mock: 
     config = make_config().model_copy(
         update={"delivery": DeliveryPolicy(request_timeout_seconds=3)}
     )
-    connector = CustomConnector(config, http)
+    connector = connect(CustomConnector, config, http)
     httpx_mock.add_response(method="POST", url=PUSH_URL)
     await connector.deliver(availability_event("4", WHEN), DeliveryContext())
     request = httpx_mock.get_request()

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from connectors.base import SignatureError
 from connectors.custom import signing
+from kernel.errors import SignatureError
 
 # The example in the Standard Webhooks specification.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -14,17 +14,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from connectors.base import (
-    DeliveryContext,
+from connectors.custom import signing
+from connectors.custom.connector import CustomConnector, delivery_id
+from kernel.errors import (
     PayloadError,
     PermanentError,
     RateLimitedError,
     SignatureError,
     TransientError,
 )
-from connectors.custom import signing
-from connectors.custom.connector import CustomConnector, delivery_id
-from connectors.custom.simulator import ShopSender, ShopSimulator, create_app, main
+from kernel.types import DeliveryContext
+from simulators.custom.simulator import ShopSender, ShopSimulator, create_app, main
+from tests.support.connectors import connect
 from tests.unit.custom.conftest import (
     BASE_URL,
     SECRET,
@@ -51,7 +52,7 @@ async def shop_http(sim: ShopSimulator) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def shop(shop_http: httpx.AsyncClient) -> CustomConnector:
-    return CustomConnector(make_config(), shop_http)
+    return connect(CustomConnector, make_config(), shop_http)
 
 
 async def test_push_is_stored_with_its_directives(
@@ -128,7 +129,7 @@ async def test_stock_set_by_hand_shows_drift(
 
 async def test_wrong_secret_is_refused(sim: ShopSimulator, shop_http: httpx.AsyncClient) -> None:
     config = make_config(credentials={"webhook_secret": signing.generate_secret()})
-    wrong = CustomConnector(config, shop_http)
+    wrong = connect(CustomConnector, config, shop_http)
     with pytest.raises(PermanentError, match="refused our signature"):
         await wrong.deliver(shipment_event(), DeliveryContext())
     with pytest.raises(PermanentError, match="HTTP 401"):
@@ -214,7 +215,7 @@ def gateway_app(connector: CustomConnector, seen: list[str]) -> Starlette:
 async def sender() -> AsyncIterator[tuple[ShopSender, list[str]]]:
     seen: list[str] = []
     async with httpx.AsyncClient() as unused:
-        app = gateway_app(CustomConnector(make_config(), unused), seen)
+        app = gateway_app(connect(CustomConnector, make_config(), unused), seen)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
     async with client, ShopSender("http://gw/webhooks/myshop", SECRET, client=client) as s:
         yield s, seen

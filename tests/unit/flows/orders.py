@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.canonical.order import Order
+from kernel.canonical.order import Order
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.canonical.customer import Customer, ErasureRequest
 from app.flows.customers.rules import (
     CustomerRules,
     erasure_phones,
@@ -24,6 +23,7 @@ from app.flows.customers.rules import (
     owned_view,
     writable_fields,
 )
+from kernel.canonical.customer import Customer, ErasureRequest
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 

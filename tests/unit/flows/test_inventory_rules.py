@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.canonical.inventory import IncomingStock, InventoryLevel, StockAvailability
 from app.flows.inventory.rules import (
     Drift,
     InventoryRules,
@@ -21,6 +20,7 @@ from app.flows.inventory.rules import (
     is_newer,
     location_sellable,
 )
+from kernel.canonical.inventory import IncomingStock, InventoryLevel, StockAvailability
 
 D = Decimal
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

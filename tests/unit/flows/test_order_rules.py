@@ -11,8 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.canonical.common import Address, Money
-from app.canonical.order import Order
 from app.flows.orders.rules import (
     OrderRules,
     diff_orders,
@@ -20,6 +18,8 @@ from app.flows.orders.rules import (
     mapping_keys,
     tax_difference,
 )
+from kernel.canonical.common import Address, Money
+from kernel.canonical.order import Order
 
 
 def eur(amount: str) -> dict[str, str]:

@@ -11,13 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.canonical.product import (
-    CustomerPrice,
-    GroupPrice,
-    Price,
-    QuantityBreak,
-    SalePrice,
-)
 from app.flows.products.rules import (
     PricingRules,
     RoundingMode,
@@ -28,6 +21,13 @@ from app.flows.products.rules import (
     price_guard,
     round_amount,
     unit_price_for,
+)
+from kernel.canonical.product import (
+    CustomerPrice,
+    GroupPrice,
+    Price,
+    QuantityBreak,
+    SalePrice,
 )
 
 D = Decimal

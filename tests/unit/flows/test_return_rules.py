@@ -9,8 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.canonical.common import Money
-from app.canonical.returns import CreditMemo, Refund, Return, ReturnLine
 from app.flows.returns.rules import (
     Reconciliation,
     RestockAdjustment,
@@ -20,6 +18,8 @@ from app.flows.returns.rules import (
     reconcile_refund,
     restock_adjustments,
 )
+from kernel.canonical.common import Money
+from kernel.canonical.returns import CreditMemo, Refund, Return, ReturnLine
 from tests.unit.flows.orders import NOW, make_order
 
 ORDER_KEY = "shop-eu:order:1001"

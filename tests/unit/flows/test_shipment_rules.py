@@ -10,8 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.canonical.order import Order
-from app.canonical.shipment import Shipment
 from app.flows.shipments.rules import (
     ShipmentRules,
     check_quantities,
@@ -20,6 +18,8 @@ from app.flows.shipments.rules import (
     shipped_quantities,
     should_notify,
 )
+from kernel.canonical.order import Order
+from kernel.canonical.shipment import Shipment
 from tests.unit.flows.orders import NOW, eur, make_order
 
 

@@ -10,9 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from app.canonical.common import Address, Money
-from app.canonical.events import CanonicalEvent
-from app.canonical.order import (
+from app.config import ConnectionConfig, DeliveryPolicy
+from connectors.netsuite.auth import TbaCredentials
+from connectors.netsuite.connector import NetSuiteConnector
+from kernel.canonical.common import Address, Money
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.order import (
     Discount,
     Order,
     OrderCustomer,
@@ -21,11 +24,9 @@ from app.canonical.order import (
     Payment,
     ShippingLine,
 )
-from app.config import ConnectionConfig, DeliveryPolicy
-from connectors.base import DeliveryContext
-from connectors.netsuite.auth import TbaCredentials
-from connectors.netsuite.connector import NetSuiteConnector
-from connectors.netsuite.simulator import NetSuiteSimulator
+from kernel.types import DeliveryContext
+from simulators.netsuite.simulator import NetSuiteSimulator
+from tests.support.connectors import connect
 
 BASE_URL = "https://1234567.suitetalk.api.netsuite.com"
 RECORDS = f"{BASE_URL}/services/rest/record/v1"
@@ -152,4 +153,4 @@ async def sim_http(sim: NetSuiteSimulator) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def sim_connector(sim_http: httpx.AsyncClient) -> NetSuiteConnector:
-    return NetSuiteConnector(make_connection(), sim_http)
+    return connect(NetSuiteConnector, make_connection(), sim_http)

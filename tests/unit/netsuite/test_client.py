@@ -11,10 +11,10 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from connectors.base import PermanentError, RateLimitedError, TransientError
 from connectors.netsuite import wire
 from connectors.netsuite.auth import TbaCredentials, verify_authorization
 from connectors.netsuite.client import NetSuiteClient, by_eid, retry_after_seconds
+from kernel.errors import PermanentError, RateLimitedError, TransientError
 from tests.unit.netsuite.conftest import BASE_URL, CREDS, RECORDS
 
 ORDER = by_eid("salesOrder", "shop-1001")

@@ -13,8 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_httpx import HTTPXMock
 
-from app.canonical.order import OrderCustomer, OrderLine
-from connectors.base import MappingNeed, NeedsMappingError, PermanentError, RemoteLink
 from connectors.netsuite import wire
 from connectors.netsuite.connector import (
     NetSuiteConnector,
@@ -22,6 +20,10 @@ from connectors.netsuite.connector import (
     external_id,
     order_external_id,
 )
+from kernel.canonical.order import OrderCustomer, OrderLine
+from kernel.errors import NeedsMappingError, PermanentError
+from kernel.types import MappingNeed, RemoteLink
+from tests.support.connectors import connect
 from tests.unit.netsuite.conftest import (
     RECORDS,
     context,
@@ -59,7 +61,8 @@ async def test_order_becomes_customer_and_sales_order_upserts(
     http: httpx.AsyncClient, httpx_mock: HTTPXMock
 ) -> None:
     mock_netsuite(httpx_mock)
-    connector = NetSuiteConnector(
+    connector = connect(
+        NetSuiteConnector,
         make_connection(subsidiary_id=1, location_id="7", payment_gateway_field="custbody_gw"),
         http,
     )
@@ -137,7 +140,7 @@ async def test_location_headers_spare_the_read_backs(
         status_code=204,
         headers={"Location": f"{RECORDS}/salesOrder/9002"},
     )
-    connector = NetSuiteConnector(make_connection(), http)
+    connector = connect(NetSuiteConnector, make_connection(), http)
 
     result = await connector.deliver(event_for(realistic_order()), context())
 
@@ -155,7 +158,7 @@ async def test_money_and_quantities_reach_netsuite_digit_for_digit(
     order.lines[1].unit_price = usd("19.90")  # float would send 19.9
     order.lines[1].quantity = Decimal("2.500000")  # float would send 2.5
 
-    await NetSuiteConnector(make_connection(), http).deliver(event_for(order), context())
+    await connect(NetSuiteConnector, make_connection(), http).deliver(event_for(order), context())
 
     request = httpx_mock.get_request(method="PUT", url=f"{ORDER_URL}?replace=item")
     assert request is not None
@@ -169,7 +172,7 @@ async def test_discount_goes_to_the_configured_discount_item(
     http: httpx.AsyncClient, httpx_mock: HTTPXMock
 ) -> None:
     mock_netsuite(httpx_mock)
-    connector = NetSuiteConnector(make_connection(discount_item_id="88"), http)
+    connector = connect(NetSuiteConnector, make_connection(discount_item_id="88"), http)
     await connector.deliver(event_for(discounted(realistic_order(), "5.00")), context())
     body = sent_json(httpx_mock, "PUT", f"{ORDER_URL}?replace=item")
     assert body["discountItem"] == {"id": "88"}
@@ -179,7 +182,7 @@ async def test_discount_goes_to_the_configured_discount_item(
 async def test_discount_without_discount_item_stops_before_any_write(
     http: httpx.AsyncClient, httpx_mock: HTTPXMock
 ) -> None:
-    connector = NetSuiteConnector(make_connection(), http)
+    connector = connect(NetSuiteConnector, make_connection(), http)
     with pytest.raises(PermanentError, match="discount_item_id"):
         await connector.deliver(event_for(discounted(realistic_order())), context())
     assert httpx_mock.get_requests() == []
@@ -190,12 +193,12 @@ async def test_exchange_rate_only_when_asked_for(
 ) -> None:
     order = realistic_order(presentment_currency="EUR", exchange_rate=Decimal("1.0842000001"))
     mock_netsuite(httpx_mock)
-    await NetSuiteConnector(make_connection(), http).deliver(event_for(order), context())
+    await connect(NetSuiteConnector, make_connection(), http).deliver(event_for(order), context())
     assert "exchangeRate" not in sent_json(httpx_mock, "PUT", f"{ORDER_URL}?replace=item")
 
     httpx_mock.reset()
     mock_netsuite(httpx_mock)
-    connector = NetSuiteConnector(make_connection(send_exchange_rate=True), http)
+    connector = connect(NetSuiteConnector, make_connection(send_exchange_rate=True), http)
     await connector.deliver(event_for(order), context())
     body = sent_json(httpx_mock, "PUT", f"{ORDER_URL}?replace=item")
     assert body["exchangeRate"] == Decimal("1.0842000001")
@@ -217,7 +220,9 @@ async def test_guest_is_keyed_by_normalized_email(
     httpx_mock.add_response(method="GET", url=url, json={"id": "502"})
     httpx_mock.add_response(method="PUT", url=f"{ORDER_URL}?replace=item", status_code=204)
     httpx_mock.add_response(method="GET", url=ORDER_URL, json={"id": "9001"})
-    result = await NetSuiteConnector(make_connection(), http).deliver(event_for(order), context())
+    result = await connect(NetSuiteConnector, make_connection(), http).deliver(
+        event_for(order), context()
+    )
     assert result.links[0] == RemoteLink(
         "customer", "shop-eu:customer:guest:grace.hopper@example.com", "502"
     )
@@ -233,7 +238,7 @@ async def test_line_without_sku_is_named_and_nothing_is_sent(
             line_id="L3", sku=None, title="Gift wrap", quantity=Decimal(1), unit_price=usd("2.00")
         )
     )
-    connector = NetSuiteConnector(make_connection(), http)
+    connector = connect(NetSuiteConnector, make_connection(), http)
     with pytest.raises(PermanentError, match=r"line L3 \('Gift wrap'\) has no SKU"):
         await connector.deliver(event_for(order), context())
     assert httpx_mock.get_requests() == []
@@ -242,7 +247,7 @@ async def test_line_without_sku_is_named_and_nothing_is_sent(
 async def test_unmapped_sku_parks_instead_of_failing(
     http: httpx.AsyncClient, httpx_mock: HTTPXMock
 ) -> None:
-    connector = NetSuiteConnector(make_connection(), http)
+    connector = connect(NetSuiteConnector, make_connection(), http)
     with pytest.raises(NeedsMappingError) as caught:
         await connector.deliver(event_for(realistic_order()), context({"TSHIRT-RED-M": "1042"}))
     assert caught.value.missing == [MappingNeed("sku", "MUG-BLUE")]
@@ -250,7 +255,7 @@ async def test_unmapped_sku_parks_instead_of_failing(
 
 
 def test_required_mappings_are_the_skus_and_a_cancel_needs_none(http: httpx.AsyncClient) -> None:
-    connector = NetSuiteConnector(make_connection(), http)
+    connector = connect(NetSuiteConnector, make_connection(), http)
     order = realistic_order()
     order.lines.append(order.lines[0].model_copy(update={"line_id": "L9"}))
     assert connector.required_mappings(event_for(order)) == [
@@ -263,8 +268,8 @@ def test_required_mappings_are_the_skus_and_a_cancel_needs_none(http: httpx.Asyn
 def test_missing_credentials_fail_at_start_with_the_names(http: httpx.AsyncClient) -> None:
     config = make_connection()
     del config.credentials["token_secret"]
-    with pytest.raises(ValueError, match=r"'erp'.*token_secret"):
-        NetSuiteConnector(config, http)
+    with pytest.raises(ValueError, match=r"token_secret\s+Field required"):
+        connect(NetSuiteConnector, config, http)
 
 
 def test_external_ids_are_deterministic_and_netsuite_safe() -> None:

@@ -10,9 +10,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from connectors.base import PermanentError, RateLimitedError, RemoteLink, TransientError
 from connectors.netsuite.connector import NetSuiteConnector
-from connectors.netsuite.simulator import NetSuiteSimulator
+from kernel.errors import PermanentError, RateLimitedError, TransientError
+from kernel.types import RemoteLink
+from simulators.netsuite.simulator import NetSuiteSimulator
+from tests.support.connectors import connect
 from tests.unit.netsuite.conftest import CREDS, context, event_for, make_connection, realistic_order
 
 
@@ -65,7 +67,7 @@ async def test_an_update_changes_the_same_order(
 async def test_commit_then_timeout_is_retried_without_a_second_order(
     sim: NetSuiteSimulator, sim_http: httpx.AsyncClient
 ) -> None:
-    connector = NetSuiteConnector(make_connection(timeout=0.2), sim_http)
+    connector = connect(NetSuiteConnector, make_connection(timeout=0.2), sim_http)
     sim.commit_then_timeout(count=1, delay_seconds=30, record="salesOrder")
     event = event_for(realistic_order())
 
@@ -85,7 +87,7 @@ async def test_bad_credentials_are_permanent_and_say_login(
 ) -> None:
     config = make_connection()
     config.credentials["token_secret"] = SecretStr("wrong")
-    connector = NetSuiteConnector(config, sim_http)
+    connector = connect(NetSuiteConnector, config, sim_http)
 
     with pytest.raises(PermanentError) as caught:
         await connector.deliver(event_for(realistic_order()), context())

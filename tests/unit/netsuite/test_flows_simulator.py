@@ -10,17 +10,19 @@ from typing import Any
 import httpx
 import pytest
 
-from app.canonical.common import Address
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.events import make_event
-from app.canonical.inventory import InventoryLevel
-from app.canonical.order import TaxLine
-from app.canonical.returns import Return, ReturnLine
-from app.canonical.shipment import Shipment
-from connectors.base import DeliveryContext, HoldError, MappingNeed, NeedsMappingError, RemoteLink
 from connectors.netsuite import inbound
 from connectors.netsuite.connector import NetSuiteConnector
-from connectors.netsuite.simulator import NetSuiteSimulator
+from kernel.canonical.common import Address
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.events import make_event
+from kernel.canonical.inventory import InventoryLevel
+from kernel.canonical.order import TaxLine
+from kernel.canonical.returns import Return, ReturnLine
+from kernel.canonical.shipment import Shipment
+from kernel.errors import HoldError, NeedsMappingError
+from kernel.types import DeliveryContext, MappingNeed, RemoteLink
+from simulators.netsuite.simulator import NetSuiteSimulator
+from tests.support.connectors import connect
 from tests.unit.netsuite.conftest import (
     SKU_MAP,
     context,
@@ -185,7 +187,7 @@ async def test_return_request_becomes_rma_from_the_sales_order(
 async def test_return_for_an_order_not_yet_in_netsuite_waits(
     sim_connector: NetSuiteConnector,
 ) -> None:
-    from connectors.base import TransientError
+    from kernel.errors import TransientError
 
     with pytest.raises(TransientError, match="not in NetSuite yet"):
         await sim_connector.deliver(make_event("return.requested", a_return(), WHEN), context())
@@ -270,8 +272,10 @@ async def test_tax_source_erp_reports_the_difference(
 async def test_optional_mappings_are_required_only_when_configured(
     sim: NetSuiteSimulator, sim_http: httpx.AsyncClient
 ) -> None:
-    strict = NetSuiteConnector(
-        make_connection(require_mappings=["payment_method", "location"]), sim_http
+    strict = connect(
+        NetSuiteConnector,
+        make_connection(require_mappings=["payment_method", "location"]),
+        sim_http,
     )
     event = event_for(realistic_order())
     needs = strict.required_mappings(event)
@@ -284,8 +288,8 @@ async def test_optional_mappings_are_required_only_when_configured(
     await strict.deliver(event, c)
     assert order_record(sim)["paymentMethod"] == {"id": "8"}
     assert order_record(sim)["location"] == {"id": "2"}
-    with pytest.raises(ValueError, match="unknown kind"):
-        NetSuiteConnector(make_connection(require_mappings=["colour"]), sim_http)
+    with pytest.raises(ValueError, match=r"require_mappings\.0\s+Input should be 'payment_method'"):
+        connect(NetSuiteConnector, make_connection(require_mappings=["colour"]), sim_http)
 
 
 # --- the simulator: stock commitments and webhooks -----------------------------------------
@@ -325,7 +329,7 @@ async def test_simulator_posts_signed_webhooks_the_connector_accepts(
 
     config = make_connection()
     config.credentials["webhook_secret"] = type(config.credentials["token_id"])(secret)
-    receiver = NetSuiteConnector(config, sim_connector.http)
+    receiver = connect(NetSuiteConnector, config, sim_connector.http)
     events = []
     for request in received:
         receiver.verify_signature(request.headers, request.content)

@@ -15,7 +15,7 @@ import pytest
 
 from connectors.netsuite import wire
 from connectors.netsuite.auth import TbaCredentials, sign_request
-from connectors.netsuite.simulator import NetSuiteSimulator, create_app
+from simulators.netsuite.simulator import NetSuiteSimulator, create_app
 from tests.support.processes import free_port, process_group, wait_http
 from tests.unit.netsuite.conftest import CREDS
 
@@ -277,7 +277,7 @@ def test_runs_as_its_own_process(tmp_path: Path) -> None:
     with process_group(tmp_path) as group:
         proc = group.python(
             "netsuite-sim",
-            ["-m", "connectors.netsuite.simulator", "--port", str(port), "--items", "1042"],
+            ["-m", "simulators.netsuite.simulator", "--port", str(port), "--items", "1042"],
             env=env,
         )
         base = f"http://127.0.0.1:{port}"
@@ -292,7 +292,7 @@ def test_runs_as_its_own_process(tmp_path: Path) -> None:
 def test_refuses_to_start_without_credentials(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NS_")}
     done = subprocess.run(
-        [sys.executable, "-m", "connectors.netsuite.simulator", "--port", "1"],
+        [sys.executable, "-m", "simulators.netsuite.simulator", "--port", "1"],
         env=env,
         capture_output=True,
         text=True,

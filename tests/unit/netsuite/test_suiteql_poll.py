@@ -11,18 +11,19 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from app.canonical.customer import Customer
-from app.canonical.events import CanonicalEvent
-from app.canonical.inventory import InventoryLevel
-from app.canonical.product import Price, Product
-from app.canonical.returns import CreditMemo
-from app.canonical.shipment import Shipment
-from connectors.base import PermanentError, RateLimitedError
 from connectors.netsuite import wire
 from connectors.netsuite.auth import TbaCredentials
 from connectors.netsuite.connector import NetSuiteConnector
-from connectors.netsuite.simulator import NetSuiteSimulator
 from connectors.netsuite.suiteql import Cursor
+from kernel.canonical.customer import Customer
+from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.inventory import InventoryLevel
+from kernel.canonical.product import Price, Product
+from kernel.canonical.returns import CreditMemo
+from kernel.canonical.shipment import Shipment
+from kernel.errors import PermanentError, RateLimitedError
+from simulators.netsuite.simulator import NetSuiteSimulator
+from tests.support.connectors import connect
 from tests.unit.netsuite.conftest import (
     BASE_URL,
     SKU_MAP,
@@ -131,7 +132,7 @@ async def test_queries_are_signed_transient_and_errors_are_typed(httpx_mock: HTT
     url = f"{BASE_URL}/services/rest/query/v1/suiteql?limit=10&offset=0"
     httpx_mock.add_response(method="POST", url=url, status_code=429, headers={"Retry-After": "7"})
     async with httpx.AsyncClient() as http:
-        connector = NetSuiteConnector(make_connection(), http)
+        connector = connect(NetSuiteConnector, make_connection(), http)
         with pytest.raises(RateLimitedError) as err:
             await connector.poll("customers", None, 10)
     assert err.value.retry_after == 7

@@ -14,6 +14,7 @@ import pytest
 from app.config import ConnectionConfig
 from connectors.shopify.connector import ShopifyConnector
 from connectors.shopify.inbound import sign
+from tests.support.connectors import connect
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "shopify_orders_create.json"
 SECRET = "shpss_unit_test_secret"
@@ -59,4 +60,4 @@ def make_connection(**credentials: str | None) -> ConnectionConfig:
 @pytest.fixture
 async def connector() -> ShopifyConnector:
     async with httpx.AsyncClient() as http:
-        return ShopifyConnector(make_connection(), http)
+        return connect(ShopifyConnector, make_connection(), http)

@@ -10,9 +10,10 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from connectors.base import SignatureError
-from connectors.shopify.inbound import dedupe_key, parse_webhook, verify_hmac
-from connectors.shopify.simulator import main
+from connectors.shopify.inbound import dedupe_key, verify_hmac
+from connectors.shopify.webhooks import parse_webhook
+from kernel.errors import SignatureError
+from simulators.shopify.simulator import main
 from tests.support.processes import ROOT, free_port, process_group, wait_http
 from tests.unit.shopify.conftest import SECRET, SOURCE
 
@@ -85,7 +86,7 @@ def test_send_as_a_process_counts_connection_errors() -> None:
         [
             sys.executable,
             "-m",
-            "connectors.shopify.simulator",
+            "simulators.shopify.simulator",
             "send",
             "--url",
             url,
@@ -112,7 +113,7 @@ def test_serve_runs_as_its_own_process(tmp_path: Path) -> None:
             "shopify-sim",
             [
                 "-m",
-                "connectors.shopify.simulator",
+                "simulators.shopify.simulator",
                 "serve",
                 "--port",
                 str(port),

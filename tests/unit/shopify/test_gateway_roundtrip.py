@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from connectors.shopify.samples import make_order
-from connectors.shopify.simulator import WebhookSender
+from simulators.shopify.samples import make_order
+from simulators.shopify.simulator import WebhookSender
 from tests.conftest import SHOP_SECRET, make_config, make_settings, running_app
 
 

@@ -13,21 +13,18 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from app.canonical.common import Address, Money
-from app.canonical.customer import Customer
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.inventory import StockAvailability
-from app.canonical.product import Price, Product, SalePrice
-from app.canonical.returns import CreditMemo, MoneyLine, ReturnLine
-from app.canonical.shipment import Package, Shipment, ShipmentLine
 from app.config import ConnectionConfig
-from connectors.base import (
-    DeliveryContext,
-    PermanentError,
-    RateLimitedError,
-    TransientError,
-)
 from connectors.shopify.connector import ShopifyConnector
+from kernel.canonical.common import Address, Money
+from kernel.canonical.customer import Customer
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.inventory import StockAvailability
+from kernel.canonical.product import Price, Product, SalePrice
+from kernel.canonical.returns import CreditMemo, MoneyLine, ReturnLine
+from kernel.canonical.shipment import Package, Shipment, ShipmentLine
+from kernel.errors import PermanentError, RateLimitedError, TransientError
+from kernel.types import DeliveryContext
+from tests.support.connectors import connect
 from tests.unit.shopify.conftest import SECRET
 
 API = "https://shop-eu.myshopify.com/admin/api/2026-01"
@@ -53,7 +50,7 @@ def connection(**options: Any) -> ConnectionConfig:
 @pytest.fixture
 async def shop() -> AsyncIterator[ShopifyConnector]:
     async with httpx.AsyncClient() as http:
-        yield ShopifyConnector(connection(), http)
+        yield connect(ShopifyConnector, connection(), http)
 
 
 def variant_node(sku: str, variant: int = 11, item: int = 33, product: int = 22) -> dict[str, Any]:
@@ -386,7 +383,7 @@ async def test_price_with_and_without_a_sale(
 
 async def test_price_in_another_currency_is_reported_not_written(httpx_mock: HTTPXMock) -> None:
     async with httpx.AsyncClient() as http:
-        shop = ShopifyConnector(connection(currency="USD"), http)
+        shop = connect(ShopifyConnector, connection(currency="USD"), http)
         price = Price(source=ERP, sku="X", currency="EUR", base=Decimal(1), effective_at=NOW)
         result = await shop.deliver(make_event("price.changed", price, NOW), DeliveryContext())
     assert [f.kind for f in result.findings] == ["currency_mismatch"]
@@ -574,13 +571,12 @@ async def test_graphql_throttle_is_rate_limited(
         await shop.deliver(availability(), DeliveryContext())
 
 
-async def test_missing_access_token_is_permanent(httpx_mock: HTTPXMock) -> None:
+async def test_missing_access_token_is_refused_at_start() -> None:
     config = connection()
     config.credentials.pop("access_token")
     async with httpx.AsyncClient() as http:
-        shop = ShopifyConnector(config, http)
-        with pytest.raises(PermanentError, match="no access_token credential"):
-            await shop.deliver(availability(), DeliveryContext())
+        with pytest.raises(ValueError, match=r"access_token\s+Field required"):
+            connect(ShopifyConnector, config, http)
 
 
 async def test_event_it_cannot_take_is_permanent(shop: ShopifyConnector) -> None:
@@ -646,7 +642,7 @@ async def test_one_fulfillment_per_package_with_tracking_and_notify(
             method="POST", url=f"{API}/fulfillments.json", json={"fulfillment": {"id": fid}}
         )
     async with httpx.AsyncClient() as http:
-        shop = ShopifyConnector(connection(carrier_names={"ups_ground": "UPS"}), http)
+        shop = connect(ShopifyConnector, connection(carrier_names={"ups_ground": "UPS"}), http)
         event = shipment(package("1Z1", ("A", 2)), package("1Z2", ("A", 1), ("B", 2)))
         result = await shop.deliver(event, DeliveryContext(directives={"notify_customer": True}))
     _order, _fos, first, second = httpx_mock.get_requests()

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from app.canonical.common import Address, Money
-from connectors.base import PayloadError
 from connectors.shopify.inbound import load_json, parse_order
-from connectors.shopify.samples import make_order
+from kernel.canonical.common import Address, Money
+from kernel.errors import PayloadError
+from simulators.shopify.samples import make_order
 from tests.unit.shopify.conftest import SOURCE, fixture_bytes, fixture_order
 
 EST = timezone(timedelta(hours=-5))

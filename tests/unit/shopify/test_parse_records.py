@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.returns import Refund, Return
-from connectors.base import PayloadError
-from connectors.shopify.inbound import parse_webhook
+from connectors.shopify.webhooks import parse_webhook
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.returns import Refund, Return
+from kernel.errors import PayloadError
 from tests.unit.shopify.conftest import SOURCE, headers_for
 
 # The shared sample payloads; a checkout without them uses the same samples, inlined below.

@@ -7,10 +7,10 @@ from datetime import datetime
 
 import pytest
 
-from connectors.base import PayloadError
 from connectors.shopify.connector import ShopifyConnector
-from connectors.shopify.inbound import parse_webhook
-from connectors.shopify.samples import make_order
+from connectors.shopify.webhooks import parse_webhook
+from kernel.errors import PayloadError
+from simulators.shopify.samples import make_order
 from tests.unit.shopify.conftest import SOURCE, fixture_bytes, fixture_order, headers_for
 
 

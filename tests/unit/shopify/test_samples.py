@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.shopify.inbound import load_json, parse_order
-from connectors.shopify.samples import make_order, sample_order
+from simulators.shopify.samples import make_order, sample_order
 from tests.unit.shopify.conftest import SOURCE, fixture_order
 
 

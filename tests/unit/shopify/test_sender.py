@@ -10,10 +10,11 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from connectors.base import SignatureError
-from connectors.shopify.inbound import dedupe_key, parse_webhook, verify_hmac
-from connectors.shopify.samples import make_order
-from connectors.shopify.simulator import WebhookSender
+from connectors.shopify.inbound import dedupe_key, verify_hmac
+from connectors.shopify.webhooks import parse_webhook
+from kernel.errors import SignatureError
+from simulators.shopify.samples import make_order
+from simulators.shopify.simulator import WebhookSender
 from tests.unit.shopify.conftest import SECRET, SOURCE
 
 URL = "http://gateway.test/webhooks/shop-eu"

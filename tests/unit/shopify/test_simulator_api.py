@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.shopify.inbound import parse_webhook, verify_hmac
-from connectors.shopify.simulator import INVALID_TOKEN_BODY, ShopifySimulator, create_app
+from connectors.shopify.inbound import verify_hmac
+from connectors.shopify.webhooks import parse_webhook
+from simulators.shopify.simulator import INVALID_TOKEN_BODY, ShopifySimulator, create_app
 from tests.unit.shopify.conftest import SECRET, SOURCE
 
 TOKEN = "shpat_test_token"

@@ -11,24 +11,22 @@ from typing import Any
 import httpx
 import pytest
 
-from app.canonical.common import Money
-from app.canonical.customer import Customer
-from app.canonical.events import CanonicalEvent, make_event
-from app.canonical.inventory import StockAvailability
-from app.canonical.product import Price, Product, SalePrice
-from app.canonical.returns import CreditMemo, MoneyLine, ReturnLine
-from app.canonical.shipment import Package, Shipment, ShipmentLine
 from app.config import ConnectionConfig
-from connectors.base import (
-    DeliveryContext,
-    DeliveryResult,
-    PermanentError,
-    RateLimitedError,
-)
 from connectors.shopify.connector import ShopifyConnector
-from connectors.shopify.inbound import parse_webhook, verify_hmac
-from connectors.shopify.sim_store import DEFAULT_LOCATION_ID
-from connectors.shopify.simulator import create_app
+from connectors.shopify.inbound import verify_hmac
+from connectors.shopify.webhooks import parse_webhook
+from kernel.canonical.common import Money
+from kernel.canonical.customer import Customer
+from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.inventory import StockAvailability
+from kernel.canonical.product import Price, Product, SalePrice
+from kernel.canonical.returns import CreditMemo, MoneyLine, ReturnLine
+from kernel.canonical.shipment import Package, Shipment, ShipmentLine
+from kernel.errors import PermanentError, RateLimitedError
+from kernel.types import DeliveryContext, DeliveryResult
+from simulators.shopify.simulator import create_app
+from simulators.shopify.store import DEFAULT_LOCATION_ID
+from tests.support.connectors import connect
 from tests.unit.shopify.conftest import SECRET
 
 TOKEN = "shpat_store_sim"
@@ -94,7 +92,7 @@ async def world() -> AsyncIterator[World]:
         ):
             target = {"url": "http://gateway/webhooks/shop-eu", "secret": SECRET}
             assert (await control.post("/_sim/webhooks", json=target)).status_code == 200
-            yield World(ShopifyConnector(connection(), api), control, gateway)
+            yield World(connect(ShopifyConnector, connection(), api), control, gateway)
 
 
 def availability(sku: str, available: int) -> CanonicalEvent:
@@ -408,7 +406,7 @@ async def test_store_sends_customer_redact_and_return_webhooks(world: World) -> 
 
 
 async def test_wrong_token_is_permanent(world: World) -> None:
-    shop = ShopifyConnector(connection("shpat_wrong"), world.shop.http)
+    shop = connect(ShopifyConnector, connection("shpat_wrong"), world.shop.http)
     with pytest.raises(PermanentError, match="access_token"):
         await shop.deliver(availability("A", 1), DeliveryContext())
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from app.canonical.common import (
+from kernel.canonical.common import (
     Address,
     CanonicalModel,
     Email,

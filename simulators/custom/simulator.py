@@ -18,7 +18,7 @@ The shop side of ``type: custom``:
   answers 500, the case that makes a gateway retry something the shop already has.
 
 ``ShopSender`` signs and posts canonical events to the gateway like a shop would.
-Run: ``python -m connectors.custom.simulator serve --port 8103 --secret whsec_…``.
+Run: ``python -m simulators.custom.simulator serve --port 8103 --secret whsec_…``.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.canonical.inventory import StockAvailability
-from connectors.base import SignatureError
 from connectors.custom import signing
-from connectors.simfaults import FaultControls, FaultCounters
+from kernel.canonical.inventory import StockAvailability
+from kernel.errors import SignatureError
+from simulators.faults import FaultControls, FaultCounters
 
 SECRET_ENV = "CUSTOM_SHOP_SECRET"
 DEFAULT_PORT = 8103
@@ -400,7 +400,7 @@ class ShopSender:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.custom.simulator",
+        prog="python -m simulators.custom.simulator",
         description="Custom shop simulator (Standard Webhooks): serve the shop, or send events.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

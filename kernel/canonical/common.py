@@ -15,7 +15,7 @@ database column or an outbound request, so they refuse what no column or ERP can
 
 Each check raises ValueError with a short message that never echoes the offending value in
 full, so a connector can turn a pydantic ValidationError into a 422 that names the field
-(see :mod:`app.canonical.validation`).
+(see :mod:`kernel.canonical.validation`).
 """
 
 from __future__ import annotations

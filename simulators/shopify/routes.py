@@ -1,4 +1,4 @@
-"""The simulator's write side: Admin REST/GraphQL endpoints over ``sim_store.Store`` and the
+"""The simulator's write side: Admin REST/GraphQL endpoints over ``store.Store`` and the
 ``/_sim`` controls that drive a shopper, the merchant and the compliance webhooks.
 
 Admin API (same auth, call-limit bucket, faults as the order endpoints):
@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from connectors.shopify.samples import _Money, _totals  # same package: reuse its totals
-from connectors.shopify.sim_store import AdminError, Store, as_id, not_found, text
+from simulators.shopify.samples import _Money, _totals  # same package: reuse its totals
+from simulators.shopify.store import AdminError, Store, as_id, not_found, text
 
 if TYPE_CHECKING:
-    from connectors.shopify.simulator import ShopifySimulator
+    from simulators.shopify.simulator import ShopifySimulator
 
 GRAPHQL_COST = {
     "requestedQueryCost": 4,
@@ -92,7 +92,10 @@ def _id(value: str) -> int:
     return int(value)
 
 
-def add_store_routes(app: FastAPI) -> None:
+def add_store_routes(app: FastAPI, admin_call: Callable[..., Any]) -> None:
+    """Mount the write side; ``admin_call`` is the simulator's guard of every Admin call
+    (token, call-limit bucket, faults)."""
+    app.state.admin_call = admin_call
     _add_admin_writes(app)
     _add_admin_fulfillment(app)
     _add_admin_customers(app)
@@ -102,10 +105,8 @@ def add_store_routes(app: FastAPI) -> None:
 async def _guarded(
     request: Request, response: Response, version: str, handler: Callable[[], Any]
 ) -> Any:
-    from connectors.shopify.simulator import admin_call  # it mounts these routes
-
     stat = f"admin {request.method} {request.url.path.split('/', 4)[-1]}"
-    return await admin_call(request, response, version, handler, stat)
+    return await request.app.state.admin_call(request, response, version, handler, stat)
 
 
 # the mutation field with its input variable and, right after it, the optional directive

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.canonical.common import (
+from kernel.canonical.common import (
     CanonicalModel,
     Code,
     Id,

@@ -48,14 +48,14 @@ Control (no auth), over HTTP so tests in other processes can drive it, or from P
   "quantity", "amount"}], "restock": [{"item", "quantity", "disposition", "location"}]}``.
 
 Beyond the record API: ``POST …/services/rest/query/v1/suiteql`` (``Prefer: transient``,
-``limit``/``offset``) answers the connector's query shapes (``sim_suiteql.py``); sales orders
+``limit``/``offset``) answers the connector's query shapes (``suiteql.py``); sales orders
 commit stock per location and every change is posted, signed, to ``webhook_url`` like the
-user-event script would (``sim_erp.py``, ``sim_webhooks.py``; failures in
+user-event script would (``erp.py``, ``webhooks.py``; failures in
 ``/_sim/stats`` → ``webhooks``). Records carry ``lastModifiedDate`` (whole seconds;
 ``NetSuiteSimulator.now`` is the clock), sales orders ``taxTotal`` (``tax_rate`` times
 the line amounts).
 
-Run alone: ``python -m connectors.netsuite.simulator --port 8101 --account-id 1234567 …``
+Run alone: ``python -m simulators.netsuite.simulator --port 8101 --account-id 1234567 …``
 (credentials default to ``NS_ACCOUNT_ID``, ``NS_CONSUMER_KEY``, ``NS_CONSUMER_SECRET``,
 ``NS_TOKEN_ID``, ``NS_TOKEN_SECRET``).
 """
@@ -79,7 +79,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.netsuite import sim_suiteql, wire
+from connectors.netsuite import wire
 from connectors.netsuite.auth import (
     CREDENTIAL_KEYS,
     AuthError,
@@ -87,9 +87,10 @@ from connectors.netsuite.auth import (
     VerifiedRequest,
     verify_authorization,
 )
-from connectors.netsuite.sim_erp import ErpState, OpError
-from connectors.netsuite.sim_webhooks import WebhookEmitter
-from connectors.simfaults import FaultControls, FaultCounters
+from simulators.faults import FaultControls, FaultCounters
+from simulators.netsuite import suiteql
+from simulators.netsuite.erp import ErpState, OpError
+from simulators.netsuite.webhooks import WebhookEmitter
 
 DEFAULT_ITEMS: tuple[str, ...] = ("1042", "959")
 DEFAULT_CONCURRENCY_LIMIT = 5
@@ -330,8 +331,8 @@ class NetSuiteSimulator(FaultControls[Faults]):
             if not isinstance(q, str) or not q.strip():
                 raise _required("q")
             try:
-                rows = sim_suiteql.run(q, self.erp)
-            except sim_suiteql.QueryError as exc:
+                rows = suiteql.run(q, self.erp)
+            except suiteql.QueryError as exc:
                 raise SimError(
                     400,
                     "INVALID_PARAMETER",
@@ -339,7 +340,7 @@ class NetSuiteSimulator(FaultControls[Faults]):
                     f"Search error occurred: {exc}.",
                     "q",
                 ) from None
-            body = sim_suiteql.page(rows, limit, offset, base + wire.SUITEQL_API)
+            body = suiteql.page(rows, limit, offset, base + wire.SUITEQL_API)
             return _json_response(200, body, wire.COLLECTION_CONTENT_TYPE)
         except SimError as err:
             return _error_response(err)
@@ -1018,7 +1019,7 @@ def create_app(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.netsuite.simulator",
+        prog="python -m simulators.netsuite.simulator",
         description="NetSuite REST record service simulator with fault injection.",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -35,9 +35,9 @@ from typing import Any
 
 import httpx
 
-from app.cli import ROOT
 from app.startup import StartupError
 
+ROOT = Path(__file__).resolve().parents[1]  # the source tree the demo runs from
 VAR = Path.cwd() / "var"
 DEMO_SECRET = "demo-shopify-secret"
 DEMO_API_KEY = "demo-operator-key"
@@ -274,7 +274,7 @@ def _wait_own_gateway(gateway: str, run_key: str, children: Children, timeout: f
 
 
 async def _send_orders(gateway: str, count: int) -> Counter[str]:
-    from connectors.shopify.simulator import WebhookSender, make_order
+    from simulators.shopify.simulator import WebhookSender, make_order
 
     results: Counter[str] = Counter()
     sender = WebhookSender(f"{gateway}/webhooks/shop", DEMO_SECRET)
@@ -381,7 +381,7 @@ def _run(children: Children, orders: int, port: int, *, stay: bool) -> None:
     ns_args = [
         sys.executable,
         "-m",
-        "connectors.netsuite.simulator",
+        "simulators.netsuite.simulator",
         "--port",
         str(ns_port),
         "--items",
@@ -390,7 +390,7 @@ def _run(children: Children, orders: int, port: int, *, stay: bool) -> None:
     for key, value in NS.items():
         ns_args += [f"--{key.replace('_', '-')}", value]
     children.spawn("netsuite-simulator", ns_args, {})
-    shop_args = [sys.executable, "-m", "connectors.shopify.simulator", "serve"]
+    shop_args = [sys.executable, "-m", "simulators.shopify.simulator", "serve"]
     shop_args += ["--port", str(shop_port), "--access-token", SHOP_TOKEN]
     shop_args += ["--bucket-size", "1000", "--leak-rate", "100"]
     children.spawn("shopify-simulator", shop_args, {})

@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from app.canonical.common import MAX_KEY_LENGTH, Moment
-from app.canonical.customer import Customer, ErasureRequest
-from app.canonical.inventory import InventoryLevel, StockAvailability
-from app.canonical.order import Order
-from app.canonical.product import Price, Product
-from app.canonical.returns import CreditMemo, Refund, Return
-from app.canonical.shipment import Shipment
+from kernel.canonical.common import MAX_KEY_LENGTH, Moment
+from kernel.canonical.customer import Customer, ErasureRequest
+from kernel.canonical.inventory import InventoryLevel, StockAvailability
+from kernel.canonical.order import Order
+from kernel.canonical.product import Price, Product
+from kernel.canonical.returns import CreditMemo, Refund, Return
+from kernel.canonical.shipment import Shipment
 
 T = TypeVar("T", bound=BaseModel)
 

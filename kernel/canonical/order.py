@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from app.canonical.common import (
+from kernel.canonical.common import (
     Address,
     CanonicalModel,
     Code,

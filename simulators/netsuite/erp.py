@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from connectors.netsuite.simulator import NetSuiteSimulator, SimRecord
+    from simulators.netsuite.simulator import NetSuiteSimulator, SimRecord
 
 DEFAULT_LOCATION = "1"
 TRAN_TYPES = {
@@ -431,7 +431,7 @@ class ErpState:
             out["status"] = self.sim._status_of(record)
         return {k: v for k, v in out.items() if v is not None}
 
-    # --- SuiteQL rows (sim_suiteql.SuiteQLData) --------------------------------------------
+    # --- SuiteQL rows (suiteql.SuiteQLData) --------------------------------------------
     def _stamp(self, record: SimRecord) -> str:
         return (record.modified or datetime(2020, 1, 1, tzinfo=UTC)).strftime(_TS)
 

@@ -34,13 +34,13 @@ Control (no auth), over HTTP so other processes can drive it:
 
 The store behind the write endpoints (catalogue, stock, fulfillment orders, fulfillments,
 refunds, customers, GraphQL SKU search), the shopper's ``POST /_sim/checkout``, ``GET
-/_sim/state`` and the ``/_sim/send/…`` webhook helpers live in ``sim_routes`` and
-``sim_store``; they are mounted here.
+/_sim/state`` and the ``/_sim/send/…`` webhook helpers live in ``routes`` and
+``store``; they are mounted here.
 
 Not simulated: webhook retries by the simulator itself, GraphQL beyond the SKU search.
 
-CLI: ``python -m connectors.shopify.simulator send --url URL --secret S --count N --rate R
-[--sku SKU ...]`` and ``python -m connectors.shopify.simulator serve --port P``.
+CLI: ``python -m simulators.shopify.simulator send --url URL --secret S --count N --rate R
+[--sku SKU ...]`` and ``python -m simulators.shopify.simulator serve --port P``.
 """
 
 from __future__ import annotations
@@ -70,9 +70,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.shopify.inbound import sign
-from connectors.shopify.samples import make_order
-from connectors.shopify.sim_store import AdminError, Store
-from connectors.simfaults import FaultCounters
+from simulators.faults import FaultCounters
+from simulators.shopify.routes import add_store_routes
+from simulators.shopify.samples import make_order
+from simulators.shopify.store import AdminError, Store
 
 __all__ = [
     "ALL_TOPICS",
@@ -812,11 +813,8 @@ def create_app(
         sim.stats[f"admin status {exc.status}"] += 1
         return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
 
-    # Imported here: the store routes import this module for the simulator's type.
-    from connectors.shopify.sim_routes import add_store_routes
-
     _add_admin_routes(app)
-    add_store_routes(app)
+    add_store_routes(app, admin_call)
     _add_control_routes(app)
     return app
 
@@ -905,7 +903,7 @@ def _positive_int(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.shopify.simulator",
+        prog="python -m simulators.shopify.simulator",
         description="Shopify simulator: send signed webhooks, or serve the Admin API subset.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

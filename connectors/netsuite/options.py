@@ -1,0 +1,98 @@
+"""A NetSuite connection's ``options`` and ``credentials``, as the connector declares them
+(``check-config`` validates both and names the YAML line of every problem)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from connectors.netsuite import inbound
+from kernel.contract import Secret
+
+OPTIONAL_MAPPINGS = ("payment_method", "shipping_method", "tax_code", "location")
+InternalId = str  # written as a number or text in YAML; always text here
+
+
+class NetSuiteCredentials(BaseModel):
+    """Token-based auth (every call out), and the user-event script's signing secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: Secret
+    consumer_key: Secret
+    consumer_secret: Secret
+    token_id: Secret
+    token_secret: Secret
+    # only webhooks need it: a connection that only polls (or only receives) does without
+    webhook_secret: Secret | None = None
+
+
+class NetSuiteOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subsidiary_id: InternalId | None = Field(
+        default=None, description="subsidiary for new customers and orders"
+    )
+    location_id: InternalId | None = Field(default=None, description="location on sales orders")
+    discount_item_id: InternalId | None = Field(
+        default=None, description="the discount item that carries order discounts"
+    )
+    ship_method_id: InternalId | None = None
+    payment_gateway_field: str | None = Field(
+        default=None, description="a custom body field for the payment gateway's name"
+    )
+    order_status: str | None = Field(default=None, description="status new orders get, e.g. B")
+    # a real YAML boolean: the string "false" is a config error, not true
+    send_exchange_rate: bool = Field(default=False, strict=True)
+    require_mappings: tuple[
+        Literal["payment_method", "shipping_method", "tax_code", "location"], ...
+    ] = ()
+    # finite, within a day's hour: NaN or infinity would accept a signature of any age
+    webhook_tolerance_seconds: float = Field(
+        default=inbound.DEFAULT_TOLERANCE_SECONDS,
+        strict=True,
+        ge=inbound.MIN_TOLERANCE_SECONDS,
+        le=inbound.MAX_TOLERANCE_SECONDS,
+        allow_inf_nan=False,
+    )
+    return_location_id: InternalId | None = None
+    # reading records back
+    timezone: str = Field(default="UTC", description="the account's time zone (IANA name)")
+    base_currency: str = Field(default="USD", pattern=r"^[A-Za-z]{3}$")
+    custom_fields: dict[str, str | None] = Field(default_factory=dict)
+    order_sources: tuple[str, ...] = ()
+
+    @field_validator(
+        "subsidiary_id",
+        "location_id",
+        "discount_item_id",
+        "ship_method_id",
+        "return_location_id",
+        mode="before",
+    )
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return None if value == "" else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone (e.g. America/New_York)"
+            ) from None
+        return value
+
+    @field_validator("custom_fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        from connectors.netsuite.records import FieldNames
+
+        FieldNames.from_mapping(value)  # unknown names are an error, not a silent default
+        return value

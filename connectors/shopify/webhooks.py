@@ -1,0 +1,56 @@
+"""A Shopify webhook → topic, dedupe key and canonical events: orders (``inbound``) and the
+other topics (``records``), which build on the order module's wire helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from connectors.shopify.inbound import (
+    ORDER_TOPICS,
+    TOPIC_HEADER,
+    check_headers,
+    check_topic_fits,
+    dedupe_key,
+    header,
+    load_json,
+    parse_order,
+)
+from connectors.shopify.records import record_events
+from kernel.canonical.events import CanonicalEvent
+from kernel.errors import PayloadError
+from kernel.types import ParsedWebhook
+
+
+def parse_webhook(headers: Mapping[str, str], body: bytes, source: str) -> ParsedWebhook:
+    """Topic, dedupe key and canonical events of one delivery (none for untranslated topics)."""
+    check_headers(headers)
+    topic = (header(headers, TOPIC_HEADER) or "").strip()
+    if not topic:
+        raise PayloadError("missing X-Shopify-Topic header", status_code=400)
+    payload = load_json(body)
+    if not isinstance(payload, dict):
+        raise PayloadError(
+            f"body must be a JSON object, not {_json_kind(payload)}", status_code=400
+        )
+    parsed = ParsedWebhook(topic=topic, dedupe_key=dedupe_key(headers, body))
+    check_topic_fits(topic.lower(), payload)
+    event_type = ORDER_TOPICS.get(topic.lower())
+    if event_type is None:
+        parsed.events.extend(record_events(topic.lower(), payload, headers, source))
+        return parsed
+    order = parse_order(payload, source)
+    parsed.events.append(
+        CanonicalEvent(
+            type=event_type,
+            entity_key=order.entity_key,
+            occurred_at=order.updated_at or order.created_at,
+            payload=order,
+        )
+    )
+    return parsed
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")

@@ -1,0 +1,221 @@
+"""The connector contract: what a connector declares and what the core calls.
+
+A connector knows one external system and the canonical model, nothing else: no database
+sessions, no queues, no business rules. It declares, on its class:
+
+- ``type_name`` (the ``type:`` in the config) and ``side`` ("store" or "erp"; required: who
+  owns which customer fields and whose orders are tracked against stock depends on it);
+- ``Options`` and ``Credentials``: pydantic models with ``extra="forbid"``; ``check-config``
+  validates a connection's ``options:`` and ``credentials:`` with them (the YAML line in every
+  error), and the connector receives the validated instances;
+- its capabilities: the flows it takes in (``inbound_flows``) and sends out
+  (``outbound_flows``), the streams it can poll, whether stock goes out as idempotent deltas
+  or only absolute levels (``stock_updates``), whether it can read stock back
+  (``reads_stock``);
+- its secrets as they appear on the wire (``sensitive_headers``, ``sensitive_fields``): the
+  core redacts them from every stored attempt.
+
+The core hands it a canonical event plus what it already knows (links to remote ids,
+resolved mappings, the rules' directives) and gets back remote ids to remember or one of the
+typed errors of ``kernel.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from kernel.canonical.events import CanonicalEvent
+from kernel.errors import PayloadError, PermanentError, SignatureError
+from kernel.types import DeliveryContext, DeliveryResult, MappingNeed, ParsedWebhook, PollPage
+
+Side = Literal["store", "erp"]
+StockUpdates = Literal["delta", "absolute", "none"]
+FLOWS: tuple[str, ...] = ("orders", "inventory", "products", "customers", "shipments", "returns")
+
+
+# A credential in a Credentials model: never empty, never shown (repr, logs, the API).
+Secret = Annotated[SecretStr, Field(min_length=1)]
+
+
+class NoOptions(BaseModel):
+    """A connector without options: any key is a mistake."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """One configured connection as its connector sees it: validated options and secrets."""
+
+    id: str
+    type: str
+    base_url: str
+    options: Any = field(default_factory=NoOptions)  # an instance of the connector's Options
+    credentials: Any = field(default_factory=NoCredentials)  # ... of its Credentials
+    # one HTTP call's time limit, from the connection's delivery policy
+    timeout_seconds: float = 30.0
+
+    def secret(self, name: str) -> str:
+        """The credential ``name`` as text; KeyError names the connection when it is unset."""
+        value = getattr(self.credentials, name, None)
+        if value is None:
+            raise KeyError(f"connection {self.id!r} has no credential {name!r}")
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+# --- the inbound seam ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A webhook as it arrived: headers (any case), the raw body, the query string."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """A record to read from the source later (thin webhooks carry only an id)."""
+
+    kind: str  # e.g. "order", "product"
+    id: str
+    version: str | None = None  # what the notification says changed, for the dedupe
+
+
+@dataclass
+class ReadLater:
+    """Store and acknowledge the notification now; a job reads these records through the
+    source's breaker and rate limit and records their events (``Connector.read``)."""
+
+    topic: str
+    dedupe_key: str
+    refs: list[RecordRef]
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """Answer the sender as is (a subscription's validation token); nothing is stored."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+InboundAnswer = ParsedWebhook | ReadLater | Handshake
+
+
+@dataclass(frozen=True)
+class ConnectorJob:
+    """Scheduled work a connector contributes (subscription renewal, token refresh).
+
+    ``run`` gets the state the job returned last time (None at first) and returns the next;
+    the core stores it (it survives restarts) and runs the job every ``interval_seconds``.
+    """
+
+    name: str
+    interval_seconds: float
+    run: Callable[[str | None], Awaitable[str | None]]
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+class Connector:
+    """Base of every connector; a subclass implements the inbound and/or outbound half."""
+
+    type_name: ClassVar[str]
+    side: ClassVar[Side]
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    Credentials: ClassVar[type[BaseModel]] = NoCredentials
+    # credentials only needed to receive webhooks (required when a route comes from this
+    # connection for a flow it does not poll)
+    webhook_credentials: ClassVar[frozenset[str]] = frozenset()
+    inbound_flows: ClassVar[frozenset[str]] = frozenset()
+    outbound_flows: ClassVar[frozenset[str]] = frozenset()
+    # Streams this connector can poll, e.g. {"inventory", "customers"}; empty: no polling.
+    poll_streams: ClassVar[frozenset[str]] = frozenset()
+    stock_updates: ClassVar[StockUpdates] = "none"
+    reads_stock: ClassVar[bool] = False
+    sensitive_headers: ClassVar[frozenset[str]] = frozenset()
+    sensitive_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("abstract", False):
+            return
+        problems = []
+        if not isinstance(cls.__dict__.get("type_name", getattr(cls, "type_name", None)), str):
+            problems.append("type_name (the config's `type:`)")
+        if getattr(cls, "side", None) not in ("store", "erp"):
+            problems.append('side ("store" or "erp")')
+        for name in ("Options", "Credentials"):
+            model = getattr(cls, name)
+            if model.model_config.get("extra") != "forbid":
+                problems.append(f'{name} with model_config extra="forbid"')
+        unknown = (cls.inbound_flows | cls.outbound_flows) - set(FLOWS)
+        if unknown:
+            problems.append(f"flows among {', '.join(FLOWS)} (not {', '.join(sorted(unknown))})")
+        if problems:
+            raise TypeError(f"connector {cls.__name__} must declare " + "; ".join(problems))
+
+    def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
+        self.config = settings
+        self.http = http
+
+    @classmethod
+    def option_warnings(cls, options: Any) -> list[str]:
+        """What real traffic will need that these options leave out (check-config warns)."""
+        return []
+
+    # inbound ----------------------------------------------------------------------------
+    async def receive(self, request: WebhookRequest) -> InboundAnswer:
+        """A webhook → events, records to read later, or a handshake answer.
+
+        Raises SignatureError (401) or PayloadError (400/422). The default verifies and
+        parses with the two synchronous hooks below, which most connectors implement.
+        """
+        self.verify_signature(request.headers, request.body)
+        return self.parse_webhook(request.headers, request.body)
+
+    def verify_signature(self, headers: Mapping[str, str], body: bytes) -> None:
+        raise SignatureError(f"connection type {self.type_name} does not accept webhooks")
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
+        raise PayloadError(f"connection type {self.type_name} does not accept webhooks")
+
+    async def read(self, ref: RecordRef) -> list[CanonicalEvent]:
+        """The events of a record a thin webhook named (``ReadLater``)."""
+        raise PermanentError(f"connection type {self.type_name} cannot read {ref.kind} records")
+
+    # outbound ---------------------------------------------------------------------------
+    def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
+        """The mappings ``deliver`` will need; the core resolves them or parks the delivery."""
+        return []
+
+    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
+        raise PermanentError(f"connection type {self.type_name} cannot receive {event.type}")
+
+    # polling and scheduled work ---------------------------------------------------------
+    async def poll(self, stream: str, cursor: str | None, limit: int) -> PollPage:
+        """Changes on ``stream`` after ``cursor`` (None: from the start), at most ``limit``."""
+        raise PermanentError(f"connection type {self.type_name} cannot poll {stream}")
+
+    def jobs(self) -> list[ConnectorJob]:
+        """Scheduled work of this connection (subscription renewal, token refresh)."""
+        return []
+
+    # reconciliation (scheduled) ---------------------------------------------------------
+    async def fetch_availability(self, skus: list[str]) -> dict[tuple[str, str | None], Any]:
+        """What a store shows as sellable now: (sku, location or None) → Decimal quantity."""
+        raise PermanentError(f"connection type {self.type_name} cannot report stock levels")

@@ -1,0 +1,1 @@
+"""The shopify simulator."""
