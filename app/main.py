@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import structlog
@@ -22,6 +22,7 @@ from app.mappings.service import seed_from_config
 from app.observability.logging import configure_logging
 from app.runtime import Runtime, build_runtime
 from app.settings import Settings, get_settings
+from kernel.contract import Connector
 
 log = structlog.get_logger("gateway")
 
@@ -68,14 +69,18 @@ class Background:
 
 
 async def start_runtime(
-    settings: Settings, config: GatewayConfig, *, with_worker: bool
+    settings: Settings,
+    config: GatewayConfig,
+    *,
+    with_worker: bool,
+    connectors: Mapping[str, Connector] | None = None,
 ) -> tuple[Runtime, Background]:
     """Build the runtime, seed mappings, attach a queue and what runs in the background.
 
     With Redis the queue connects on first use: ``serve`` starts and accepts webhooks into
     the outbox while Redis is down; its sweeper queues them once Redis is back.
     """
-    rt = build_runtime(settings, config)
+    rt = build_runtime(settings, config, connectors)
     async with transaction(rt.sessions) as session:
         seeded = await seed_from_config(session, config)
     if seeded:
@@ -87,14 +92,21 @@ async def start_runtime(
     return rt, background
 
 
-def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    config: GatewayConfig | None = None,
+    connectors: Mapping[str, Connector] | None = None,
+) -> FastAPI:
+    """The gateway app; ``connectors`` replaces built connectors by connection id (tests)."""
     settings = settings or get_settings()
     config = config if config is not None else load_config(settings.config)
     configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt, background = await start_runtime(settings, config, with_worker=True)
+        rt, background = await start_runtime(
+            settings, config, with_worker=True, connectors=connectors
+        )
         app.state.runtime = rt
         mode = "arq (redis)" if settings.redis_url else "in-process"
         log.info(

@@ -425,3 +425,27 @@ class ErasureRecord(SQLModel, table=True):
     scrubbed_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     finished_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     leased_until: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+
+
+class InboundRead(SQLModel, table=True):
+    """A record a thin webhook named (an id, no data), to be read from the source by a job."""
+
+    __tablename__ = "inbound_reads"
+    __table_args__ = (sa.Index("ix_inbound_reads_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    inbound_event_id: int = Field(
+        sa_column=sa.Column(
+            sa.BigInteger(), sa.ForeignKey("inbound_events.id"), nullable=False, index=True
+        )
+    )
+    connection_id: str = Field(max_length=64)
+    kind: str = Field(max_length=64)
+    ref_id: str = Field(max_length=256)
+    version: str | None = Field(default=None, max_length=256)
+    status: str = Field(default="pending", max_length=16)  # pending | done | dead
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))

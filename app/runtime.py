@@ -10,6 +10,7 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -98,15 +99,23 @@ class Runtime:
         await self.engine.dispose()
 
 
-def build_runtime(settings: Settings, config: GatewayConfig) -> Runtime:
+def build_runtime(
+    settings: Settings,
+    config: GatewayConfig,
+    connectors: Mapping[str, Connector] | None = None,
+) -> Runtime:
+    """The runtime of one process. ``connectors`` replaces the connectors built from the
+    config for those connection ids (tests inject their fakes here, at build time)."""
     engine = make_engine(settings)
     timeout = max(
         (config.policy_for(c.id).request_timeout_seconds for c in config.connections),
         default=config.delivery.request_timeout_seconds,
     )
     http = make_http_client(timeout)
-    connectors = {
-        c.id: build_connector(c, http, config.policy_for(c.id).request_timeout_seconds)
+    given = dict(connectors or {})
+    built = {
+        c.id: given.get(c.id)
+        or build_connector(c, http, config.policy_for(c.id).request_timeout_seconds)
         for c in config.connections
     }
     return Runtime(
@@ -115,6 +124,6 @@ def build_runtime(settings: Settings, config: GatewayConfig) -> Runtime:
         engine=engine,
         sessions=make_sessionmaker(engine),
         http=http,
-        connectors=connectors,
+        connectors=built,
         breakers=BreakerRegistry(config, settings.redis_url),
     )

@@ -69,6 +69,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 TABLES = (
+    "inbound_reads",
     "erasure_requests",
     "person_refs",
     "worker_heartbeats",
@@ -188,11 +189,13 @@ async def running_app(
     settings: Settings,
     config: GatewayConfig,
     transport_hook: Callable[[Any], Awaitable[None]] | None = None,
+    connectors: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    """The gateway app with its lifespan running, and a client that talks to it in process."""
+    """The gateway app with its lifespan running, and a client that talks to it in process
+    (``connectors``: fakes injected by connection id when the runtime is built)."""
     from app.main import create_app
 
-    app = create_app(settings, config)
+    app = create_app(settings, config, connectors)
     async with app.router.lifespan_context(app):
         if transport_hook is not None:
             await transport_hook(app)

@@ -51,7 +51,7 @@ from kernel.errors import (
     RateLimitedError,
     TransientError,
 )
-from kernel.types import DeliveryResult
+from kernel.types import DeliveryResult, RemoteLink
 
 log = structlog.get_logger("gateway.delivery")
 
@@ -410,7 +410,10 @@ async def _finish(
         )
         result = call.result
         if result is not None and result.links:
-            await _remember_links(session, delivery.destination, result)
+            await _remember_links(session, delivery.destination, result.links)
+        if isinstance(error, ConnectorError) and error.links:
+            # half of a two-step write went through: the retry must not redo it
+            await _remember_links(session, delivery.destination, error.links)
         if result is not None and result.findings:
             await _record_findings(session, delivery, result)
         if rt.health_due(delivery.destination, ok=error is None):
@@ -450,7 +453,7 @@ async def _finish(
 
 
 async def _remember_links(
-    session: AsyncSession, connection_id: str, result: DeliveryResult
+    session: AsyncSession, connection_id: str, links: list[RemoteLink]
 ) -> None:
     now = utcnow()
     stmt = insert_for(session, EntityLink).values(
@@ -462,7 +465,7 @@ async def _remember_links(
                 "remote_id": link.remote_id,
                 "updated_at": now,
             }
-            for link in result.links
+            for link in links
         ]
     )
     stmt = stmt.on_conflict_do_update(

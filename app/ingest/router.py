@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from app.api.deps import RuntimeDep, SessionDep
 from app.errors import PayloadTooLarge
-from app.ingest.service import ingest_webhook
+from app.ingest.service import HandshakeResult, ingest_webhook
 
 router = APIRouter(tags=["webhooks"])
 
@@ -52,9 +52,13 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 )
 async def receive_webhook(
     connection_id: str, request: Request, rt: RuntimeDep, session: SessionDep
-) -> JSONResponse:
+) -> Response:
     body = await _read_limited(request, rt.settings.max_body_bytes)
-    result = await ingest_webhook(session, rt, connection_id, request.headers, body)
+    result = await ingest_webhook(
+        session, rt, connection_id, request.headers, body, request.query_params
+    )
+    if isinstance(result, HandshakeResult):
+        return Response(result.body, result.status, media_type=result.content_type)
     payload = WebhookAccepted(
         event_ids=result.event_ids,
         duplicate=result.duplicate,

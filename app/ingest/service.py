@@ -18,12 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.dbutil import id_list, insert_for
-from app.errors import BadRequest, NotFound, Unauthorized, Unprocessable
+from app.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized, Unprocessable
 from app.flows.recorder import record_events
+from app.ingest.reads import record_reads
 from app.models import CanonicalEventRow, InboundEvent, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
-from kernel.errors import PayloadError, SignatureError
+from kernel.contract import Handshake, ReadLater, WebhookRequest
+from kernel.errors import (
+    ConnectorError,
+    PayloadError,
+    RateLimitedError,
+    SignatureError,
+    TransientError,
+)
 from kernel.types import ParsedWebhook
 
 log = structlog.get_logger("gateway.ingest")
@@ -47,11 +55,27 @@ class IngestResult:
     event_ids: list[int]
     duplicate: bool
     topic: str
+    # records the notification named, read by a job (thin webhooks)
+    to_read: int = 0
+
+
+@dataclass
+class HandshakeResult:
+    """Answer the sender as the connector said (a subscription's validation); nothing stored."""
+
+    status: int
+    body: bytes
+    content_type: str
 
 
 async def ingest_webhook(
-    session: AsyncSession, rt: Runtime, connection_id: str, headers: Mapping[str, str], body: bytes
-) -> IngestResult:
+    session: AsyncSession,
+    rt: Runtime,
+    connection_id: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    query: Mapping[str, str] | None = None,
+) -> IngestResult | HandshakeResult:
     connector = rt.connector(connection_id)
     if connector is None:
         metrics.WEBHOOKS_RECEIVED.labels("unknown", "rejected").inc()
@@ -59,8 +83,10 @@ async def ingest_webhook(
             f"no connection {connection_id!r}",
             hint="webhook URLs are /webhooks/<connection id from the config>",
         )
+    request = WebhookRequest(headers=headers, body=body, query=dict(query or {}))
     try:
-        connector.verify_signature(headers, body)
+        _check_depth(body)
+        answer = await connector.receive(request)
     except SignatureError as exc:
         metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
         log.warning("webhook rejected: bad signature", connection_id=connection_id, reason=str(exc))
@@ -68,35 +94,58 @@ async def ingest_webhook(
             f"signature check failed: {exc}",
             hint="check the webhook secret configured for this connection",
         ) from None
-    try:
-        _check_depth(body)
-        parsed = connector.parse_webhook(headers, body)
     except PayloadError as exc:
         metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
         log.warning("webhook rejected: unparseable", connection_id=connection_id, reason=str(exc))
         error = BadRequest if exc.status_code == 400 else Unprocessable
         raise error(str(exc)) from None
+    except (TransientError, RateLimitedError) as exc:  # it needed its system, which is away
+        metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
+        log.warning("webhook not taken: the source is away", connection_id=connection_id)
+        raise ServiceUnavailable(
+            f"could not take the webhook now: {exc}",
+            hint="the sender retries; nothing was stored",
+            headers={"Retry-After": "30"},
+        ) from None
+    except ConnectorError as exc:
+        metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
+        raise Unprocessable(str(exc)) from None
+    if isinstance(answer, Handshake):
+        metrics.WEBHOOKS_RECEIVED.labels(connection_id, "handshake").inc()
+        log.info("webhook handshake answered", connection_id=connection_id, status=answer.status)
+        return HandshakeResult(answer.status, answer.body, answer.content_type)
 
-    if len(parsed.topic) > TOPIC_MAX:
+    if len(answer.topic) > TOPIC_MAX:
         metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
         raise BadRequest(f"topic is longer than {TOPIC_MAX} characters")
-    inbound_id = await _insert_inbound(session, connection_id, headers, body, parsed)
+    inbound_id = await _insert_inbound(session, connection_id, headers, body, answer)
     if inbound_id is None:
-        return await _duplicate(session, connection_id, parsed, hashlib.sha256(body).hexdigest())
+        return await _duplicate(session, connection_id, answer, hashlib.sha256(body).hexdigest())
+    if isinstance(answer, ReadLater):
+        await record_reads(session, inbound_id, connection_id, answer.refs)
+        metrics.WEBHOOKS_RECEIVED.labels(connection_id, "accepted").inc()
+        log.info(
+            "webhook accepted; its records are read by the reads job",
+            connection_id=connection_id,
+            topic=answer.topic,
+            inbound_event_id=inbound_id,
+            refs=len(answer.refs),
+        )
+        return IngestResult(inbound_id, [], False, answer.topic, to_read=len(answer.refs))
 
     recorded = await record_events(
-        session, rt, connection_id, parsed.events, inbound_event_id=inbound_id
+        session, rt, connection_id, answer.events, inbound_event_id=inbound_id
     )
     metrics.WEBHOOKS_RECEIVED.labels(connection_id, "accepted").inc()
     log.info(
         "webhook accepted",
         connection_id=connection_id,
-        topic=parsed.topic,
+        topic=answer.topic,
         inbound_event_id=inbound_id,
         event_ids=recorded.event_ids,
         delivery_ids=recorded.delivery_ids,
     )
-    return IngestResult(inbound_id, recorded.event_ids, False, parsed.topic)
+    return IngestResult(inbound_id, recorded.event_ids, False, answer.topic)
 
 
 def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -138,7 +187,7 @@ async def _insert_inbound(
     connection_id: str,
     headers: Mapping[str, str],
     body: bytes,
-    parsed: ParsedWebhook,
+    parsed: ParsedWebhook | ReadLater,
 ) -> int | None:
     """Insert the raw event; None when it is already stored: the same dedupe key, or the same
     body under the same topic (a replayed body with a fresh webhook id is still a replay)."""
@@ -150,8 +199,8 @@ async def _insert_inbound(
         "received_at": utcnow(),
         "headers": stored_headers(headers),
         "body": body,
-        "status": "accepted" if parsed.events else "ignored",
-        "note": None if parsed.events else f"topic {parsed.topic} is stored, not routed",
+        "status": _status_of(parsed),
+        "note": _note_of(parsed),
     }
     return await session.scalar(_insert_inbound_statement(session), values)
 
@@ -177,8 +226,23 @@ def _insert_inbound_statement(session: AsyncSession) -> Any:
     return stmt
 
 
+def _status_of(parsed: ParsedWebhook | ReadLater) -> str:
+    if isinstance(parsed, ReadLater):
+        return "to_read"
+    return "accepted" if parsed.events else "ignored"
+
+
+def _note_of(parsed: ParsedWebhook | ReadLater) -> str | None:
+    if isinstance(parsed, ReadLater):
+        return f"{len(parsed.refs)} record(s) to read from the source"
+    return None if parsed.events else f"topic {parsed.topic} is stored, not routed"
+
+
 async def _duplicate(
-    session: AsyncSession, connection_id: str, parsed: ParsedWebhook, body_hash: str
+    session: AsyncSession,
+    connection_id: str,
+    parsed: ParsedWebhook | ReadLater,
+    body_hash: str,
 ) -> IngestResult:
     original = await session.scalar(
         sa.select(col(InboundEvent.id))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -25,14 +24,16 @@ from app.flows.inventory import rules as inventory_rules
 from app.flows.inventory.planning import availability_deliveries
 from app.flows.inventory.state import stock_levels_for
 from app.flows.plan import PlanContext, Planned
-from app.flows.recorder import record_events, record_planned
+from app.flows.recorder import not_seen, record_events, record_planned
 from app.flows.rules import effective_rules
 from app.flows.state import mapping_table
-from app.models import CanonicalEventRow, PollCursor, PriceRecord, StockLevel, utcnow
+from app.ingest.reads import run_reads
+from app.models import PollCursor, PriceRecord, StockLevel, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent, make_event
 from kernel.canonical.product import Price
+from kernel.contract import ConnectorJob
 from kernel.errors import ConnectorError
 from kernel.types import Finding
 
@@ -56,11 +57,56 @@ async def run_due_jobs(rt: Runtime) -> dict[str, int]:
         done["prices"] = await apply_price_schedule(rt)
     if await _claim(rt, GATEWAY, "erasures", rt.settings.schedule_tick_seconds):
         done["erasures"] = await run_erasures(rt)
+    if await _claim(rt, GATEWAY, "reads", rt.settings.schedule_tick_seconds):
+        done["reads"] = await run_reads(rt)
+    for conn in rt.config.connections:
+        connector = rt.connector(conn.id)
+        for job in connector.jobs() if connector is not None else []:
+            stream = f"job:{job.name}"
+            if await _claim(rt, conn.id, stream, job.interval_seconds):
+                done[f"{stream}:{conn.id}"] = await run_connector_job(rt, conn.id, stream, job)
     if _has_inventory_routes(rt) and await _claim(
         rt, GATEWAY, "reconcile", rules.inventory.reconcile_interval_seconds
     ):
         done["reconcile"] = await reconcile_inventory(rt)
     return done
+
+
+async def run_connector_job(rt: Runtime, connection_id: str, stream: str, job: ConnectorJob) -> int:
+    """A connector's own scheduled work (subscription renewal, token refresh); its state
+    is kept like a poll cursor, so it survives restarts. Returns 1 if it ran."""
+    async with transaction(rt.sessions) as session:
+        state = await session.scalar(
+            sa.select(col(PollCursor.cursor)).where(
+                col(PollCursor.connection_id) == connection_id, col(PollCursor.stream) == stream
+            )
+        )
+    try:
+        state = await job.run(state)
+    except Exception as exc:  # logged and shown with the jobs; the next run tries again
+        log.warning(
+            "connector job failed; it runs again at its next interval",
+            connection_id=connection_id,
+            job=job.name,
+            error=str(exc) or type(exc).__name__,
+        )
+        async with transaction(rt.sessions) as session:
+            await session.execute(
+                sa.update(PollCursor)
+                .where(
+                    col(PollCursor.connection_id) == connection_id,
+                    col(PollCursor.stream) == stream,
+                )
+                .values(last_error=str(exc) or type(exc).__name__)
+            )
+        return 0
+    async with transaction(rt.sessions) as session:
+        await session.execute(
+            sa.update(PollCursor)
+            .where(col(PollCursor.connection_id) == connection_id, col(PollCursor.stream) == stream)
+            .values(cursor=state, last_error=None, last_count=1)
+        )
+    return 1
 
 
 async def _claim(rt: Runtime, owner: str, stream: str, interval: float) -> bool:
@@ -115,7 +161,7 @@ async def poll_stream(rt: Runtime, connection_id: str, stream: str) -> int:
             await _poll_failed(rt, connection_id, stream, exc)
             return recorded
         async with transaction(rt.sessions) as session:
-            fresh = await _not_seen(session, page.events)
+            fresh = await not_seen(session, page.events)
             await record_events(session, rt, connection_id, fresh)
             await _store_cursor(session, connection_id, stream, page.cursor, len(fresh))
         recorded += len(fresh)
@@ -143,44 +189,6 @@ async def _store_cursor(
     await session.execute(
         stmt.on_conflict_do_update(index_elements=["connection_id", "stream"], set_=values)
     )
-
-
-async def _not_seen(session: AsyncSession, events: list[CanonicalEvent]) -> list[CanonicalEvent]:
-    """Drop events that change nothing: the entity's newest recorded event of the same type
-    says the same (time stamps aside). Polls re-read the edge of their window, and a change
-    may already have come by webhook."""
-    if not events:
-        return []
-    keys = {e.entity_key for e in events}
-    newest_ids = (
-        sa.select(sa.func.max(col(CanonicalEventRow.id)))
-        .where(col(CanonicalEventRow.entity_key).in_(keys))
-        .group_by(col(CanonicalEventRow.entity_key), col(CanonicalEventRow.event_type))
-    )
-    rows = await session.execute(
-        sa.select(
-            col(CanonicalEventRow.entity_key),
-            col(CanonicalEventRow.event_type),
-            col(CanonicalEventRow.payload),
-        ).where(col(CanonicalEventRow.id).in_(newest_ids))
-    )
-    newest: dict[tuple[str, str], dict[str, Any]] = {}
-    for key, event_type, payload in rows:
-        newest[(key, event_type)] = _content(payload)
-    fresh: list[CanonicalEvent] = []
-    for event in events:
-        content = _content(event.payload_json())
-        if newest.get((event.entity_key, event.type)) != content:
-            newest[(event.entity_key, event.type)] = content
-            fresh.append(event)
-    return fresh
-
-
-_TIME_FIELDS = frozenset({"as_of", "updated_at", "effective_at", "occurred_at"})
-
-
-def _content(payload: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in payload.items() if k not in _TIME_FIELDS}
 
 
 async def _poll_failed(rt: Runtime, connection_id: str, stream: str, exc: ConnectorError) -> None:

@@ -169,7 +169,7 @@ async def test_one_sweep_queues_what_still_waits_for_a_destination_that_recovere
     simulated: tuple[Runtime, FlakyErp, Any],
 ) -> None:
     # the breaker closed in a process that died before it released the waiting deliveries
-    rt, erp, _ = simulated
+    rt, _, _ = simulated
     delivery_id = await seed_event(rt, make_order("7300"), enqueue=False)
     async with rt.sessions() as session, session.begin():
         await session.execute(
