@@ -32,8 +32,8 @@ from app.delivery.outbox import enqueue_after_commit, waiting_behind
 from app.errors import Conflict, NotFound
 from app.flows.products.planning import accept_price
 from app.models import Delivery, DeliveryStatus, utcnow
+from app.ops.deliveries import DeliveryFilter
 from app.ops.pagination import Page, decode_cursor, page_of
-from app.ops.service import DeliveryFilter
 from app.runtime import Runtime
 
 log = structlog.get_logger("gateway.approvals")

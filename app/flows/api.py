@@ -33,7 +33,7 @@ from app.flows.rules import (
 )
 from app.models import Finding, RuleOverride
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
-from app.ops.service import as_utc
+from app.ops.queries import as_utc
 from app.runtime import Runtime
 from kernel.canonical.events import event_json_schemas
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.dbutil import insert_for
+from app.dbutil import upsert
 from app.flows.customers.rules import CustomerRules
 from app.flows.inventory.rules import InventoryRules
 from app.flows.orders.rules import OrderRules
@@ -76,14 +76,11 @@ async def set_override(
     rules = parse_rules(candidate)  # refuse before storing anything
     existing = await session.get(RuleOverride, section)
     stored = {**(existing.rules if existing else {}), **values}
-    stmt = insert_for(session, RuleOverride).values(
-        flow=section, rules=stored, updated_at=utcnow(), updated_by=who
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["flow"],
-            set_={"rules": stmt.excluded.rules, "updated_at": utcnow(), "updated_by": who},
-        )
+    await upsert(
+        session,
+        RuleOverride,
+        {"flow": section, "rules": stored, "updated_at": utcnow(), "updated_by": who},
+        key=["flow"],
     )
     return rules
 

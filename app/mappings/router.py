@@ -34,8 +34,8 @@ from app.mappings.schemas import (
     MappingPut,
     MappingPutOut,
 )
+from app.ops.connections import connection_or_404
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
-from app.ops.service import connection_or_404
 from app.runtime import Runtime
 
 router = APIRouter(prefix="/mappings", tags=["mappings"])

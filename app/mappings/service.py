@@ -23,7 +23,7 @@ from sqlmodel import col
 
 from app.config import GatewayConfig
 from app.db import transaction
-from app.dbutil import insert_for, rowcount
+from app.dbutil import insert_ignore, rowcount, upsert
 from app.errors import Unprocessable
 from app.models import Mapping, utcnow
 from kernel.types import MappingNeed
@@ -46,12 +46,7 @@ async def seed_from_config(session: AsyncSession, config: GatewayConfig) -> int:
     ]
     if not rows:
         return 0
-    stmt = (
-        insert_for(session, Mapping)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["kind", "connection_id", "our_key"])
-    )
-    result = await session.execute(stmt)
+    result = await insert_ignore(session, Mapping, rows, key=["kind", "connection_id", "our_key"])
     return rowcount(result)
 
 
@@ -91,7 +86,9 @@ async def upsert_entries(
     now = utcnow()
     items = list(entries.items())
     for start in range(0, len(items), UPSERT_CHUNK):
-        stmt = insert_for(session, Mapping).values(
+        await upsert(
+            session,
+            Mapping,
             [
                 {
                     "kind": kind,
@@ -102,13 +99,10 @@ async def upsert_entries(
                     "updated_at": now,
                 }
                 for ours, theirs in items[start : start + UPSERT_CHUNK]
-            ]
+            ],
+            key=["kind", "connection_id", "our_key"],
+            update=["their_key", "origin", "updated_at"],
         )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["kind", "connection_id", "our_key"],
-            set_={"their_key": stmt.excluded.their_key, "origin": "api", "updated_at": now},
-        )
-        await session.execute(stmt)
     return len(items)
 
 

@@ -1,6 +1,7 @@
 """Operator API under /api/v1: status, trace, replay, approvals, connections, mappings, rules.
 
-Thin endpoints over ``app.ops.service``. Every route needs an API key (viewer reads,
+Thin endpoints over one module per resource: ``events``, ``inbound_events``,
+``deliveries``, ``connections`` and ``trace``. Every route needs an API key (viewer reads,
 operator writes); the request's one transaction commits before the answer goes out, and
 queueing that follows a write (replay, resume, release) runs only after that commit.
 """
@@ -18,7 +19,8 @@ from app.approvals.router import router as approvals_router
 from app.flows.api import router as flows_router
 from app.mappings.router import router as mappings_router
 from app.models import DeliveryStatus
-from app.ops import service
+from app.ops import connections, deliveries, events, inbound_events
+from app.ops import trace as tracing
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.ops.schemas import (
     BULK_REPLAY_CAP,
@@ -96,8 +98,8 @@ async def list_events(
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[EventOut]:
-    where = service.EventFilter(source, entity_key, entity_type, event_type, since, until)
-    page = await service.list_events(session, where, cursor, limit)
+    where = events.EventFilter(source, entity_key, entity_type, event_type, since, until)
+    page = await events.list_events(session, where, cursor, limit)
     return page if pii else mask_response(page)
 
 
@@ -110,7 +112,7 @@ async def list_events(
     responses=_NOT_FOUND,
 )
 async def get_event(event_id: EventId, session: SessionDep, pii: PiiDep) -> EventDetail:
-    event = await service.get_event(session, event_id)
+    event = await events.get_event(session, event_id)
     return event if pii else mask_response(event)
 
 
@@ -130,8 +132,8 @@ async def list_inbound_events(
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[InboundOut]:
-    where = service.InboundFilter(connection_id, topic, status)
-    page = await service.list_inbound_events(session, where, cursor, limit)
+    where = inbound_events.InboundFilter(connection_id, topic, status)
+    page = await inbound_events.list_inbound_events(session, where, cursor, limit)
     return page if pii else mask_response(page)
 
 
@@ -148,7 +150,7 @@ async def list_inbound_events(
 async def get_inbound_event(
     inbound_event_id: InboundEventId, session: SessionDep, pii: PiiDep
 ) -> InboundDetail:
-    inbound = await service.get_inbound_event(session, inbound_event_id)
+    inbound = await inbound_events.get_inbound_event(session, inbound_event_id)
     return inbound if pii else mask_response(inbound)
 
 
@@ -177,10 +179,10 @@ async def list_deliveries(
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[DeliveryOut]:
-    where = service.DeliveryFilter(
+    where = deliveries.DeliveryFilter(
         tuple(status or ()), destination, source, flow, entity_key, event_type
     )
-    page = await service.list_deliveries(session, where, cursor, limit)
+    page = await deliveries.list_deliveries(session, where, cursor, limit)
     return page if pii else mask_response(page)
 
 
@@ -213,7 +215,7 @@ async def list_deliveries(
 async def bulk_replay(
     request: BulkReplayRequest, session: SessionDep, rt: RuntimeDep
 ) -> BulkReplayOut:
-    return await service.bulk_replay(session, rt, request)
+    return await deliveries.bulk_replay(session, rt, request)
 
 
 @router.get(
@@ -226,7 +228,7 @@ async def bulk_replay(
     responses=_NOT_FOUND,
 )
 async def get_delivery(delivery_id: DeliveryId, session: SessionDep, pii: PiiDep) -> DeliveryDetail:
-    delivery = await service.get_delivery(session, delivery_id)
+    delivery = await deliveries.get_delivery(session, delivery_id)
     return delivery if pii else mask_response(delivery)
 
 
@@ -249,7 +251,7 @@ async def get_delivery(delivery_id: DeliveryId, session: SessionDep, pii: PiiDep
 async def replay_delivery(
     delivery_id: DeliveryId, session: SessionDep, rt: RuntimeDep
 ) -> DeliveryOut:
-    return await service.replay_delivery(session, rt, delivery_id)
+    return await deliveries.replay_delivery(session, rt, delivery_id)
 
 
 # --- connections --------------------------------------------------------------------------
@@ -267,7 +269,7 @@ ConnectionId = Annotated[str, Path(description="connection id from the config")]
     "keys.",
 )
 async def list_connections(session: SessionDep, rt: RuntimeDep, pii: PiiDep) -> Page[ConnectionOut]:
-    page = await service.list_connections(session, rt)
+    page = await connections.list_connections(session, rt)
     return page if pii else mask_response(page)
 
 
@@ -280,7 +282,7 @@ async def list_connections(session: SessionDep, rt: RuntimeDep, pii: PiiDep) -> 
 async def get_connection(
     connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep, pii: PiiDep
 ) -> ConnectionOut:
-    out = await service.get_connection(session, rt, connection_id)
+    out = await connections.get_connection(session, rt, connection_id)
     return out if pii else mask_response(out)
 
 
@@ -296,7 +298,7 @@ async def get_connection(
 async def pause_connection(
     connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep
 ) -> ConnectionOut:
-    return await service.pause_connection(session, rt, connection_id)
+    return await connections.pause_connection(session, rt, connection_id)
 
 
 @router.post(
@@ -310,7 +312,7 @@ async def pause_connection(
 async def resume_connection(
     connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep
 ) -> ResumeOut:
-    return await service.resume_connection(session, rt, connection_id)
+    return await connections.resume_connection(session, rt, connection_id)
 
 
 # --- trace --------------------------------------------------------------------------------
@@ -333,7 +335,7 @@ async def trace(
         str, Query(min_length=1, max_length=256, description="e.g. shop:order:1001")
     ],
 ) -> TraceOut:
-    out = await service.trace_entity(session, entity_key)
+    out = await tracing.trace_entity(session, entity_key)
     return out if pii else mask_response(out)
 
 
@@ -347,6 +349,6 @@ async def trace(
 async def trace_by_parts(
     source: str, entity_type: str, external_id: str, session: SessionDep, pii: PiiDep
 ) -> TraceOut:
-    key = service.entity_key_of(source, entity_type, external_id)
-    out = await service.trace_entity(session, key)
+    key = tracing.entity_key_of(source, entity_type, external_id)
+    out = await tracing.trace_entity(session, key)
     return out if pii else mask_response(out)

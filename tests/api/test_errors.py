@@ -21,7 +21,8 @@ from sqlalchemy import exc as sa_exc
 import app.errors as errors_module
 from app.errors import install_error_handlers
 from app.mappings import service as mappings_service
-from app.ops import service as ops_service
+from app.ops import deliveries as ops_deliveries
+from app.ops import events as ops_events
 from tests.api.conftest import OPERATOR, VIEWER, Gateway
 
 
@@ -59,7 +60,7 @@ def _boom(*_: Any, **__: Any) -> Any:
 async def test_an_unexpected_error_is_a_json_500_with_a_request_id(
     gw: Gateway, monkeypatch: pytest.MonkeyPatch, recorded: RecordingLog
 ) -> None:
-    monkeypatch.setattr(ops_service, "list_deliveries", _boom)
+    monkeypatch.setattr(ops_deliveries, "list_deliveries", _boom)
     before = errors_counted("/api/v1/deliveries", "500")
 
     # the in-process client raises what escapes the app: getting an answer proves it did not
@@ -91,7 +92,7 @@ async def test_an_unexpected_error_is_a_json_500_with_a_request_id(
 async def test_the_callers_request_id_is_kept_when_sane(
     gw: Gateway, monkeypatch: pytest.MonkeyPatch, recorded: RecordingLog
 ) -> None:
-    monkeypatch.setattr(ops_service, "get_delivery", _boom)
+    monkeypatch.setattr(ops_deliveries, "get_delivery", _boom)
     response = await gw.client.get(
         "/api/v1/deliveries/1", headers={**VIEWER, "X-Request-ID": "lb-4711.a_b:c"}
     )
@@ -114,7 +115,7 @@ async def test_a_database_error_that_is_not_an_outage_is_a_500(
     def bad_sql(*_: Any, **__: Any) -> Any:
         raise sa_exc.ProgrammingError("SELECT nonsense", {}, Exception("syntax error"))
 
-    monkeypatch.setattr(ops_service, "list_events", bad_sql)
+    monkeypatch.setattr(ops_events, "list_events", bad_sql)
     response = await gw.get("/events")
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
@@ -127,7 +128,7 @@ async def test_the_database_being_unreachable_is_still_a_503_and_counted(
     def unreachable(*_: Any, **__: Any) -> Any:
         raise sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
 
-    monkeypatch.setattr(ops_service, "list_events", unreachable)
+    monkeypatch.setattr(ops_events, "list_events", unreachable)
     before = errors_counted("/api/v1/events", "503")
     response = await gw.get("/events")
     assert response.status_code == 503

@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.dbutil import insert_for
+from app.dbutil import insert_ignore
 from app.flows.customers import rules as customer_rules
 from app.flows.plan import PlanContext, Planned, as_is, older_than_known, previous_payload
 from app.flows.state import entity_has_link
@@ -90,10 +90,12 @@ async def _customer_index(
 async def _remember_match_keys(session: AsyncSession, keys: list[str], customer_key: str) -> None:
     if not keys:
         return
-    stmt = insert_for(session, CustomerMatch).values(
-        [{"match_key": k, "customer_key": customer_key, "updated_at": utcnow()} for k in keys]
+    await insert_ignore(
+        session,
+        CustomerMatch,
+        [{"match_key": k, "customer_key": customer_key, "updated_at": utcnow()} for k in keys],
+        key=["match_key", "customer_key"],
     )
-    await session.execute(stmt.on_conflict_do_nothing(index_elements=["match_key", "customer_key"]))
 
 
 async def _link_customer(
@@ -101,15 +103,17 @@ async def _link_customer(
 ) -> None:
     from app.models import EntityLink
 
-    stmt = insert_for(session, EntityLink).values(
-        connection_id=connection_id,
-        entity_type="customer",
-        our_key=customer_key,
-        remote_id=remote_id,
-        updated_at=utcnow(),
-    )
-    await session.execute(
-        stmt.on_conflict_do_nothing(index_elements=["connection_id", "entity_type", "our_key"])
+    await insert_ignore(
+        session,
+        EntityLink,
+        {
+            "connection_id": connection_id,
+            "entity_type": "customer",
+            "our_key": customer_key,
+            "remote_id": remote_id,
+            "updated_at": utcnow(),
+        },
+        key=["connection_id", "entity_type", "our_key"],
     )
 
 

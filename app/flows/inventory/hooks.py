@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.dbutil import insert_for
+from app.dbutil import upsert
 from app.flows.inventory.planning import availability_now
 from app.flows.plan import plan_context_for
 from app.models import Delivery, StockPush, utcnow
@@ -73,18 +73,18 @@ async def stock_as_sent_now(
 async def remember_baseline(
     session: AsyncSession, destination: str, item: StockAvailability, baseline: Decimal
 ) -> None:
-    stmt = insert_for(session, StockPush).values(
-        destination=destination,
-        sku=item.sku,
-        location=item.location or "",
-        baseline=baseline,
-        updated_at=utcnow(),
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["destination", "sku", "location"],
-            set_={"baseline": stmt.excluded.baseline, "updated_at": stmt.excluded.updated_at},
-        )
+    await upsert(
+        session,
+        StockPush,
+        {
+            "destination": destination,
+            "sku": item.sku,
+            "location": item.location or "",
+            "baseline": baseline,
+            "updated_at": utcnow(),
+        },
+        key=["destination", "sku", "location"],
+        update=["baseline", "updated_at"],
     )
 
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.dbutil import insert_for, rowcount
+from app.dbutil import rowcount, upsert
 from app.models import (
     CanonicalEventRow,
     Delivery,
@@ -52,33 +52,33 @@ async def upsert_stock_level(
     one win: the update only applies when the stored level is older.
     """
     sellable = level.on_hand - level.allocated - level.reserved - level.damaged - level.quarantined
-    stmt = insert_for(session, StockLevel).values(
-        source=level.source,
-        sku=level.sku,
-        location=level.location,
-        level=level.model_dump(mode="json"),
-        as_of=level.as_of,
-        sellable=sellable,
-    )
-    # ERPs stamp changes to the second (NetSuite): of two levels with the same time, the
-    # one with less to sell wins, so a burst of sales can never leave the higher one
-    newer = sa.or_(
-        STOCK_LEVELS.c.as_of < stmt.excluded.as_of,
-        sa.and_(
-            STOCK_LEVELS.c.as_of == stmt.excluded.as_of,
-            STOCK_LEVELS.c.sellable > stmt.excluded.sellable,
-        ),
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["source", "sku", "location"],
-        set_={
-            "level": stmt.excluded.level,
-            "as_of": stmt.excluded.as_of,
-            "sellable": stmt.excluded.sellable,
+
+    def newer(proposed: Any) -> Any:
+        # ERPs stamp changes to the second (NetSuite): of two levels with the same time, the
+        # one with less to sell wins, so a burst of sales can never leave the higher one
+        return sa.or_(
+            STOCK_LEVELS.c.as_of < proposed.as_of,
+            sa.and_(
+                STOCK_LEVELS.c.as_of == proposed.as_of,
+                STOCK_LEVELS.c.sellable > proposed.sellable,
+            ),
+        )
+
+    result = await upsert(
+        session,
+        StockLevel,
+        {
+            "source": level.source,
+            "sku": level.sku,
+            "location": level.location,
+            "level": level.model_dump(mode="json"),
+            "as_of": level.as_of,
+            "sellable": sellable,
         },
+        key=["source", "sku", "location"],
+        update=["level", "as_of", "sellable"],
         where=None if force else newer,
     )
-    result = await session.execute(stmt)
     return rowcount(result) > 0
 
 

@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.dbutil import insert_for
+from app.dbutil import upsert
 from app.flows.plan import PlanContext, Planned, as_is, older_than_known
 from app.flows.products import rules as pricing_rules
 from app.models import (
@@ -73,18 +73,18 @@ async def plan_price(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
 
 
 async def _remember_price(ctx: PlanContext, price: Price, next_change: datetime | None) -> None:
-    stmt = insert_for(ctx.session, PriceRecord).values(
-        source=price.source,
-        sku=price.sku,
-        currency=price.currency,
-        price=price.model_dump(mode="json"),
-        next_change_at=next_change,
-    )
-    await ctx.session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["source", "sku", "currency"],
-            set_={"price": stmt.excluded.price, "next_change_at": stmt.excluded.next_change_at},
-        )
+    await upsert(
+        ctx.session,
+        PriceRecord,
+        {
+            "source": price.source,
+            "sku": price.sku,
+            "currency": price.currency,
+            "price": price.model_dump(mode="json"),
+            "next_change_at": next_change,
+        },
+        key=["source", "sku", "currency"],
+        update=["price", "next_change_at"],
     )
 
 
@@ -114,16 +114,16 @@ async def accept_price(
     session: AsyncSession, destination: str, sku: str, currency: str, effective: Decimal
 ) -> None:
     """The guard's new baseline: a price that went out (or an operator approved)."""
-    stmt = insert_for(session, SentPrice).values(
-        destination=destination,
-        sku=sku,
-        currency=currency,
-        effective=effective,
-        updated_at=utcnow(),
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["destination", "sku", "currency"],
-            set_={"effective": stmt.excluded.effective, "updated_at": stmt.excluded.updated_at},
-        )
+    await upsert(
+        session,
+        SentPrice,
+        {
+            "destination": destination,
+            "sku": sku,
+            "currency": currency,
+            "effective": effective,
+            "updated_at": utcnow(),
+        },
+        key=["destination", "sku", "currency"],
+        update=["effective", "updated_at"],
     )
