@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dbutil import id_list, insert_for
+from app.dbutil import id_list, upsert
 from app.delivery.breakers import BreakerView
 from app.delivery.outbox import DELIVERIES, WAITING_FOR_DESTINATION, enqueue_after_commit
 from app.models import ConnectionState, DeliveryStatus, utcnow
@@ -35,8 +35,9 @@ async def record_breaker(
         "breaker_changed_at": now,
         "breaker_reopens_at": view.reopens_at,
     }
-    stmt = insert_for(session, ConnectionState).values(connection_id=connection_id, **values)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["connection_id"], set_=values))
+    await upsert(
+        session, ConnectionState, {"connection_id": connection_id, **values}, key=["connection_id"]
+    )
 
 
 async def release_waiting(
@@ -81,5 +82,6 @@ async def record_connection_health(
     values: dict[str, Any] = (
         {"last_success_at": now} if error is None else {"last_error_at": now, "last_error": message}
     )
-    stmt = insert_for(session, ConnectionState).values(connection_id=connection_id, **values)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["connection_id"], set_=values))
+    await upsert(
+        session, ConnectionState, {"connection_id": connection_id, **values}, key=["connection_id"]
+    )

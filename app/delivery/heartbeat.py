@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.db import transaction
-from app.dbutil import insert_for
+from app.dbutil import upsert
 from app.models import WorkerHeartbeat, utcnow
 from app.runtime import Runtime
 
@@ -33,13 +33,18 @@ STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 3)
 async def beat(rt: Runtime, kind: str, state: str, started_at: datetime) -> None:
     now = utcnow()
     async with transaction(rt.sessions) as session:
-        stmt = insert_for(session, WorkerHeartbeat).values(
-            worker_id=rt.worker_id, kind=kind, started_at=started_at, seen_at=now, state=state
-        )
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["worker_id"], set_={"seen_at": now, "state": state}
-            )
+        await upsert(
+            session,
+            WorkerHeartbeat,
+            {
+                "worker_id": rt.worker_id,
+                "kind": kind,
+                "started_at": started_at,
+                "seen_at": now,
+                "state": state,
+            },
+            key=["worker_id"],
+            update=["seen_at", "state"],
         )
 
 
