@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -29,6 +30,8 @@ from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.validation import describe_errors
 from kernel.types import DeliveryContext, MappingNeed
+
+log = structlog.get_logger("gateway.delivery")
 
 
 def not_blocked() -> Any:
@@ -126,6 +129,7 @@ class Claimed:
     context: DeliveryContext
     missing: list[Any]
     unreadable: str | None = None
+    broken: Exception | None = None  # the connector failed while the claim prepared
 
 
 async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
@@ -173,7 +177,11 @@ async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
             # stored before today's rules (or by hand): it can never go out as it is
             return Claimed(delivery, None, DeliveryContext(), [], unreadable=describe_errors(exc))
         connector = rt.connector(delivery.destination)
-        needs = connector.required_mappings(event) if connector else []
+        try:
+            needs = connector.required_mappings(event) if connector else []
+        except Exception as exc:  # a connector bug: retried like one, never a stuck claim
+            log.exception("connector failed to say which mappings it needs")
+            return Claimed(delivery, event, DeliveryContext(), [], broken=exc)
         needs = list(dict.fromkeys(needs + rule_needs(delivery.directives)))
         # what the connector found missing on an earlier attempt: handed over if mapped now,
         # but not required (the operator may have fixed it in the remote system instead)

@@ -93,6 +93,8 @@ async def _process_claimed(
             "fix the record at its source and send it again"
         )
         return await _finish(rt, delivery, owner, unreadable, _NO_CALL, claimed)
+    if claimed.broken is not None:
+        return await _finish(rt, delivery, owner, claimed.broken, _NO_CALL, claimed)
     if claimed.missing:
         return await _finish(
             rt, delivery, owner, NeedsMappingError(claimed.missing), _NO_CALL, claimed
@@ -173,7 +175,9 @@ async def _attempt(
     started = time.perf_counter()
     result: DeliveryResult | None = None
     error: BaseException | None = None
-    with capture_exchanges() as exchanges:
+    with capture_exchanges(
+        sensitive_headers=connector.sensitive_headers, sensitive_fields=connector.sensitive_fields
+    ) as exchanges:
         try:
             assert claimed.event is not None
             result = await connector.deliver(claimed.event, claimed.context)
@@ -426,7 +430,12 @@ async def _finish(
             from app.flows import hooks
 
             await hooks.after_delivered(
-                session, rt, delivery, claimed.event, claimed.context.directives
+                session,
+                rt,
+                delivery,
+                claimed.event,
+                claimed.context.directives,
+                sent_at=now - timedelta(seconds=call.duration),
             )
         if outcome.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
             await _enqueue_successor(session, rt, delivery)

@@ -3,6 +3,7 @@ hooks are in its own package; the engine calls these."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -38,8 +39,11 @@ async def after_delivered(
     delivery: Delivery,
     event: CanonicalEvent,
     directives: dict[str, Any],
+    *,
+    sent_at: datetime,
 ) -> None:
-    """Remember what a delivery changed that later rules depend on."""
+    """Remember what a delivery changed that later rules depend on (``sent_at``: when the
+    call that succeeded went out)."""
     if event.type == AVAILABILITY and "baseline" in directives:
         item = event.payload_as(StockAvailability)
         await remember_baseline(
@@ -51,7 +55,7 @@ async def after_delivered(
         and rt.config.routes_from(delivery.destination, "inventory")
     ):
         # booked units only matter to stock pushes from this ERP
-        await book_order(session, rt, delivery, event)
+        await book_order(session, rt, delivery, event, sent_at)
 
 
 def _store_to_erp(rt: Runtime, delivery: Delivery) -> bool:

@@ -77,10 +77,6 @@ connections:
   - {{flow: shipments, from: erp, to: shop}}
 mappings:
   sku: {{erp: {{"SKU-RED-M": "1042"}}}}
-rules:
-  # NetSuite is an ERP: the order it booked is part of the level it reports right after;
-  # the simulator shares our clock, so no margin (by default 2 s: the safe side undersells)
-  inventory: {{erp_clock_margin_seconds: 0}}
 delivery: {{backoff_base_seconds: 0.05, backoff_max_seconds: 0.5, request_timeout_seconds: 5}}
 """
     )

@@ -290,3 +290,26 @@ async def test_a_mapping_the_connector_asked_for_reaches_it_after_the_release(
         assert await release_parked(session, rt, "erp") == [delivery_id]
     await wait_status(rt, delivery_id, "delivered")
     assert len(connector.calls) == 2
+
+
+class BrokenOnce(ScriptedConnector):
+    """A connector whose mapping question crashes once (a bug), then answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crashes = 1
+
+    def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
+        if self.crashes:
+            self.crashes -= 1
+            raise KeyError("a bug in the connector")
+        return super().required_mappings(event)
+
+
+async def test_a_connector_crashing_before_the_call_is_retried_not_stuck(engine_rt: Any) -> None:
+    connector = BrokenOnce()
+    rt = await engine_rt(connector)
+    delivery_id = await seed_event(rt, make_order("2011"))
+    row = await wait_status(rt, delivery_id, "delivered")
+    outcomes = [a.outcome for a in await attempts(rt, delivery_id)]
+    assert outcomes == ["internal", "delivered"] and row.attempts == 2

@@ -82,11 +82,12 @@ class InventoryRules(BaseModel):
         "and per-location stock are always absolute.",
     )
     erp_clock_margin_seconds: float = Field(
-        default=2.0,
+        default=0.0,
         ge=0,
-        description="An order the ERP booked counts as part of an ERP stock level only when "
-        "it was booked this long before the level's time (covers clock differences; a "
-        "larger margin errs toward showing less stock, never more).",
+        description="An order the ERP booked counts as part of an ERP stock level when it was "
+        "sent to the ERP at least this long before the level's time. Raise it if the ERP's "
+        "clock can run ahead of the gateway's (a larger margin errs toward showing less "
+        "stock, never more, until the ERP's next level).",
     )
     subtract_orders_in_transit: bool = Field(
         default=True,

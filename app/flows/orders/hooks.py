@@ -3,6 +3,7 @@ variant SKUs mapped through their base SKU."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from app.flows.plan import Planned, plan_context_for
 from app.flows.recorder import record_planned
 from app.flows.rules import effective_rules
 from app.mappings.service import resolve
-from app.models import Delivery, OrderAllocation, utcnow
+from app.models import Delivery, OrderAllocation
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.order import Order
@@ -23,7 +24,11 @@ from kernel.types import MappingNeed
 
 
 async def book_order(
-    session: AsyncSession, rt: Runtime, delivery: Delivery, event: CanonicalEvent
+    session: AsyncSession,
+    rt: Runtime,
+    delivery: Delivery,
+    event: CanonicalEvent,
+    sent_at: datetime,
 ) -> None:
     """The ERP has the order: its units now count in the ERP's levels, not as in transit.
 
@@ -53,7 +58,10 @@ async def book_order(
                     "order_key": event.entity_key,
                     "sku": sku,
                     "quantity": quantity,
-                    "booked_at": utcnow(),
+                    # when the order went out: the ERP booked it after that, so a level the
+                    # ERP stamps later includes it (our "delivered" time comes after the
+                    # ERP's own level of the same change)
+                    "booked_at": sent_at,
                 }
                 for sku, quantity in units.items()
             ],
