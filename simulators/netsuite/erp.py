@@ -1,5 +1,6 @@
 """The simulated account's business side: stock per location, commitments, fulfilments,
-credit memos, prices; the rows SuiteQL reads; the record bodies the webhook posts.
+credit memos, prices; the record bodies the webhook posts (the rows SuiteQL reads from
+them: ``tables``).
 
 - Creating or changing a sales order *commits* stock: for each open line, ``quantity`` minus
   ``quantityFulfilled`` at the line's location (else the order's, else the default one) is
@@ -12,14 +13,15 @@ Every change bumps the record's ``lastModifiedDate`` and is posted to the webhoo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulators.netsuite.simulator import NetSuiteSimulator, SimRecord
+    from simulators.netsuite.simulator import NetSuiteSimulator
+    from simulators.netsuite.state import SimRecord
 
 DEFAULT_LOCATION = "1"
 TRAN_TYPES = {
@@ -35,7 +37,7 @@ STOCK_CUSTOM = {
     "quarantined": "custrecord_gw_qty_quarantined",
     "expected_date": "custrecord_gw_expected_date",
 }
-_TS = "%Y-%m-%d %H:%M:%S"
+STAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 class OpError(Exception):
@@ -50,7 +52,7 @@ class StockRow:
     custom: dict[str, Any] = field(default_factory=dict)
 
 
-def _dec(value: Any, what: str) -> Decimal:
+def dec(value: Any, what: str) -> Decimal:
     if isinstance(value, float):
         value = repr(value)
     try:
@@ -59,22 +61,22 @@ def _dec(value: Any, what: str) -> Decimal:
         raise OpError(f"{what}: {value!r} is not a number") from None
 
 
-def _ref_id(value: Any) -> str | None:
+def ref_id(value: Any) -> str | None:
     if isinstance(value, Mapping) and value.get("id") not in (None, ""):
         return str(value["id"])
     return None
 
 
-def _lines(record: SimRecord, name: str = "item") -> list[dict[str, Any]]:
+def sublist_lines(record: SimRecord, name: str = "item") -> list[dict[str, Any]]:
     sub = record.fields.get(name)
     return list(sub.get("items", [])) if isinstance(sub, Mapping) else []
 
 
-def _tf(value: Any) -> str | None:
+def tf(value: Any) -> str | None:
     return None if value is None else ("T" if value else "F")
 
 
-def _ref_name(value: Any) -> Any:
+def ref_name(value: Any) -> Any:
     if isinstance(value, Mapping):
         return value.get("refName") or value.get("id")
     return value
@@ -140,9 +142,9 @@ class ErpState:
         item = self.item(item_key)
         row = self.row(item.id, str(location))
         if "on_hand" in values:
-            row.on_hand = _dec(values["on_hand"], "on_hand")
+            row.on_hand = dec(values["on_hand"], "on_hand")
         if "on_order" in values:
-            row.on_order = _dec(values["on_order"], "on_order")
+            row.on_order = dec(values["on_order"], "on_order")
         for name, column in STOCK_CUSTOM.items():
             if name in values:
                 row.custom[column] = values[name]
@@ -163,16 +165,16 @@ class ErpState:
     def recommit(self, order: SimRecord) -> None:
         """Bring the order's stock commitments in line with its open, unfulfilled lines."""
         wanted: dict[tuple[str, str], Decimal] = {}
-        order_location = _ref_id(order.fields.get("location")) or self.default_location
-        for line in _lines(order):
-            item = _ref_id(line.get("item"))
+        order_location = ref_id(order.fields.get("location")) or self.default_location
+        for line in sublist_lines(order):
+            item = ref_id(line.get("item"))
             if item is None or line.get("isClosed"):
                 continue
-            open_qty = _dec(line.get("quantity", 0), "quantity") - _dec(
+            open_qty = dec(line.get("quantity", 0), "quantity") - dec(
                 line.get("quantityFulfilled", 0), "quantityFulfilled"
             )
             if open_qty > 0:
-                key = (item, _ref_id(line.get("location")) or order_location)
+                key = (item, ref_id(line.get("location")) or order_location)
                 wanted[key] = wanted.get(key, Decimal(0)) + open_qty
         had = self.commitments.get(order.id, {})
         changed: set[str] = set()
@@ -194,15 +196,15 @@ class ErpState:
         if status not in ("A", "B", "C"):
             raise OpError("ship_status must be A (packed), B (picked up) or C (shipped)")
         wanted = {
-            self.item(str(k)).id: _dec(v, "quantity") for k, v in (spec.get("lines") or {}).items()
+            self.item(str(k)).id: dec(v, "quantity") for k, v in (spec.get("lines") or {}).items()
         }
         shipped: list[dict[str, Any]] = []
-        location = _ref_id(order.fields.get("location")) or self.default_location
-        for line in _lines(order):
-            item = _ref_id(line.get("item"))
+        location = ref_id(order.fields.get("location")) or self.default_location
+        for line in sublist_lines(order):
+            item = ref_id(line.get("item"))
             if item is None or line.get("isClosed"):
                 continue
-            remaining = _dec(line.get("quantity", 0), "q") - _dec(
+            remaining = dec(line.get("quantity", 0), "q") - dec(
                 line.get("quantityFulfilled", 0), "q"
             )
             if spec.get("lines"):  # only what was asked for, never more than is open
@@ -213,8 +215,8 @@ class ErpState:
                 qty = remaining
             if qty <= 0:
                 continue
-            line["quantityFulfilled"] = _dec(line.get("quantityFulfilled", 0), "q") + qty
-            loc = _ref_id(line.get("location")) or location
+            line["quantityFulfilled"] = dec(line.get("quantityFulfilled", 0), "q") + qty
+            loc = ref_id(line.get("location")) or location
             self.row(item, loc).on_hand -= qty
             shipped.append(
                 {
@@ -229,7 +231,7 @@ class ErpState:
         packages = [
             {
                 "packageTrackingNumber": p.get("tracking"),
-                "packageWeight": _dec(p["weight"], "weight")
+                "packageWeight": dec(p["weight"], "weight")
                 if p.get("weight") is not None
                 else None,
                 "packageDescr": p.get("description"),
@@ -270,20 +272,20 @@ class ErpState:
             lines.append(
                 {
                     "item": {"id": item.id},
-                    "quantity": _dec(line.get("quantity", 1), "quantity"),
-                    "amount": _dec(line.get("amount", 0), "amount"),
+                    "quantity": dec(line.get("quantity", 1), "quantity"),
+                    "amount": dec(line.get("amount", 0), "amount"),
                 }
             )
         for line in spec.get("restock") or []:
             item = self.item(str(line["item"]))
-            qty = _dec(line.get("quantity", 1), "quantity")
+            qty = dec(line.get("quantity", 1), "quantity")
             disposition = str(line.get("disposition", "restock"))
             location = str(line.get("location") or self.default_location)
             lines.append(
                 {
                     "item": {"id": item.id},
                     "quantity": qty,
-                    "amount": _dec(line.get("amount", 0), "amount"),
+                    "amount": dec(line.get("amount", 0), "amount"),
                     "location": {"id": location},
                     "custcol_gw_disposition": disposition,
                 }
@@ -293,7 +295,7 @@ class ErpState:
                 self.touched(item)
         amount = spec.get("amount")
         total = (
-            _dec(amount, "amount")
+            dec(amount, "amount")
             if amount is not None
             else sum((ln["amount"] for ln in lines), Decimal(0))
         )
@@ -317,7 +319,7 @@ class ErpState:
         """What SuiteTax would compute here: the configured rate on the line amounts."""
         lines = order_fields.get("item", {}).get("items", []) if "item" in order_fields else []
         net = sum(
-            (_dec(ln.get("quantity", 0), "q") * _dec(ln.get("rate", 0), "r") for ln in lines),
+            (dec(ln.get("quantity", 0), "q") * dec(ln.get("rate", 0), "r") for ln in lines),
             Decimal(0),
         )
         return (net * self.tax_rate).quantize(Decimal("0.01"))
@@ -333,11 +335,11 @@ class ErpState:
                     "tranId": record.fields.get("tranId"),
                     "externalId": record.external_id,
                 }
-            record = self._created_from(record)
+            record = self.created_from(record)
         return None
 
-    def _created_from(self, record: SimRecord) -> SimRecord | None:
-        source = _ref_id(record.fields.get("createdFrom"))
+    def created_from(self, record: SimRecord) -> SimRecord | None:
+        source = ref_id(record.fields.get("createdFrom"))
         if source is None:
             return None
         for kind in ("salesOrder", "returnAuthorization", "invoice"):
@@ -367,25 +369,25 @@ class ErpState:
                 ],
             }
         if kind == "customer":
-            out = {k: _ref_name(v) for k, v in f.items() if k != "addressBook"}
+            out = {k: ref_name(v) for k, v in f.items() if k != "addressBook"}
             out["addresses"] = [
                 {
                     "defaultBilling": a.get("defaultBilling", False),
                     "defaultShipping": a.get("defaultShipping", False),
                     **(a.get("addressBookAddress") or {}),
                 }
-                for a in _lines(record, "addressBook")
+                for a in sublist_lines(record, "addressBook")
             ]
             return {**out, "id": record.id}
         items = [
             {
-                "itemId": self.sku(_ref_id(ln.get("item")) or ""),
+                "itemId": self.sku(ref_id(ln.get("item")) or ""),
                 "quantity": ln.get("quantity"),
                 "amount": ln.get("amount"),
                 "custcol_gw_disposition": ln.get("custcol_gw_disposition"),
                 "custcol_gw_return_reason": ln.get("custcol_gw_return_reason"),
             }
-            for ln in _lines(record)
+            for ln in sublist_lines(record)
         ]
         out = {
             "id": record.id,
@@ -394,7 +396,7 @@ class ErpState:
             "externalId": record.external_id,
             "memo": f.get("memo"),
             "salesOrder": self.order_ref(
-                self._created_from(record) if kind != "salesorder" else record
+                self.created_from(record) if kind != "salesorder" else record
             ),
             "items": [{k: v for k, v in it.items() if v is not None} for it in items],
         }
@@ -404,18 +406,19 @@ class ErpState:
                 shipMethod=f.get("shipMethod"),
                 shipCarrier=f.get("shipCarrier"),
                 packages=[
-                    {k: v for k, v in p.items() if v is not None} for p in _lines(record, "package")
+                    {k: v for k, v in p.items() if v is not None}
+                    for p in sublist_lines(record, "package")
                 ],
             )
         elif kind == "creditmemo":
-            source = self._created_from(record)
+            source = self.created_from(record)
             rma = (
                 source
                 if source is not None and source.type.lower() == "returnauthorization"
                 else None
             )
             out.update(
-                currency=_ref_name(f.get("currency")),
+                currency=ref_name(f.get("currency")),
                 total=f.get("total"),
                 returnAuthorization=(
                     {
@@ -430,183 +433,6 @@ class ErpState:
         elif kind in ("returnauthorization", "salesorder"):
             out["status"] = self.sim._status_of(record)
         return {k: v for k, v in out.items() if v is not None}
-
-    # --- SuiteQL rows (suiteql.SuiteQLData) --------------------------------------------
-    def _stamp(self, record: SimRecord) -> str:
-        return (record.modified or datetime(2020, 1, 1, tzinfo=UTC)).strftime(_TS)
-
-    def item_rows(self, full: bool, custom: Sequence[str]) -> list[dict[str, Any]]:
-        rows = []
-        for r in self.sim._store("inventoryItem").values():
-            f = r.fields
-            row: dict[str, Any] = {
-                "id": int(r.id),
-                "itemid": f.get("itemId") or r.id,
-                "modified": self._stamp(r),
-            }
-            if full:
-                row.update(
-                    displayname=f.get("displayName"),
-                    salesdescription=f.get("salesDescription"),
-                    upccode=f.get("upcCode"),
-                    isinactive=_tf(bool(f.get("isInactive"))),
-                    weight=f.get("weight"),
-                    weightunit=_ref_name(f.get("weightUnit")),
-                    cost=f.get("cost"),
-                    **{c: f.get(c) for c in custom},
-                )
-            rows.append(row)
-        return rows
-
-    def stock_rows(self, ids: Sequence[str], custom: Sequence[str]) -> list[dict[str, Any]]:
-        return [
-            {
-                "item": int(item),
-                "location": loc,
-                "quantityonhand": row.on_hand,
-                "quantitycommitted": row.committed,
-                "quantityonorder": row.on_order,
-                **{c: row.custom.get(c) for c in custom},
-            }
-            for item in sorted(ids, key=int)
-            for loc, row in sorted(self.stock.get(item, {}).items())
-        ]
-
-    def pricing_rows(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        rows = []
-        for item_id in sorted(ids, key=int):
-            record = self.sim._store("inventoryItem").get(item_id)
-            if record is None:
-                continue
-            currency = _ref_name(record.fields.get("currency")) or "USD"
-            if record.fields.get("basePrice") is not None:
-                rows.append(
-                    {
-                        "item": int(item_id),
-                        "pricelevel": "Base Price",
-                        "currency": currency,
-                        "minquantity": 0,
-                        "price": record.fields["basePrice"],
-                    }
-                )
-            for level in record.fields.get("priceLevels") or []:
-                rows.append(
-                    {
-                        "item": int(item_id),
-                        "pricelevel": level.get("priceLevel"),
-                        "currency": currency,
-                        "minquantity": level.get("minQuantity", 0),
-                        "price": level.get("price"),
-                    }
-                )
-        return rows
-
-    def customer_rows(self) -> list[dict[str, Any]]:
-        rows = []
-        for r in self.sim._store("customer").values():
-            f = r.fields
-            rows.append(
-                {
-                    "id": int(r.id),
-                    "entityid": f.get("entityId") or f.get("externalId") or r.id,
-                    "isperson": _tf(f.get("isPerson", True)),
-                    "firstname": f.get("firstName"),
-                    "lastname": f.get("lastName"),
-                    "companyname": f.get("companyName"),
-                    "email": f.get("email"),
-                    "phone": f.get("phone"),
-                    "terms": _ref_name(f.get("terms")),
-                    "creditlimit": f.get("creditLimit"),
-                    "currency": _ref_name(f.get("currency")),
-                    "category": _ref_name(f.get("category")),
-                    "pricelevel": _ref_name(f.get("priceLevel")),
-                    "taxable": _tf(f.get("taxable")),
-                    "resalenumber": f.get("resaleNumber"),
-                    "modified": self._stamp(r),
-                }
-            )
-        return rows
-
-    def _tran_cols(self, prefix: str, record: SimRecord | None) -> dict[str, Any]:
-        if record is None:
-            return {}
-        return {
-            f"{prefix}id": int(record.id),
-            f"{prefix}type": TRAN_TYPES.get(record.type.lower(), record.type),
-            f"{prefix}tranid": record.fields.get("tranId"),
-            f"{prefix}externalid": record.external_id,
-        }
-
-    def transaction_rows(self, tran_type: str) -> list[dict[str, Any]]:
-        kind = "itemFulfillment" if tran_type == "ItemShip" else "creditMemo"
-        rows = []
-        for r in self.sim._store(kind).values():
-            f = r.fields
-            src = self._created_from(r)
-            up = self._created_from(src) if src is not None else None
-            total = f.get("total")
-            rows.append(
-                {
-                    "id": int(r.id),
-                    "tranid": f.get("tranId"),
-                    "trandate": f.get("tranDate"),
-                    "shipstatus": f.get("shipStatus"),
-                    "shipmethod": f.get("shipMethod"),
-                    "currency": _ref_name(f.get("currency")),
-                    # NetSuite keeps a credit memo's total negative
-                    "total": -total
-                    if isinstance(total, Decimal) and kind == "creditMemo"
-                    else total,
-                    "modified": self._stamp(r),
-                    "created": (r.created or r.modified or datetime(2020, 1, 1)).strftime(_TS),
-                    **self._tran_cols("src", src),
-                    **self._tran_cols("up", up),
-                }
-            )
-        return rows
-
-    def line_rows(self, ids: Sequence[str], custom: Sequence[str]) -> list[dict[str, Any]]:
-        rows = []
-        for tran_id in sorted(ids, key=int):
-            record = next(
-                (
-                    self.sim._store(k).get(tran_id)
-                    for k in ("itemFulfillment", "creditMemo")
-                    if tran_id in self.sim._store(k)
-                ),
-                None,
-            )
-            if record is None:
-                continue
-            sign = -1 if record.type.lower() == "itemfulfillment" else 1  # stock leaves
-            for ln in _lines(record):
-                rows.append(
-                    {
-                        "transaction": int(tran_id),
-                        "line": ln.get("line"),
-                        "itemid": self.sku(_ref_id(ln.get("item")) or ""),
-                        "quantity": sign * _dec(ln.get("quantity", 0), "q"),
-                        "amount": ln.get("amount"),
-                        "location": _ref_id(ln.get("location")),
-                        **{c: ln.get(c) for c in custom},
-                    }
-                )
-        return rows
-
-    def package_rows(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        rows = []
-        for tran_id in sorted(ids, key=int):
-            record = self.sim._store("itemFulfillment").get(tran_id)
-            for p in _lines(record, "package") if record else []:
-                rows.append(
-                    {
-                        "itemfulfillment": int(tran_id),
-                        "packagetrackingnumber": p.get("packageTrackingNumber"),
-                        "packageweight": p.get("packageWeight"),
-                        "packagedescr": p.get("packageDescr"),
-                    }
-                )
-        return rows
 
 
 __all__ = ["ErpState", "OpError", "StockRow"]
