@@ -32,7 +32,7 @@ class Controls(RecordApi, FaultControls[Faults]):
     _seed_customers: list[dict[str, Any]]
     _nonce_order: deque[tuple[str, str, str, int]]
 
-    # --- Python control API -----------------------------------------------------------
+    # --- Python control API --------------------------------------------------------------
     def reset(self) -> None:
         """Records back to the constructor's seed; stats, faults and seen nonces cleared."""
         self._records.clear()
@@ -97,7 +97,7 @@ class Controls(RecordApi, FaultControls[Faults]):
             "webhooks": self.webhooks.stats.snapshot(),
         }
 
-    # --- HTTP: control ----------------------------------------------------------------
+    # --- HTTP: control -------------------------------------------------------------------
     async def _control(self, request: Request, path: str) -> Response:
         try:
             result = await self._control_route(request, path.strip("/"))

@@ -68,7 +68,7 @@ class RecordApi(RecordStore):
     _nonces: set[tuple[str, str, str, int]]
     _nonce_order: deque[tuple[str, str, str, int]]
 
-    # --- SuiteQL ----------------------------------------------------------------------
+    # --- SuiteQL -------------------------------------------------------------------------
     async def _suiteql(self, request: Request, base: str, segments: list[str]) -> Response:
         try:
             if request.method != "POST":
@@ -97,7 +97,7 @@ class RecordApi(RecordStore):
         except SimError as err:
             return error_response(err)
 
-    # --- faults, limits, auth ---------------------------------------------------------
+    # --- faults, limits, auth ------------------------------------------------------------
     async def _guarded(
         self,
         request: Request,
@@ -209,7 +209,7 @@ class RecordApi(RecordStore):
             {"www-authenticate": challenge},
         )
 
-    # --- records ----------------------------------------------------------------------
+    # --- records -------------------------------------------------------------------------
     async def _handle(self, request: Request, base: str, segments: list[str]) -> Response:
         try:
             return await self._route(request, base, segments)

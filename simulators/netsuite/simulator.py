@@ -131,7 +131,7 @@ class NetSuiteSimulator(Controls):
         self.reset()
         self.app = self._build_app()
 
-    # --- HTTP: app and routing --------------------------------------------------------
+    # --- HTTP: app and routing -----------------------------------------------------------
     def _build_app(self) -> Starlette:
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
         app = Starlette(routes=[Route("/{path:path}", self._dispatch, methods=methods)])

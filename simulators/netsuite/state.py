@@ -130,7 +130,7 @@ class RecordStore:
     _tran_seq: int
     _taken_ids: set[str]
 
-    # --- store ------------------------------------------------------------------------
+    # --- store ---------------------------------------------------------------------------
     def _type_name(self, record_type: str) -> str:
         return self._type_names.setdefault(record_type.lower(), record_type)
 
@@ -198,7 +198,7 @@ class RecordStore:
         if record.external_id:
             self._by_eid.get(record.type.lower(), {}).pop(record.external_id, None)
 
-    # --- record semantics -------------------------------------------------------------
+    # --- record semantics ----------------------------------------------------------------
     def _apply(self, record: SimRecord, body: Mapping[str, Any], replace: frozenset[str]) -> None:
         """Merge a request body into a record: fields set, keyed sublists merged by ``line``."""
         for name, value in body.items():
