@@ -23,8 +23,9 @@ typed errors of ``kernel.errors``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -126,6 +127,28 @@ class ConnectorJob:
     name: str
     interval_seconds: float
     run: Callable[[str | None], Awaitable[str | None]]
+
+
+# --- ports the core provides ----------------------------------------------------------------
+
+
+class TokenStore(Protocol):
+    """Where OAuth tokens live between calls and processes (``connectors._kit.oauth2``).
+
+    ``key`` names one token (e.g. ``"<connection id>:oauth2"``). ``save`` keeps the whole
+    token (access token, expiry, a rotated refresh token); ``lock`` serialises refreshes of
+    one key across every process sharing the store, so a rotating refresh token is spent
+    once. The core provides a database-backed store; ``connectors._kit.oauth2.MemoryTokenStore``
+    serves tests and the embedded (single-process) mode.
+    """
+
+    async def load(self, key: str) -> dict[str, Any] | None: ...
+
+    async def save(self, key: str, token: dict[str, Any]) -> None: ...
+
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        """``async with store.lock(key):`` — held while one process refreshes ``key``."""
+        ...
 
 
 # --- the connector -------------------------------------------------------------------------
