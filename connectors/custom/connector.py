@@ -26,21 +26,22 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from connectors._kit.headers import checked_header
+from connectors._kit.http import StatusPolicy, send
 from connectors.custom import signing
 from kernel.canonical.common import MAX_KEY_LENGTH, Moment, shown
 from kernel.canonical.events import EVENT_TYPES, CanonicalEvent, Payload, make_event
 from kernel.canonical.order import Order
 from kernel.canonical.validation import describe_errors, safe_text
 from kernel.contract import ConnectionSettings, Connector, Secret
-from kernel.errors import PayloadError, PermanentError, RateLimitedError, TransientError
+from kernel.errors import PayloadError, PermanentError
 from kernel.types import DeliveryContext, DeliveryResult, ParsedWebhook, RemoteLink
 
 WEBHOOK_SECRET = "webhook_secret"
@@ -66,6 +67,15 @@ _MAX_ERROR_TEXT = 500
 MIN_TOLERANCE_SECONDS = 1.0
 MAX_TOLERANCE_SECONDS = 3600.0
 MAX_MESSAGE_ID_LENGTH = 1024  # the dedupe key (ingest stores one over 256 as its hash)
+# 409: the shop already has this webhook-id (a retry after a lost answer): delivered
+STATUS_POLICY = StatusPolicy(
+    accept=frozenset({409}),
+    credentials_hint=(
+        f"the shop refused our signature, so make the connection's {PUSH_SECRET} (or "
+        f"{WEBHOOK_SECRET}) the secret the shop verifies with"
+    ),
+    default_retry_after=DEFAULT_RETRY_AFTER_SECONDS,
+)
 
 
 class _Envelope(BaseModel):
@@ -217,20 +227,17 @@ class CustomConnector(Connector):
         headers = signing.sign_headers(self._push_key, msg_id, body, timestamp=int(self.clock()))
         if body:
             headers["content-type"] = "application/json"
-        try:
-            response = await self.http.request(
-                method, url, content=body, headers=headers, timeout=self._timeout
-            )
-        except httpx.TimeoutException as exc:
-            raise TransientError(
-                f"shop at {url} did not answer the {what} in time: {exc!r}"
-            ) from None
-        except httpx.TransportError as exc:
-            raise TransientError(
-                f"cannot reach the shop at {url} for the {what}: {exc!r}"
-            ) from None
-        _raise_for_status(response, what)
-        return response
+        request = self.http.build_request(
+            method, url, content=body, headers=headers, timeout=self._timeout
+        )
+        where = httpx.URL(url).copy_with(query=None)
+        return await send(
+            self.http,
+            request,
+            timeout=self._timeout,
+            describe=f"the shop at {where} ({what})",
+            policy=STATUS_POLICY,
+        )
 
 
 # --- inbound helpers ----------------------------------------------------------------------
@@ -242,20 +249,9 @@ def _reject_constant(name: str) -> Any:
 
 def _message_id(headers: Mapping[str, str]) -> str:
     """The ``webhook-id`` (the dedupe key): printable ASCII, at most 1024 characters."""
-    msg_id = signing.header(headers, signing.ID_HEADER)
+    msg_id = checked_header(headers, signing.ID_HEADER, limit=MAX_MESSAGE_ID_LENGTH)
     if not msg_id:
         raise PayloadError(f"missing {signing.ID_HEADER} header", status_code=400)
-    if len(msg_id) > MAX_MESSAGE_ID_LENGTH:
-        raise PayloadError(
-            f"{signing.ID_HEADER} header is {len(msg_id)} characters long, over the "
-            f"{MAX_MESSAGE_ID_LENGTH} allowed",
-            status_code=400,
-        )
-    if not (msg_id.isascii() and msg_id.isprintable()):
-        raise PayloadError(
-            f"{signing.ID_HEADER} header must be printable ASCII, not {shown(msg_id)}",
-            status_code=400,
-        )
     return msg_id
 
 
@@ -357,60 +353,6 @@ def encode_envelope(event: CanonicalEvent, directives: Mapping[str, Any] | None 
     return json.dumps(envelope, separators=(",", ":"), default=_json_default).encode()
 
 
-def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float:
-    """``Retry-After`` as seconds (delta-seconds or HTTP date); 1 s when absent or unreadable."""
-    if not value:
-        return DEFAULT_RETRY_AFTER_SECONDS
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return DEFAULT_RETRY_AFTER_SECONDS
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        for key in ("error", "message", "detail"):
-            if body.get(key):
-                return str(body[key])[:_MAX_ERROR_TEXT]
-    return response.text[:_MAX_ERROR_TEXT] or response.reason_phrase
-
-
-def _raise_for_status(response: httpx.Response, what: str) -> None:
-    status = response.status_code
-    if 200 <= status < 300 or status == 409:
-        return
-    text = _error_text(response)
-    detail = {"status": status, "body": response.text[:_MAX_ERROR_TEXT]}
-    if status == 429:
-        wait = retry_after_seconds(response.headers.get("retry-after"))
-        raise RateLimitedError(
-            f"shop rate-limited the {what} (429); retry in {wait:g} s",
-            retry_after=wait,
-            detail=detail,
-        )
-    if status == 408 or status >= 500:
-        raise TransientError(f"shop failed the {what} with HTTP {status}: {text}", detail=detail)
-    if status in (401, 403):
-        raise PermanentError(
-            f"shop refused our signature on the {what} (HTTP {status}: {text}); make the "
-            f"connection's {PUSH_SECRET} (or {WEBHOOK_SECRET}) the secret the shop verifies with",
-            detail=detail,
-        )
-    raise PermanentError(f"shop rejected the {what} with HTTP {status}: {text}", detail=detail)
-
-
 def _shop_id(response: httpx.Response) -> str | None:
     try:
         body = response.json()
@@ -465,5 +407,4 @@ __all__ = [
     "delivery_id",
     "describe_errors",
     "encode_envelope",
-    "retry_after_seconds",
 ]

@@ -6,7 +6,8 @@ or ask a person:
 
 - 429, and 400 with ``SSS_REQUEST_LIMIT_EXCEEDED`` / ``CONCURRENCY_LIMIT_EXCEEDED`` →
   RateLimitedError (``Retry-After`` honoured, a few seconds when absent);
-- 5xx, timeouts, connection failures → TransientError;
+- 5xx, 408, timeouts, connection failures → TransientError (the transport through
+  ``connectors._kit.http.send``; NetSuite's own error envelope is read here);
 - other 4xx (bad login, missing field, unknown reference…) → PermanentError quoting
   NetSuite's ``detail`` and ``o:errorCode`` so the operator knows what to fix.
 
@@ -16,16 +17,15 @@ which is never echoed.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from connectors._kit.http import send
+from connectors._kit.retry_after import retry_after
 from connectors.netsuite import wire
 from connectors.netsuite.auth import TbaCredentials, sign_request
 from kernel.errors import PermanentError, RateLimitedError, TransientError
@@ -212,20 +212,14 @@ class NetSuiteClient:
         return self.http.timeout.read
 
     async def _send(self, request: httpx.Request, what: RecordRef | str) -> httpx.Response:
-        label = f"{request.method} {what}"
-        try:
-            async with asyncio.timeout(self._deadline()):
-                response = await self.http.send(request)
-                await response.aread()
-                return response
-        except (TimeoutError, httpx.TimeoutException):
-            raise TransientError(
-                f"NetSuite did not answer {label} in time{_timeout_note(request.method)}"
-            ) from None
-        except httpx.TransportError as exc:
-            raise TransientError(
-                f"could not reach NetSuite for {label}: {type(exc).__name__}"
-            ) from None
+        return await send(
+            self.http,
+            request,
+            timeout=self._deadline(),
+            describe=f"NetSuite ({request.method} {what})",
+            check_status=False,  # error_for reads NetSuite's error envelope
+            timeout_note=_timeout_note(request.method),
+        )
 
 
 # --- error mapping ----------------------------------------------------------------------
@@ -259,26 +253,6 @@ def _is_netsuite_error(response: httpx.Response) -> bool:
     return bool(wire.error_details(_json_or_none(response)))
 
 
-def retry_after_seconds(
-    value: str | None, *, default: float = DEFAULT_RETRY_AFTER_SECONDS, now: datetime | None = None
-) -> float:
-    """``Retry-After`` as seconds (delta-seconds or HTTP-date); ``default`` when absent/bad."""
-    if not value:
-        return default
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
 def describe_details(details: Sequence[Mapping[str, str]]) -> str:
     """``detail (CODE at path)`` for each entry, joined; what the operator reads first."""
     parts = []
@@ -306,7 +280,7 @@ def error_for(
     explained = describe_details(details) if details else _snippet(response) or "no body"
     info = {"status": status, "body": body if details else _snippet(response)}
     if status == 429 or codes & RATE_LIMIT_CODES:
-        wait = retry_after_seconds(response.headers.get("retry-after"))
+        wait = retry_after(response, default=DEFAULT_RETRY_AFTER_SECONDS)
         return RateLimitedError(
             f"NetSuite is throttling {method} {what} (HTTP {status}): {explained}",
             retry_after=wait,

@@ -66,42 +66,42 @@ Optional mappings, used when ``ctx.mappings`` has them (asked for with
 ``location`` (key: the order's source connection → ``location``). Mapped values win over
 the ``ship_method_id`` / ``location_id`` options.
 
-Connection config:
-- credentials: ``account_id``, ``consumer_key``, ``consumer_secret``, ``token_id``,
-  ``token_secret`` (token-based auth, HMAC-SHA256);
-- options (all optional): ``subsidiary_id`` (customer and order), ``location_id`` (order),
-  ``discount_item_id`` (needed for orders with a discount), ``ship_method_id``,
-  ``payment_gateway_field`` (a custom body field id, e.g. ``custbody_payment_gateway``),
-  ``order_status`` (e.g. ``"B"`` for pending fulfilment), ``send_exchange_rate`` (a real
-  boolean, default false: only when the canonical rate is the rate NetSuite expects, see
-  ``sales_order_body``),
-  ``require_mappings`` (list of the optional mapping kinds above), ``webhook_tolerance_seconds``,
-  ``timezone`` (IANA name of the account's time zone, for naive dates; default UTC),
-  ``base_currency`` (default USD), ``order_sources`` (connection ids whose orders NetSuite
-  holds as ``<source>-<id>``, to read order keys back unambiguously), ``custom_fields``
-  (see ``records.FieldNames``; ``null`` switches one off), ``return_location_id``;
-- credential ``webhook_secret`` for the user-event webhook: required when the connection is
-  the ``from`` of a route whose flow it does not poll (the config loader checks it).
+Connection config: ``options.py`` (credentials and options, each explained); request
+bodies and external ids: ``bodies.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from connectors.netsuite import inbound, outbound
 from connectors.netsuite.auth import CREDENTIAL_KEYS, TbaCredentials
+from connectors.netsuite.bodies import (
+    OrderRefs,
+    address_body,
+    customer_body,
+    customer_external_id,
+    customer_key,
+    decimal_or_none,
+    discount_fields,
+    external_id,
+    normalized_email,
+    open_line_keys,
+    order_external_id,
+    order_key_parts,
+    order_mapping_keys,
+    ref_of,
+    sales_order_body,
+    status_of,
+)
 from connectors.netsuite.client import NetSuiteClient, RecordRef, by_eid, by_id
 from connectors.netsuite.options import NetSuiteCredentials, NetSuiteOptions
 from connectors.netsuite.records import MappingSettings
 from connectors.netsuite.suiteql import STREAMS, Poller
-from kernel.canonical.common import Address
 from kernel.canonical.customer import Customer, ErasureRequest
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.order import Order
@@ -132,228 +132,6 @@ WEBHOOK_SECRET = "webhook_secret"
 AMENDABLE_STATUSES = frozenset(
     {"A", "B", "pendingApproval", "pendingFulfillment", "Pending Approval", "Pending Fulfillment"}
 )
-MAX_EXTERNAL_ID_LENGTH = 100
-MAX_MEMO_LENGTH = 999
-_NOT_EID_CHAR = re.compile(r"[^A-Za-z0-9_-]")
-
-
-# --- external ids and keys -----------------------------------------------------------------
-
-
-def external_id(raw: str) -> str:
-    """A NetSuite-safe external id for ``raw``, the same every time.
-
-    NetSuite allows letters, digits, ``_`` and ``-``. A clean value is kept as is; otherwise
-    the other characters become ``_`` and a short hash of the original is appended, so two
-    values that differ only in replaced characters still get different ids.
-    """
-    if not raw:
-        raise ValueError("an external id cannot be empty")
-    cleaned = _NOT_EID_CHAR.sub("_", raw)
-    if cleaned == raw and len(raw) <= MAX_EXTERNAL_ID_LENGTH:
-        return raw
-    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:10]
-    return f"{cleaned[: MAX_EXTERNAL_ID_LENGTH - 11]}-{digest}"
-
-
-def normalized_email(email: str) -> str:
-    return email.strip().lower()
-
-
-def _guest_email(order: Order) -> str:
-    email = normalized_email(order.customer.email or "")
-    if not email:
-        raise PermanentError(
-            f"order {order.number} ({order.entity_key}) has neither a customer id nor an "
-            "email, so no NetSuite customer can be found or created for it"
-        )
-    return email
-
-
-def customer_external_id(order: Order) -> str:
-    """``<source>-<store customer id>``, or for guests ``<source>-guest-<email>``, sanitized."""
-    if order.customer.external_id:
-        return external_id(f"{order.source}-{order.customer.external_id}")
-    return external_id(f"{order.source}-guest-{_guest_email(order)}")
-
-
-def customer_key(order: Order) -> str:
-    """Our key of the customer, as the gateway core looks links up."""
-    key = order.customer_key
-    return key if key is not None else _guest_email(order)  # raises, naming the problem
-
-
-def order_external_id(order: Order) -> str:
-    return external_id(f"{order.source}-{order.external_id}")
-
-
-# --- options -------------------------------------------------------------------------------
-
-
-# --- request bodies --------------------------------------------------------------------------
-
-
-def _ref(internal_id: str) -> dict[str, str]:
-    return {"id": internal_id}
-
-
-def _compact(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None and v != ""}
-
-
-def address_body(address: Address) -> dict[str, Any]:
-    """A canonical address as NetSuite's address subrecord."""
-    person = " ".join(p for p in (address.first_name, address.last_name) if p) or None
-    return _compact(
-        {
-            "addressee": address.company or person,
-            "attention": person if address.company else None,
-            "addr1": address.line1,
-            "addr2": address.line2,
-            "city": address.city,
-            "state": address.region_code or address.region,
-            "zip": address.postal_code,
-            "country": _ref(address.country_code) if address.country_code else None,
-            "addrPhone": address.phone,
-        }
-    )
-
-
-def _names(order: Order) -> tuple[str | None, str | None]:
-    c = order.customer
-    addresses = [a for a in (order.billing_address, order.shipping_address) if a]
-    first = c.first_name or next((a.first_name for a in addresses if a.first_name), None)
-    last = c.last_name or next((a.last_name for a in addresses if a.last_name), None)
-    if not first and not last:
-        # an individual needs a name; the email is the best stand-in a storefront gives us
-        last = c.email or "Customer"
-    return first, last
-
-
-def customer_body(order: Order, options: NetSuiteOptions) -> dict[str, Any]:
-    first, last = _names(order)
-    return _compact(
-        {
-            "externalId": customer_external_id(order),
-            "isPerson": True,
-            "firstName": first,
-            "lastName": last,
-            "email": order.customer.email,
-            "phone": order.customer.phone,
-            "subsidiary": _ref(options.subsidiary_id) if options.subsidiary_id else None,
-        }
-    )
-
-
-def _gateways(order: Order) -> list[str]:
-    return list(dict.fromkeys(p.gateway for p in order.payments if p.gateway))
-
-
-def order_memo(order: Order) -> str:
-    parts = [f"{order.source} order {order.number}"]
-    if gateways := _gateways(order):
-        parts.append(f"payment: {', '.join(gateways)}")
-    if order.note:
-        parts.append(f"note: {order.note}")
-    memo = "; ".join(parts)
-    return memo if len(memo) <= MAX_MEMO_LENGTH else memo[: MAX_MEMO_LENGTH - 1] + "…"
-
-
-@dataclass(frozen=True)
-class OrderRefs:
-    """Internal ids from the optional mappings; None/empty: not mapped, not sent."""
-
-    payment_method: str | None = None
-    ship_method: str | None = None
-    location: str | None = None
-    tax_codes: Mapping[str, str] = field(default_factory=dict)  # tax line title → id
-
-
-def tax_code_key(line: Any) -> str | None:
-    """Mapping key of a line's tax code: the title of its first tax line."""
-    return line.tax_lines[0].title if line.tax_lines else None
-
-
-def line_items(
-    order: Order, item_ids: Mapping[str, str], tax_codes: Mapping[str, str] | None = None
-) -> list[dict[str, Any]]:
-    """The ``item`` sublist lines; quantities and rates stay Decimal end to end."""
-    codes = tax_codes or {}
-    out = []
-    for line in order.lines:
-        key = tax_code_key(line)
-        out.append(
-            _compact(
-                {
-                    "item": _ref(item_ids[line.sku]) if line.sku else None,
-                    "quantity": line.quantity,
-                    "rate": line.unit_price.amount,
-                    "description": line.title,
-                    "taxCode": _ref(codes[key]) if key and key in codes else None,
-                }
-            )
-        )
-    return out
-
-
-def _discount_fields(order: Order, options: NetSuiteOptions) -> dict[str, Any]:
-    amount = order.totals.discounts.amount
-    if amount == 0:
-        return {}
-    if not options.discount_item_id:
-        raise PermanentError(
-            f"order {order.number} has a discount of {amount} {order.currency}, but this "
-            "NetSuite connection has no options.discount_item_id (the internal id of a "
-            "discount item); set it and replay the delivery"
-        )
-    return {"discountItem": _ref(options.discount_item_id), "discountRate": -abs(amount)}
-
-
-def sales_order_body(
-    order: Order,
-    customer_id: str,
-    item_ids: Mapping[str, str],
-    options: NetSuiteOptions,
-    refs: OrderRefs | None = None,
-) -> dict[str, Any]:
-    """The sales order as NetSuite's REST record.
-
-    ``exchangeRate`` is only sent with ``send_exchange_rate``: the canonical rate converts
-    the presentment currency to the shop currency, while NetSuite's converts the transaction
-    currency to the subsidiary's base currency; they agree only in some account setups.
-    """
-    refs = refs or OrderRefs()
-    body: dict[str, Any] = {
-        "externalId": order_external_id(order),
-        "entity": _ref(customer_id),
-        "otherRefNum": order.number,
-        "tranDate": order.created_at.date().isoformat(),
-        "currency": {"refName": order.currency},
-        "memo": order_memo(order),
-        "item": {"items": line_items(order, item_ids, refs.tax_codes)},
-    }
-    if options.send_exchange_rate and order.exchange_rate is not None:
-        body["exchangeRate"] = order.exchange_rate
-    if options.subsidiary_id:
-        body["subsidiary"] = _ref(options.subsidiary_id)
-    if location := refs.location or options.location_id:
-        body["location"] = _ref(location)
-    if options.order_status:
-        body["orderStatus"] = options.order_status
-    if order.shipping_address:
-        body["shippingAddress"] = address_body(order.shipping_address)
-    if order.billing_address:
-        body["billingAddress"] = address_body(order.billing_address)
-    if order.shipping_lines or order.totals.shipping.amount:
-        body["shippingCost"] = order.totals.shipping.amount
-        if ship_method := refs.ship_method or options.ship_method_id:
-            body["shipMethod"] = _ref(ship_method)
-    if refs.payment_method:
-        body["paymentMethod"] = _ref(refs.payment_method)
-    if options.payment_gateway_field and (gateways := _gateways(order)):
-        body[options.payment_gateway_field] = ", ".join(gateways)
-    body.update(_discount_fields(order, options))
-    return body
 
 
 # --- the connector ---------------------------------------------------------------------------
@@ -361,55 +139,6 @@ def sales_order_body(
 
 def _credentials(settings: ConnectionSettings) -> TbaCredentials:
     return TbaCredentials.from_mapping({k: settings.secret(k) for k in CREDENTIAL_KEYS})
-
-
-def _open_line_keys(record: Mapping[str, Any]) -> list[Any]:
-    sublist = record.get("item")
-    lines = sublist.get("items", []) if isinstance(sublist, Mapping) else []
-    return [
-        line["line"]
-        for line in lines
-        if isinstance(line, Mapping)
-        and "line" in line
-        and not (line.get("isClosed") or line.get("isclosed"))
-    ]
-
-
-def _order_mapping_keys(order: Order) -> dict[str, list[str]]:
-    """Our keys of the optional mappings this order would use, by kind."""
-    shipping = order.shipping_lines[0] if order.shipping_lines else None
-    return {
-        "payment_method": _gateways(order)[:1],
-        "shipping_method": [shipping.code or shipping.title] if shipping else [],
-        "tax_code": list(dict.fromkeys(k for line in order.lines if (k := tax_code_key(line)))),
-        "location": [order.source],
-    }
-
-
-def order_key_parts(order_key: str) -> tuple[str, str]:
-    """``"shop-eu:order:1001"`` → ``("shop-eu", "1001")``; PermanentError for anything else."""
-    source, marker, order_id = order_key.partition(":order:")
-    if not marker or not source or not order_id:
-        raise PermanentError(f"{order_key!r} is not an order key (<source>:order:<id>)")
-    return source, order_id
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool | float):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _status_of(record: Mapping[str, Any]) -> tuple[str, str]:
-    """(id, name) of a sales order's status as the REST record gives it."""
-    status = record.get("status")
-    if isinstance(status, Mapping):
-        return str(status.get("id") or ""), str(status.get("refName") or status.get("id") or "")
-    text = str(status or record.get("orderStatus") or "")
-    return text, text
 
 
 class NetSuiteConnector(Connector):
@@ -423,6 +152,7 @@ class NetSuiteConnector(Connector):
     Options = NetSuiteOptions
     Credentials = NetSuiteCredentials
     webhook_credentials = frozenset({WEBHOOK_SECRET})
+    # TBA: consumer key, token id and signature travel in Authorization (every call out)
     sensitive_headers = frozenset({"authorization", "x-gateway-signature"})
 
     def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
@@ -474,7 +204,7 @@ class NetSuiteConnector(Connector):
             order = event.payload_as(Order)
             skus = dict.fromkeys(line.sku for line in order.lines if line.sku)
             needs = [MappingNeed("sku", sku) for sku in skus]
-            keys = _order_mapping_keys(order)
+            keys = order_mapping_keys(order)
             for kind in self.options.require_mappings:
                 needs += [MappingNeed(kind, key) for key in keys[kind]]
             return needs
@@ -523,7 +253,7 @@ class NetSuiteConnector(Connector):
 
     def _order_refs(self, order: Order, ctx: DeliveryContext) -> OrderRefs:
         """Ids from the optional mappings; a required kind without its entry parks the order."""
-        keys = _order_mapping_keys(order)
+        keys = order_mapping_keys(order)
         for kind in self.options.require_mappings:
             self._mapped(kind, keys[kind], ctx)
 
@@ -559,7 +289,7 @@ class NetSuiteConnector(Connector):
                 f"salesOrder {number} already exists in NetSuite and amendments to "
                 f"{order.source} orders are held by rule; approve to apply this change"
             )
-        status_id, status_name = _status_of(record)
+        status_id, status_name = status_of(record)
         if status_id not in AMENDABLE_STATUSES and status_name not in AMENDABLE_STATUSES:
             raise HoldError(
                 f"salesOrder {number} is {status_name or 'in an unknown status'} in NetSuite; "
@@ -571,7 +301,7 @@ class NetSuiteConnector(Connector):
         order = event.payload_as(Order)
         item_ids = self._item_ids(order, ctx)
         refs = self._order_refs(order, ctx)
-        _discount_fields(order, self.options)  # a config problem must stop us before any write
+        discount_fields(order, self.options)  # a config problem must stop us before any write
         tax_source = str(ctx.directives.get("tax_source") or "store")
         if tax_source not in ("store", "erp"):
             raise PermanentError(f"unknown tax_source directive {tax_source!r} (store or erp)")
@@ -607,7 +337,7 @@ class NetSuiteConnector(Connector):
     ) -> list[Finding]:
         """NetSuite computed the tax: compare its total with what the store charged."""
         record = await self.client.get(by_id(SALES_ORDER, order_id))
-        erp_tax = _decimal(record.get("taxTotal")) if record else None
+        erp_tax = decimal_or_none(record.get("taxTotal")) if record else None
         if erp_tax is None:
             return [
                 Finding(
@@ -617,7 +347,7 @@ class NetSuiteConnector(Connector):
                     {"order": order.entity_key, "store_tax": str(order.totals.tax.amount)},
                 )
             ]
-        tolerance = _decimal(ctx.directives.get("tax_tolerance", "0.01")) or Decimal("0.01")
+        tolerance = decimal_or_none(ctx.directives.get("tax_tolerance", "0.01")) or Decimal("0.01")
         store_tax = order.totals.tax.amount
         difference = erp_tax - store_tax
         if abs(difference) <= tolerance:
@@ -647,7 +377,7 @@ class NetSuiteConnector(Connector):
                 summary=f"salesOrder eid {order_ref.key} is not in NetSuite; nothing to cancel"
             )
         order_id = str(record.get("id", ""))
-        open_lines = _open_line_keys(record)
+        open_lines = open_line_keys(record)
         if open_lines:
             closing = [{"line": key, "isClosed": True} for key in open_lines]
             await self.client.patch(order_ref, {"item": {"items": closing}})
@@ -732,7 +462,7 @@ class NetSuiteConnector(Connector):
                 "the return waits for the order to be delivered"
             )
         # the RMA goes to whoever NetSuite booked the order for (a guest account included)
-        customer = _ref_of(order.get("entity"))
+        customer = ref_of(order.get("entity"))
         if not customer:
             raise PermanentError(f"salesOrder {order['id']} has no customer (entity) to return to")
         ref = by_eid(RETURN_AUTHORIZATION, external_id(f"{ret.source}-{ret.external_id}"))
@@ -755,12 +485,6 @@ class NetSuiteConnector(Connector):
             summary=f"returnAuthorization {number or rma_id} (id {rma_id}, eid {ref.key}) "
             f"from salesOrder {order.get('tranId') or order['id']}",
         )
-
-
-def _ref_of(value: Any) -> str | None:
-    if isinstance(value, Mapping) and value.get("id") not in (None, ""):
-        return str(value["id"])
-    return None
 
 
 __all__ = [

@@ -16,9 +16,6 @@ NetSuite has no native webhooks; a SuiteScript 2.1 user-event script (``afterSub
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -26,11 +23,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from connectors._kit import signatures
+from connectors._kit.headers import header
 from connectors.netsuite import wire
 from connectors.netsuite.records import RECORD_TYPES, Fields, MappingSettings, events_for
 from kernel.canonical.common import shown
 from kernel.canonical.validation import describe_errors, safe_text
-from kernel.errors import PayloadError, SignatureError
+from kernel.errors import PayloadError
 from kernel.types import ParsedWebhook
 
 TIMESTAMP_HEADER = "X-Gateway-Timestamp"
@@ -39,7 +38,6 @@ SIGNATURE_PREFIX = "sha256="
 DEFAULT_TOLERANCE_SECONDS = 300.0
 MIN_TOLERANCE_SECONDS = 1.0
 MAX_TOLERANCE_SECONDS = 3600.0
-_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # ASCII digits only ('²'.isdigit() is True)
 # the topic "<recordType>.<eventType>" goes into a varchar(128) column; eventId is the dedupe
 # key (ingest stores one over 256 characters as its hash)
 MAX_NAME_LENGTH = 60
@@ -49,19 +47,9 @@ _NO_EVENTS = frozenset({"delete"})
 _CREATED = frozenset({"create", "copy", "transform", "dropship", "specialorder"})
 
 
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by name, whatever the case the caller's mapping uses."""
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
-
-
 def sign(body: bytes, secret: str, timestamp: int) -> str:
     """The ``X-Gateway-Signature`` value for ``body`` sent at ``timestamp``."""
-    message = f"{timestamp}.".encode() + body
-    return SIGNATURE_PREFIX + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return SIGNATURE_PREFIX + signatures.compute(secret, f"{timestamp}.".encode() + body)
 
 
 def signed_headers(body: bytes, secret: str, timestamp: int | None = None) -> dict[str, str]:
@@ -83,24 +71,27 @@ def verify(
     now: float | None = None,
 ) -> None:
     """Raise SignatureError unless the body is signed with ``secret`` recently enough."""
-    raw_ts = header(headers, TIMESTAMP_HEADER)
-    given = header(headers, SIGNATURE_HEADER)
-    if not raw_ts or not given:
-        raise SignatureError(f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header")
-    if not _UNIX_SECONDS.fullmatch(raw_ts.strip()):
-        raise SignatureError(f"{TIMESTAMP_HEADER} must be unix seconds, not {shown(raw_ts)}")
-    ts = int(raw_ts.strip())
-    current = time.time() if now is None else now
-    # "not <=" so that a NaN tolerance refuses everything instead of accepting everything
-    if not abs(current - ts) <= tolerance_seconds:
-        raise SignatureError(
-            f"{TIMESTAMP_HEADER} is {int(current - ts)} s away from our clock (tolerance "
-            f"{tolerance_seconds:g} s): a replay, or a clock out of sync"
-        )
-    # Bytes, not str: compare_digest raises TypeError for a str with non-ASCII characters.
-    expected = sign(body, secret, ts).encode("ascii")
-    if not hmac.compare_digest(expected, given.strip().encode("utf-8", "surrogatepass")):
-        raise SignatureError("the signature does not match the body and timestamp")
+    found = signatures.require(
+        {
+            TIMESTAMP_HEADER: header(headers, TIMESTAMP_HEADER),
+            SIGNATURE_HEADER: header(headers, SIGNATURE_HEADER),
+        },
+        scheme="NetSuite user-event script",
+    )
+    ts = signatures.check_timestamp(
+        found[TIMESTAMP_HEADER],
+        header=TIMESTAMP_HEADER,
+        tolerance_seconds=tolerance_seconds,
+        now=now,
+    )
+    signatures.verify_hmac(
+        secret,
+        f"{ts}.".encode() + body,
+        found[SIGNATURE_HEADER],
+        header=SIGNATURE_HEADER,
+        prefix=SIGNATURE_PREFIX,
+        signed="the body and timestamp",
+    )
 
 
 def _load(body: bytes) -> dict[str, Any]:

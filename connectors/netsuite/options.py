@@ -1,5 +1,24 @@
 """A NetSuite connection's ``options`` and ``credentials``, as the connector declares them
-(``check-config`` validates both and names the YAML line of every problem)."""
+(``check-config`` validates both and names the YAML line of every problem).
+
+Connection config:
+- credentials: ``account_id``, ``consumer_key``, ``consumer_secret``, ``token_id``,
+  ``token_secret`` (token-based auth, HMAC-SHA256);
+- options (all optional): ``subsidiary_id`` (customer and order), ``location_id`` (order),
+  ``discount_item_id`` (needed for orders with a discount), ``ship_method_id``,
+  ``payment_gateway_field`` (a custom body field id, e.g. ``custbody_payment_gateway``),
+  ``order_status`` (e.g. ``"B"`` for pending fulfilment), ``send_exchange_rate`` (a real
+  boolean, default false: only when the canonical rate is the rate NetSuite expects, see
+  ``bodies.sales_order_body``),
+  ``require_mappings`` (some of ``OPTIONAL_MAPPINGS``, see ``connector.py``),
+  ``webhook_tolerance_seconds``,
+  ``timezone`` (IANA name of the account's time zone, for naive dates; default UTC),
+  ``base_currency`` (default USD), ``order_sources`` (connection ids whose orders NetSuite
+  holds as ``<source>-<id>``, to read order keys back unambiguously), ``custom_fields``
+  (see ``records.FieldNames``; ``null`` switches one off), ``return_location_id``;
+- credential ``webhook_secret`` for the user-event webhook: required when the connection is
+  the ``from`` of a route whose flow it does not poll (the config loader checks it).
+"""
 
 from __future__ import annotations
 

@@ -7,10 +7,10 @@ each cache miss. Shopify's search matches loosely, so results are filtered to ex
 Resolved variants are kept per connector instance and handed back as links, so the next
 delivery for the same SKU makes no lookup at all.
 
-Error mapping: 429 → RateLimitedError (``Retry-After``); 5xx, timeouts and connection
-failures → TransientError; 401/403 → PermanentError (token or scopes); 404 → PermanentError
-naming the resource; 422/400 → PermanentError with Shopify's ``errors``. GraphQL
-``THROTTLED`` → RateLimitedError.
+Error mapping (``connectors._kit.http``): 429 → RateLimitedError (``Retry-After``); 5xx
+(503 too), timeouts and connection failures → TransientError; 401/403 → PermanentError (token
+or scopes); 404 → NotFoundError naming the resource; 422/400 → PermanentError with Shopify's
+``errors``. GraphQL ``THROTTLED`` → RateLimitedError.
 
 Stock changes (deltas) go through ``inventoryAdjustQuantities`` with Shopify's ``@idempotent``
 directive, so a retried delivery is answered with the first result instead of applying twice.
@@ -29,12 +29,23 @@ from urllib.parse import quote
 
 import httpx
 
+from connectors._kit.http import StatusPolicy, error_for_status, send
 from kernel.errors import PermanentError, RateLimitedError, TransientError
 
 DEFAULT_API_VERSION = "2026-01"  # the first with @idempotent inventory mutations
 CALL_LIMIT_HEADER = "x-shopify-shop-api-call-limit"
 SKUS_PER_QUERY = 50  # keeps the search string and the query cost small
 DEFAULT_RETRY_AFTER = 2.0  # Shopify's REST bucket leaks 2 calls/s
+STATUS_POLICY = StatusPolicy(
+    credentials_hint=(
+        "the connection's access_token, and that the app has the scopes for this flow "
+        "(write_inventory, write_products, write_fulfillments/"
+        "write_merchant_managed_fulfillment_orders, write_orders, write_customers)"
+    ),
+    default_retry_after=DEFAULT_RETRY_AFTER,
+    # Shopify's 503 is an outage (retried with backoff, counted by the breaker), not pacing
+    rate_limit_503=False,
+)
 
 VARIANTS_QUERY = """
 query VariantsBySku($query: String!, $first: Int!) {
@@ -95,23 +106,6 @@ class NotFoundError(PermanentError):
     """A 404: the resource named in the message does not exist (callers may look again)."""
 
 
-def _errors_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason_phrase
-    errors = body.get("errors", body) if isinstance(body, dict) else body
-    if isinstance(errors, dict):
-        parts = []
-        for field, messages in errors.items():
-            items = messages if isinstance(messages, list) else [messages]
-            parts.append(f"{field} {'; '.join(str(m) for m in items)}")
-        return ", ".join(parts)
-    if isinstance(errors, list):
-        return "; ".join(str(e) for e in errors)
-    return str(errors)
-
-
 def sku_query(skus: list[str]) -> str:
     """Shopify search syntax for exact SKUs; quotes and backslashes escaped."""
 
@@ -145,18 +139,19 @@ class ShopifyAdmin:
         """The JSON answer of one call; ``what`` names the resource in error messages."""
         url = f"{self.base}/{path.lstrip('/')}"
         headers = {"X-Shopify-Access-Token": self.token, "Accept": "application/json"}
-        try:
-            response = await self.http.request(
-                method, url, json=json_body, params=params, headers=headers
-            )
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"Shopify timed out on {method} {path} ({what}): {exc}") from None
-        except httpx.TransportError as exc:
-            raise TransientError(
-                f"cannot reach Shopify for {method} {path} ({what}): {type(exc).__name__} {exc}"
-            ) from None
+        request = self.http.build_request(
+            method, url, json=json_body, params=params, headers=headers
+        )
+        describe = f"Shopify ({method} {path}, {what})"
+        response = await send(
+            self.http, request, timeout=None, describe=describe, check_status=False
+        )
         self.last_call_limit = response.headers.get(CALL_LIMIT_HEADER, self.last_call_limit)
-        self._raise_for(response, method, path, what)
+        if response.status_code == 404:
+            raise NotFoundError(f"{what} not found in the Shopify store ({method} {path})")
+        error = error_for_status(response, describe=describe, policy=STATUS_POLICY)
+        if error is not None:
+            raise error
         if not response.content:
             return {}
         try:
@@ -165,30 +160,6 @@ class ShopifyAdmin:
             raise TransientError(
                 f"Shopify answered {method} {path} with a body that is not JSON"
             ) from None
-
-    def _raise_for(self, response: httpx.Response, method: str, path: str, what: str) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        text = _errors_text(response)
-        where = f"{method} {path}"
-        if status == 429:
-            raise RateLimitedError(
-                f"Shopify rate limit reached ({self.last_call_limit or 'bucket full'})",
-                retry_after=_retry_after(response),
-            )
-        if status >= 500:
-            raise TransientError(f"Shopify error {status} on {where}: {text}")
-        if status in (401, 403):
-            raise PermanentError(
-                f"Shopify refused {where} ({status}: {text}); check the connection's "
-                "access_token and that the app has the scopes for this flow "
-                "(write_inventory, write_products, write_fulfillments/"
-                "write_merchant_managed_fulfillment_orders, write_orders, write_customers)"
-            )
-        if status == 404:
-            raise NotFoundError(f"{what} not found in the Shopify store ({where})")
-        raise PermanentError(f"Shopify rejected {where} for {what} ({status}): {text}")
 
     async def graphql(self, query: str, variables: dict[str, Any], *, what: str) -> Any:
         body = await self.request(
@@ -277,10 +248,3 @@ class ShopifyAdmin:
 
     def forget(self, sku: str) -> None:
         self.variants.pop(sku, None)
-
-
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(0.0, float(response.headers.get("retry-after", "")))
-    except ValueError:
-        return DEFAULT_RETRY_AFTER

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from connectors._kit.headers import header
 from connectors.shopify import inbound, outbound, refunds, shipments, webhooks
 from connectors.shopify.admin import ShopifyAdmin
 from connectors.shopify.options import ShopifyCredentials, ShopifyOptions
@@ -89,6 +90,8 @@ class ShopifyConnector(Connector):
     outbound_flows = frozenset({"inventory", "products", "shipments", "returns", "customers"})
     stock_updates = "delta"  # inventoryAdjustQuantities with an idempotency key
     reads_stock = True
+    # the Admin API token on every call out, the webhook HMAC on the way in (the attempt log
+    # also hides authorization, cookies and any *token*/*secret*/*key* header by itself)
     sensitive_headers = frozenset({"x-shopify-access-token", "x-shopify-hmac-sha256"})
 
     def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
@@ -102,7 +105,7 @@ class ShopifyConnector(Connector):
             secret = self.config.secret(WEBHOOK_SECRET)
         except KeyError as exc:
             raise SignatureError(str(exc)) from None
-        inbound.verify_hmac(body, inbound.header(headers, inbound.HMAC_HEADER), secret)
+        inbound.verify_hmac(body, header(headers, inbound.HMAC_HEADER), secret)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
         return webhooks.parse_webhook(headers, body, self.config.id)

@@ -18,30 +18,30 @@ used, not ``current_*`` ones: refunds and returns travel as their own flows.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from kernel.canonical.common import (
-    MAX_RATE,
-    Currency,
-    Id,
-    Moment,
-    NonNegativeAmount,
-    Quantity,
-    Rate,
+from connectors._kit import signatures
+from connectors._kit.headers import checked_header, header
+from connectors.shopify.wire import (
+    WireAddress,
+    WireAllocation,
+    WireDiscountApplication,
+    WireLineItem,
+    WireMoneySet,
+    WireOrder,
+    WireShippingLine,
+    WireTaxLine,
 )
-from kernel.canonical.order import (
-    Order,
-)
+from kernel.canonical.common import MAX_RATE
+from kernel.canonical.order import Order
 from kernel.canonical.validation import describe_errors, safe_text
-from kernel.errors import PayloadError, SignatureError
+from kernel.errors import PayloadError
 
 HMAC_HEADER = "x-shopify-hmac-sha256"
 TOPIC_HEADER = "x-shopify-topic"
@@ -82,8 +82,7 @@ EXCHANGE_RATE_QUANTUM = Decimal("1e-10")
 
 def sign(body: bytes, secret: str) -> str:
     """The ``X-Shopify-Hmac-Sha256`` value Shopify sends for ``body``: base64 HMAC-SHA256."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return signatures.compute(secret, body, encoding="base64")
 
 
 def verify_hmac(body: bytes, header_value: str | None, secret: str) -> None:
@@ -92,23 +91,9 @@ def verify_hmac(body: bytes, header_value: str | None, secret: str) -> None:
     The raw bytes are what Shopify signed; re-serialised JSON would not match. The compare
     is constant-time so the signature cannot be guessed byte by byte.
     """
-    if not secret:
-        raise SignatureError("no webhook secret is configured, so no signature can match")
-    if not header_value or not header_value.strip():
-        raise SignatureError("missing X-Shopify-Hmac-Sha256 header")
-    expected = sign(body, secret).encode("ascii")
-    given = header_value.strip().encode("utf-8", "replace")
-    if not hmac.compare_digest(expected, given):
-        raise SignatureError("X-Shopify-Hmac-Sha256 does not match the body")
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """The header ``name`` whatever its case (HTTP/2 lowercases, people capitalise)."""
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
+    signatures.verify_hmac(
+        secret, body, header_value, header="X-Shopify-Hmac-Sha256", encoding="base64"
+    )
 
 
 def check_headers(headers: Mapping[str, str]) -> None:
@@ -118,20 +103,7 @@ def check_headers(headers: Mapping[str, str]) -> None:
     bounded columns, keys and logs.
     """
     for name, limit in HEADER_LIMITS.items():
-        value = header(headers, name)
-        if value is None:
-            continue
-        shown = _HEADER_NAMES[name]
-        if len(value) > limit:
-            raise PayloadError(
-                f"{shown} header is {len(value)} characters long, over the {limit} allowed",
-                status_code=400,
-            )
-        if not (value.isascii() and value.isprintable()):
-            raise PayloadError(
-                f"{shown} header must be printable ASCII, not {ascii(value)[:60]}",
-                status_code=400,
-            )
+        checked_header(headers, _HEADER_NAMES[name], limit=limit)
 
 
 def dedupe_key(headers: Mapping[str, str], body: bytes) -> str:
@@ -149,151 +121,6 @@ def dedupe_key(headers: Mapping[str, str], body: bytes) -> str:
         topic = (header(headers, TOPIC_HEADER) or "").strip()
         return f"event:{topic}:{event_id}"
     return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
-# --- the Shopify order as it arrives (only the fields we read) ------------------------------
-
-
-def _id_text(value: object) -> object:
-    """Ids are 64-bit ints; keep every digit by turning them into text before anything else."""
-    if isinstance(value, bool):
-        raise ValueError("must be an id, not a boolean")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal | float):
-        raise ValueError(
-            "must be a whole-number id; a number with a fraction or exponent has lost digits"
-        )
-    if isinstance(value, str) and not value.strip():
-        raise ValueError("must not be empty")
-    return value
-
-
-# Ids, amounts, quantities and times are the canonical types, so a value the canonical model
-# would refuse is refused here already, under the name Shopify gives the field
-# (``line_items[2].quantity``). Amounts arrive as strings; a float (from a caller's plain
-# json.loads) keeps its repr. Money Shopify sends as a positive figure is NonNegativeAmount;
-# ``Amount`` (signed) is for adjustments.
-ShopifyId = Annotated[Id, BeforeValidator(_id_text)]
-Price = NonNegativeAmount
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class WireMoney(_Wire):
-    amount: Price
-    currency_code: Currency
-
-
-class WireMoneySet(_Wire):
-    shop_money: WireMoney
-    presentment_money: WireMoney
-
-
-class WireTaxLine(_Wire):
-    title: str
-    price: Price
-    rate: Rate | None = None
-
-
-class WireAllocation(_Wire):
-    amount: Price
-    discount_application_index: int | None = Field(default=None, ge=0)
-
-
-class WireDiscountApplication(_Wire):
-    type: str | None = None  # discount_code, automatic, manual, script
-    code: str | None = None
-    title: str | None = None
-
-
-class WireDiscountCode(_Wire):
-    code: str
-    amount: Price
-
-
-class WireLineItem(_Wire):
-    id: ShopifyId
-    sku: str | None = None
-    name: str | None = None
-    title: str | None = None
-    quantity: Quantity
-    price: Price
-    requires_shipping: bool = True
-    variant_id: ShopifyId | None = None
-    product_id: ShopifyId | None = None
-    tax_lines: list[WireTaxLine] = Field(default_factory=list)
-    discount_allocations: list[WireAllocation] = Field(default_factory=list)
-
-
-class WireShippingLine(_Wire):
-    code: str | None = None
-    title: str
-    source: str | None = None
-    price: Price
-    tax_lines: list[WireTaxLine] = Field(default_factory=list)
-    discount_allocations: list[WireAllocation] = Field(default_factory=list)
-
-
-class WireAddress(_Wire):
-    first_name: str | None = None
-    last_name: str | None = None
-    company: str | None = None
-    address1: str | None = None
-    address2: str | None = None
-    city: str | None = None
-    province: str | None = None
-    province_code: str | None = None
-    zip: str | None = None
-    country_code: str | None = None
-    phone: str | None = None
-
-
-class WireCustomer(_Wire):
-    id: ShopifyId | None = None
-    email: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    phone: str | None = None
-
-
-class WireOrder(_Wire):
-    id: ShopifyId
-    name: str | None = None
-    order_number: int | None = Field(default=None, ge=0, lt=10**18)
-    created_at: Moment
-    updated_at: Moment | None = None
-    currency: Currency
-    presentment_currency: Currency | None = None
-    taxes_included: bool = False
-    financial_status: str | None = None
-    cancelled_at: Moment | None = None
-    cancel_reason: str | None = None
-    closed_at: Moment | None = None
-    email: str | None = None
-    contact_email: str | None = None
-    phone: str | None = None
-    note: str | None = None
-    tags: str | None = None
-    customer: WireCustomer | None = None
-    billing_address: WireAddress | None = None
-    shipping_address: WireAddress | None = None
-    line_items: list[WireLineItem]
-    shipping_lines: list[WireShippingLine] = Field(default_factory=list)
-    discount_codes: list[WireDiscountCode] = Field(default_factory=list)
-    discount_applications: list[WireDiscountApplication] = Field(default_factory=list)
-    tax_lines: list[WireTaxLine] = Field(default_factory=list)
-    payment_gateway_names: list[str] = Field(default_factory=list)
-    total_line_items_price: Price | None = None
-    total_discounts: Price | None = None
-    total_shipping_price_set: WireMoneySet | None = None
-    total_tax: Price | None = None
-    total_price: Price
-    total_price_set: WireMoneySet | None = None
-    subtotal_price_set: WireMoneySet | None = None
-    total_line_items_price_set: WireMoneySet | None = None
 
 
 # --- wire → canonical -------------------------------------------------------------------------

@@ -27,13 +27,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from connectors.shopify.inbound import (
-    ShopifyId,
-    WireAddress,
-    _address,
-    _Wire,
-    header,
-)
+from connectors._kit.headers import header
+from connectors.shopify.inbound import _address
+from connectors.shopify.wire import ShopifyId, WireAddress, _Wire
 from kernel.canonical.common import (
     EARLIEST,
     LATEST,

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from connectors._kit.headers import header
 from connectors.shopify.inbound import (
     ORDER_TOPICS,
     TOPIC_HEADER,
     check_headers,
     check_topic_fits,
     dedupe_key,
-    header,
     load_json,
     parse_order,
 )

@@ -13,7 +13,8 @@ Protocol (``trytond/protocols/dispatcher.py``, ``wrappers.py``, ``jsonrpc.py``, 
   message, description; ``ConcurrencyException``: message), anything else as
   ``[str(exception), traceback]``.
 
-Failures become the typed errors of ``kernel.errors``:
+Failures become the typed errors of ``kernel.errors`` (statuses and the transport by the
+connector kit, ``connectors._kit.http``; JSON-RPC errors here):
 
 - no answer, timeouts, 5xx, a locked or unreachable database, concurrent edits →
   TransientError (retry);
@@ -31,18 +32,21 @@ import asyncio
 import base64
 import itertools
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from connectors._kit.http import StatusPolicy, error_for_status, send
 from connectors.tryton import wire
 from connectors.tryton.options import TrytonCredentials
-from kernel.errors import PermanentError, RateLimitedError, TransientError
+from kernel.errors import PermanentError, TransientError
 
 DEFAULT_RETRY_AFTER_SECONDS = 30.0
+# 401/403 are for the caller: the login failed, or the session needs renewing
+STATUS_POLICY = StatusPolicy(
+    accept=frozenset({401, 403}), default_retry_after=DEFAULT_RETRY_AFTER_SECONDS
+)
 LANGUAGE = "en"
 _MAX_MESSAGE = 500
 # server-side failures that are about the moment, not the request
@@ -237,25 +241,36 @@ class TrytonClient:
 
     # --- transport ---------------------------------------------------------------------
     async def _post(self, method: str, params: list[Any], auth: str | None) -> httpx.Response:
+        """One call; 401/403 are returned (the caller renews the session or says why)."""
         body = wire.dumps({"id": next(self._ids), "method": method, "params": params})
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if auth:
             headers["Authorization"] = auth
-        kwargs: dict[str, Any] = {}
-        if self.timeout_seconds is not None:
-            kwargs["timeout"] = self.timeout_seconds
-        try:
-            response = await self.http.post(self.url, content=body, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransientError(
-                f"Tryton did not answer {method} in time ({type(exc).__name__}); a write "
-                "is retried as a lookup first, never duplicated"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise TransientError(
-                f"cannot reach Tryton at {self.url} for {method}: {type(exc).__name__}: {exc}"
-            ) from None
-        _raise_for_status(method, response, self.database)
+        request = self.http.build_request(
+            "POST",
+            self.url,
+            content=body,
+            headers=headers,
+            timeout=httpx.USE_CLIENT_DEFAULT
+            if self.timeout_seconds is None
+            else self.timeout_seconds,
+        )
+        response = await send(
+            self.http,
+            request,
+            timeout=self.timeout_seconds,
+            describe=f"Tryton at {self.url} ({method})",
+            check_status=False,
+            timeout_note="; a write is retried as a lookup first, never duplicated",
+        )
+        if response.status_code == 404:
+            raise PermanentError(
+                f"Tryton has no database {self.database!r} (HTTP 404 on {method}); check "
+                "options.database and base_url"
+            )
+        error = error_for_status(response, describe=f"Tryton ({method})", policy=STATUS_POLICY)
+        if error is not None:
+            raise error
         return response
 
     def _result(self, method: str, response: httpx.Response) -> Any:
@@ -275,25 +290,6 @@ class TrytonClient:
 
 def _order(order: Sequence[tuple[str, str]] | None) -> list[list[str]] | None:
     return [[name, direction] for name, direction in order] if order else None
-
-
-def _raise_for_status(method: str, response: httpx.Response, database: str) -> None:
-    status = response.status_code
-    if status < 400 or status in (401, 403):
-        return  # 401/403 are for the caller: login failed, or the session needs renewing
-    if status == 429 or (status == 503 and "retry-after" in response.headers):
-        raise RateLimitedError(
-            f"Tryton asked to slow down (HTTP {status}) on {method}",
-            retry_after=retry_after_seconds(response.headers.get("retry-after")),
-        )
-    if status == 404:
-        raise PermanentError(
-            f"Tryton has no database {database!r} (HTTP 404 on {method}); check "
-            "options.database and base_url"
-        )
-    if status >= 500 or status == 408:
-        raise TransientError(f"Tryton failed on {method} (HTTP {status}): {_snippet(response)}")
-    raise PermanentError(f"Tryton refused {method} (HTTP {status}): {_snippet(response)}")
 
 
 def error_for(method: str, error: Any) -> Exception:
@@ -342,26 +338,4 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
-def _snippet(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
-    return _clip(text) if text else response.reason_phrase
-
-
-def retry_after_seconds(value: str | None, default: float = DEFAULT_RETRY_AFTER_SECONDS) -> float:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date); ``default`` otherwise."""
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-__all__ = ["TrytonClient", "error_for", "retry_after_seconds"]
+__all__ = ["TrytonClient", "error_for"]

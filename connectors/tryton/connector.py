@@ -42,6 +42,10 @@ class TrytonConnector(Connector):
     poll_streams = STREAMS
     Options = TrytonOptions
     Credentials = TrytonCredentials
+    # every call carries "Authorization: Session base64(login:user id:session)"; the login
+    # posts {"method": "common.db.login", "params": [login, {"password": …}, language]}
+    sensitive_headers = frozenset({"authorization"})
+    sensitive_fields = frozenset({"password"})
 
     def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
         super().__init__(settings, http)

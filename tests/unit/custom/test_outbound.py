@@ -12,8 +12,9 @@ import pytest
 from pytest_httpx import HTTPXMock
 
 from app.config import DeliveryPolicy
+from connectors._kit.retry_after import retry_after_seconds
 from connectors.custom import signing
-from connectors.custom.connector import CustomConnector, delivery_id, retry_after_seconds
+from connectors.custom.connector import CustomConnector, delivery_id
 from kernel.canonical.events import make_event
 from kernel.errors import PermanentError, RateLimitedError, TransientError
 from kernel.types import DeliveryContext, RemoteLink

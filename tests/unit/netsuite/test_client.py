@@ -11,9 +11,10 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
+from connectors._kit.retry_after import retry_after_seconds
 from connectors.netsuite import wire
 from connectors.netsuite.auth import TbaCredentials, verify_authorization
-from connectors.netsuite.client import NetSuiteClient, by_eid, retry_after_seconds
+from connectors.netsuite.client import NetSuiteClient, by_eid
 from kernel.errors import PermanentError, RateLimitedError, TransientError
 from tests.unit.netsuite.conftest import BASE_URL, CREDS, RECORDS
 
