@@ -40,7 +40,7 @@ GENERIC_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-auth-token"}
 )
 _HEADER_WORDS = ("token", "secret", "key", "signature", "password", "hmac")
-_NOT_SECRET_HEADERS = frozenset({"idempotency-key"})
+_NOT_SECRET_HEADERS = frozenset({"idempotency-key", "x-idempotency-key"})
 GENERIC_FIELDS = frozenset(
     {
         "client_secret",
