@@ -201,6 +201,12 @@ class Connector:
         """What real traffic will need that these options leave out (check-config warns)."""
         return []
 
+    def redact_exchange(self, exchange: dict[str, Any]) -> dict[str, Any]:
+        """One recorded HTTP exchange before it is stored, after the generic redaction and
+        the declared ``sensitive_headers``/``sensitive_fields``: hide what only this system
+        knows is a secret (a session id in an unnamed place). Return it (changed or not)."""
+        return exchange
+
     # inbound ----------------------------------------------------------------------------
     async def receive(self, request: WebhookRequest) -> InboundAnswer:
         """A webhook → events, records to read later, or a handshake answer.

@@ -187,6 +187,7 @@ async def _attempt(
             log.exception("connector raised an unexpected error")
             error = exc
     duration = time.perf_counter() - started
+    exchanges = [connector.redact_exchange(exchange) for exchange in exchanges]
     metrics.ATTEMPT_SECONDS.labels(delivery.destination).observe(duration)
     transition: Transition | None = None
     signal = _health_signal(error)

@@ -14,6 +14,7 @@ and ``inventory.py``; the protocol in ``client.py`` and ``wire.py``; see ``READM
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -61,6 +62,23 @@ class TrytonConnector(Connector):
         self.parties = Parties(self.client, self.options)
         self.sales = Sales(self.client, self.options, self.parties)
         self.poller = Poller(self.client, self.options, settings.id)
+
+    def redact_exchange(self, exchange: dict[str, Any]) -> dict[str, Any]:
+        """The login's answer is ``{"result": [user id, session]}``: the session is a list
+        item no field name marks, and it authorises every later call until it expires."""
+        body = str(exchange.get("request", {}).get("body") or "")
+        response = exchange.get("response")
+        if "common.db.login" not in body or not isinstance(response, dict):
+            return exchange
+        try:
+            answer = json.loads(str(response.get("body") or ""))
+        except ValueError:
+            return exchange
+        result = answer.get("result") if isinstance(answer, dict) else None
+        if isinstance(result, list) and len(result) >= 2:
+            answer["result"] = [result[0], "***", *result[2:]]
+            exchange = {**exchange, "response": {**response, "body": json.dumps(answer)}}
+        return exchange
 
     # --- outbound --------------------------------------------------------------------
     def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:

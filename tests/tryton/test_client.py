@@ -151,3 +151,21 @@ async def test_server_errors_are_transient_and_odd_answers_permanent() -> None:
         await canned(503).search("party.party", [])
     with pytest.raises(PermanentError, match="not JSON"):
         await canned(200, body=b"<html>proxy login</html>").search("party.party", [])
+
+
+def test_the_session_in_the_login_answer_is_never_stored() -> None:
+    from connectors.tryton.connector import TrytonConnector
+
+    exchange = {
+        "request": {
+            "body": '{"method": "common.db.login", "params": ["admin", {"password": "***"}]}'
+        },
+        "response": {"status": 200, "body": '{"id": 1, "result": [1, "8fe0a7c3b2d1"]}'},
+    }
+    redacted = TrytonConnector.redact_exchange(None, exchange)  # type: ignore[arg-type]
+    assert "8fe0a7c3b2d1" not in str(redacted) and '"result": [1, "***"]' in str(redacted)
+    other = {
+        "request": {"body": '{"method": "model.sale.sale.search"}'},
+        "response": {"body": "{}"},
+    }
+    assert TrytonConnector.redact_exchange(None, other) is other  # type: ignore[arg-type]
