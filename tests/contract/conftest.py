@@ -4,7 +4,7 @@ session's real Tryton server (started only when a Tryton case runs)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.contract.harness import Harness, Remote
+from tests.support.trytond import shared_server
 from tests.tryton import server as srv
 
 
@@ -39,9 +40,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[srv.TrytonServer]:
-    with srv.running_server(tmp_path_factory.mktemp("trytond-contract")) as server:
-        yield server
+def tryton_server(request: pytest.FixtureRequest) -> srv.TrytonServer:
+    """The session's trytond, shared with whoever else asks ``shared_server`` for it."""
+    return shared_server(request)
 
 
 Serve = Callable[[Harness], Awaitable[Remote]]

@@ -10,19 +10,20 @@ refused by the simulator itself (400 INVALID_KEY_OR_REF); the simulator validate
 record, so for customers and returns ``FaultTransport`` answers the write with NetSuite's
 error envelope (``wire.error_body``).
 
-The simulator's clock is frozen for the whole test: every record changes in the same second,
-the worst case for a cursor on NetSuite's whole-second ``lastmodifieddate`` (the connector
-rewinds to the start of the last second, so repeats are allowed if identical).
+The simulator's clock moves one second at each stamp, so no two rows share NetSuite's
+whole-second ``lastmodifieddate``: the connector ends a run rewound to the start of its last
+row's second, so the resumed run may read that row again (identical), and nothing older.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,11 @@ EVENT_TYPES: tuple[tuple[str, str], ...] = (
     ("returnauthorization", "edit"),
 )
 SOURCE = "shop"
+
+
+def _ticking(start: datetime) -> Callable[[], datetime]:
+    stamps = itertools.count()
+    return lambda: start + timedelta(seconds=next(stamps))
 
 
 def _sim(remote: Remote) -> NetSuiteSimulator:
@@ -140,8 +146,8 @@ class NetSuiteHarness(Harness):
     connection_id = "erp"
     base_url = "https://1234567.suitetalk.api.netsuite.com"
     auth_hint = r"credentials"
-    request_timeout_seconds = 0.5  # the simulator's commit-then-timeout stalls for 30 s
-    # a run ends rewound to the start of its last second (NetSuite stamps whole seconds)
+    request_timeout_seconds = 1.0  # the simulator's commit-then-timeout stalls for 30 s
+    # a run ends rewound to the start of its last row's second (NetSuite stamps whole seconds)
     poll_repeats = True
     volatile_fields = frozenset({"as_of"})  # stock is a snapshot, stamped when it was read
 
@@ -193,8 +199,7 @@ class NetSuiteHarness(Harness):
     async def serve(self, fixtures: Mapping[str, Any]) -> AsyncIterator[Remote]:
         items = [{"id": item, "itemId": sku} for sku, item in SKU_ITEMS.items()]
         sim = NetSuiteSimulator(TbaCredentials.from_mapping(CREDENTIALS), items=items)
-        frozen = datetime.now(UTC).replace(microsecond=0)
-        sim.now = lambda: frozen
+        sim.now = _ticking(datetime.now(UTC).replace(microsecond=0))
         async for remote in asgi_remote(self, sim.app, sim):
             yield remote
 
