@@ -97,6 +97,11 @@ class ShopifyHarness(Harness):
         "test_outbound_faults_raise_only_typed_errors[shipments-empty_200]": (
             "GET orders/{id}.json answered 200 with an empty body escapes as KeyError('order')"
         ),
+        "test_a_validation_error_is_permanent_with_the_remote_message[products]": (
+            "422 {'errors': {'title': [\"can't be blank\"]}} reads \"can't be blank\": the kit "
+            "(connectors/_kit/http.py _message_of) takes a field named title (or message, "
+            "detail, error) for the message key and drops the field name"
+        ),
     }
 
     def options(self) -> dict[str, Any]:
@@ -311,4 +316,6 @@ class ShopifyHarness(Harness):
             "returns": ("base", "Refund amount must be at most 0.00"),
         }[sample.flow]
         remote.faults.answer(422, match=delivery.writes, json_body={"errors": {field: [message]}})
-        return Rejection(delivery.event, delivery.ctx, message)
+        # Shopify's full message names the field, except for "base" (the record as a whole)
+        shown = message if field == "base" else f"{field} {message}"
+        return Rejection(delivery.event, delivery.ctx, shown)
