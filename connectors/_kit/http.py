@@ -28,6 +28,7 @@ from kernel.errors import ConnectorError, PermanentError, RateLimitedError, Tran
 MAX_MESSAGE = 500
 TRANSIENT_STATUSES = frozenset({408, 425})  # request timeout, too early: try again
 _MESSAGE_KEYS = ("message", "detail", "error_description", "title", "error", "errors")
+_CONTAINER_KEYS = frozenset({"error", "errors"})  # may hold the messages, nested
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,13 @@ def _message_of(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping):
-        nested = next((value[k] for k in _MESSAGE_KEYS if value.get(k)), None)
-        if nested is not None:
-            return _message_of(nested)
+        for key in _MESSAGE_KEYS:
+            nested = value.get(key)
+            # a message is text; {"title": ["can't be blank"]} is the field "title"
+            if isinstance(nested, str) and nested:
+                return nested
+            if key in _CONTAINER_KEYS and isinstance(nested, Mapping | list) and nested:
+                return _message_of(nested)
         parts = []
         for field, messages in value.items():  # Rails style: {"price": ["is not a number"]}
             items = messages if isinstance(messages, list) else [messages]
@@ -164,3 +169,20 @@ async def send(
         if error is not None:
             raise error
     return response
+
+
+def pick(answer: Any, *path: str | int, describe: str) -> Any:
+    """``answer[path…]`` of a parsed success answer, or a PermanentError saying the remote
+    answered without it (never a bare KeyError: only typed errors leave a connector). Not
+    retried: the write may have been applied, and its answer is not what the API documents."""
+    node = answer
+    for step in path:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            where = ".".join(str(p) for p in path)
+            raise PermanentError(
+                f"{describe} answered without {where}; the answer is not what the API "
+                "documents: check the record there, then replay"
+            ) from None
+    return node

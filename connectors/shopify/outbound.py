@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
+from connectors._kit.http import pick
 from connectors.shopify.admin import NotFoundError, ShopifyAdmin, VariantRef
 from connectors.shopify.options import ShopifyOptions
 from kernel.canonical.common import Address
@@ -367,8 +368,8 @@ async def _create_product(admin: ShopifyAdmin, product: Product) -> VariantRef:
         what=f"new product for SKU {product.sku!r}",
         json_body={"product": body},
     )
-    created = answer["product"]
-    first = created["variants"][0]
+    created = pick(answer, "product", describe=f"Shopify (new product {product.sku})")
+    first = pick(created, "variants", 0, describe=f"Shopify (new product {product.sku})")
     ref = VariantRef(
         sku=product.sku,
         variant_id=str(first["id"]),
@@ -466,7 +467,7 @@ async def upsert_customer(
         what=f"new customer {customer.email or key}",
         json_body={"customer": body},
     )
-    new_id = str(answer["customer"]["id"])
+    new_id = str(pick(answer, "customer", "id", describe="Shopify (new customer)"))
     return DeliveryResult(
         links=[RemoteLink("customer", key, new_id)],
         summary=f"created customer {new_id}" + _usage(admin),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from connectors._kit.http import pick
 from connectors.shopify.admin import ShopifyAdmin
 from connectors.shopify.options import ShopifyOptions
 from connectors.shopify.outbound import money_text, rest_id
@@ -150,7 +151,7 @@ async def deliver_credit_memo(
         what=f"order {order_id}",
         params={"fields": "id,name,currency,line_items"},
     )
-    order = answer["order"]
+    order = pick(answer, "order", describe=f"Shopify (order {order_id})")
     if order.get("currency") and order["currency"] != memo.amount.currency:
         raise PermanentError(
             f"credit memo {memo.external_id} is in {memo.amount.currency}, Shopify order "
@@ -179,7 +180,7 @@ async def deliver_credit_memo(
         what=f"refund on order {order_id}",
         json_body=body,
     )
-    refund_id = str(made["refund"]["id"])
+    refund_id = str(pick(made, "refund", "id", describe=f"Shopify (refund of order {order_id})"))
     return DeliveryResult(
         links=[RemoteLink("refund", key, refund_id)],
         summary=f"refund {refund_id} of {memo.amount.amount} {memo.amount.currency} on order "

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from connectors._kit.http import pick
 from connectors.shopify.admin import ShopifyAdmin
 from connectors.shopify.options import ShopifyOptions
 from kernel.canonical.events import CanonicalEvent
@@ -144,7 +145,7 @@ async def deliver_shipment(
         what=f"order {order_id} ({shipment.order_number or shipment.order_key})",
         params={"fields": "id,name,line_items,fulfillments"},
     )
-    order = answer["order"]
+    order = pick(answer, "order", describe=f"Shopify (order {order_id})")
     live = [f for f in order.get("fulfillments") or [] if f.get("status") not in DEAD_FULFILLMENT]
     by_id = {str(f["id"]): f for f in live}
     by_tracking = {n: str(f["id"]) for f in live for n in tracking_numbers(f)}
@@ -195,7 +196,9 @@ async def deliver_shipment(
             what=f"fulfillment of package {index + 1} of order {order_id}",
             json_body={"fulfillment": body},
         )
-        fulfillment_id = str(made["fulfillment"]["id"])
+        fulfillment_id = str(
+            pick(made, "fulfillment", "id", describe=f"Shopify (fulfillment of order {order_id})")
+        )
         result.links.append(RemoteLink("fulfillment", link_key, fulfillment_id))
         if package.tracking_number:
             by_tracking[package.tracking_number] = fulfillment_id

@@ -170,7 +170,13 @@ class TrytonClient:
 
     async def create(self, model: str, values: Sequence[Mapping[str, Any]]) -> list[int]:
         ids = await self.execute(model, "create", [dict(v) for v in values])
-        return [int(i) for i in ids or []]
+        if not isinstance(ids, list) or len(ids) != len(values):
+            # never unpack a short answer: only typed errors leave the connector
+            raise PermanentError(
+                f"Tryton answered create on {model} with {shown_answer(ids)} for "
+                f"{len(values)} record(s); check the records there, then replay"
+            )
+        return [int(i) for i in ids]
 
     async def write(self, model: str, ids: Sequence[int], values: Mapping[str, Any]) -> None:
         if ids:
@@ -339,3 +345,8 @@ def _clip(text: str) -> str:
 
 
 __all__ = ["TrytonClient", "error_for"]
+
+
+def shown_answer(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"

@@ -7,7 +7,7 @@ keep out of each other's way with unique order and customer ids and SKUs of thei
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,6 +24,7 @@ from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.order import Order, OrderCustomer, OrderLine, OrderTotals, ShippingLine
 from kernel.types import DeliveryContext
 from tests.support.connectors import connect
+from tests.support.trytond import shared_server
 from tests.tryton import server as srv
 
 
@@ -32,9 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def tryton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[srv.TrytonServer]:
-    with srv.running_server(tmp_path_factory.mktemp("trytond")) as server:
-        yield server
+def tryton(request: pytest.FixtureRequest) -> srv.TrytonServer:
+    # one trytond for the whole test session, shared with the conformance suite
+    return shared_server(request)
 
 
 def connection(

@@ -86,24 +86,6 @@ class ShopifyHarness(Harness):
         "Shopify signs only the body (X-Shopify-Hmac-Sha256); no signed timestamp to age"
     )
 
-    known_failures = {
-        **{
-            f"test_outbound_faults_raise_only_typed_errors[{flow}-unexpected_json_200_on_write]": (
-                "a 200 answer without the resource (e.g. no 'customer' key) escapes as KeyError "
-                "from the outbound code instead of a typed error"
-            )
-            for flow in ("customers", "products", "returns", "shipments")
-        },
-        "test_outbound_faults_raise_only_typed_errors[shipments-empty_200]": (
-            "GET orders/{id}.json answered 200 with an empty body escapes as KeyError('order')"
-        ),
-        "test_a_validation_error_is_permanent_with_the_remote_message[products]": (
-            "422 {'errors': {'title': [\"can't be blank\"]}} reads \"can't be blank\": the kit "
-            "(connectors/_kit/http.py _message_of) takes a field named title (or message, "
-            "detail, error) for the message key and drops the field name"
-        ),
-    }
-
     def options(self) -> dict[str, Any]:
         return {"location_id": str(DEFAULT_LOCATION_ID), "currency": "USD"}
 

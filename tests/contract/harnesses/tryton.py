@@ -134,13 +134,6 @@ class TrytonHarness(Harness):
     fixtures = ("tryton_server",)
     auth_hint = r"credentials"
     poll_page_size = 200
-    known_failures = {
-        f"test_outbound_faults_raise_only_typed_errors[{flow}-unexpected_json_200_on_write]": (
-            "a 200 JSON-RPC answer with neither result nor error makes create() return [] and "
-            "the unpacking of its id escapes as ValueError"
-        )
-        for flow in ("customers", "orders")
-    }
 
     def __init__(self) -> None:
         self.server: srv.TrytonServer | None = None
