@@ -99,8 +99,8 @@ from connectors.netsuite.bodies import (
     status_of,
 )
 from connectors.netsuite.client import NetSuiteClient, RecordRef, by_eid, by_id
+from connectors.netsuite.fields import MappingSettings
 from connectors.netsuite.options import NetSuiteCredentials, NetSuiteOptions
-from connectors.netsuite.records import MappingSettings
 from connectors.netsuite.suiteql import STREAMS, Poller
 from kernel.canonical.customer import Customer, ErasureRequest
 from kernel.canonical.events import CanonicalEvent

@@ -26,7 +26,8 @@ from pydantic import ValidationError
 from connectors._kit import signatures
 from connectors._kit.headers import header
 from connectors.netsuite import wire
-from connectors.netsuite.records import RECORD_TYPES, Fields, MappingSettings, events_for
+from connectors.netsuite.fields import Fields, MappingSettings
+from connectors.netsuite.records import RECORD_TYPES, events_for
 from kernel.canonical.common import shown
 from kernel.canonical.validation import describe_errors, safe_text
 from kernel.errors import PayloadError

@@ -15,7 +15,7 @@ Connection config:
   ``timezone`` (IANA name of the account's time zone, for naive dates; default UTC),
   ``base_currency`` (default USD), ``order_sources`` (connection ids whose orders NetSuite
   holds as ``<source>-<id>``, to read order keys back unambiguously), ``custom_fields``
-  (see ``records.FieldNames``; ``null`` switches one off), ``return_location_id``;
+  (see ``fields.FieldNames``; ``null`` switches one off), ``return_location_id``;
 - credential ``webhook_secret`` for the user-event webhook: required when the connection is
   the ``from`` of a route whose flow it does not poll (the config loader checks it).
 """
@@ -111,7 +111,7 @@ class NetSuiteOptions(BaseModel):
     @field_validator("custom_fields")
     @classmethod
     def _known_fields(cls, value: dict[str, str | None]) -> dict[str, str | None]:
-        from connectors.netsuite.records import FieldNames
+        from connectors.netsuite.fields import FieldNames
 
         FieldNames.from_mapping(value)  # unknown names are an error, not a silent default
         return value

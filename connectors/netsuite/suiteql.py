@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from connectors.netsuite.fields import MappingSettings
 from connectors.netsuite.records import (
     CREDIT_MEMO,
     CUSTOMER,
@@ -36,7 +37,6 @@ from connectors.netsuite.records import (
     INVENTORY_PARTS,
     ITEM_FULFILLMENT,
     PRODUCT_PARTS,
-    MappingSettings,
     events_for,
 )
 from kernel.canonical.events import CanonicalEvent
