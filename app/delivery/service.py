@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import transaction
 from app.dbutil import insert_for, rowcount
-from app.delivery.breakers import Signal, Transition
+from app.delivery.breakers import Transition
 from app.delivery.capture import capture_exchanges
 from app.delivery.claim import Claimed, claim
 from app.delivery.destination import record_breaker, record_connection_health, release_waiting
@@ -31,7 +31,13 @@ from app.delivery.outbox import (
     enqueue_after_commit,
     waiting_behind,
 )
-from app.delivery.policy import backoff_seconds
+from app.delivery.outcomes import (
+    BREAKER_WAIT_SECONDS,
+    classify,
+    decide,
+    error_message,
+    health_signal,
+)
 from app.models import (
     Delivery,
     DeliveryAttempt,
@@ -43,23 +49,10 @@ from app.models import (
 from app.observability import metrics
 from app.runtime import Runtime
 from kernel.contract import Connector
-from kernel.errors import (
-    ConnectorError,
-    HoldError,
-    NeedsMappingError,
-    PermanentError,
-    RateLimitedError,
-    TransientError,
-)
+from kernel.errors import ConnectorError, NeedsMappingError, PermanentError
 from kernel.types import DeliveryResult, RemoteLink
 
 log = structlog.get_logger("gateway.delivery")
-
-# --- processing -----------------------------------------------------------------------------
-
-# A delivery waiting for its destination to recover is woken when the breaker closes (or
-# by the sweeper's trial); this is only the safety net if that wake-up is ever missed.
-BREAKER_WAIT_SECONDS = 600.0
 
 
 async def process_delivery(rt: Runtime, delivery_id: int) -> Outcome:
@@ -190,7 +183,7 @@ async def _attempt(
     exchanges = [connector.redact_exchange(exchange) for exchange in exchanges]
     metrics.ATTEMPT_SECONDS.labels(delivery.destination).observe(duration)
     transition: Transition | None = None
-    signal = _health_signal(error)
+    signal = health_signal(error)
     if signal is not None:
         transition = await rt.breakers.record(delivery.destination, utcnow(), signal, trial=trial)
         metrics.BREAKER_STATE.labels(delivery.destination).set(
@@ -200,15 +193,6 @@ async def _attempt(
             _log_breaker(delivery.destination, transition, error)
     call = _Call(result, exchanges, duration, transition)
     return await _finish(rt, delivery, owner, error, call, claimed)
-
-
-def _health_signal(error: BaseException | None) -> Signal | None:
-    """What the call says about the destination: it answered, it failed, or nothing."""
-    if error is None or isinstance(error, RateLimitedError | PermanentError | HoldError):
-        return "success"  # it answered (a refusal is an answer, not an outage)
-    if isinstance(error, TransientError):
-        return "failure"
-    return None  # a mapping gap, or a bug in the connector: not the destination's health
 
 
 def _log_breaker(destination: str, transition: Transition, error: BaseException | None) -> None:
@@ -259,74 +243,6 @@ def _owned(delivery_id: int | None, owner: str) -> Any:
     )
 
 
-def _classify(error: BaseException | None) -> tuple[str, bool]:
-    """(outcome name, counts as an attempt)."""
-    if error is None:
-        return "delivered", True
-    if isinstance(error, NeedsMappingError):
-        return "needs_mapping", False
-    if isinstance(error, HoldError):
-        return "held", False
-    if isinstance(error, RateLimitedError):
-        return "rate_limited", False
-    if isinstance(error, PermanentError):
-        return "permanent", True
-    if isinstance(error, TransientError):
-        return "transient", True
-    return "internal", True
-
-
-def _retry_or_dead(
-    rt: Runtime,
-    delivery: Delivery,
-    error: BaseException,
-    call: _Call,
-    attempts: int,
-    message: str,
-    now: datetime,
-) -> tuple[dict[str, Any], Outcome]:
-    """A transient (or unexpected) failure: wait for the destination, back off, or give up.
-
-    Failures while the destination is down are its health, not the delivery's: they never
-    end a delivery. Otherwise the delivery is retried until the retry window has passed since
-    its failures began.
-    """
-    policy = rt.config.policy_for(delivery.destination)
-    failing_since = delivery.failing_since or now
-    if call.breaker is not None and call.breaker.view.state != "closed":
-        reopens = call.breaker.view.reopens_at
-        values = {
-            "status": DeliveryStatus.PENDING,
-            "next_attempt_at": now + timedelta(seconds=BREAKER_WAIT_SECONDS),
-            "failing_since": failing_since,
-            "last_error": f"{message} ({delivery.destination} is down, circuit breaker open; "
-            "waiting for it to recover"
-            + (f", next trial call at {reopens.isoformat()})" if reopens else ")"),
-            "last_error_class": WAITING_FOR_DESTINATION,
-        }
-        return values, Outcome("skipped", DeliveryStatus.PENDING)
-    window = timedelta(seconds=policy.retry_window_seconds)
-    if now - failing_since >= window:
-        hours = window.total_seconds() / 3600
-        values = {
-            "status": DeliveryStatus.DEAD,
-            "failing_since": failing_since,
-            "last_error": f"gave up after {attempts} attempts over {hours:g} h "
-            f"(retry_window_seconds) while {delivery.destination} otherwise answered: {message}",
-            "last_error_class": _classify(error)[0],
-        }
-        return values, Outcome("done", DeliveryStatus.DEAD)
-    retry_at = now + timedelta(seconds=backoff_seconds(attempts, policy))
-    values = {
-        "status": DeliveryStatus.PENDING,
-        "next_attempt_at": retry_at,
-        "failing_since": failing_since,
-        "last_error": message,
-        "last_error_class": _classify(error)[0],
-    }
-    return values, Outcome("retry", DeliveryStatus.PENDING, retry_at)
-
-
 async def _finish(
     rt: Runtime,
     delivery: Delivery,
@@ -336,65 +252,20 @@ async def _finish(
     claimed: Claimed,
 ) -> Outcome:
     now = utcnow()
-    outcome_name, counts = _classify(error)
+    outcome_name, counts = classify(error)
     attempts = delivery.attempts + (1 if counts else 0)
+    message = error_message(error)
+    breaker = call.breaker.view if call.breaker is not None else None
+    changes, outcome = decide(
+        rt.config.policy_for(delivery.destination), delivery, error, breaker, attempts, now
+    )
     values: dict[str, Any] = {
         "attempts": attempts,
         "updated_at": now,
         "lease_owner": None,
         "lease_expires_at": None,
+        **changes,
     }
-    message = None if error is None else (str(error) or type(error).__name__)
-    outcome: Outcome
-
-    if error is None:
-        values |= {
-            "status": DeliveryStatus.DELIVERED,
-            "delivered_at": now,
-            "last_error": None,
-            "last_error_class": None,
-            "parked_reason": None,
-            "needs": None,
-            "failing_since": None,
-        }
-        outcome = Outcome("done", DeliveryStatus.DELIVERED)
-    elif isinstance(error, NeedsMappingError):
-        values |= {
-            "status": DeliveryStatus.PARKED,
-            "parked_reason": message,
-            "needs": [{"kind": m.kind, "key": m.key} for m in error.missing],
-            "last_error": message,
-            "last_error_class": outcome_name,
-        }
-        outcome = Outcome("done", DeliveryStatus.PARKED)
-    elif isinstance(error, HoldError):
-        values |= {
-            "status": DeliveryStatus.HELD,
-            "held_reason": message,
-            "last_error": message,
-            "last_error_class": outcome_name,
-        }
-        outcome = Outcome("done", DeliveryStatus.HELD)
-    elif isinstance(error, RateLimitedError):
-        retry_at = now + timedelta(seconds=max(error.retry_after, 0.05))
-        values |= {
-            "status": DeliveryStatus.PENDING,
-            "next_attempt_at": retry_at,
-            "last_error": message,
-            "last_error_class": outcome_name,
-        }
-        outcome = Outcome("retry", DeliveryStatus.PENDING, retry_at)
-    elif isinstance(error, PermanentError):
-        values |= {
-            "status": DeliveryStatus.DEAD,
-            "last_error": message,
-            "last_error_class": outcome_name,
-        }
-        outcome = Outcome("done", DeliveryStatus.DEAD)
-    else:
-        assert message is not None
-        changes, outcome = _retry_or_dead(rt, delivery, error, call, attempts, message, now)
-        values |= changes
 
     async with transaction(rt.sessions) as session:
         updated = await session.execute(_owned(delivery.id, owner).values(**values))

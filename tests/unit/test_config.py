@@ -330,6 +330,8 @@ def test_check_config_ok_and_serve_refuse_the_same_config(tmp_path: Path) -> Non
     result = run_cli("check-config", env={"GATEWAY_CONFIG": str(config)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{config}: OK")
+    (warning,) = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
+    assert warning.startswith("warning: line 6: connection 'erp': no discount_item_id"), warning
     config.write_text(f"connections:\n{SHOP.replace(', access_token: shpat_x', '')}")
     env = {
         "GATEWAY_CONFIG": str(config),
@@ -339,3 +341,19 @@ def test_check_config_ok_and_serve_refuse_the_same_config(tmp_path: Path) -> Non
         result = run_cli(command, env=env)
         assert result.returncode == 2, (command, result.stderr)
         assert "'access_token'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_config_names_a_misspelt_connector_option_with_its_line(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    misspelt = erp(extra="    options: {discount_itme_id: 7}\n")
+    config.write_text(f"connections:\n{SHOP}{misspelt}")
+    result = run_cli("check-config", env={"GATEWAY_CONFIG": str(config)})
+    assert result.returncode == 2, result.stdout
+    assert (
+        "line 10: connections[1].options.discount_itme_id: unknown key; "
+        "did you mean 'discount_item_id'?"
+    ) in result.stderr, result.stderr
+    fixed = erp(extra="    options: {discount_item_id: 7}\n")
+    config.write_text(f"connections:\n{SHOP}{fixed}")
+    result = run_cli("check-config", env={"GATEWAY_CONFIG": str(config)})
+    assert result.returncode == 0 and "warning" not in result.stdout, result.stdout
