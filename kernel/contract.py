@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from kernel.canonical.events import CanonicalEvent
 from kernel.errors import PayloadError, PermanentError, SignatureError
+from kernel.mappings import MAPPING_KINDS
 from kernel.types import DeliveryContext, DeliveryResult, MappingNeed, ParsedWebhook, PollPage
 
 Side = Literal["store", "erp"]
@@ -172,6 +173,10 @@ class Connector:
     reads_stock: ClassVar[bool] = False
     sensitive_headers: ClassVar[frozenset[str]] = frozenset()
     sensitive_fields: ClassVar[frozenset[str]] = frozenset()
+    # mapping kinds ``deliver`` uses when a mapping exists (kernel.mappings): the core looks
+    # them up before each attempt and hands over what it finds; a missing one parks nothing
+    # (what it cannot do without goes in ``required_mappings``)
+    mapping_kinds: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -189,6 +194,8 @@ class Connector:
         unknown = (cls.inbound_flows | cls.outbound_flows) - set(FLOWS)
         if unknown:
             problems.append(f"flows among {', '.join(FLOWS)} (not {', '.join(sorted(unknown))})")
+        if cls.mapping_kinds - set(MAPPING_KINDS):
+            problems.append(f"mapping_kinds among {', '.join(MAPPING_KINDS)}")
         if problems:
             raise TypeError(f"connector {cls.__name__} must declare " + "; ".join(problems))
 
