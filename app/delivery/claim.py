@@ -29,6 +29,7 @@ from app.models import (
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.validation import describe_errors
+from kernel.mappings import mapping_needs
 from kernel.types import DeliveryContext, MappingNeed
 
 log = structlog.get_logger("gateway.delivery")
@@ -179,15 +180,17 @@ async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
         connector = rt.connector(delivery.destination)
         try:
             needs = connector.required_mappings(event) if connector else []
+            optional = mapping_needs(event, connector.mapping_kinds) if connector else []
         except Exception as exc:  # a connector bug: retried like one, never a stuck claim
             log.exception("connector failed to say which mappings it needs")
             return Claimed(delivery, event, DeliveryContext(), [], broken=exc)
         needs = list(dict.fromkeys(needs + rule_needs(delivery.directives)))
-        # what the connector found missing on an earlier attempt: handed over if mapped now,
-        # but not required (the operator may have fixed it in the remote system instead)
-        learned = [MappingNeed(n["kind"], n["key"]) for n in delivery.needs or []]
+        # handed over when mapped, never required: the kinds the connector uses when they
+        # exist, and what it found missing on an earlier attempt (the operator may have
+        # fixed that in the remote system instead)
+        optional += [MappingNeed(n["kind"], n["key"]) for n in delivery.needs or []]
         found, links = await _mappings_and_links(
-            session, delivery.destination, list(dict.fromkeys(needs + learned)), event
+            session, delivery.destination, list(dict.fromkeys(needs + optional)), event
         )
         missing = [n for n in needs if n.key not in found.get(n.kind, {})]
         from app.flows import hooks  # the flows build on the engine, not the other way

@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import transaction
-from app.dbutil import insert_for, rowcount
+from app.dbutil import rowcount, upsert
 from app.delivery.breakers import Transition
 from app.delivery.capture import capture_exchanges
 from app.delivery.claim import Claimed, claim
@@ -337,7 +337,9 @@ async def _remember_links(
     session: AsyncSession, connection_id: str, links: list[RemoteLink]
 ) -> None:
     now = utcnow()
-    stmt = insert_for(session, EntityLink).values(
+    await upsert(
+        session,
+        EntityLink,
         [
             {
                 "connection_id": connection_id,
@@ -347,13 +349,9 @@ async def _remember_links(
                 "updated_at": now,
             }
             for link in links
-        ]
+        ],
+        key=["connection_id", "entity_type", "our_key"],
     )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["connection_id", "entity_type", "our_key"],
-        set_={"remote_id": stmt.excluded.remote_id, "updated_at": now},
-    )
-    await session.execute(stmt)
 
 
 async def _enqueue_successor(session: AsyncSession, rt: Runtime, delivery: Delivery) -> None:

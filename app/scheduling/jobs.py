@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.db import transaction
-from app.dbutil import insert_for, rowcount
+from app.dbutil import insert_ignore, rowcount, upsert
 from app.erasure.job import run_erasures
 from app.flows.inventory import rules as inventory_rules
 from app.flows.inventory.planning import availability_deliveries
@@ -113,10 +113,11 @@ async def _claim(rt: Runtime, owner: str, stream: str, interval: float) -> bool:
     """Take this run of a job if it is due; False when it is not due or another worker has it."""
     now = utcnow()
     async with transaction(rt.sessions) as session:
-        await session.execute(
-            insert_for(session, PollCursor)
-            .values(connection_id=owner, stream=stream, last_count=0)
-            .on_conflict_do_nothing(index_elements=["connection_id", "stream"])
+        await insert_ignore(
+            session,
+            PollCursor,
+            {"connection_id": owner, "stream": stream, "last_count": 0},
+            key=["connection_id", "stream"],
         )
         result = await session.execute(
             sa.update(PollCursor)
@@ -182,12 +183,17 @@ async def poll_stream(rt: Runtime, connection_id: str, stream: str) -> int:
 async def _store_cursor(
     session: AsyncSession, connection_id: str, stream: str, cursor: str | None, count: int
 ) -> None:
-    values = {"cursor": cursor, "last_count": count, "last_error": None}
-    stmt = insert_for(session, PollCursor).values(
-        connection_id=connection_id, stream=stream, **values
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=["connection_id", "stream"], set_=values)
+    await upsert(
+        session,
+        PollCursor,
+        {
+            "connection_id": connection_id,
+            "stream": stream,
+            "cursor": cursor,
+            "last_count": count,
+            "last_error": None,
+        },
+        key=["connection_id", "stream"],
     )
 
 

@@ -24,6 +24,7 @@ from connectors.netsuite.options import NetSuiteOptions
 from kernel.canonical.common import Address
 from kernel.canonical.order import Order
 from kernel.errors import PermanentError
+from kernel.mappings import tax_code_key
 
 MAX_EXTERNAL_ID_LENGTH = 100
 MAX_MEMO_LENGTH = 999
@@ -159,11 +160,6 @@ class OrderRefs:
     tax_codes: Mapping[str, str] = field(default_factory=dict)  # tax line title → id
 
 
-def tax_code_key(line: Any) -> str | None:
-    """Mapping key of a line's tax code: the title of its first tax line."""
-    return line.tax_lines[0].title if line.tax_lines else None
-
-
 def line_items(
     order: Order, item_ids: Mapping[str, str], tax_codes: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
@@ -259,17 +255,6 @@ def open_line_keys(record: Mapping[str, Any]) -> list[Any]:
         and "line" in line
         and not (line.get("isClosed") or line.get("isclosed"))
     ]
-
-
-def order_mapping_keys(order: Order) -> dict[str, list[str]]:
-    """Our keys of the optional mappings this order would use, by kind."""
-    shipping = order.shipping_lines[0] if order.shipping_lines else None
-    return {
-        "payment_method": _gateways(order)[:1],
-        "shipping_method": [shipping.code or shipping.title] if shipping else [],
-        "tax_code": list(dict.fromkeys(k for line in order.lines if (k := tax_code_key(line)))),
-        "location": [order.source],
-    }
 
 
 def order_key_parts(order_key: str) -> tuple[str, str]:

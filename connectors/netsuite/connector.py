@@ -59,12 +59,13 @@ Approval / Pending Fulfillment (partially fulfilled, billed, closed) is held for
 ``hold``. With the directive ``guest_customer_id`` the order is booked against that shared
 customer and no customer is upserted.
 
-Optional mappings, used when ``ctx.mappings`` has them (asked for with
-``options.require_mappings``): ``payment_method`` (key: the first payment gateway →
-``paymentMethod``), ``shipping_method`` (key: first shipping line's code, else title →
-``shipMethod``), ``tax_code`` (key: a line's first tax line title → line ``taxCode``),
-``location`` (key: the order's source connection → ``location``). Mapped values win over
-the ``ship_method_id`` / ``location_id`` options.
+Optional mappings (``mapping_kinds``), used when they exist, their keys as
+``kernel.mappings`` defines them: ``payment_method`` (the first mapped payment gateway →
+``paymentMethod``), ``shipping_method`` (shipping line code, else title → ``shipMethod``),
+``tax_code`` (a line's first tax line title → line ``taxCode``), ``location`` (the order's
+``location:`` tag, else its source connection → ``location``). Mapped values win over the
+``ship_method_id`` / ``location_id`` options. ``options.require_mappings`` (or the route's
+``rules.orders.required_mappings``) makes them required: a missing one parks the order.
 
 Connection config: ``options.py`` (credentials and options, each explained); request
 bodies and external ids: ``bodies.py``.
@@ -93,7 +94,6 @@ from connectors.netsuite.bodies import (
     open_line_keys,
     order_external_id,
     order_key_parts,
-    order_mapping_keys,
     ref_of,
     sales_order_body,
     status_of,
@@ -109,11 +109,11 @@ from kernel.canonical.returns import Return
 from kernel.contract import ConnectionSettings, Connector
 from kernel.errors import (
     HoldError,
-    NeedsMappingError,
     PermanentError,
     SignatureError,
     TransientError,
 )
+from kernel.mappings import MAPPING_KINDS, first_mapped, mapping_needs, order_mapping_keys, require
 from kernel.types import (
     DeliveryContext,
     DeliveryResult,
@@ -154,6 +154,7 @@ class NetSuiteConnector(Connector):
     webhook_credentials = frozenset({WEBHOOK_SECRET})
     # TBA: consumer key, token id and signature travel in Authorization (every call out)
     sensitive_headers = frozenset({"authorization", "x-gateway-signature"})
+    mapping_kinds = frozenset({"payment_method", "shipping_method", "tax_code", "location"})
 
     def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
         super().__init__(settings, http)
@@ -200,18 +201,7 @@ class NetSuiteConnector(Connector):
     # --- outbound --------------------------------------------------------------------
     def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
         """SKUs of order and return lines, plus the optional kinds the options require."""
-        if event.type in ("order.created", "order.updated"):
-            order = event.payload_as(Order)
-            skus = dict.fromkeys(line.sku for line in order.lines if line.sku)
-            needs = [MappingNeed("sku", sku) for sku in skus]
-            keys = order_mapping_keys(order)
-            for kind in self.options.require_mappings:
-                needs += [MappingNeed(kind, key) for key in keys[kind]]
-            return needs
-        if event.type == "return.requested":
-            lines = event.payload_as(Return).lines
-            return [MappingNeed("sku", sku) for sku in dict.fromkeys(ln.sku for ln in lines)]
-        return []
+        return mapping_needs(event, {"sku", *self.options.require_mappings})
 
     async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
         if event.type == "order.cancelled":
@@ -242,30 +232,18 @@ class NetSuiteConnector(Connector):
                     "so it cannot be matched to a NetSuite item"
                 )
             skus.append(line.sku)
-        return self._mapped("sku", skus, ctx)
-
-    def _mapped(self, kind: str, keys: list[str], ctx: DeliveryContext) -> dict[str, str]:
-        known = ctx.mappings.get(kind, {})
-        missing = [MappingNeed(kind, key) for key in dict.fromkeys(keys) if key not in known]
-        if missing:
-            raise NeedsMappingError(missing)
-        return {key: known[key] for key in keys}
+        return require(ctx, "sku", skus)
 
     def _order_refs(self, order: Order, ctx: DeliveryContext) -> OrderRefs:
         """Ids from the optional mappings; a required kind without its entry parks the order."""
-        keys = order_mapping_keys(order)
+        keys = order_mapping_keys(order, MAPPING_KINDS)
         for kind in self.options.require_mappings:
-            self._mapped(kind, keys[kind], ctx)
-
-        def first(kind: str) -> str | None:
-            table = ctx.mappings.get(kind, {})
-            return next((table[k] for k in keys[kind] if k in table), None)
-
+            require(ctx, kind, keys[kind])
         codes = ctx.mappings.get("tax_code", {})
         return OrderRefs(
-            payment_method=first("payment_method"),
-            ship_method=first("shipping_method"),
-            location=first("location"),
+            payment_method=first_mapped(ctx, "payment_method", keys["payment_method"]),
+            ship_method=first_mapped(ctx, "shipping_method", keys["shipping_method"]),
+            location=first_mapped(ctx, "location", keys["location"]),
             tax_codes={k: codes[k] for k in keys["tax_code"] if k in codes},
         )
 
@@ -446,7 +424,7 @@ class NetSuiteConnector(Connector):
         ret = event.payload_as(Return)
         if not ret.lines:
             raise PermanentError(f"return {ret.entity_key} has no lines; an RMA needs one")
-        item_ids = self._mapped("sku", [line.sku for line in ret.lines], ctx)
+        item_ids = require(ctx, "sku", [line.sku for line in ret.lines])
         linked = ctx.link("order", ret.order_key)
         source, order_id = order_key_parts(ret.order_key)
         order_ref = (

@@ -27,9 +27,9 @@ from connectors.tryton.polling import STREAMS, Poller
 from connectors.tryton.sales import Sales
 from kernel.canonical.customer import Customer, ErasureRequest
 from kernel.canonical.events import CanonicalEvent
-from kernel.canonical.order import Order
 from kernel.contract import ConnectionSettings, Connector
 from kernel.errors import PermanentError
+from kernel.mappings import mapping_needs
 from kernel.types import DeliveryContext, DeliveryResult, MappingNeed, PollPage
 
 
@@ -47,6 +47,8 @@ class TrytonConnector(Connector):
     # posts {"method": "common.db.login", "params": [login, {"password": …}, language]}
     sensitive_headers = frozenset({"authorization"})
     sensitive_fields = frozenset({"password"})
+    # product codes are our SKUs unless mapped; carriers and taxes when mapped
+    mapping_kinds = frozenset({"sku", "shipping_method", "tax_code"})
 
     def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
         super().__init__(settings, http)
@@ -83,11 +85,7 @@ class TrytonConnector(Connector):
     # --- outbound --------------------------------------------------------------------
     def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
         """SKUs only with ``options.require_sku_mappings``: otherwise they are product codes."""
-        if self.options.require_sku_mappings and event.type in ("order.created", "order.updated"):
-            order = event.payload_as(Order)
-            skus = dict.fromkeys(line.sku for line in order.lines if line.sku)
-            return [MappingNeed("sku", sku) for sku in skus]
-        return []
+        return mapping_needs(event, {"sku"}) if self.options.require_sku_mappings else []
 
     async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
         if event.type in ("order.created", "order.updated"):

@@ -31,6 +31,7 @@ from connectors.tryton.parties import Parties
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.order import Order
 from kernel.errors import HoldError, NeedsMappingError, PermanentError
+from kernel.mappings import tax_code_key
 from kernel.types import DeliveryContext, DeliveryResult, Finding, MappingNeed, RemoteLink
 
 SALE_FIELDS = ["id", "reference", "state", "number"]
@@ -311,7 +312,7 @@ def _mapped_taxes(order: Order, ctx: DeliveryContext) -> dict[str, tuple[int, ..
     table = ctx.mappings.get("tax_code", {})
     out: dict[str, tuple[int, ...]] = {}
     for line in order.lines:
-        if line.tax_lines and (tax := table.get(line.tax_lines[0].title)):
+        if (key := tax_code_key(line)) and (tax := table.get(key)):
             out[line.line_id] = (int(tax),)
     return out
 

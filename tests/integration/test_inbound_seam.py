@@ -39,8 +39,7 @@ def order_event(n: str) -> CanonicalEvent:
 
 @pytest.fixture
 async def gateway(clean_db: str) -> AsyncIterator[Any]:
-    shop = FakeConnector("shop")
-    shop.side = "store"  # type: ignore[misc]
+    shop = FakeConnector("shop", side="store")
     erp = FakeConnector("erp")
     # scheduled jobs tick once at start, then the tests run them (no second tick in between)
     settings = make_settings(clean_db, schedule_tick_seconds=3600)

@@ -18,10 +18,12 @@ from kernel.contract import (
     ConnectorJob,
     InboundAnswer,
     RecordRef,
+    Side,
     WebhookRequest,
 )
 from kernel.errors import PermanentError
-from kernel.types import DeliveryContext, DeliveryResult, RemoteLink
+from kernel.mappings import mapping_needs
+from kernel.types import DeliveryContext, DeliveryResult, MappingNeed, RemoteLink
 
 
 @dataclass
@@ -39,11 +41,24 @@ class FakeConnector(Connector):
     inbound_flows = frozenset({"orders", "customers", "inventory"})
     outbound_flows = frozenset({"orders", "customers", "inventory", "products"})
 
-    def __init__(self, connection_id: str = "erp", script: Script | None = None) -> None:
+    def __init__(
+        self,
+        connection_id: str = "erp",
+        script: Script | None = None,
+        *,
+        side: Side = "erp",
+        required_kinds: frozenset[str] = frozenset(),
+        mapping_kinds: frozenset[str] = frozenset(),
+    ) -> None:
         settings = ConnectionSettings(id=connection_id, type="fake", base_url="http://fake")
         super().__init__(settings, http=None)  # type: ignore[arg-type]
         self.script = script or Script()
+        self.side = side  # type: ignore[misc,assignment]  # a store or an ERP, as needed
+        # the mapping kinds it cannot deliver without, and those it uses when they exist
+        self.required_kinds = required_kinds
+        self.mapping_kinds = mapping_kinds  # type: ignore[misc]
         self.delivered: list[tuple[str, str]] = []
+        self.contexts: list[DeliveryContext] = []
         self.received: list[WebhookRequest] = []
         self.reads: list[RecordRef] = []
 
@@ -59,8 +74,12 @@ class FakeConnector(Connector):
             raise self.script.read_errors.pop(0)
         return list(self.script.records.get((ref.kind, ref.id), []))
 
+    def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
+        return mapping_needs(event, self.required_kinds)
+
     async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
         self.delivered.append((event.type, event.entity_key))
+        self.contexts.append(ctx)
         if self.script.deliver_errors:
             raise self.script.deliver_errors.pop(0)
         return DeliveryResult(links=[RemoteLink(event.entity_type, event.entity_key, "R-1")])

@@ -11,6 +11,7 @@ from app.flows.plan import PlanContext, Planned, as_is, older_than_known, previo
 from app.models import DeliveryStatus
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.order import Order
+from kernel.mappings import order_mapping_keys
 from kernel.types import Finding
 
 log = structlog.get_logger("gateway.flows")
@@ -32,7 +33,7 @@ async def plan_order(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
         # resolved (or parked for) by the delivery engine, like the connector's own needs
         directives["required_mappings"] = {
             kind: keys
-            for kind, keys in order_rules.mapping_keys(order, list(rules.required_mappings)).items()
+            for kind, keys in order_mapping_keys(order, rules.required_mappings).items()
             if keys
         }
     dead_reason: str | None = None

@@ -17,10 +17,8 @@ from kernel.canonical.common import Address, Money
 from kernel.canonical.order import Order, OrderLine, ShippingLine
 from kernel.types import Finding
 
+# the kinds a route can require besides sku (always required); their keys: kernel.mappings
 MappingKind = Literal["payment_method", "shipping_method", "tax_code", "location"]
-
-# an order tag like "location:WH-2" names the fulfilment location our key
-LOCATION_TAG_PREFIX = "location:"
 
 
 class OrderRules(BaseModel):
@@ -285,51 +283,6 @@ def tax_difference(store_tax: Money, erp_tax: Money, tolerance: Decimal) -> Find
 
 
 # --- mappings -----------------------------------------------------------------------------
-
-
-def _unique(values: list[str | None]) -> list[str]:
-    seen: dict[str, None] = {}
-    for value in values:
-        if value and value.strip():
-            seen.setdefault(value.strip(), None)
-    return list(seen)
-
-
-def mapping_keys(order: Order, kinds: list[str]) -> dict[str, list[str]]:
-    """Our keys of each mapping kind that the order needs, in order of first appearance.
-
-    - ``sku``: the SKUs of the lines
-    - ``payment_method``: ``payments[].gateway``
-    - ``shipping_method``: ``shipping_lines[].code``, or the title when there is no code
-    - ``tax_code``: titles of the tax lines of the order, its lines and its shipping lines
-    - ``location``: the value of ``location:<key>`` tags on the order
-
-    A kind with nothing to map gets an empty list (an order without payments needs no
-    payment method mapping). An unknown kind is a configuration bug: ValueError.
-    """
-    result: dict[str, list[str]] = {}
-    for kind in kinds:
-        values: list[str | None]
-        if kind == "sku":
-            values = [line.sku for line in order.lines]
-        elif kind == "payment_method":
-            values = [p.gateway for p in order.payments]
-        elif kind == "shipping_method":
-            values = [s.code or s.title for s in order.shipping_lines]
-        elif kind == "tax_code":
-            values = [t.title for t in order.tax_lines]
-            values += [t.title for line in order.lines for t in line.tax_lines]
-            values += [t.title for s in order.shipping_lines for t in s.tax_lines]
-        elif kind == "location":
-            values = [
-                tag[len(LOCATION_TAG_PREFIX) :]
-                for tag in order.tags
-                if tag.lower().startswith(LOCATION_TAG_PREFIX)
-            ]
-        else:
-            raise ValueError(f"unknown mapping kind {kind!r} for orders")
-        result[kind] = _unique(values)
-    return result
 
 
 def variant_base(sku: str, pattern: str | None) -> str | None:

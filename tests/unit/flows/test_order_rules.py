@@ -15,11 +15,11 @@ from app.flows.orders.rules import (
     OrderRules,
     diff_orders,
     guest_decision,
-    mapping_keys,
     tax_difference,
 )
 from kernel.canonical.common import Address, Money
 from kernel.canonical.order import Order
+from kernel.mappings import order_mapping_keys as mapping_keys
 
 
 def eur(amount: str) -> dict[str, str]:
@@ -288,6 +288,11 @@ def test_mapping_keys_only_for_requested_kinds_and_unknown_kind_fails() -> None:
     assert mapping_keys(make_order(payments=[]), ["payment_method"]) == {"payment_method": []}
     with pytest.raises(ValueError, match="warehouse"):
         mapping_keys(make_order(), ["warehouse"])
+
+
+def test_an_order_without_a_location_tag_uses_the_location_of_its_shop() -> None:
+    order = make_order(tags=["vip"])
+    assert mapping_keys(order, ["location"]) == {"location": [order.source]}
 
 
 def test_variant_base_follows_the_pattern() -> None:
