@@ -449,3 +449,15 @@ class InboundRead(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
     created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class OAuthToken(SQLModel, table=True):
+    """An OAuth token a connection fetched (``connectors._kit.oauth2``), shared by every
+    process: access token, expiry, the (rotated) refresh token, as JSON, Fernet-encrypted
+    when GATEWAY_TOKEN_KEY is set (``app/tokens.py``)."""
+
+    __tablename__ = "oauth_tokens"
+
+    key: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
+    token: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))

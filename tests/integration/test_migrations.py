@@ -1,5 +1,6 @@
-"""The migration chain: it builds exactly the schema the models describe, and 0005 takes the
-stored signature headers (replay material) out of rows written before it."""
+"""The migration chain: it builds exactly the schema the models describe, 0005 takes the
+stored signature headers (replay material) out of rows written before it, and 0007 (OAuth
+tokens) goes down and up again."""
 
 from __future__ import annotations
 
@@ -59,3 +60,22 @@ def test_0005_removes_stored_signature_headers(tmp_path: Path) -> None:
     command.upgrade(alembic_config(url), "head")
     ((stored,),) = asyncio.run(run("SELECT headers FROM inbound_events"))
     assert json.loads(str(stored)) == {"x-shopify-topic": "orders/create"}
+
+
+def test_0007_oauth_tokens_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'tokens.db'}"
+
+    async def tables() -> set[str]:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            names = await conn.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+        await engine.dispose()
+        return set(names)
+
+    command.upgrade(alembic_config(url), "head")
+    assert "oauth_tokens" in asyncio.run(tables())
+    command.downgrade(alembic_config(url), "0006")
+    assert "oauth_tokens" not in asyncio.run(tables())
+    assert "inbound_reads" in asyncio.run(tables())
+    command.upgrade(alembic_config(url), "head")
+    assert "oauth_tokens" in asyncio.run(tables())
