@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal, get_args
 
-from pydantic import Field, field_validator
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # viewer: reads, personal data masked; pii-reader: reads with personal data;
@@ -15,7 +16,10 @@ ROLES: tuple[str, ...] = get_args(Role)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+    # a bad value is not echoed back in the error: it may be (a typo of) a secret
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite+aiosqlite:///./var/gateway.db"
     redis_url: str | None = None
@@ -47,11 +51,29 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = None
     # serve and worker migrate a database that is behind instead of refusing to start
     auto_migrate: bool = False
+    # Fernet key that encrypts the OAuth tokens connectors keep in the database (app/tokens.py);
+    # unset: they are stored as plain JSON (a warning says so). Make one with
+    # python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+    token_key: SecretStr | None = None
 
-    @field_validator("redis_url", "config", "worker_metrics_port", mode="before")
+    @field_validator("redis_url", "config", "worker_metrics_port", "token_key", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("token_key")
+    @classmethod
+    def _a_fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Fernet(value.get_secret_value())
+            except (ValueError, TypeError):  # binascii.Error is a ValueError
+                raise ValueError(
+                    "not a Fernet key (32 url-safe base64-encoded bytes); make one with "
+                    'python -c "from cryptography.fernet import Fernet; '
+                    'print(Fernet.generate_key().decode())"'
+                ) from None
+        return value
 
     def parsed_api_keys(self) -> dict[str, Role]:
         """Return ``{key: role}``; raise ValueError naming the bad entry."""
