@@ -8,14 +8,18 @@ from typing import TYPE_CHECKING
 import httpx
 
 from connectors.registry import connector_types
-from kernel.contract import ConnectionSettings, Connector
+from kernel.contract import ConnectionSettings, Connector, TokenStore
 
 if TYPE_CHECKING:  # app.config builds connectors (check-config) through this module
     from app.config import ConnectionConfig
 
 
-def settings_for(conn: ConnectionConfig, timeout_seconds: float = 30.0) -> ConnectionSettings:
-    """Validate ``conn``'s options and credentials (ValidationError if they do not fit)."""
+def settings_for(
+    conn: ConnectionConfig, timeout_seconds: float = 30.0, *, tokens: TokenStore | None = None
+) -> ConnectionSettings:
+    """Validate ``conn``'s options and credentials (ValidationError if they do not fit).
+    ``tokens``: where its OAuth tokens live (the runtime's database store; None without a
+    database, as in check-config)."""
     cls = connector_types()[conn.type]
     secrets = {key: value.get_secret_value() for key, value in conn.credentials.items()}
     return ConnectionSettings(
@@ -25,10 +29,15 @@ def settings_for(conn: ConnectionConfig, timeout_seconds: float = 30.0) -> Conne
         options=cls.Options.model_validate(conn.options),
         credentials=cls.Credentials.model_validate(secrets),
         timeout_seconds=timeout_seconds,
+        tokens=tokens,
     )
 
 
 def build_connector(
-    conn: ConnectionConfig, http: httpx.AsyncClient, timeout_seconds: float = 30.0
+    conn: ConnectionConfig,
+    http: httpx.AsyncClient,
+    timeout_seconds: float = 30.0,
+    *,
+    tokens: TokenStore | None = None,
 ) -> Connector:
-    return connector_types()[conn.type](settings_for(conn, timeout_seconds), http)
+    return connector_types()[conn.type](settings_for(conn, timeout_seconds, tokens=tokens), http)

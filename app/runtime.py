@@ -23,6 +23,7 @@ from app.db import make_engine, make_sessionmaker
 from app.delivery.breakers import BreakerRegistry
 from app.delivery.capture import make_http_client
 from app.settings import Settings
+from app.tokens import DatabaseTokenStore, token_cipher
 from kernel.contract import Connector
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class Runtime:
     http: httpx.AsyncClient
     connectors: dict[str, Connector]
     breakers: BreakerRegistry
+    # the connections' OAuth tokens, shared with every other process on the database
+    tokens: DatabaseTokenStore
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     queue: DeliveryQueue | None = None
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
@@ -107,6 +110,8 @@ def build_runtime(
     """The runtime of one process. ``connectors`` replaces the connectors built from the
     config for those connection ids (tests inject their fakes here, at build time)."""
     engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
+    tokens = DatabaseTokenStore(sessions, token_cipher(settings))
     timeout = max(
         (config.policy_for(c.id).request_timeout_seconds for c in config.connections),
         default=config.delivery.request_timeout_seconds,
@@ -115,15 +120,16 @@ def build_runtime(
     given = dict(connectors or {})
     built = {
         c.id: given.get(c.id)
-        or build_connector(c, http, config.policy_for(c.id).request_timeout_seconds)
+        or build_connector(c, http, config.policy_for(c.id).request_timeout_seconds, tokens=tokens)
         for c in config.connections
     }
     return Runtime(
         settings=settings,
         config=config,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         http=http,
         connectors=built,
         breakers=BreakerRegistry(config, settings.redis_url),
+        tokens=tokens,
     )

@@ -65,6 +65,10 @@ class ConnectionSettings:
     credentials: Any = field(default_factory=NoCredentials)  # ... of its Credentials
     # one HTTP call's time limit, from the connection's delivery policy
     timeout_seconds: float = 30.0
+    # the store the connection's OAuth tokens live in (``connectors._kit.oauth2``): the
+    # core's database-backed one, shared by every process; None (tests, check-config) means
+    # the connector keeps them in a ``MemoryTokenStore`` of its own
+    tokens: TokenStore | None = field(default=None, repr=False, compare=False)
 
     def secret(self, name: str) -> str:
         """The credential ``name`` as text; KeyError names the connection when it is unset."""

@@ -26,13 +26,15 @@ from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from structlog.testing import capture_logs
 
+from app.config import parse_config
 from app.db import make_engine, make_sessionmaker
 from app.models import OAuthToken, utcnow
+from app.runtime import build_runtime
 from app.tokens import DatabaseTokenStore
 from connectors._kit.oauth2 import OAuth2Settings, OAuth2Tokens
 from kernel.contract import TokenStore
 from kernel.errors import PermanentError, TransientError
-from tests.conftest import PG_URL, make_settings
+from tests.conftest import PG_URL, gateway_config_yaml, make_settings
 from tests.support.processes import Proc, poll, process_group, wait_log
 
 KEY = "erp:oauth2"
@@ -199,7 +201,7 @@ async def test_a_changed_key_falls_back_to_the_configured_refresh_token(
     assert [form["refresh_token"] for form in forms] == ["rt-config"]
 
 
-# --- with the OAuth client -------------------------------------------------------------
+# --- with the OAuth client and the runtime ---------------------------------------------
 
 
 async def test_oauth_tokens_keep_the_rotated_refresh_token_in_the_database(
@@ -247,6 +249,19 @@ async def test_oauth_tokens_keep_the_rotated_refresh_token_in_the_database(
         with pytest.raises(PermanentError, match="re-authorize"), capture_logs():
             await fresh.access_token()
     assert [form["refresh_token"] for form in forms] == ["rt-0", "rt-1", "rt-0"]
+
+
+async def test_the_runtime_hands_its_token_store_to_the_connectors(clean_db: str) -> None:
+    key = Fernet.generate_key().decode()
+    settings = make_settings(clean_db, token_key=key)
+    rt = build_runtime(settings, parse_config(gateway_config_yaml(), "test-config"))
+    try:
+        assert rt.connectors and all(c.config.tokens is rt.tokens for c in rt.connectors.values())
+        await rt.tokens.save(KEY, TOKEN)
+        ((_, stored),) = await raw_rows(rt.sessions)
+        assert json.loads(Fernet(key).decrypt(stored.encode())) == TOKEN
+    finally:
+        await rt.close()
 
 
 # --- the lock ---------------------------------------------------------------------------
