@@ -79,8 +79,26 @@ class SignatureError(Exception):
 
 
 class PayloadError(Exception):
-    """The webhook body cannot be understood (HTTP 400 or 422); the message says why."""
+    """The webhook body cannot be understood (HTTP 400 or 422); the message says why.
 
-    def __init__(self, message: str, *, status_code: int = 422) -> None:
+    ``topic`` and ``dedupe_key``: what the connector knew of the delivery before its body
+    failed (read from headers), so a kept body is recognised when the sender sends it again.
+    ``signed``: the signature was verified before the body failed (``Connector.receive``
+    sets it); the core then keeps the body in quarantine instead of refusing it, unless the
+    connector's ``unparseable`` says "refuse".
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 422,
+        topic: str | None = None,
+        dedupe_key: str | None = None,
+        signed: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.topic = topic
+        self.dedupe_key = dedupe_key
+        self.signed = signed

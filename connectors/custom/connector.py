@@ -132,6 +132,9 @@ class CustomConnector(Connector):
     stock_updates = "delta"  # every push carries an idempotency key and the change
     reads_stock = True
     sensitive_headers = frozenset({"webhook-signature"})
+    # the protocol answers a body it cannot take with 400/422 listing what is wrong (the
+    # shop's developer fixes it and sends again), so nothing is kept in quarantine
+    unparseable = "refuse"
 
     def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
         super().__init__(settings, http)
