@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.inventory import InventoryLevel
+from kernel.canonical.inventory import InventoryLevel
 from kernel.errors import PayloadError, PermanentError, SignatureError
 from kernel.mappings import MAPPING_KINDS
 from kernel.types import DeliveryContext, DeliveryResult, MappingNeed, ParsedWebhook, PollPage
@@ -182,6 +183,12 @@ class Connector:
     # them up before each attempt and hands over what it finds; a missing one parks nothing
     # (what it cannot do without goes in ``required_mappings``)
     mapping_kinds: ClassVar[frozenset[str]] = frozenset()
+    # a webhook whose signature is valid but whose body the parser cannot handle (a
+    # PayloadError with ``signed``, or a parser crash): "quarantine" keeps it, answers 200 (so
+    # a sender that retries and then unsubscribes, like Shopify, stops) and lets an operator
+    # replay it after a fix; "refuse" answers 400/422 and stores nothing, for senders that
+    # show the error to a developer and send again (the custom-shop protocol)
+    unparseable: ClassVar[Literal["quarantine", "refuse"]] = "quarantine"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -224,12 +231,38 @@ class Connector:
         """A webhook → events, records to read later, or a handshake answer.
 
         Raises SignatureError (401) or PayloadError (400/422). The default verifies and
-        parses with the two synchronous hooks below, which most connectors implement.
+        parses with the two synchronous hooks below, which most connectors implement. What
+        fails after the signature is verified is marked ``signed`` (the core keeps the body
+        in quarantine, see ``unparseable``); a parser that crashes is reported the same way,
+        so a body a later version can read is not lost.
         """
         self.verify_signature(request.headers, request.body)
-        return self.parse_webhook(request.headers, request.body)
+        return self._parse_signed(request)
+
+    async def reparse(self, request: WebhookRequest) -> InboundAnswer:
+        """A quarantined webhook parsed again with today's code (an operator's replay).
+
+        Its signature was verified when it arrived; the stored headers no longer carry it,
+        so only the parse runs. Connectors whose ``receive`` does more override this too.
+        """
+        return self._parse_signed(request)
+
+    def _parse_signed(self, request: WebhookRequest) -> InboundAnswer:
+        try:
+            return self.parse_webhook(request.headers, request.body)
+        except PayloadError as exc:
+            exc.signed = True
+            raise
+        except Exception as exc:  # a parser bug must not lose a signed body
+            raise PayloadError(
+                f"the parser failed on this body ({type(exc).__name__}: {exc}); "
+                "a gateway bug: keep the body and replay it after the fix",
+                signed=True,
+            ) from exc
 
     def verify_signature(self, headers: Mapping[str, str], body: bytes) -> None:
+        """The request is authentic (and carries the headers its sender always sends); a
+        PayloadError from here is refused, never kept."""
         raise SignatureError(f"connection type {self.type_name} does not accept webhooks")
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
@@ -260,6 +293,11 @@ class Connector:
     async def fetch_availability(self, skus: list[str]) -> dict[tuple[str, str | None], Any]:
         """What a store shows as sellable now: (sku, location or None) → Decimal quantity."""
         raise PermanentError(f"connection type {self.type_name} cannot report stock levels")
+
+    async def fetch_levels(self, skus: list[str]) -> list[InventoryLevel]:
+        """What an ERP holds now for these SKUs, per location, read from the ERP itself:
+        reconciliation compares the store with this, never with the gateway's own copy."""
+        raise PermanentError(f"connection type {self.type_name} cannot read its stock levels")
 
     async def fetch_levels(self, skus: list[str]) -> list[InventoryLevel]:
         """What an ERP holds now for these SKUs, per location, read from the ERP itself:
