@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.inventory import InventoryLevel
-from kernel.canonical.inventory import InventoryLevel
 from kernel.errors import PayloadError, PermanentError, SignatureError
 from kernel.mappings import MAPPING_KINDS
 from kernel.types import DeliveryContext, DeliveryResult, MappingNeed, ParsedWebhook, PollPage
@@ -293,11 +292,6 @@ class Connector:
     async def fetch_availability(self, skus: list[str]) -> dict[tuple[str, str | None], Any]:
         """What a store shows as sellable now: (sku, location or None) → Decimal quantity."""
         raise PermanentError(f"connection type {self.type_name} cannot report stock levels")
-
-    async def fetch_levels(self, skus: list[str]) -> list[InventoryLevel]:
-        """What an ERP holds now for these SKUs, per location, read from the ERP itself:
-        reconciliation compares the store with this, never with the gateway's own copy."""
-        raise PermanentError(f"connection type {self.type_name} cannot read its stock levels")
 
     async def fetch_levels(self, skus: list[str]) -> list[InventoryLevel]:
         """What an ERP holds now for these SKUs, per location, read from the ERP itself:
