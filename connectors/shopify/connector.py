@@ -36,7 +36,7 @@ from connectors.shopify import inbound, outbound, refunds, shipments, webhooks
 from connectors.shopify.admin import ShopifyAdmin
 from connectors.shopify.options import ShopifyCredentials, ShopifyOptions
 from kernel.canonical.events import CanonicalEvent
-from kernel.contract import ConnectionSettings, Connector
+from kernel.contract import ConnectionSettings, Connector, InboundAnswer, WebhookRequest
 from kernel.errors import PermanentError, SignatureError
 from kernel.types import DeliveryContext, DeliveryResult, ParsedWebhook
 
@@ -106,6 +106,13 @@ class ShopifyConnector(Connector):
         except KeyError as exc:
             raise SignatureError(str(exc)) from None
         inbound.verify_hmac(body, header(headers, inbound.HMAC_HEADER), secret)
+
+    async def receive(self, request: WebhookRequest) -> InboundAnswer:
+        self.verify_signature(request.headers, request.body)
+        # a genuine delivery carries Shopify's headers: without them it is refused (400),
+        # while a body the parser cannot handle is kept in quarantine (``unparseable``)
+        webhooks.check_envelope(request.headers)
+        return await self.reparse(request)  # the parse of a signed body
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
         return webhooks.parse_webhook(headers, body, self.config.id)

@@ -22,33 +22,60 @@ from kernel.errors import PayloadError
 from kernel.types import ParsedWebhook
 
 
-def parse_webhook(headers: Mapping[str, str], body: bytes, source: str) -> ParsedWebhook:
-    """Topic, dedupe key and canonical events of one delivery (none for untranslated topics)."""
+def check_envelope(headers: Mapping[str, str]) -> str:
+    """The headers Shopify always sends, sane (else a 400 that is refused, never kept: only
+    the body is Shopify's to get wrong); returns the topic."""
     check_headers(headers)
     topic = (header(headers, TOPIC_HEADER) or "").strip()
     if not topic:
         raise PayloadError("missing X-Shopify-Topic header", status_code=400)
+    return topic
+
+
+def parse_webhook(headers: Mapping[str, str], body: bytes, source: str) -> ParsedWebhook:
+    """Topic, dedupe key and canonical events of one delivery (none for untranslated topics).
+
+    A body that fails carries the delivery's topic and dedupe key in its PayloadError, so
+    the quarantined copy is found again when Shopify re-sends the same delivery.
+    """
+    topic = check_envelope(headers)
+    key = dedupe_key(headers, body)
+    try:
+        return _parse_body(topic, key, headers, body, source)
+    except PayloadError as exc:
+        exc.topic, exc.dedupe_key = topic, key
+        raise
+
+
+def _parse_body(
+    topic: str, key: str, headers: Mapping[str, str], body: bytes, source: str
+) -> ParsedWebhook:
     payload = load_json(body)
     if not isinstance(payload, dict):
         raise PayloadError(
             f"body must be a JSON object, not {_json_kind(payload)}", status_code=400
         )
-    parsed = ParsedWebhook(topic=topic, dedupe_key=dedupe_key(headers, body))
+    parsed = ParsedWebhook(topic=topic, dedupe_key=key)
     check_topic_fits(topic.lower(), payload)
     event_type = ORDER_TOPICS.get(topic.lower())
     if event_type is None:
         parsed.events.extend(record_events(topic.lower(), payload, headers, source))
         return parsed
+    parsed.events.extend(order_events(event_type, payload, source))
+    return parsed
+
+
+def order_events(event_type: str, payload: Mapping[str, Any], source: str) -> list[CanonicalEvent]:
+    """The canonical event of one order payload (a webhook's, or one read by the backfill)."""
     order = parse_order(payload, source)
-    parsed.events.append(
+    return [
         CanonicalEvent(
             type=event_type,
             entity_key=order.entity_key,
             occurred_at=order.updated_at or order.created_at,
             payload=order,
         )
-    )
-    return parsed
+    ]
 
 
 def _json_kind(value: Any) -> str:
