@@ -1,7 +1,8 @@
 """The NetSuite user-event webhook: signature check and body → canonical events.
 
 NetSuite has no native webhooks; a SuiteScript 2.1 user-event script (``afterSubmit``, see
-``user_event_script.js``) posts every change to ``POST /webhooks/{connection_id}``:
+``user_event_script.js``, which names the record types to deploy it on) posts every change to
+``POST /webhooks/{connection_id}``:
 
 - ``X-Gateway-Timestamp``: unix seconds when the script signed the body;
 - ``X-Gateway-Signature``: ``sha256=<hex HMAC-SHA256 of "{timestamp}.{raw body}">``, keyed
@@ -10,8 +11,27 @@ NetSuite has no native webhooks; a SuiteScript 2.1 user-event script (``afterSub
   request cannot be replayed later;
 - body ``{"eventId", "eventType", "recordType", "id", "lastModifiedDate", "record"}``:
   ``eventId`` is unique per event (the dedupe key), ``eventType`` the user-event context
-  type (create, edit, xedit, delete, ship, …), ``record`` the fields in the contract of
-  ``records.py``.
+  type (create, edit, xedit, delete, ship, approve, …), ``recordType`` NetSuite's record type,
+  ``lastModifiedDate`` the ISO instant the script read the record (the events' time),
+  ``record`` the fields in the contract of ``records.py``: camelCase keys, numbers as decimal
+  strings, dates as ISO dates (``"2026-11-02"``, a day in the account's time zone) or instants,
+  currencies as ISO codes, items by ``itemId`` (the SKU), locations by internal id, selects as
+  ``{id, refName}``.
+
+What each record type becomes:
+
+- ``inventoryitem``, ``assemblyitem`` (and their lot-numbered/serialized kinds): product, price
+  (the price levels in the connection's ``base_currency``; each level carries its ``currency``)
+  and one stock level per location;
+- ``customer``, ``itemfulfillment``, ``creditmemo``, ``returnauthorization``: as ``records.py``
+  says; a fulfilment, credit memo or return with no ``salesOrder`` behind it (a transfer order's
+  fulfilment, a credit memo on account) concerns no store order: only its stock is used;
+- any record carrying ``stock`` (the script sends it for sales orders, fulfilments, receipts,
+  adjustments, transfers, assembly builds and credit memos, also when one is deleted):
+  ``[{itemId, location, quantityOnHand, quantityCommitted, quantityOnOrder, <custom columns>}]``,
+  the quantities the script read after the save, one ``inventory.level_changed`` per row;
+- other types and deletes: stored, no events. Golden examples of every type the script posts:
+  ``tests/fixtures/netsuite_script/``.
 """
 
 from __future__ import annotations
@@ -27,8 +47,17 @@ from connectors._kit import signatures
 from connectors._kit.headers import header
 from connectors.netsuite import wire
 from connectors.netsuite.fields import Fields, MappingSettings
-from connectors.netsuite.records import RECORD_TYPES, events_for
+from connectors.netsuite.records import (
+    CREDIT_MEMO,
+    INVENTORY_ITEM,
+    ITEM_FULFILLMENT,
+    RECORD_TYPES,
+    RETURN_AUTHORIZATION,
+    events_for,
+    levels_of,
+)
 from kernel.canonical.common import shown
+from kernel.canonical.events import CanonicalEvent, make_event
 from kernel.canonical.validation import describe_errors, safe_text
 from kernel.errors import PayloadError
 from kernel.types import ParsedWebhook
@@ -46,6 +75,19 @@ MAX_EVENT_ID_LENGTH = 1024
 # user-event context types that mean "it exists now, with these fields"
 _NO_EVENTS = frozenset({"delete"})
 _CREATED = frozenset({"create", "copy", "transform", "dropship", "specialorder"})
+# item records the script posts in the inventory item's shape
+ITEM_TYPES = frozenset(
+    {
+        INVENTORY_ITEM,
+        "assemblyitem",
+        "lotnumberedinventoryitem",
+        "serializedinventoryitem",
+        "lotnumberedassemblyitem",
+        "serializedassemblyitem",
+    }
+)
+# documents about a customer's order; without one there is nothing for a store to do
+ORDER_DOCUMENTS = frozenset({ITEM_FULFILLMENT, CREDIT_MEMO, RETURN_AUTHORIZATION})
 
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:
@@ -117,6 +159,56 @@ def _name(top: Fields, key: str, limit: int) -> str:
     return value
 
 
+class _StockRow(Fields):
+    """One row of ``record.stock`` read as an item stocked at that one location, so the
+    inventory mapping of ``records.py`` applies and complaints name ``record.stock[i]``."""
+
+    def items(self, key: str) -> list[Fields]:
+        return [Fields(self.data, self.path)] if key == "locations" else super().items(key)
+
+
+def stock_events(
+    record: Mapping[str, Any], settings: MappingSettings, when: datetime
+) -> list[CanonicalEvent]:
+    """``inventory.level_changed`` for each row of ``record.stock`` (none without it)."""
+    rows = Fields(record, "record").items("stock")
+    levels = [
+        level for row in rows for level in levels_of(_StockRow(row.data, row.path), settings, when)
+    ]
+    return [make_event("inventory.level_changed", level, when) for level in levels]
+
+
+def _in_base_currency(record: dict[str, Any], settings: MappingSettings) -> dict[str, Any]:
+    """Keep the price levels in the connection's base currency (as the SuiteQL poll does)."""
+    levels = record.get("priceLevels")
+    if not isinstance(levels, list):
+        return record
+    base = settings.base_currency
+    kept = [
+        level
+        for level in levels
+        if not isinstance(level, dict) or str(level.get("currency") or base).upper() == base
+    ]
+    return {**record, "priceLevels": kept, "currency": record.get("currency") or base}
+
+
+def _record_events(
+    record_type: str,
+    event_type: str,
+    record: dict[str, Any],
+    settings: MappingSettings,
+    occurred: datetime,
+) -> list[CanonicalEvent]:
+    kind = INVENTORY_ITEM if record_type in ITEM_TYPES else record_type
+    if kind not in RECORD_TYPES or event_type in _NO_EVENTS:
+        return []
+    if kind in ORDER_DOCUMENTS and record.get("salesOrder") is None:
+        return []
+    if kind == INVENTORY_ITEM:
+        record = _in_base_currency(record, settings)
+    return events_for(kind, record, settings, occurred_at=occurred, created=event_type in _CREATED)
+
+
 def parse(body: bytes, settings: MappingSettings) -> ParsedWebhook:
     """The dedupe key, topic (``recordtype.eventtype``) and canonical events of one post."""
     data = _load(body)
@@ -127,21 +219,17 @@ def parse(body: bytes, settings: MappingSettings) -> ParsedWebhook:
     internal_id = top.text("id", required=True)
     assert internal_id is not None
     topic = f"{record_type}.{event_type}"
-    if record_type not in RECORD_TYPES or event_type in _NO_EVENTS:
-        return ParsedWebhook(topic=topic, dedupe_key=event_id)  # stored, nothing to route
-    occurred = top.moment("lastModifiedDate", settings.timezone) or datetime.now(UTC)
     record = data.get("record")
     if not isinstance(record, dict):
+        known = record_type in RECORD_TYPES or record_type in ITEM_TYPES
+        if not known or event_type in _NO_EVENTS:
+            return ParsedWebhook(topic=topic, dedupe_key=event_id)  # stored, nothing to route
         raise PayloadError("body.record is required and must be an object")
+    occurred = top.moment("lastModifiedDate", settings.timezone) or datetime.now(UTC)
     record = {**record, "id": record.get("id") or internal_id}
     try:
-        events = events_for(
-            record_type,
-            record,
-            settings,
-            occurred_at=occurred,
-            created=event_type in _CREATED,
-        )
+        events = _record_events(record_type, event_type, record, settings, occurred)
+        events += stock_events(record, settings, occurred)
     except ValidationError as exc:
         raise PayloadError(
             f"{record_type} {safe_text(internal_id, 60)} does not fit: {describe_errors(exc)}"
@@ -156,5 +244,6 @@ __all__ = [
     "parse",
     "sign",
     "signed_headers",
+    "stock_events",
     "verify",
 ]

@@ -480,3 +480,84 @@ def test_deeply_nested_json_is_400_not_a_recursion_error() -> None:
     with pytest.raises(PayloadError, match="not valid JSON") as caught:
         connector().parse_webhook({}, body)
     assert caught.value.status_code == 400
+
+
+# --- what the user-event script sends for the other record types (issue 10) ----------------
+# whole posts, as the script really sends them: tests/fixtures/netsuite_script (test_inbound_script)
+
+STOCK = [
+    {"itemId": "MUG-BLUE", "location": "1", "quantityOnHand": "12", "quantityCommitted": "2"},
+    {
+        "itemId": "TSHIRT-RED-M",
+        "location": "3",
+        "quantityOnHand": "4",
+        "custrecord_gw_qty_reserved": "1",
+    },
+]
+
+
+@pytest.mark.parametrize(
+    "record_type",
+    ["itemreceipt", "inventoryadjustment", "inventorytransfer", "assemblybuild", "salesorder"],
+)
+def test_stock_moving_transactions_become_levels_from_their_stock_rows(record_type: str) -> None:
+    parsed = connector().parse_webhook({}, post(record_type, {"id": "61", "stock": STOCK}))
+    assert parsed.topic == f"{record_type}.edit"
+    levels = [e.payload_as(InventoryLevel) for e in parsed.events]
+    assert [(lv.sku, lv.location, lv.on_hand, lv.allocated, lv.reserved) for lv in levels] == [
+        ("MUG-BLUE", "1", 12, 2, 0),
+        ("TSHIRT-RED-M", "3", 4, 0, 1),
+    ]
+    assert levels[0].as_of == datetime(2026, 11, 2, 10, 15, tzinfo=UTC)
+    assert parsed.events[1].entity_key == "erp:inventory:TSHIRT-RED-M@3"
+
+
+def test_a_deleted_transaction_still_reports_the_stock_it_gave_back() -> None:
+    body = post("inventoryadjustment", {"id": "62", "stock": STOCK[:1]}, "delete")
+    (event,) = connector().parse_webhook({}, body).events
+    assert event.payload_as(InventoryLevel).on_hand == 12
+
+
+def test_a_bad_stock_row_is_422_naming_it() -> None:
+    body = post("itemreceipt", {"id": "63", "stock": [STOCK[0], {"itemId": "X"}]})
+    with pytest.raises(PayloadError, match=r"record\.stock\[1\]\.location is required") as err:
+        connector().parse_webhook({}, body)
+    assert err.value.status_code == 422
+    with pytest.raises(PayloadError, match=r"record\.stock\[0\]\.itemId is required"):
+        connector().parse_webhook(
+            {}, post("itemreceipt", {"id": "1", "stock": [{"location": "1"}]})
+        )
+
+
+def test_assembly_and_lot_items_are_items() -> None:
+    for record_type in ("assemblyitem", "lotnumberedinventoryitem", "serializedinventoryitem"):
+        events = connector().parse_webhook({}, post(record_type, ITEM)).events
+        assert [e.type for e in events][:2] == ["product.upserted", "price.changed"]
+
+
+def test_only_price_levels_in_the_base_currency_make_the_price() -> None:
+    levels = [
+        {"priceLevel": "Base Price", "currency": "EUR", "minQuantity": "0", "price": "18.50"},
+        {"priceLevel": "Base Price", "currency": "USD", "minQuantity": "0", "price": "19.99"},
+        {"priceLevel": "Wholesale", "currency": "EUR", "minQuantity": "0", "price": "11.00"},
+    ]
+    record = {"id": "5", "itemId": "MUG", "priceLevels": levels}
+    (price,) = [
+        e.payload_as(Price)
+        for e in connector().parse_webhook({}, post("inventoryitem", record)).events
+        if e.type == "price.changed"
+    ]
+    assert (price.currency, price.base, price.group_prices) == ("USD", Decimal("19.99"), [])
+    eur = connector(base_currency="EUR").parse_webhook({}, post("inventoryitem", record)).events
+    assert [e.payload_as(Price).base for e in eur if e.type == "price.changed"] == [
+        Decimal("18.50")
+    ]
+
+
+@pytest.mark.parametrize("record_type", ["itemfulfillment", "creditmemo", "returnauthorization"])
+def test_documents_without_a_sales_order_only_move_stock(record_type: str) -> None:
+    # a transfer order's fulfilment, a credit memo on account: nothing for a store to do
+    record = {**FULFILMENT, "id": "70", "stock": STOCK[:1]}
+    del record["salesOrder"]
+    events = connector().parse_webhook({}, post(record_type, record)).events
+    assert [e.type for e in events] == ["inventory.level_changed"]
