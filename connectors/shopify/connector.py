@@ -16,11 +16,14 @@ Inbound: ``orders/create|updated|cancelled`` → ``order.*``; ``customers/create
 ``refunds/create`` → ``refund.created``; ``returns/request`` → ``return.requested``; every
 other topic is stored and acknowledged without events.
 
-Outbound: ``inventory.availability_changed`` (``delta`` directive: GraphQL
-``inventoryAdjustQuantities`` @idempotent; else ``inventory_levels/set.json``),
-``price.changed`` and ``product.upserted`` (variants/products), ``shipment.created|updated``
-(fulfillments), ``credit_memo.created`` (refunds), ``customer.upserted`` (customers). See
-``outbound``, ``shipments`` and ``refunds`` for the calls and how retries stay single.
+Outbound, through the GraphQL Admin API: ``inventory.availability_changed`` (``delta``
+directive: ``inventoryAdjustQuantities`` @idempotent; else ``inventorySetQuantities`` as a
+compare-and-set), ``price.changed`` (``productVariantsBulkUpdate``), ``product.upserted``
+(``productSet`` / ``productVariantsBulkCreate``, variants under their parent's product),
+``shipment.created|updated`` (``fulfillmentCreate``), ``credit_memo.created``
+(``refundCreate`` @idempotent); ``customer.upserted`` through REST. See ``outbound``,
+``graphql_products``, ``graphql_stock``, ``shipments`` and ``refunds`` for the calls and how
+retries stay single.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 import httpx
 
 from connectors._kit.headers import header
-from connectors.shopify import inbound, outbound, refunds, shipments, webhooks
+from connectors.shopify import graphql_products, inbound, outbound, refunds, shipments, webhooks
 from connectors.shopify.admin import ShopifyAdmin
 from connectors.shopify.options import ShopifyCredentials, ShopifyOptions
 from kernel.canonical.events import CanonicalEvent
@@ -71,7 +74,7 @@ def _without_connection(
 HANDLERS: dict[str, Handler] = {
     "inventory.availability_changed": _without_connection(outbound.set_availability),
     "price.changed": _without_connection(outbound.update_price),
-    "product.upserted": _without_connection(outbound.upsert_product),
+    "product.upserted": _without_connection(graphql_products.upsert_product),
     "customer.upserted": outbound.upsert_customer,
     "shipment.created": shipments.deliver_shipment,
     "shipment.updated": shipments.deliver_shipment,
