@@ -1,11 +1,13 @@
 """Shopify Admin API calls with the typed errors, and SKU → variant resolution.
 
-REST (legacy but documented and simple) for every write. SKUs are resolved with one GraphQL
-query, ``productVariants(first: N, query: "sku:… OR sku:…")``, because REST cannot search
-variants by SKU and paging every product to fill a cache costs a call per 250 products on
-each cache miss. Shopify's search matches loosely, so results are filtered to exact SKUs.
-Resolved variants are kept per connector instance and handed back as links, so the next
-delivery for the same SKU makes no lookup at all.
+Catalogue, prices, stock, fulfillments and refunds go through the GraphQL Admin API
+(``graphql`` for the call and its two kinds of errors, ``graphql_documents`` for what is
+sent); customers and the stock read-back of reconciliation still use REST. SKUs are
+resolved with one GraphQL query, ``productVariants(first: N, query: "sku:… OR sku:…")``,
+because REST cannot search variants by SKU and paging every product to fill a cache costs
+a call per 250 products on each cache miss. Shopify's search matches loosely, so results
+are filtered to exact SKUs. Resolved variants are kept per connector instance and handed
+back as links, so the next delivery for the same SKU makes no lookup at all.
 
 Error mapping (``connectors._kit.http``): 429 → RateLimitedError (``Retry-After``); 5xx
 (503 too), timeouts and connection failures → TransientError; 401/403 → PermanentError (token
@@ -21,6 +23,7 @@ because the retry carries the same key.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,7 +33,10 @@ from urllib.parse import quote
 import httpx
 
 from connectors._kit.http import StatusPolicy, error_for_status, send
-from kernel.errors import PermanentError, RateLimitedError, TransientError
+from connectors.shopify import graphql
+from connectors.shopify.graphql import gid
+from connectors.shopify.graphql_documents import ADJUST_AVAILABLE, VARIANTS_BY_SKU
+from kernel.errors import PermanentError, TransientError
 
 DEFAULT_API_VERSION = "2026-01"  # the first with @idempotent inventory mutations
 CALL_LIMIT_HEADER = "x-shopify-shop-api-call-limit"
@@ -47,44 +53,10 @@ STATUS_POLICY = StatusPolicy(
     rate_limit_503=False,
 )
 
-VARIANTS_QUERY = """
-query VariantsBySku($query: String!, $first: Int!) {
-  productVariants(first: $first, query: $query) {
-    nodes {
-      legacyResourceId
-      sku
-      price
-      compareAtPrice
-      product { legacyResourceId }
-      inventoryItem { legacyResourceId }
-    }
-  }
-}
-"""
-
-
-# The directive belongs on the mutation field (not the operation); Shopify knows it from API
-# version 2026-01 and requires it from 2026-04.
-ADJUST_AVAILABLE_MUTATION = """
-mutation AdjustAvailable($input: InventoryAdjustQuantitiesInput!, $key: String!) {
-  inventoryAdjustQuantities(input: $input) @idempotent(key: $key) {
-    inventoryAdjustmentGroup {
-      id
-      changes { name delta quantityAfterChange }
-    }
-    userErrors { field message code }
-  }
-}
-"""
 # userErrors Shopify documents as transient ("try again"); everything else is permanent
 RETRYABLE_USER_ERRORS = frozenset(
     {"IDEMPOTENCY_CONCURRENT_REQUEST", "ADJUST_QUANTITIES_FAILED", "SERVICE_UNAVAILABLE"}
 )
-
-
-def gid(kind: str, value: str) -> str:
-    """A GraphQL global id from a REST id (an id that is already a gid stays as is)."""
-    return value if value.startswith("gid://") else f"gid://shopify/{kind}/{value}"
 
 
 def delivery_uri(key: str) -> str:
@@ -100,6 +72,22 @@ class VariantRef:
     variant_id: str
     product_id: str
     inventory_item_id: str
+
+
+def variant_ref(node: dict[str, Any]) -> VariantRef:
+    """A variant node (``graphql_documents.VARIANT_FIELDS``) as a VariantRef."""
+    try:
+        return VariantRef(
+            sku=str(node.get("sku") or ""),
+            variant_id=str(node["legacyResourceId"]),
+            product_id=str(node["product"]["legacyResourceId"]),
+            inventory_item_id=str(node["inventoryItem"]["legacyResourceId"]),
+        )
+    except (KeyError, TypeError):
+        raise PermanentError(
+            "Shopify answered a variant without its id, product or inventory item; the "
+            "answer is not what the API documents: check the product there, then replay"
+        ) from None
 
 
 class NotFoundError(PermanentError):
@@ -126,6 +114,7 @@ class ShopifyAdmin:
         self.token = token
         self.last_call_limit: str | None = None  # e.g. "12/40", for delivery summaries
         self.variants: dict[str, VariantRef] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def request(
         self,
@@ -162,17 +151,12 @@ class ShopifyAdmin:
             ) from None
 
     async def graphql(self, query: str, variables: dict[str, Any], *, what: str) -> Any:
-        body = await self.request(
-            "POST", "graphql.json", what=what, json_body={"query": query, "variables": variables}
-        )
-        errors = body.get("errors") or []
-        if errors:
-            codes = {str((e.get("extensions") or {}).get("code")) for e in errors}
-            if "THROTTLED" in codes:
-                raise RateLimitedError("Shopify GraphQL cost limit reached", retry_after=1.0)
-            messages = "; ".join(str(e.get("message")) for e in errors)
-            raise PermanentError(f"Shopify GraphQL refused the {what} query: {messages}")
-        return body.get("data") or {}
+        """``data`` of one GraphQL request (see ``graphql.execute`` for the errors)."""
+        return await graphql.execute(self, query, variables, what=what)
+
+    def lock(self, name: str) -> asyncio.Lock:
+        """One lock per name in this connector (e.g. a product handle being created)."""
+        return self._locks.setdefault(name, asyncio.Lock())
 
     async def adjust_available(
         self, item_id: str, location_id: str, delta: int, *, key: str, what: str
@@ -193,22 +177,17 @@ class ShopifyAdmin:
             },
             "key": key,
         }
-        data = await self.graphql(ADJUST_AVAILABLE_MUTATION, variables, what=what)
-        payload = data.get("inventoryAdjustQuantities")
-        if not isinstance(payload, dict):
-            # no result and no error: unknown whether it applied; a retry with the key is safe
-            raise TransientError(f"Shopify answered the adjustment of {what} without a result")
-        errors = payload.get("userErrors") or []
-        if errors:
-            codes = {str(e.get("code")) for e in errors}
-            text = f"Shopify refused to adjust {what}: " + "; ".join(
-                f"{e.get('message')} ({e.get('code')})" for e in errors
+        data = await self.graphql(ADJUST_AVAILABLE, variables, what=what)
+        try:
+            payload = graphql.payload(
+                data, "inventoryAdjustQuantities", what, transient=RETRYABLE_USER_ERRORS
             )
-            if codes & RETRYABLE_USER_ERRORS:
-                raise TransientError(text, detail=errors)
-            if "INVALID_INVENTORY_ITEM" in codes:
-                raise NotFoundError(text, detail=errors)
-            raise PermanentError(text, detail=errors)
+        except graphql.UserErrorsError as exc:
+            if exc.retry:  # safe: the retry carries the same key
+                raise TransientError(exc.message, detail=exc.detail) from None
+            if "INVALID_INVENTORY_ITEM" in exc.codes:
+                raise NotFoundError(exc.message, detail=exc.detail) from None
+            raise
         changes = (payload.get("inventoryAdjustmentGroup") or {}).get("changes") or []
         after = next(
             (c.get("quantityAfterChange") for c in changes if c.get("name") == "available"), None
@@ -223,7 +202,7 @@ class ShopifyAdmin:
         for start in range(0, len(wanted), SKUS_PER_QUERY):
             chunk = wanted[start : start + SKUS_PER_QUERY]
             data = await self.graphql(
-                VARIANTS_QUERY,
+                VARIANTS_BY_SKU,
                 # twice the SKUs: loose matches (prefixes) may crowd the exact ones out
                 {"query": sku_query(chunk), "first": min(250, 2 * len(chunk) + 5)},
                 what="variants by SKU",
@@ -231,12 +210,7 @@ class ShopifyAdmin:
             for node in (data.get("productVariants") or {}).get("nodes") or []:
                 sku = node.get("sku") or ""
                 if sku in chunk and sku not in found:
-                    found[sku] = VariantRef(
-                        sku=sku,
-                        variant_id=str(node["legacyResourceId"]),
-                        product_id=str(node["product"]["legacyResourceId"]),
-                        inventory_item_id=str(node["inventoryItem"]["legacyResourceId"]),
-                    )
+                    found[sku] = variant_ref(node)
         self.variants.update(found)
         return found
 

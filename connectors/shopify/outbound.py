@@ -1,8 +1,10 @@
-"""Canonical → Shopify Admin REST: stock, prices, products and customers.
+"""Canonical → Shopify Admin API: stock, prices and customers (products: ``graphql_products``).
 
 Stock changes the core sends as a ``delta`` directive go through GraphQL
 ``inventoryAdjustQuantities`` with ``@idempotent`` (see ``admin.adjust_available``); absolute
-levels through ``inventory_levels/set.json``.
+levels (first push, reconciliation) through ``inventorySetQuantities`` as a compare-and-set
+(``graphql_stock``), so a sale between our read and our write is kept. Prices through
+``productVariantsBulkUpdate``; customers through REST.
 
 Links this module reads and writes, keyed by our product key ``<source>:product:<sku>`` (one
 of every inventory/price event's related keys, so the core hands them back next time):
@@ -17,13 +19,17 @@ from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from connectors._kit.http import pick
+from connectors.shopify import graphql
 from connectors.shopify.admin import NotFoundError, ShopifyAdmin, VariantRef
+from connectors.shopify.graphql import gid
+from connectors.shopify.graphql_documents import VARIANTS_BULK_UPDATE
+from connectors.shopify.graphql_stock import SetOutcome, set_available
 from connectors.shopify.options import ShopifyOptions
 from kernel.canonical.common import Address
 from kernel.canonical.customer import Customer
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.inventory import StockAvailability
-from kernel.canonical.product import Price, Product
+from kernel.canonical.product import Price
 from kernel.errors import PermanentError
 from kernel.types import DeliveryContext, DeliveryResult, Finding, RemoteLink
 
@@ -71,6 +77,27 @@ def unknown_sku(sku: str) -> PermanentError:
         "route the products flow to this store so the gateway creates it), or fix the SKU "
         "in the ERP, then replay this delivery"
     )
+
+
+async def update_variants(
+    admin: ShopifyAdmin, ref: VariantRef, fields: dict[str, Any], *, what: str
+) -> None:
+    """``productVariantsBulkUpdate`` of one variant; an unknown variant → NotFoundError (so a
+    stale link gets one fresh lookup)."""
+    data = await admin.graphql(
+        VARIANTS_BULK_UPDATE,
+        {
+            "productId": gid("Product", ref.product_id),
+            "variants": [{"id": gid("ProductVariant", ref.variant_id), **fields}],
+        },
+        what=what,
+    )
+    try:
+        graphql.payload(data, "productVariantsBulkUpdate", what)
+    except graphql.UserErrorsError as exc:
+        if exc.codes & {"PRODUCT_DOES_NOT_EXIST", "PRODUCT_VARIANT_DOES_NOT_EXIST"}:
+            raise NotFoundError(exc.message, detail=exc.detail) from None
+        raise
 
 
 async def with_variant(
@@ -131,24 +158,43 @@ async def set_availability(
             )
         )
 
+    key = product_key(stock.source, stock.sku)
+    idempotency_key = ctx.directives.get("idempotency_key")
+    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+        idempotency_key = f"erp-gateway-set-{stock.sku}@{location}-{stock.as_of.isoformat()}"
+    outcome: list[SetOutcome] = []
+
     async def write(ref: VariantRef) -> None:
-        await admin.request(
-            "POST",
-            "inventory_levels/set.json",
-            what=f"inventory of SKU {stock.sku!r} at location {location}",
-            json_body={
-                "location_id": rest_id(location),
-                "inventory_item_id": rest_id(ref.inventory_item_id),
-                "available": int(quantity),
-            },
+        outcome.append(
+            await set_available(
+                admin,
+                ref.inventory_item_id,
+                location,
+                int(quantity),
+                key=idempotency_key,
+                what=f"inventory of SKU {stock.sku!r} at location {location}",
+            )
         )
 
-    key = product_key(stock.source, stock.sku)
     ref = await with_variant(admin, stock.sku, key, ctx, write)
+    done = outcome[-1]
+    if done.kept:
+        findings.append(
+            Finding(
+                "stock_sale_kept",
+                f"{stock.sku}: the store's quantity changed by {done.kept} while it was set; "
+                f"kept (set to {done.quantity} instead of {quantity})",
+                {"sku": stock.sku, "location": location, "kept": done.kept},
+            )
+        )
+    if done.replayed:
+        summary = f"{stock.sku} already set at location {location} by an earlier attempt"
+    elif done.written:
+        summary = f"set {stock.sku} available={done.quantity} at location {location}"
+    else:
+        summary = f"{stock.sku} already {done.quantity} at location {location}"
     return DeliveryResult(
-        links=sku_links(ref, key),
-        summary=f"set {stock.sku} available={quantity} at location {location}" + _usage(admin),
-        findings=findings,
+        links=sku_links(ref, key), summary=summary + _usage(admin), findings=findings
     )
 
 
@@ -257,17 +303,14 @@ async def update_price(
     )
 
     async def write(ref: VariantRef) -> None:
-        await admin.request(
-            "PUT",
-            f"variants/{ref.variant_id}.json",
-            what=f"variant {ref.variant_id} (SKU {price.sku!r})",
-            json_body={
-                "variant": {
-                    "id": rest_id(ref.variant_id),
-                    "price": money_text(selling),
-                    "compare_at_price": money_text(compare_at) if compare_at is not None else None,
-                }
+        await update_variants(
+            admin,
+            ref,
+            {
+                "price": money_text(selling),
+                "compareAtPrice": money_text(compare_at) if compare_at is not None else None,
             },
+            what=f"price of SKU {price.sku!r}",
         )
 
     key = product_key(price.source, price.sku)
@@ -276,108 +319,6 @@ async def update_price(
     return DeliveryResult(
         links=sku_links(ref, key), summary=f"price of {price.sku} set to {shown}" + _usage(admin)
     )
-
-
-# --- products -------------------------------------------------------------------------------
-
-
-def _variant_fields(product: Product) -> dict[str, Any]:
-    fields: dict[str, Any] = {"sku": product.sku}
-    if product.barcode:
-        fields["barcode"] = product.barcode
-    unit = WEIGHT_UNITS.get((product.weight_unit or "").strip().lower())
-    if product.weight is not None and unit:
-        fields["weight"] = money_text(product.weight)
-        fields["weight_unit"] = unit
-    return fields
-
-
-def _product_fields(product: Product) -> dict[str, Any]:
-    fields: dict[str, Any] = {"title": product.title, "status": product.status}
-    if product.description is not None:
-        fields["body_html"] = product.description
-    return fields
-
-
-async def upsert_product(
-    admin: ShopifyAdmin, opts: ShopifyOptions, event: CanonicalEvent, ctx: DeliveryContext
-) -> DeliveryResult:
-    product = event.payload_as(Product)
-    key = product.entity_key
-    findings = []
-    if product.components:
-        findings.append(
-            Finding(
-                "bundle_not_synced",
-                f"{product.sku} is a bundle; Shopify bundles need a bundles app, so it was "
-                "written as a plain product without its components",
-                {"sku": product.sku},
-            )
-        )
-    ref = await resolve_sku(admin, product.sku, key, ctx)
-    if ref is not None:
-        try:
-            await _update_product(admin, product, ref)
-        except NotFoundError:
-            admin.forget(product.sku)
-            ref = await admin.variant(product.sku, fresh=True)
-            if ref is not None:
-                await _update_product(admin, product, ref)
-        if ref is not None:
-            return DeliveryResult(
-                links=sku_links(ref, key),
-                summary=f"updated product {ref.product_id} (SKU {product.sku})" + _usage(admin),
-                findings=findings,
-            )
-    ref = await _create_product(admin, product)
-    return DeliveryResult(
-        links=sku_links(ref, key),
-        summary=f"created product {ref.product_id} (SKU {product.sku})" + _usage(admin),
-        findings=findings,
-    )
-
-
-async def _update_product(admin: ShopifyAdmin, product: Product, ref: VariantRef) -> None:
-    # Product fields and variant fields separately: a PUT of the product with a variants
-    # list would delete every variant it leaves out.
-    await admin.request(
-        "PUT",
-        f"products/{ref.product_id}.json",
-        what=f"product {ref.product_id} (SKU {product.sku!r})",
-        json_body={"product": {"id": rest_id(ref.product_id), **_product_fields(product)}},
-    )
-    await admin.request(
-        "PUT",
-        f"variants/{ref.variant_id}.json",
-        what=f"variant {ref.variant_id} (SKU {product.sku!r})",
-        json_body={"variant": {"id": rest_id(ref.variant_id), **_variant_fields(product)}},
-    )
-
-
-async def _create_product(admin: ShopifyAdmin, product: Product) -> VariantRef:
-    variant: dict[str, Any] = {**_variant_fields(product), "inventory_management": "shopify"}
-    body: dict[str, Any] = {**_product_fields(product), "variants": [variant]}
-    if product.options:
-        names = list(product.options)[:3]  # Shopify allows three options
-        body["options"] = [{"name": n} for n in names]
-        for i, name in enumerate(names, start=1):
-            variant[f"option{i}"] = product.options[name]
-    answer = await admin.request(
-        "POST",
-        "products.json",
-        what=f"new product for SKU {product.sku!r}",
-        json_body={"product": body},
-    )
-    created = pick(answer, "product", describe=f"Shopify (new product {product.sku})")
-    first = pick(created, "variants", 0, describe=f"Shopify (new product {product.sku})")
-    ref = VariantRef(
-        sku=product.sku,
-        variant_id=str(first["id"]),
-        product_id=str(created["id"]),
-        inventory_item_id=str(first["inventory_item_id"]),
-    )
-    admin.variants[product.sku] = ref
-    return ref
 
 
 # --- customers ------------------------------------------------------------------------------

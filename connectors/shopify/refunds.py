@@ -1,27 +1,34 @@
-"""ERP credit memos → Shopify refunds, at most one per memo.
+"""ERP credit memos → Shopify refunds (GraphQL ``refundCreate``), at most one per memo.
 
 Idempotency, in order: the link ``refund`` / memo key; a refund on the order whose note
 names this memo (ours, from an attempt whose answer was lost); a refund totalling the memo's
 amount that names no other memo (the store refunded first and the memo is the ERP booking
-that refund: nothing to do, reported). Otherwise ``refunds/calculate.json`` gives the parent
-transactions, and ``refunds.json`` refunds the memo amount against them, with
-``restock_type`` ``return`` for lines the memo restocks (at option ``location_id``) and
-``no_restock`` for the others.
+that refund: nothing to do, reported). Otherwise ``refundCreate`` refunds the memo amount
+against the order's successful sale/capture transactions (up to each one's
+``maximumRefundableV2``), restocking (``RETURN`` at option ``location_id``) the lines the memo
+restocks, with ``@idempotent(key:)`` derived from the memo: a retry whose first request went
+through is answered with that refund, a request still in flight is refused
+(IDEMPOTENCY_CONCURRENT_REQUEST, retried) and never doubles
+(shopify.dev/changelog/adding-idempotency-for-inventory-adjustments-and-refund-mutations;
+required from API version 2026-04).
 """
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import Any
 
-from connectors._kit.http import pick
+from connectors.shopify import graphql
 from connectors.shopify.admin import ShopifyAdmin
+from connectors.shopify.graphql import gid, legacy_id
+from connectors.shopify.graphql_documents import ORDER_FOR_REFUND, REFUND_CREATE
 from connectors.shopify.options import ShopifyOptions
-from connectors.shopify.outbound import money_text, rest_id
+from connectors.shopify.outbound import money_text
 from connectors.shopify.shipments import store_order_id
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.returns import CreditMemo
-from kernel.errors import PermanentError
+from kernel.errors import PermanentError, TransientError
 from kernel.types import DeliveryContext, DeliveryResult, Finding, RemoteLink
 
 MEMO_NOTE = "credit memo "
@@ -31,16 +38,16 @@ def memo_note(memo: CreditMemo) -> str:
     return f"{MEMO_NOTE}{memo.external_id}"
 
 
+def refund_key(memo: CreditMemo) -> str:
+    """The @idempotent key of the memo's refund: the same on every retry, one per memo."""
+    digest = hashlib.sha256(memo.entity_key.encode()).hexdigest()[:32]
+    return f"erp-gateway-refund-{digest}"
+
+
 def refund_total(refund: dict[str, Any]) -> Decimal:
-    """Money a Shopify refund gave back: its successful refund transactions."""
-    return sum(
-        (
-            Decimal(str(t.get("amount") or 0))
-            for t in refund.get("transactions") or []
-            if t.get("kind") == "refund" and (t.get("status") or "success") == "success"
-        ),
-        Decimal(0),
-    )
+    """Money a Shopify refund gave back (``totalRefundedSet.shopMoney``)."""
+    money = (refund.get("totalRefundedSet") or {}).get("shopMoney") or {}
+    return Decimal(str(money.get("amount") or 0))
 
 
 def _existing(refunds: list[dict[str, Any]], memo: CreditMemo) -> tuple[dict[str, Any], str] | None:
@@ -58,8 +65,9 @@ def _existing(refunds: list[dict[str, Any]], memo: CreditMemo) -> tuple[dict[str
 def _line_items(
     memo: CreditMemo, order: dict[str, Any], opts: ShopifyOptions
 ) -> list[dict[str, Any]]:
+    """RefundLineItemInput per memo line, matched to the order's lines by SKU."""
     restocked = {r.sku for r in memo.restock if r.disposition == "restock"}
-    items = order.get("line_items") or []
+    items = ((order.get("lineItems") or {}).get("nodes")) or []
     out = []
     for line in memo.lines:
         match = next((li for li in items if (li.get("sku") or "") == line.sku), None)
@@ -70,33 +78,36 @@ def _line_items(
             )
         if line.quantity != line.quantity.to_integral_value():
             raise PermanentError(f"credit memo line {line.sku!r}: {line.quantity} is not whole")
+        restock = line.sku in restocked
         entry: dict[str, Any] = {
-            "line_item_id": match["id"],
+            "lineItemId": match["id"],
             "quantity": int(line.quantity),
-            "restock_type": "return" if line.sku in restocked else "no_restock",
+            "restockType": "RETURN" if restock else "NO_RESTOCK",
         }
-        if entry["restock_type"] == "return" and opts.location_id:
-            entry["location_id"] = rest_id(opts.location_id)
+        if restock and opts.location_id:
+            entry["locationId"] = gid("Location", opts.location_id)
         out.append(entry)
     return out
 
 
-def _transactions(
-    memo: CreditMemo, suggested: list[dict[str, Any]], order_id: str
-) -> list[dict[str, Any]]:
-    """The memo amount spread over the payments Shopify can refund, first come first."""
+def _transactions(memo: CreditMemo, order: dict[str, Any]) -> list[dict[str, Any]]:
+    """The memo amount spread over the payments Shopify can refund, first come first
+    (OrderTransactionInput: amount, gateway, kind REFUND, orderId, parentId)."""
     left = memo.amount.amount
     out = []
-    for txn in suggested:
-        room = Decimal(str(txn.get("maximum_refundable") or txn.get("amount") or 0))
+    for txn in order.get("transactions") or []:
+        if txn.get("kind") not in {"SALE", "CAPTURE"} or txn.get("status") != "SUCCESS":
+            continue
+        room = Decimal(str((txn.get("maximumRefundableV2") or {}).get("amount") or 0))
         take = min(left, room)
         if take > 0:
             out.append(
                 {
-                    "parent_id": txn.get("parent_id"),
                     "amount": money_text(take),
-                    "kind": "refund",
-                    "gateway": txn.get("gateway"),
+                    "gateway": txn.get("gateway") or "manual",
+                    "kind": "REFUND",
+                    "orderId": order["id"],
+                    "parentId": txn["id"],
                 }
             )
             left -= take
@@ -105,7 +116,8 @@ def _transactions(
         raise PermanentError(
             f"credit memo {memo.external_id} is for {memo.amount.amount} "
             f"{memo.amount.currency} but Shopify can refund at most {most} on order "
-            f"{order_id}; refund the rest by hand (or correct the memo) and mark this done"
+            f"{legacy_id(order['id'])}; refund the rest by hand (or correct the memo) and "
+            "mark this done"
         )
     return out
 
@@ -126,13 +138,15 @@ async def deliver_credit_memo(
             summary=f"refund {linked} already made for credit memo {memo.external_id}",
         )
     order_id = store_order_id(memo.order_key, connection_id, ctx)
-    listed = await admin.request(
-        "GET", f"orders/{order_id}/refunds.json", what=f"refunds of order {order_id}"
-    )
-    found = _existing(listed.get("refunds") or [], memo)
+    what = f"order {order_id}"
+    data = await admin.graphql(ORDER_FOR_REFUND, {"id": gid("Order", order_id)}, what=what)
+    order = data.get("order")
+    if not isinstance(order, dict):
+        raise PermanentError(f"{what} not found in the Shopify store")
+    found = _existing(list(order.get("refunds") or []), memo)
     if found is not None:
         refund, why = found
-        refund_id = str(refund["id"])
+        refund_id = legacy_id(refund["id"])
         return DeliveryResult(
             links=[RemoteLink("refund", key, refund_id)],
             summary=f"no refund made: refund {refund_id} {why}",
@@ -145,42 +159,34 @@ async def deliver_credit_memo(
                 )
             ],
         )
-    answer = await admin.request(
-        "GET",
-        f"orders/{order_id}.json",
-        what=f"order {order_id}",
-        params={"fields": "id,name,currency,line_items"},
-    )
-    order = pick(answer, "order", describe=f"Shopify (order {order_id})")
-    if order.get("currency") and order["currency"] != memo.amount.currency:
+    if order.get("currencyCode") and order["currencyCode"] != memo.amount.currency:
         raise PermanentError(
             f"credit memo {memo.external_id} is in {memo.amount.currency}, Shopify order "
-            f"{order_id} in {order['currency']}; refund it by hand"
+            f"{order_id} in {order['currencyCode']}; refund it by hand"
         )
-    lines = _line_items(memo, order, opts)
-    calculated = await admin.request(
-        "POST",
-        f"orders/{order_id}/refunds/calculate.json",
-        what=f"refund calculation for order {order_id}",
-        json_body={"refund": {"refund_line_items": lines}},
-    )
-    suggested = (calculated.get("refund") or {}).get("transactions") or []
-    body = {
-        "refund": {
-            "note": memo_note(memo),
-            "notify": bool(ctx.directives.get("notify_customer", False)),
-            "currency": memo.amount.currency,
-            "refund_line_items": lines,
-            "transactions": _transactions(memo, suggested, order_id),
-        }
+    refund_input = {
+        "orderId": order["id"],
+        "note": memo_note(memo),
+        "notify": bool(ctx.directives.get("notify_customer", False)),
+        "refundLineItems": _line_items(memo, order, opts),
+        "transactions": _transactions(memo, order),
     }
-    made = await admin.request(
-        "POST",
-        f"orders/{order_id}/refunds.json",
-        what=f"refund on order {order_id}",
-        json_body=body,
+    what = f"refund of credit memo {memo.external_id} on order {order_id}"
+    made = await admin.graphql(
+        REFUND_CREATE, {"input": refund_input, "key": refund_key(memo)}, what=what
     )
-    refund_id = str(pick(made, "refund", "id", describe=f"Shopify (refund of order {order_id})"))
+    try:
+        payload = graphql.payload(made, "refundCreate", what)
+    except graphql.UserErrorsError as exc:
+        if any("idempotency" in str(e.get("message", "")).lower() for e in exc.errors):
+            # the same key is still being handled (or was, with the order read then):
+            # retried, the next attempt finds the refund by its note
+            raise TransientError(exc.message, detail=exc.detail) from None
+        raise
+    made_refund = payload.get("refund")
+    if not isinstance(made_refund, dict) or not made_refund.get("id"):
+        raise PermanentError(f"Shopify answered refundCreate for {what} without the refund")
+    refund_id = legacy_id(made_refund["id"])
     return DeliveryResult(
         links=[RemoteLink("refund", key, refund_id)],
         summary=f"refund {refund_id} of {memo.amount.amount} {memo.amount.currency} on order "

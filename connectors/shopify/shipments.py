@@ -5,11 +5,16 @@ For each package, in order, a fulfillment is skipped when it already exists:
 2. the order already has a fulfillment with the package's tracking number (a retry after a
    timeout whose first POST did go through), or
 3. nothing of the package's lines is left to fulfil (reported as a finding).
-Otherwise ``POST /fulfillments.json`` with ``line_items_by_fulfillment_order`` built from the
-order's fulfillment orders (matched by the store's line id, else by SKU), the tracking info,
-and ``notify_customer`` from the core's directive (default: option
-``notify_customer_default``). On ``shipment.updated`` a changed tracking number of an
-existing package is sent with ``update_tracking``.
+Otherwise GraphQL ``fulfillmentCreate`` (FulfillmentInput: ``lineItemsByFulfillmentOrder``
+built from the order's fulfillment orders, matched by the store's line id, else by SKU; the
+tracking info; ``notifyCustomer`` from the core's directive, default: option
+``notify_customer_default``). Shopify offers no ``@idempotent`` on fulfillmentCreate
+(changelog/adding-idempotency-for-inventory-adjustments-and-refund-mutations lists refunds
+and inventory only), hence the lookups above. On ``shipment.updated`` a changed tracking
+number of an existing package is sent with ``fulfillmentTrackingInfoUpdate``.
+
+One query reads the order, its fulfillments and its fulfillment orders
+(``graphql_documents.ORDER_FOR_FULFILLMENT``); links keep REST ids (``legacyResourceId``).
 """
 
 from __future__ import annotations
@@ -18,8 +23,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from connectors._kit.http import pick
+from connectors.shopify import graphql
 from connectors.shopify.admin import ShopifyAdmin
+from connectors.shopify.graphql import gid, legacy_id
+from connectors.shopify.graphql_documents import (
+    FULFILLMENT_CREATE,
+    ORDER_FOR_FULFILLMENT,
+    TRACKING_UPDATE,
+)
 from connectors.shopify.options import ShopifyOptions
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.shipment import Package, Shipment
@@ -46,10 +57,8 @@ def store_order_id(order_key: str, connection_id: str, ctx: DeliveryContext) -> 
 
 
 def tracking_numbers(fulfillment: dict[str, Any]) -> set[str]:
-    numbers = set(fulfillment.get("tracking_numbers") or [])
-    if fulfillment.get("tracking_number"):
-        numbers.add(fulfillment["tracking_number"])
-    return {str(n) for n in numbers if n}
+    """The tracking numbers of a Fulfillment node (``trackingInfo { number }``)."""
+    return {str(t["number"]) for t in fulfillment.get("trackingInfo") or [] if t.get("number")}
 
 
 @dataclass
@@ -64,10 +73,11 @@ class Allocation:
         lines[line_id] = lines.get(line_id, 0) + quantity
 
     def body(self) -> list[dict[str, Any]]:
+        """FulfillmentInput.lineItemsByFulfillmentOrder."""
         return [
             {
-                "fulfillment_order_id": fo_id,
-                "fulfillment_order_line_items": [
+                "fulfillmentOrderId": fo_id,
+                "fulfillmentOrderLineItems": [
                     {"id": line_id, "quantity": qty} for line_id, qty in lines.items()
                 ],
             }
@@ -130,6 +140,33 @@ def _tracking_info(package: Package, opts: ShopifyOptions) -> dict[str, Any] | N
     return info or None
 
 
+def _nodes(value: Any) -> list[dict[str, Any]]:
+    return [n for n in (value or {}).get("nodes") or [] if isinstance(n, dict)]
+
+
+def _rest_shapes(order: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The order's lines and fulfillment orders in the shapes ``allocate`` works on."""
+    lines = [
+        {"id": legacy_id(li["id"]), "sku": li.get("sku")} for li in _nodes(order.get("lineItems"))
+    ]
+    fulfillment_orders = [
+        {
+            "id": fo["id"],
+            "status": str(fo.get("status") or "").lower(),
+            "line_items": [
+                {
+                    "id": fol["id"],
+                    "line_item_id": legacy_id((fol.get("lineItem") or {}).get("id")),
+                    "fulfillable_quantity": int(fol.get("remainingQuantity") or 0),
+                }
+                for fol in _nodes(fo.get("lineItems"))
+            ],
+        }
+        for fo in _nodes(order.get("fulfillmentOrders"))
+    ]
+    return {"name": order.get("name"), "line_items": lines}, fulfillment_orders
+
+
 async def deliver_shipment(
     admin: ShopifyAdmin,
     opts: ShopifyOptions,
@@ -139,19 +176,21 @@ async def deliver_shipment(
 ) -> DeliveryResult:
     shipment = event.payload_as(Shipment)
     order_id = store_order_id(shipment.order_key, connection_id, ctx)
-    answer = await admin.request(
-        "GET",
-        f"orders/{order_id}.json",
-        what=f"order {order_id} ({shipment.order_number or shipment.order_key})",
-        params={"fields": "id,name,line_items,fulfillments"},
-    )
-    order = pick(answer, "order", describe=f"Shopify (order {order_id})")
-    live = [f for f in order.get("fulfillments") or [] if f.get("status") not in DEAD_FULFILLMENT]
-    by_id = {str(f["id"]): f for f in live}
-    by_tracking = {n: str(f["id"]) for f in live for n in tracking_numbers(f)}
+    what = f"order {order_id} ({shipment.order_number or shipment.order_key})"
+    data = await admin.graphql(ORDER_FOR_FULFILLMENT, {"id": gid("Order", order_id)}, what=what)
+    order = data.get("order")
+    if not isinstance(order, dict):
+        raise PermanentError(f"{what} not found in the Shopify store")
+    live = [
+        f
+        for f in order.get("fulfillments") or []
+        if str(f.get("status") or "").lower() not in DEAD_FULFILLMENT
+    ]
+    by_id = {legacy_id(f["id"]): f for f in live}
+    by_tracking = {n: legacy_id(f["id"]) for f in live for n in tracking_numbers(f)}
     notify = bool(ctx.directives.get("notify_customer", opts.notify_customer_default))
     result = DeliveryResult()
-    fulfillment_orders: list[dict[str, Any]] | None = None
+    rest_order, fulfillment_orders = _rest_shapes(order)
     created, kept = 0, 0
     for index, package in enumerate(shipment.packages):
         link_key = f"{shipment.entity_key}#{index}"
@@ -164,14 +203,7 @@ async def deliver_shipment(
             if event.type == "shipment.updated":
                 await _update_tracking(admin, opts, package, by_id.get(known), known, notify)
             continue
-        if fulfillment_orders is None:
-            fo_answer = await admin.request(
-                "GET",
-                f"orders/{order_id}/fulfillment_orders.json",
-                what=f"fulfillment orders of order {order_id}",
-            )
-            fulfillment_orders = fo_answer.get("fulfillment_orders") or []
-        allocation = allocate(package, order, fulfillment_orders)
+        allocation = allocate(package, rest_order, fulfillment_orders)
         if allocation.short:
             result.findings.append(
                 Finding(
@@ -185,20 +217,20 @@ async def deliver_shipment(
         if not allocation.items:
             continue
         body: dict[str, Any] = {
-            "line_items_by_fulfillment_order": allocation.body(),
-            "notify_customer": notify,
+            "lineItemsByFulfillmentOrder": allocation.body(),
+            "notifyCustomer": notify,
         }
         if info := _tracking_info(package, opts):
-            body["tracking_info"] = info
-        made = await admin.request(
-            "POST",
-            "fulfillments.json",
-            what=f"fulfillment of package {index + 1} of order {order_id}",
-            json_body={"fulfillment": body},
-        )
-        fulfillment_id = str(
-            pick(made, "fulfillment", "id", describe=f"Shopify (fulfillment of order {order_id})")
-        )
+            body["trackingInfo"] = info
+        package_what = f"fulfillment of package {index + 1} of order {order_id}"
+        made = await admin.graphql(FULFILLMENT_CREATE, {"fulfillment": body}, what=package_what)
+        payload = graphql.payload(made, "fulfillmentCreate", package_what)
+        fulfillment = payload.get("fulfillment")
+        if not isinstance(fulfillment, dict) or not fulfillment.get("id"):
+            raise PermanentError(
+                f"Shopify answered fulfillmentCreate for {package_what} without the fulfillment"
+            )
+        fulfillment_id = legacy_id(fulfillment["id"])
         result.links.append(RemoteLink("fulfillment", link_key, fulfillment_id))
         if package.tracking_number:
             by_tracking[package.tracking_number] = fulfillment_id
@@ -221,14 +253,14 @@ async def _update_tracking(
         return
     if existing is not None and package.tracking_number in tracking_numbers(existing):
         return
-    await admin.request(
-        "POST",
-        f"fulfillments/{fulfillment_id}/update_tracking.json",
-        what=f"fulfillment {fulfillment_id}",
-        json_body={
-            "fulfillment": {
-                "tracking_info": _tracking_info(package, opts),
-                "notify_customer": notify,
-            }
+    what = f"tracking of fulfillment {fulfillment_id}"
+    data = await admin.graphql(
+        TRACKING_UPDATE,
+        {
+            "id": gid("Fulfillment", fulfillment_id),
+            "info": _tracking_info(package, opts) or {},
+            "notify": notify,
         },
+        what=what,
     )
+    graphql.payload(data, "fulfillmentTrackingInfoUpdate", what)

@@ -1,5 +1,12 @@
 """The store's catalogue: products and their variants (prices, SKUs, inventory item ids),
-and the fields of every part of the store (``Store`` builds on this class)."""
+and the fields of every part of the store (``Store`` builds on this class).
+
+Limits as Shopify documents them: the REST Admin API takes at most 100 variants per product
+(shopify.dev/docs/api/admin-rest/latest/resources/product-variant: "a product can have a
+maximum of 100 variants" through REST); the GraphQL Admin API 2048 (productSet: "By default,
+stores have a limit of 2048 product variants for each product"). Handles are unique per
+store; a product made without one gets one from its title, with "-1", "-2"… when taken.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,9 @@ from simulators.shopify.values import (
     text,
 )
 
+REST_MAX_VARIANTS = 100
+GRAPHQL_MAX_VARIANTS = 2048
+
 
 @dataclass
 class Catalogue:
@@ -37,7 +47,13 @@ class Catalogue:
     idempotency: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     adjustments_applied: int = 0
     adjustments_replayed: int = 0
+    sets_applied: int = 0  # inventorySetQuantities that changed stock
     _next_id: int = ID_BASE + 100
+    # GraphQL cost bucket (shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits):
+    # standard plan, 100 points restored per second; throttle_next forces THROTTLED answers
+    graphql_available: float = 2000.0
+    graphql_stamp: float | None = None
+    throttle_next: int = 0
 
     def new_id(self) -> int:
         self._next_id += 1
@@ -92,12 +108,26 @@ class Catalogue:
             )
         variant["updated_at"] = now_text()
 
+    def product_by_handle(self, handle: str) -> dict[str, Any] | None:
+        return next((p for p in self.products.values() if p.get("handle") == handle), None)
+
+    def unique_handle(self, wanted: str) -> str:
+        base = re.sub(r"[^a-z0-9]+", "-", wanted.lower()).strip("-") or "product"
+        handle, n = base, 0
+        while self.product_by_handle(handle) is not None:
+            n += 1
+            handle = f"{base}-{n}"
+        return handle
+
     def create_product(self, data: dict[str, Any]) -> dict[str, Any]:
         if not str(data.get("title") or "").strip():
             raise invalid("title", "can't be blank")
+        if len(data.get("variants") or []) > REST_MAX_VARIANTS:
+            raise invalid("variants", f"can't exceed {REST_MAX_VARIANTS} through REST")
         product_id = self.new_id()
         product = {
             "id": product_id,
+            "handle": self.unique_handle(str(data.get("handle") or data["title"])),
             "title": data["title"],
             "body_html": data.get("body_html"),
             "status": data.get("status") or "active",
@@ -121,6 +151,8 @@ class Catalogue:
         if "variants" in data:
             # Shopify's quirk: a variants list replaces the product's variants; the ones
             # it leaves out are deleted.
+            if len(data["variants"]) > REST_MAX_VARIANTS:
+                raise invalid("variants", f"can't exceed {REST_MAX_VARIANTS} through REST")
             kept = []
             for v in data["variants"]:
                 if v.get("id") is not None:

@@ -3,8 +3,8 @@
 ``control``).
 
 Admin API (same auth, call-limit bucket, faults as the order endpoints):
-``POST graphql.json`` (only ``productVariants(first:, query: "sku:…")`` and
-``inventoryAdjustQuantities(input: $var) @idempotent(key: …)``, input from variables), ``POST
+``POST graphql.json`` (the GraphQL subset in ``graphql_api``: catalogue, stock, fulfillment
+and refunds over the same store as the REST endpoints), ``POST
 products.json``, ``PUT products/{id}.json``, ``PUT variants/{id}.json``, ``POST
 inventory_levels/set.json``, ``GET inventory_levels.json``, ``GET
 orders/{id}/fulfillment_orders.json``, ``POST fulfillments.json``, ``POST
@@ -17,27 +17,15 @@ customers/search.json``.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
+from simulators.shopify import graphql_api
 from simulators.shopify.shop import sim_of
 from simulators.shopify.store import Store
 from simulators.shopify.values import AdminError, as_id, not_found
-
-GRAPHQL_COST = {
-    "requestedQueryCost": 4,
-    "actualQueryCost": 4,
-    "throttleStatus": {
-        "maximumAvailable": 2000.0,
-        "currentlyAvailable": 1996,
-        "restoreRate": 100.0,
-    },
-}
-
-ADJUST_COST = {**GRAPHQL_COST, "requestedQueryCost": 10, "actualQueryCost": 10}
 
 
 def store_of(request: Request) -> Store:
@@ -87,79 +75,19 @@ async def _guarded(
     return await request.app.state.admin_call(request, response, version, handler, stat)
 
 
-# the mutation field with its input variable and, right after it, the optional directive
-_ADJUST = re.compile(
-    r"inventoryAdjustQuantities\s*\(\s*input\s*:\s*\$(?P<input>\w+)\s*\)"
-    r"(?:\s*@idempotent\s*\(\s*key\s*:\s*"
-    r'(?:\$(?P<var>\w+)|"(?P<literal>(?:[^"\\]|\\.)*)")\s*\))?'
-)
-
-
-def _adjust(store: Store, query: str, variables: dict[str, Any]) -> Any:
-    """``inventoryAdjustQuantities`` with Shopify's ``@idempotent`` on the mutation field."""
-    match = _ADJUST.search(query)
-    if match is None:
-        return {
-            "errors": [
-                {
-                    "message": "the simulator reads inventoryAdjustQuantities(input: $variable) "
-                    "with @idempotent(key: …) right after the field's arguments"
-                }
-            ]
-        }
-    if match.group("var") is not None:
-        key = variables.get(match.group("var"))
-        if not isinstance(key, str):
-            message = f"Variable ${match.group('var')} of type String! was provided invalid value"
-            return {"errors": [{"message": message}]}
-    elif match.group("literal") is not None:
-        key = json.loads(f'"{match.group("literal")}"')
-    elif "@idempotent" in query:
-        # GraphQL validation: the directive is allowed on the mutation field only
-        return {"errors": [{"message": "Directive 'idempotent' may not be used on MUTATION"}]}
-    else:
-        key = None  # optional before API version 2026-04: applied without replay protection
-    payload = store.adjust_quantities(variables.get(match.group("input")), key)
-    return {"data": {"inventoryAdjustQuantities": payload}, "extensions": {"cost": ADJUST_COST}}
-
-
-def _graphql(store: Store, body: dict[str, Any]) -> Any:
-    query = str(body.get("query") or "")
-    variables = body.get("variables") or {}
-    if "inventoryAdjustQuantities" in query:
-        return _adjust(store, query, variables)
-    if "productVariants" not in query:
-        return {
-            "errors": [
-                {
-                    "message": "the simulator answers only productVariants queries and "
-                    "inventoryAdjustQuantities mutations"
-                }
-            ]
-        }
-    first = int(variables.get("first") or 10)
-    search = str(variables.get("query") or "")
-    nodes = [
-        {
-            "legacyResourceId": str(v["id"]),
-            "sku": v.get("sku"),
-            "price": v["price"],
-            "compareAtPrice": v["compare_at_price"],
-            "product": {"legacyResourceId": str(v["product_id"])},
-            "inventoryItem": {"legacyResourceId": str(v["inventory_item_id"])},
-        }
-        for v in store.search_variants(search, first)
-    ]
-    return {"data": {"productVariants": {"nodes": nodes}}, "extensions": {"cost": GRAPHQL_COST}}
-
-
 def _add_admin_writes(app: FastAPI) -> None:
     base = "/admin/api/{version}"
 
     @app.post(base + "/graphql.json")
     async def graphql(request: Request, response: Response, version: str) -> Any:
         body = await read_body(request)
-        return await _guarded(request, response, version, lambda: _graphql(store_of(request), body))
+        sim = sim_of(request)
+        return await _guarded(
+            request,
+            response,
+            version,
+            lambda: graphql_api.answer(sim.store, sim.orders, body, version, sim.bucket.clock),
+        )
 
     @app.post(base + "/products.json", status_code=201)
     async def create_product(request: Request, response: Response, version: str) -> Any:

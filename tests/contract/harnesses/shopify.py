@@ -2,11 +2,10 @@
 
 Faults: 429 and 503 are the simulator's own (``/_sim/faults``: ``rate_limit``, ``outage``);
 an auth failure is a wrong access token (the simulator's 401 with Shopify's body). The
-simulator has no commit-then-timeout and validates little of what the connector can send, so
-``FaultTransport`` loses the answer of the write, and answers the write with Shopify's
-documented 422 ``{"errors": {field: [messages]}}`` (or, for the GraphQL stock adjustment,
-``userErrors``), except customers: a customer with neither name, phone nor e-mail is refused by
-the simulator itself.
+simulator has no commit-then-timeout, so ``FaultTransport`` loses the answer of the write;
+refusals of the GraphQL writes (stock, products, fulfillments, refunds) are answered with
+``userErrors`` in Shopify's documented shape; customers go through REST, and a customer with
+neither name, phone nor e-mail is refused by the simulator itself.
 """
 
 from __future__ import annotations
@@ -168,7 +167,7 @@ class ShopifyHarness(Harness):
             make_event("product.upserted", product, NOW),
             DeliveryContext(),
             count,
-            body_has("POST", "products.json"),
+            body_has("POST", "graphql.json", "productSet"),
         )
 
     def _order(self, remote: Remote) -> dict[str, Any]:
@@ -201,7 +200,7 @@ class ShopifyHarness(Harness):
             make_event("shipment.created", shipment, NOW),
             DeliveryContext(directives={"notify_customer": False}),
             count,
-            body_has("POST", "fulfillments.json"),
+            body_has("POST", "graphql.json", "fulfillmentCreate"),
         )
 
     async def _credit_memo(self, remote: Remote) -> Delivery:
@@ -224,7 +223,7 @@ class ShopifyHarness(Harness):
             make_event("credit_memo.created", memo, NOW),
             DeliveryContext(),
             count,
-            body_has("POST", "/refunds.json"),
+            body_has("POST", "graphql.json", "refundCreate"),
         )
 
     async def _customer(self, remote: Remote) -> Delivery:
@@ -292,12 +291,33 @@ class ShopifyHarness(Harness):
                 },
             )
             return Rejection(delivery.event, delivery.ctx, message)
-        field, message = {
-            "products": ("title", "can't be blank"),
-            "shipments": ("base", "Invalid fulfillment order line item quantity requested."),
-            "returns": ("base", "Refund amount must be at most 0.00"),
+        # GraphQL mutations answer HTTP 200 with userErrors [{field: [path], message, code?}]
+        # (shopify.dev/docs/api/admin-graphql/2026-01/objects/UserError, …/ProductSetUserError)
+        mutation, error = {
+            "products": (
+                "productSet",
+                {
+                    "field": ["input", "title"],
+                    "message": "Title can't be blank",
+                    "code": "INVALID_PRODUCT",
+                },
+            ),
+            "shipments": (
+                "fulfillmentCreate",
+                {
+                    "field": ["fulfillment", "lineItemsByFulfillmentOrder"],
+                    "message": "Invalid fulfillment order line item quantity requested.",
+                },
+            ),
+            "returns": (
+                "refundCreate",
+                {
+                    "field": ["transactions", "0", "amount"],
+                    "message": "Refund amount must be at most 0.00",
+                },
+            ),
         }[sample.flow]
-        remote.faults.answer(422, match=delivery.writes, json_body={"errors": {field: [message]}})
-        # Shopify's full message names the field, except for "base" (the record as a whole)
-        shown = message if field == "base" else f"{field} {message}"
-        return Rejection(delivery.event, delivery.ctx, shown)
+        remote.faults.answer(
+            200, match=delivery.writes, json_body={"data": {mutation: {"userErrors": [error]}}}
+        )
+        return Rejection(delivery.event, delivery.ctx, str(error["message"]))

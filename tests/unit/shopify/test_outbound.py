@@ -19,7 +19,7 @@ from kernel.canonical.common import Address, Money
 from kernel.canonical.customer import Customer
 from kernel.canonical.events import CanonicalEvent, make_event
 from kernel.canonical.inventory import StockAvailability
-from kernel.canonical.product import Price, Product, SalePrice
+from kernel.canonical.product import Price, Product
 from kernel.canonical.returns import CreditMemo, MoneyLine, ReturnLine
 from kernel.canonical.shipment import Package, Shipment, ShipmentLine
 from kernel.errors import PermanentError, RateLimitedError, TransientError
@@ -108,36 +108,6 @@ def linked() -> DeliveryContext:
 # --- inventory ------------------------------------------------------------------------------
 
 
-async def test_availability_looks_up_the_sku_then_sets_the_level(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock
-) -> None:
-    # Shopify's search is loose: a longer SKU comes back too and must be ignored.
-    mock_variants(
-        httpx_mock, variant_node("TSHIRT-RED-M-XL", 99, 98, 97), variant_node("TSHIRT-RED-M")
-    )
-    httpx_mock.add_response(method="POST", url=f"{API}/inventory_levels/set.json", json={})
-    result = await shop.deliver(availability("7.9"), DeliveryContext())
-    lookup, write = httpx_mock.get_requests()
-    assert lookup.headers["X-Shopify-Access-Token"] == TOKEN
-    assert body(lookup)["variables"]["query"] == 'sku:"TSHIRT-RED-M"'
-    assert body(write) == {"location_id": 555, "inventory_item_id": 33, "available": 7}
-    assert {(link.entity_type, link.our_key, link.remote_id) for link in result.links} == {
-        ("product", PRODUCT_KEY, "11"),
-        ("inventory_item", PRODUCT_KEY, "33"),
-        ("shopify_product", PRODUCT_KEY, "22"),
-    }
-    assert [f.kind for f in result.findings] == ["fractional_stock"]
-
-
-async def test_linked_sku_needs_no_lookup_and_event_location_wins(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock
-) -> None:
-    httpx_mock.add_response(method="POST", url=f"{API}/inventory_levels/set.json", json={})
-    await shop.deliver(availability("-3", location="777"), linked())
-    (write,) = httpx_mock.get_requests()
-    assert body(write) == {"location_id": 777, "inventory_item_id": 33, "available": 0}
-
-
 async def test_unknown_sku_is_permanent_and_says_what_to_do(
     shop: ShopifyConnector, httpx_mock: HTTPXMock
 ) -> None:
@@ -145,23 +115,6 @@ async def test_unknown_sku_is_permanent_and_says_what_to_do(
     with pytest.raises(PermanentError, match="does not exist in the Shopify store") as caught:
         await shop.deliver(availability(), DeliveryContext())
     assert "replay" in caught.value.message
-
-
-async def test_stale_link_gets_one_fresh_lookup(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock
-) -> None:
-    httpx_mock.add_response(
-        method="PUT", url=f"{API}/variants/11.json", status_code=404, json={"errors": "Not Found"}
-    )
-    mock_variants(httpx_mock, variant_node("TSHIRT-RED-M", variant=44, item=45, product=46))
-    httpx_mock.add_response(method="PUT", url=f"{API}/variants/44.json", json={})
-    price = Price(
-        source=ERP, sku="TSHIRT-RED-M", currency="USD", base=Decimal("19.99"), effective_at=NOW
-    )
-    result = await shop.deliver(make_event("price.changed", price, NOW), linked())
-    assert ("product", PRODUCT_KEY, "44") in {
-        (link.entity_type, link.our_key, link.remote_id) for link in result.links
-    }
 
 
 # --- inventory deltas (inventoryAdjustQuantities @idempotent) --------------------------------
@@ -231,19 +184,6 @@ async def test_zero_delta_makes_no_call(
     assert httpx_mock.get_requests() == []
     assert "unchanged" in result.summary
     assert result.findings == []
-
-
-@pytest.mark.parametrize("delta", [None, "-3"])
-async def test_absolute_or_no_delta_sets_the_level(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock, delta: str | None
-) -> None:
-    httpx_mock.add_response(method="POST", url=f"{API}/inventory_levels/set.json", json={})
-    absolute = {"absolute": True} if delta is not None else {}
-    result = await shop.deliver(availability("12"), delta_ctx(delta, **absolute))
-    (write,) = httpx_mock.get_requests()
-    assert write.url == f"{API}/inventory_levels/set.json"
-    assert body(write) == {"location_id": 555, "inventory_item_id": 33, "available": 12}
-    assert result.summary.startswith("set TSHIRT-RED-M available=12 at location 555")
 
 
 @pytest.mark.parametrize(("delta", "sent"), [("2.5", 2), ("-2.5", -3), ("-0.25", -1)])
@@ -354,33 +294,6 @@ async def test_bad_delta_directives_are_permanent_and_send_nothing(
 # --- prices ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("sale", "expected"),
-    [
-        (None, {"id": 11, "price": "19.99", "compare_at_price": None}),
-        (
-            SalePrice(price=Decimal("14.50")),
-            {"id": 11, "price": "14.50", "compare_at_price": "19.99"},
-        ),
-    ],
-)
-async def test_price_with_and_without_a_sale(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock, sale: SalePrice | None, expected: dict[str, Any]
-) -> None:
-    httpx_mock.add_response(method="PUT", url=f"{API}/variants/11.json", json={})
-    price = Price(
-        source=ERP,
-        sku="TSHIRT-RED-M",
-        currency="USD",
-        base=Decimal("19.99"),
-        sale=sale,
-        effective_at=NOW,
-    )
-    await shop.deliver(make_event("price.changed", price, NOW), linked())
-    (request,) = httpx_mock.get_requests()
-    assert body(request) == {"variant": expected}
-
-
 async def test_price_in_another_currency_is_reported_not_written(httpx_mock: HTTPXMock) -> None:
     async with httpx.AsyncClient() as http:
         shop = connect(ShopifyConnector, connection(currency="USD"), http)
@@ -396,49 +309,6 @@ async def test_price_in_another_currency_is_reported_not_written(httpx_mock: HTT
 def product(**fields: Any) -> CanonicalEvent:
     item = Product(source=ERP, sku="TSHIRT-RED-M", title="T-shirt red M", updated_at=NOW, **fields)
     return make_event("product.upserted", item, NOW)
-
-
-async def test_new_product_is_created_with_its_variant(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock
-) -> None:
-    mock_variants(httpx_mock)
-    created = {"product": {"id": 22, "variants": [{"id": 11, "inventory_item_id": 33}]}}
-    httpx_mock.add_response(
-        method="POST", url=f"{API}/products.json", json=created, status_code=201
-    )
-    result = await shop.deliver(
-        product(options={"size": "M"}, weight=Decimal("0.2"), weight_unit="KG"), DeliveryContext()
-    )
-    _lookup, create = httpx_mock.get_requests()
-    sent = body(create)["product"]
-    assert sent["title"] == "T-shirt red M" and sent["status"] == "active"
-    assert sent["options"] == [{"name": "size"}]
-    assert sent["variants"] == [
-        {
-            "sku": "TSHIRT-RED-M",
-            "weight": "0.2",
-            "weight_unit": "kg",
-            "inventory_management": "shopify",
-            "option1": "M",
-        }
-    ]
-    assert ("shopify_product", PRODUCT_KEY, "22") in {
-        (link.entity_type, link.our_key, link.remote_id) for link in result.links
-    }
-
-
-async def test_known_product_is_updated_without_touching_other_variants(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock
-) -> None:
-    httpx_mock.add_response(method="PUT", url=f"{API}/products/22.json", json={})
-    httpx_mock.add_response(method="PUT", url=f"{API}/variants/11.json", json={})
-    await shop.deliver(product(barcode="4006381333931", status="draft"), linked())
-    update, variant = httpx_mock.get_requests()
-    assert body(update) == {"product": {"id": 22, "title": "T-shirt red M", "status": "draft"}}
-    assert "variants" not in body(update)["product"]
-    assert body(variant) == {
-        "variant": {"id": 11, "sku": "TSHIRT-RED-M", "barcode": "4006381333931"}
-    }
 
 
 # --- customers ------------------------------------------------------------------------------
@@ -628,96 +498,6 @@ def package(number: str, *lines: tuple[str, int]) -> Package:
     )
 
 
-async def test_one_fulfillment_per_package_with_tracking_and_notify(
-    httpx_mock: HTTPXMock,
-) -> None:
-    httpx_mock.add_response(method="GET", url=ORDER_URL, json=ORDER)
-    httpx_mock.add_response(
-        method="GET",
-        url=f"{API}/orders/{ORDER_ID}/fulfillment_orders.json",
-        json=FULFILLMENT_ORDERS,
-    )
-    for fid in (1, 2):
-        httpx_mock.add_response(
-            method="POST", url=f"{API}/fulfillments.json", json={"fulfillment": {"id": fid}}
-        )
-    async with httpx.AsyncClient() as http:
-        shop = connect(ShopifyConnector, connection(carrier_names={"ups_ground": "UPS"}), http)
-        event = shipment(package("1Z1", ("A", 2)), package("1Z2", ("A", 1), ("B", 2)))
-        result = await shop.deliver(event, DeliveryContext(directives={"notify_customer": True}))
-    _order, _fos, first, second = httpx_mock.get_requests()
-    assert body(first) == {
-        "fulfillment": {
-            "line_items_by_fulfillment_order": [
-                {
-                    "fulfillment_order_id": 900,
-                    "fulfillment_order_line_items": [{"id": 901, "quantity": 2}],
-                }
-            ],
-            "notify_customer": True,
-            "tracking_info": {"company": "UPS", "number": "1Z1", "url": "https://ups.example/1Z1"},
-        }
-    }
-    assert body(second)["fulfillment"]["line_items_by_fulfillment_order"][0][
-        "fulfillment_order_line_items"
-    ] == [{"id": 901, "quantity": 1}, {"id": 902, "quantity": 2}]
-    assert [(link.entity_type, link.our_key, link.remote_id) for link in result.links] == [
-        ("fulfillment", "erp:shipment:IF-1#0", "1"),
-        ("fulfillment", "erp:shipment:IF-1#1", "2"),
-    ]
-
-
-async def test_retried_shipment_creates_no_second_fulfillment(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock
-) -> None:
-    # The first attempt's POST went through but its answer was lost: no link was saved,
-    # yet the order already carries a fulfillment with the package's tracking number.
-    order = json.loads(json.dumps(ORDER))
-    order["order"]["fulfillments"] = [
-        {"id": 77, "status": "success", "tracking_number": "1Z1", "tracking_numbers": ["1Z1"]}
-    ]
-    httpx_mock.add_response(method="GET", url=ORDER_URL, json=order)
-    result = await shop.deliver(shipment(package("1Z1", ("A", 2))), DeliveryContext())
-    assert [r.method for r in httpx_mock.get_requests()] == ["GET"]  # no POST
-    assert [link.remote_id for link in result.links] == ["77"]
-
-
-async def test_linked_package_is_skipped(shop: ShopifyConnector, httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(method="GET", url=ORDER_URL, json=ORDER)
-    ctx = DeliveryContext(links={("fulfillment", "erp:shipment:IF-1#0"): "55"})
-    result = await shop.deliver(shipment(package("1Z1", ("A", 2))), ctx)
-    assert len(httpx_mock.get_requests()) == 1
-    assert "0 fulfillment(s) created, 1 already there" in result.summary
-
-
-async def test_updated_tracking_number_is_sent_for_a_known_package(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock
-) -> None:
-    order = json.loads(json.dumps(ORDER))
-    order["order"]["fulfillments"] = [{"id": 55, "status": "success", "tracking_number": "OLD"}]
-    httpx_mock.add_response(method="GET", url=ORDER_URL, json=order)
-    httpx_mock.add_response(
-        method="POST", url=f"{API}/fulfillments/55/update_tracking.json", json={}
-    )
-    ctx = DeliveryContext(links={("fulfillment", "erp:shipment:IF-1#0"): "55"})
-    await shop.deliver(shipment(package("NEW", ("A", 2)), kind="shipment.updated"), ctx)
-    update = httpx_mock.get_requests()[-1]
-    assert body(update)["fulfillment"]["tracking_info"]["number"] == "NEW"
-
-
-async def test_sku_not_on_the_order_is_permanent(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock
-) -> None:
-    httpx_mock.add_response(method="GET", url=ORDER_URL, json=ORDER)
-    httpx_mock.add_response(
-        method="GET",
-        url=f"{API}/orders/{ORDER_ID}/fulfillment_orders.json",
-        json=FULFILLMENT_ORDERS,
-    )
-    with pytest.raises(PermanentError, match=r"'Z' .* is not on Shopify order #1001"):
-        await shop.deliver(shipment(package("1Z9", ("Z", 1))), DeliveryContext())
-
-
 async def test_order_of_another_store_is_permanent(shop: ShopifyConnector) -> None:
     item = Shipment(source=ERP, external_id="IF-2", order_key="shop-us:order:1", packages=[])
     with pytest.raises(PermanentError, match="did not come from Shopify connection 'shop-eu'"):
@@ -749,93 +529,6 @@ def memo(amount: str = "30.00", restock: bool = True) -> CanonicalEvent:
 
 
 REFUNDS_URL = f"{API}/orders/{ORDER_ID}/refunds.json"
-
-
-async def test_credit_memo_becomes_a_refund(shop: ShopifyConnector, httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(method="GET", url=REFUNDS_URL, json={"refunds": []})
-    httpx_mock.add_response(
-        method="GET", url=ORDER_URL, json={"order": {**ORDER["order"], "currency": "USD"}}
-    )
-    httpx_mock.add_response(
-        method="POST",
-        url=f"{API}/orders/{ORDER_ID}/refunds/calculate.json",
-        json={
-            "refund": {
-                "transactions": [
-                    {
-                        "parent_id": 5,
-                        "gateway": "shopify_payments",
-                        "kind": "suggested_refund",
-                        "amount": "30.00",
-                        "maximum_refundable": "100.00",
-                    }
-                ]
-            }
-        },
-    )
-    httpx_mock.add_response(method="POST", url=REFUNDS_URL, json={"refund": {"id": 321}})
-    result = await shop.deliver(memo(), DeliveryContext())
-    *_, calculate, create = httpx_mock.get_requests()
-    lines = [{"line_item_id": 701, "quantity": 1, "restock_type": "return", "location_id": 555}]
-    assert body(calculate) == {"refund": {"refund_line_items": lines}}
-    assert body(create)["refund"] == {
-        "note": "credit memo CM-1",
-        "notify": False,
-        "currency": "USD",
-        "refund_line_items": lines,
-        "transactions": [
-            {"parent_id": 5, "amount": "30.00", "kind": "refund", "gateway": "shopify_payments"}
-        ],
-    }
-    assert [(link.entity_type, link.remote_id) for link in result.links] == [("refund", "321")]
-
-
-@pytest.mark.parametrize(
-    "existing",
-    [
-        # the store refunded first; the memo is the ERP's booking of it
-        {
-            "id": 400,
-            "note": "damaged",
-            "transactions": [{"kind": "refund", "status": "success", "amount": "30.00"}],
-        },
-        # our own earlier attempt whose answer was lost (amount differs: still ours)
-        {
-            "id": 401,
-            "note": "credit memo CM-1",
-            "transactions": [{"kind": "refund", "status": "success", "amount": "29.00"}],
-        },
-    ],
-)
-async def test_retried_or_already_refunded_memo_makes_no_refund(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock, existing: dict[str, Any]
-) -> None:
-    httpx_mock.add_response(method="GET", url=REFUNDS_URL, json={"refunds": [existing]})
-    result = await shop.deliver(memo(), DeliveryContext())
-    assert [r.method for r in httpx_mock.get_requests()] == ["GET"]
-    assert [f.kind for f in result.findings] == ["refund_exists"]
-    assert result.links[0].remote_id == str(existing["id"])
-
-
-async def test_refund_of_another_memo_with_the_same_amount_does_not_count(
-    shop: ShopifyConnector, httpx_mock: HTTPXMock
-) -> None:
-    other = {
-        "id": 402,
-        "note": "credit memo CM-0",
-        "transactions": [{"kind": "refund", "status": "success", "amount": "30.00"}],
-    }
-    httpx_mock.add_response(method="GET", url=REFUNDS_URL, json={"refunds": [other]})
-    httpx_mock.add_response(
-        method="GET", url=ORDER_URL, json={"order": {**ORDER["order"], "currency": "USD"}}
-    )
-    httpx_mock.add_response(
-        method="POST",
-        url=f"{API}/orders/{ORDER_ID}/refunds/calculate.json",
-        json={"refund": {"transactions": [{"parent_id": 5, "maximum_refundable": "10.00"}]}},
-    )
-    with pytest.raises(PermanentError, match=r"can refund at most 10\.00"):
-        await shop.deliver(memo(restock=False), DeliveryContext())
 
 
 async def test_linked_memo_makes_no_call(shop: ShopifyConnector, httpx_mock: HTTPXMock) -> None:
