@@ -94,7 +94,6 @@ from connectors.netsuite.bodies import (
     open_line_keys,
     order_external_id,
     order_key_parts,
-    ref_of,
     sales_order_body,
     status_of,
 )
@@ -104,6 +103,7 @@ from connectors.netsuite.options import NetSuiteCredentials, NetSuiteOptions
 from connectors.netsuite.suiteql import STREAMS, Poller
 from kernel.canonical.customer import Customer, ErasureRequest
 from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.inventory import InventoryLevel
 from kernel.canonical.order import Order
 from kernel.canonical.returns import Return
 from kernel.contract import ConnectionSettings, Connector
@@ -439,30 +439,56 @@ class NetSuiteConnector(Connector):
                 f"the sales order for {ret.order_key} ({order_ref}) is not in NetSuite yet; "
                 "the return waits for the order to be delivered"
             )
-        # the RMA goes to whoever NetSuite booked the order for (a guest account included)
-        customer = ref_of(order.get("entity"))
-        if not customer:
-            raise PermanentError(f"salesOrder {order['id']} has no customer (entity) to return to")
+        order_id = str(order["id"])
         ref = by_eid(RETURN_AUTHORIZATION, external_id(f"{ret.source}-{ret.external_id}"))
-        body = outbound.return_authorization_body(
-            ret,
-            ref.key,
-            customer,
-            str(order["id"]),
-            item_ids,
-            self.settings.fields.return_reason,
-            self.options.return_location_id,
-        )
-        rma_id = await self.client.upsert(ref, body, replace=("item",)) or await self._internal_id(
-            ref
-        )
+        rma_id = await self._rma_id(ref)
+        if rma_id is None:
+            body = outbound.return_authorization_body(
+                ret,
+                ref.key,
+                item_ids,
+                self.settings.fields.return_reason,
+                self.options.return_location_id,
+            )
+            rma_id = await self._transform_to_rma(order_id, ref, body)
         rma = await self.client.get(by_id(RETURN_AUTHORIZATION, rma_id))
         number = str(rma.get("tranId")) if rma and rma.get("tranId") else None
         return DeliveryResult(
             links=[RemoteLink("return", event.entity_key, rma_id)],
             summary=f"returnAuthorization {number or rma_id} (id {rma_id}, eid {ref.key}) "
-            f"from salesOrder {order.get('tranId') or order['id']}",
+            f"from salesOrder {order.get('tranId') or order_id}",
         )
+
+    async def _rma_id(self, ref: RecordRef) -> str | None:
+        """The RMA this return already made (a retry, a re-sent return), if any."""
+        found = await self.client.get(ref)
+        return str(found["id"]) if found and found.get("id") else None
+
+    async def _transform_to_rma(self, order_id: str, ref: RecordRef, body: dict[str, Any]) -> str:
+        """``POST salesOrder/{id}/!transform/returnAuthorization``: NetSuite's documented way
+        to make an RMA of an order (204 and a ``Location`` naming the new RMA)."""
+        path = f"{SALES_ORDER}/{order_id}/!transform/{RETURN_AUTHORIZATION}"
+        try:
+            response = await self.client.request(
+                "POST",
+                path,
+                f"salesOrder {order_id} → returnAuthorization",
+                params={"replace": "item"},
+                body=body,
+            )
+        except PermanentError:
+            # an earlier attempt that timed out may have made it (the external id is taken)
+            if (rma_id := await self._rma_id(ref)) is not None:
+                return rma_id
+            raise
+        location = response.headers.get("location", "") if response is not None else ""
+        rma_id = location.rstrip("/").rsplit("/", 1)[-1]
+        return rma_id if rma_id.isdigit() else await self._internal_id(ref)
+
+    # --- reconciliation ----------------------------------------------------------------
+    async def fetch_levels(self, skus: list[str]) -> list[InventoryLevel]:
+        """NetSuite's stock of these SKUs now, per location (``aggregateitemlocation``)."""
+        return await self.poller.levels(skus)
 
 
 __all__ = [

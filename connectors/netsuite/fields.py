@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connectors.netsuite.queries import STOCK_TRANSACTION_TYPES
 from kernel.canonical.common import (
     AMOUNT_RULE,
     DecimalRule,
@@ -23,7 +24,13 @@ from kernel.errors import PayloadError
 
 @dataclass(frozen=True)
 class FieldNames:
-    """Custom field ids the account uses; ``None`` switches one off (not read, not queried)."""
+    """Custom field ids the account uses; ``None`` switches one off (not read, not queried).
+
+    A record posted by the user-event script is read under these ids (a missing field is
+    simply absent). SuiteQL only ever queries the ones ``options.custom_fields`` names
+    (``queried``): a standard account has none of them, and NetSuite refuses a whole query
+    that names a field the account lacks.
+    """
 
     sale_price: str | None = "custitem_gw_sale_price"
     sale_start: str | None = "custitem_gw_sale_start"
@@ -35,20 +42,27 @@ class FieldNames:
     expected_date: str | None = "custrecord_gw_expected_date"
     return_reason: str | None = "custcol_gw_return_reason"
     disposition: str | None = "custcol_gw_disposition"
+    # the keys options.custom_fields named: only these are queried with SuiteQL
+    configured: frozenset[str] = frozenset()
+
+    def queried(self, key: str) -> str | None:
+        """The field id to put in a SuiteQL query for ``key``, or None (not configured)."""
+        return getattr(self, key) if key in self.configured else None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> FieldNames:
         """From ``options.custom_fields``; unknown names are an error, not a silent default."""
         if not values:
             return cls()
-        known = set(cls.__dataclass_fields__)
+        known = set(cls.__dataclass_fields__) - {"configured"}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
                 f"options.custom_fields has unknown key(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        return cls(**{k: (str(v) if v else None) for k, v in values.items()})
+        named = {k: (str(v) if v else None) for k, v in values.items()}
+        return cls(**named, configured=frozenset(k for k, v in named.items() if v))
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,9 @@ class MappingSettings:
     # connection ids that put their orders into NetSuite as "<source>-<id>" external ids;
     # empty: split such an id at its last "-"
     sources: tuple[str, ...] = ()
+    # the lowest item fulfillment status the store hears of (packed or shipped)
+    fulfillment_status: str = "shipped"
+    stock_types: tuple[str, ...] = STOCK_TRANSACTION_TYPES
 
     @classmethod
     def from_options(cls, connection_id: str, options: Mapping[str, Any]) -> MappingSettings:
@@ -78,6 +95,8 @@ class MappingSettings:
             timezone=zone,
             fields=FieldNames.from_mapping(options.get("custom_fields")),
             sources=tuple(str(s) for s in options.get("order_sources") or ()),
+            fulfillment_status=str(options.get("fulfillment_status") or "shipped"),
+            stock_types=tuple(options.get("stock_transaction_types") or STOCK_TRANSACTION_TYPES),
         )
 
 

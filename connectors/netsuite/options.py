@@ -15,7 +15,11 @@ Connection config:
   ``timezone`` (IANA name of the account's time zone, for naive dates; default UTC),
   ``base_currency`` (default USD), ``order_sources`` (connection ids whose orders NetSuite
   holds as ``<source>-<id>``, to read order keys back unambiguously), ``custom_fields``
-  (see ``fields.FieldNames``; ``null`` switches one off), ``return_location_id``;
+  (see ``fields.FieldNames``; ``null`` switches one off; only the ones named are queried
+  with SuiteQL), ``return_location_id``, ``fulfillment_status`` (``shipped``, the default,
+  or ``packed``: the lowest item fulfillment status the store is sent; picked ones never
+  are), ``stock_transaction_types`` (the SuiteQL transaction types whose changes make the
+  ``inventory`` stream re-read the touched items' stock; default ``STOCK_TRANSACTION_TYPES``);
 - credential ``webhook_secret`` for the user-event webhook: required when the connection is
   the ``from`` of a route whose flow it does not poll (the config loader checks it).
 """
@@ -28,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.netsuite import inbound
+from connectors.netsuite.queries import STOCK_TRANSACTION_TYPES
 from kernel.contract import Secret
 
 OPTIONAL_MAPPINGS = ("payment_method", "shipping_method", "tax_code", "location")
@@ -77,6 +82,9 @@ class NetSuiteOptions(BaseModel):
         allow_inf_nan=False,
     )
     return_location_id: InternalId | None = None
+    # the store hears of a fulfilment once it is this far: A picked, B packed, C shipped
+    fulfillment_status: Literal["packed", "shipped"] = "shipped"
+    stock_transaction_types: tuple[str, ...] = Field(default=STOCK_TRANSACTION_TYPES, min_length=1)
     # reading records back
     timezone: str = Field(default="UTC", description="the account's time zone (IANA name)")
     base_currency: str = Field(default="USD", pattern=r"^[A-Za-z]{3}$")
@@ -96,6 +104,14 @@ class NetSuiteOptions(BaseModel):
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         return None if value == "" else value
+
+    @field_validator("stock_transaction_types")
+    @classmethod
+    def _type_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for type_id in value:  # they go into SQL: letters only, like every type id
+            if not type_id.isascii() or not type_id.isalpha():
+                raise ValueError(f"{type_id!r} is not a SuiteQL transaction type (e.g. ItemShip)")
+        return value
 
     @field_validator("timezone")
     @classmethod

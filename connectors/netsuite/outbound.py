@@ -140,13 +140,19 @@ def return_memo(ret: Return) -> str:
 def return_authorization_body(
     ret: Return,
     eid: str,
-    customer_id: str,
-    order_id: str,
     item_ids: Mapping[str, str],
     reason_column: str | None,
     location_id: str | None,
 ) -> dict[str, Any]:
-    """The RMA: for the order's customer, created from the sales order, one line per SKU."""
+    """The body of ``POST salesOrder/{id}/!transform/returnAuthorization?replace=item``.
+
+    The transform copies the customer, currency and addresses from the sales order and
+    sets the RMA's ``createdfrom`` to it (Oracle, "Transforming Records": POST
+    …/record/v1/<type>/<id>/!transform/<type>, a body may set fields and sublist lines;
+    ``replace=item`` makes the body's lines the RMA's lines instead of all the order's).
+    The external id makes the RMA findable again: the retry of an attempt whose answer was
+    lost looks it up before transforming a second time.
+    """
     lines = []
     for line in ret.lines:
         values: dict[str, Any] = {"item": _ref(item_ids[line.sku]), "quantity": line.quantity}
@@ -155,8 +161,6 @@ def return_authorization_body(
         lines.append(values)
     body: dict[str, Any] = {
         "externalId": eid,
-        "entity": _ref(customer_id),
-        "createdFrom": _ref(order_id),
         "tranDate": ret.requested_at.date().isoformat(),
         "memo": return_memo(ret),
         "item": {"items": lines},

@@ -18,8 +18,11 @@ never floats on our side; dates ISO 8601, a naive date-time is in the account ti
   ``priceLevel``, ``taxable``, ``resaleNumber``, ``addresses`` ``[{defaultBilling,
   defaultShipping, addressee, attention, addr1, addr2, city, state, zip, country,
   addrPhone}]``;
-- ``itemfulfillment``: ``tranId``, ``tranDate``, ``shipStatus`` (A packed, B picked up,
-  C shipped), ``shipMethod``, ``shipCarrier``, ``salesOrder`` ``{id, tranId, externalId}``,
+- ``itemfulfillment``: ``tranId``, ``tranDate``, ``shipStatus`` (A picked, B packed,
+  C shipped; NetSuite's item fulfillment statuses ItemShip:A/B/C; the store hears of a
+  fulfilment from ``MappingSettings.fulfillment_status`` on, shipped by default, so a
+  picked one never reaches it), ``shipMethod``, ``shipCarrier``, ``salesOrder``
+  ``{id, tranId, externalId}``,
   ``packages`` ``[{packageTrackingNumber, packageWeight, carrier, items?}]``, ``items``
   ``[{itemId, quantity}]``;
 - ``creditmemo``: ``tranId``, ``tranDate``, ``currency``, ``total``, ``salesOrder``,
@@ -64,7 +67,10 @@ RECORD_TYPES = frozenset(
     {INVENTORY_ITEM, CUSTOMER, ITEM_FULFILLMENT, CREDIT_MEMO, RETURN_AUTHORIZATION, SALES_ORDER}
 )
 BASE_PRICE_LEVEL = "Base Price"
-SHIP_STATUS = {"A": "packed", "B": "picked_up", "C": "shipped"}
+# item fulfillment status letters (A Picked, B Packed, C Shipped) → canonical status; a
+# picked fulfilment is warehouse work the store has nothing to show for
+SHIP_STATUS = {"A": "picked", "B": "packed", "C": "shipped"}
+SHIP_STATUS_RANK = {"picked": 1, "packed": 2, "shipped": 3}
 # NetSuite return authorization statuses → the canonical lifecycle
 RMA_STATUS = {
     "A": "requested",  # Pending Approval
@@ -77,12 +83,7 @@ RMA_STATUS = {
     "H": "closed",  # Closed
 }
 # the REST record service and SuiteQL may give the names (or camelCase ids) instead
-SHIP_STATUS_NAMES = {
-    "packed": "packed",
-    "pickedup": "picked_up",
-    "picked up": "picked_up",
-    "shipped": "shipped",
-}
+SHIP_STATUS_NAMES = {"picked": "picked", "packed": "packed", "shipped": "shipped"}
 RMA_STATUS_NAMES = {
     "pending approval": "requested",
     "pendingapproval": "requested",
@@ -308,11 +309,20 @@ def customer_of(rec: Fields, settings: MappingSettings, when: datetime) -> Custo
 # --- transactions --------------------------------------------------------------------------
 
 
-def shipment_of(rec: Fields, settings: MappingSettings, when: datetime) -> Shipment:
+def ship_status(rec: Fields) -> str:
+    """picked, packed or shipped (PayloadError for anything else)."""
     code = (rec.ref_id("shipStatus") or "C").strip()
     status = SHIP_STATUS.get(code.upper()) or SHIP_STATUS_NAMES.get(code.lower())
     if status is None:
         raise PayloadError(f"{rec.path}.shipStatus must be A, B or C, not {shown(code)}")
+    return status
+
+
+def shipment_of(rec: Fields, settings: MappingSettings, when: datetime) -> Shipment | None:
+    """The shipment, or None while the fulfilment is below ``fulfillment_status``."""
+    status = ship_status(rec)
+    if SHIP_STATUS_RANK[status] < SHIP_STATUS_RANK.get(settings.fulfillment_status, 3):
+        return None
     lines = [
         ShipmentLine(sku=_line_sku(line), quantity=_quantity(line)) for line in rec.items("items")
     ]
@@ -342,7 +352,7 @@ def shipment_of(rec: Fields, settings: MappingSettings, when: datetime) -> Shipm
         external_id=rec.text("id", required=True) or "",
         order_key=order_key_for(order, settings),
         order_number=order.text("tranId") if order else None,
-        status=status,
+        status="shipped" if status == "shipped" else "packed",
         shipped_at=rec.moment("tranDate", settings.timezone) if status == "shipped" else None,
         packages=packages,
     )
@@ -466,6 +476,8 @@ def events_for(
         ]
     if kind == ITEM_FULFILLMENT:
         shipment = shipment_of(rec, settings, occurred_at)
+        if shipment is None:
+            return []  # not far enough yet: the store hears of it when it is
         return [
             make_event("shipment.created" if created else "shipment.updated", shipment, occurred_at)
         ]

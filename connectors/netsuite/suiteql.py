@@ -1,27 +1,35 @@
 """Polling NetSuite with SuiteQL: the path for accounts without the user-event script, and
 the safety net for posts the script could not deliver.
 
-Each stream has one *driving* query over the changed records, ordered by
-``(lastmodifieddate, id)`` and resumed with the keyset condition::
+Streams and their driving queries (``queries.py`` holds the SQL):
 
-    lastmodifieddate > TO_TIMESTAMP(t) OR (lastmodifieddate = TO_TIMESTAMP(t) AND id > i)
+- ``inventory``: transactions that move stock (``options.stock_transaction_types``: sales
+  and transfer orders commit, fulfilments, receipts, adjustments, counts, transfers, builds,
+  credit memos move it), then the current quantities of the items they touched, per
+  location (``aggregateitemlocation``). An item's own ``lastmodifieddate`` does not move
+  when its stock does, so polling items would miss nearly every change;
+- ``products``: inventory items changed (and their prices);
+- ``customers``; ``shipments`` (ItemShip, sent once ``fulfillment_status`` is reached);
+  ``credit_memos`` (CustCred; tied to the order through the RMA's ``createdfrom``);
+  ``returns`` (RtnAuth: every status change of an RMA).
 
-so a restart continues exactly after the last row returned, and rows sharing one timestamp
-(NetSuite keeps whole seconds) are neither lost nor repeated. Sublists (stock per location,
-price levels, transaction lines, packages) come from follow-up queries ``WHERE … IN (ids)``.
-The rows are reshaped into the record dicts of ``records.py``, so polled changes become the
-same canonical events as pushed ones.
+Each driving query is ordered by ``(lastmodifieddate, id)`` and resumed with the keyset
+condition, so a restart continues exactly after the last row returned, and rows sharing
+one timestamp (NetSuite keeps whole seconds) are neither lost nor repeated. Sublists come
+from follow-up queries ``WHERE … IN (ids)`` and are reshaped into the record dicts of
+``records.py``, so polled changes become the same canonical events as pushed ones.
 
-Tables and columns are the usual SuiteQL ones; which exist depends on the account's features
-(check them in the Records Catalog). Custom fields are queried only when named in
-``options.custom_fields`` (a ``null`` there leaves one out).
+Exchanges: a sales order NetSuite created from an RMA is the replacement of an exchange.
+Its fulfilments are not shipments of a new web order (they are left out: the store has no
+such order), a credit memo of such an RMA pays for the replacement and is not a refund (left
+out), and the RMA's return event says which order replaces the goods (``note``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,6 +37,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from connectors.netsuite import queries as sql
 from connectors.netsuite.fields import MappingSettings
 from connectors.netsuite.records import (
     CREDIT_MEMO,
@@ -37,17 +46,23 @@ from connectors.netsuite.records import (
     INVENTORY_PARTS,
     ITEM_FULFILLMENT,
     PRODUCT_PARTS,
+    RETURN_AUTHORIZATION,
     events_for,
 )
 from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.inventory import InventoryLevel
 from kernel.errors import PayloadError, PermanentError
 from kernel.types import PollPage
 
 MAX_PAGE = 1000  # SuiteQL's largest page; also the most ids one IN list gets
-TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS"
-STREAMS = frozenset({"inventory", "products", "customers", "shipments", "credit_memos"})
+STREAMS = frozenset({"inventory", "products", "customers", "shipments", "credit_memos", "returns"})
 _CURSOR_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
-_SALES_ORDER, _RETURN_AUTH = "SalesOrd", "RtnAuth"
+# stream → (transaction type, record type for records.py)
+_TRANSACTIONS = {
+    "shipments": (sql.FULFILMENT, ITEM_FULFILLMENT),
+    "credit_memos": (sql.CREDIT_MEMO, CREDIT_MEMO),
+    "returns": (sql.RETURN_AUTH, RETURN_AUTHORIZATION),
+}
 
 # (q, limit, offset) → the SuiteQL answer: {"items": [...], "hasMore": bool, …}
 RunQuery = Callable[[str, int, int], Awaitable[dict[str, Any]]]
@@ -81,129 +96,6 @@ class Cursor:
         if not _CURSOR_TIME.match(modified):  # it goes into SQL: only the exact shape passes
             raise PermanentError(f"poll cursor time {modified!r} is not YYYY-MM-DD HH:MM:SS")
         return cls(modified, ident)
-
-
-def _ts(text: str) -> str:
-    return f"TO_TIMESTAMP('{text}', '{TIMESTAMP_FORMAT}')"
-
-
-def _after(alias: str, cursor: Cursor | None) -> list[str]:
-    if cursor is None:
-        return []
-    ts = _ts(cursor.modified)
-    return [
-        f"({alias}.lastmodifieddate > {ts} OR "
-        f"({alias}.lastmodifieddate = {ts} AND {alias}.id > {cursor.id}))"
-    ]
-
-
-def _where(conditions: Sequence[str]) -> str:
-    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
-
-
-def _modified(alias: str) -> str:
-    return f"TO_CHAR({alias}.lastmodifieddate, '{TIMESTAMP_FORMAT}') AS modified"
-
-
-def _custom(alias: str, names: Iterable[str | None]) -> str:
-    return "".join(f", {alias}.{name}" for name in names if name)
-
-
-def _in_list(ids: Sequence[str]) -> str:
-    if not all(i.isdigit() for i in ids):  # internal ids are numbers; nothing else goes in SQL
-        raise PermanentError(f"NetSuite returned non-numeric internal ids: {ids!r}")
-    return ", ".join(ids)
-
-
-# --- the queries (the simulator answers exactly these shapes) -------------------------------
-
-
-def item_query(settings: MappingSettings, cursor: Cursor | None, *, full: bool) -> str:
-    f = settings.fields
-    columns = ""
-    if full:
-        columns = (
-            ", item.displayname, item.description AS salesdescription, item.upccode, "
-            "item.isinactive, item.weight, BUILTIN.DF(item.weightunit) AS weightunit, "
-            "BUILTIN.DF(item.parent) AS parentitemid, item.cost"
-            + _custom("item", (f.sale_price, f.sale_start, f.sale_end, f.map_price))
-        )
-    where = _where(["item.itemtype = 'InvtPart'", *_after("item", cursor)])
-    return (
-        f"SELECT item.id, item.itemid, {_modified('item')}{columns} FROM item{where}"
-        " ORDER BY item.lastmodifieddate, item.id"
-    )
-
-
-def stock_query(settings: MappingSettings, ids: Sequence[str]) -> str:
-    f = settings.fields
-    return (
-        "SELECT iil.item, iil.location, iil.quantityonhand, iil.quantitycommitted, "
-        "iil.quantityonorder"
-        + _custom("iil", (f.reserved, f.damaged, f.quarantined, f.expected_date))
-        + f" FROM inventoryitemlocations iil WHERE iil.item IN ({_in_list(ids)})"
-        " ORDER BY iil.item, iil.location"
-    )
-
-
-def pricing_query(ids: Sequence[str]) -> str:
-    return (
-        "SELECT pricing.item, BUILTIN.DF(pricing.pricelevel) AS pricelevel, "
-        "BUILTIN.DF(pricing.currency) AS currency, pricing.quantity AS minquantity, "
-        f"pricing.unitprice AS price FROM pricing WHERE pricing.item IN ({_in_list(ids)})"
-        " ORDER BY pricing.item, pricing.pricelevel, pricing.quantity"
-    )
-
-
-def customer_query(cursor: Cursor | None) -> str:
-    return (
-        "SELECT customer.id, customer.entityid, customer.isperson, customer.firstname, "
-        "customer.lastname, customer.companyname, customer.email, customer.phone, "
-        "BUILTIN.DF(customer.terms) AS terms, customer.creditlimit, "
-        "BUILTIN.DF(customer.currency) AS currency, BUILTIN.DF(customer.category) AS category, "
-        "BUILTIN.DF(customer.pricelevel) AS pricelevel, customer.taxable, customer.resalenumber, "
-        f"{_modified('customer')} FROM customer{_where(_after('customer', cursor))}"
-        " ORDER BY customer.lastmodifieddate, customer.id"
-    )
-
-
-def transaction_query(tran_type: str, cursor: Cursor | None) -> str:
-    """Item fulfilments (``ItemShip``) or credit memos (``CustMemo``) with where they came
-    from: the main line's ``createdfrom`` (order or RMA) and that one's own (the order)."""
-    where = _where([f"t.type = '{tran_type}'", *_after("t", cursor)])
-    return (
-        "SELECT t.id, t.tranid, TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate, t.shipstatus, "
-        "BUILTIN.DF(t.shipmethod) AS shipmethod, BUILTIN.DF(t.currency) AS currency, "
-        f"t.foreigntotal AS total, {_modified('t')}, "
-        f"TO_CHAR(t.createddate, '{TIMESTAMP_FORMAT}') AS created, "
-        "src.id AS srcid, src.type AS srctype, src.tranid AS srctranid, "
-        "src.externalid AS srcexternalid, up.id AS upid, up.type AS uptype, "
-        "up.tranid AS uptranid, up.externalid AS upexternalid FROM transaction t "
-        "INNER JOIN transactionline ml ON ml.transaction = t.id AND ml.mainline = 'T' "
-        "LEFT JOIN transaction src ON src.id = ml.createdfrom "
-        "LEFT JOIN transactionline srcml ON srcml.transaction = src.id AND srcml.mainline = 'T' "
-        f"LEFT JOIN transaction up ON up.id = srcml.createdfrom{where}"
-        " ORDER BY t.lastmodifieddate, t.id"
-    )
-
-
-def lines_query(settings: MappingSettings, ids: Sequence[str]) -> str:
-    return (
-        "SELECT tl.transaction, tl.id AS line, item.itemid, tl.quantity, "
-        "tl.foreignamount AS amount, BUILTIN.DF(tl.location) AS location"
-        + _custom("tl", (settings.fields.disposition,))
-        + " FROM transactionline tl INNER JOIN item ON item.id = tl.item"
-        f" WHERE tl.transaction IN ({_in_list(ids)}) AND tl.mainline = 'F'"
-        " ORDER BY tl.transaction, tl.id"
-    )
-
-
-def packages_query(ids: Sequence[str]) -> str:
-    return (
-        "SELECT p.itemfulfillment, p.packagetrackingnumber, p.packageweight, "
-        f"p.packagedescr FROM itemfulfillmentpackage p WHERE p.itemfulfillment IN ({_in_list(ids)})"
-        " ORDER BY p.itemfulfillment, p.id"
-    )
 
 
 # --- running them --------------------------------------------------------------------------
@@ -262,9 +154,11 @@ def _ref(row: dict[str, Any], prefix: str) -> dict[str, Any] | None:
 
 
 def _order_and_rma(row: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The sales order and RMA a transaction came from: its own ``createdfrom`` (order, RMA
+    or invoice), else that one's (the order an RMA or invoice was created from)."""
     src, up = _ref(row, "src"), _ref(row, "up")
-    order = next((r for r in (src, up) if r and r["type"] == _SALES_ORDER), None)
-    rma = src if src and src["type"] == _RETURN_AUTH else None
+    order = next((r for r in (src, up) if r and r["type"] == sql.SALES_ORDER), None)
+    rma = src if src and src["type"] == sql.RETURN_AUTH else None
     return order, rma
 
 
@@ -280,6 +174,29 @@ def _abs_quantities(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return lines
 
 
+def _skipped(stream: str, row: dict[str, Any], order: dict[str, Any] | None) -> bool:
+    """Transactions that are not the store's business (see the module docstring)."""
+    if order is None:
+        # a fulfilment, memo or RMA of something that is no sales order (a cash sale, a
+        # transfer, a goodwill credit): no store order to tell
+        return True
+    if stream == "shipments" and _ref(row, "up") and row.get("uptype") == sql.RETURN_AUTH:
+        return True  # the replacement of an exchange: not a new web order
+    return stream == "credit_memos" and bool(row.get("exchangeid"))  # pays the replacement
+
+
+def _stock_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """aggregateitemlocation rows → one inventory item record each, with its locations."""
+    by_item: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        item = str(row.get("item"))
+        record = by_item.setdefault(
+            item, {"id": item, "itemId": row.get("itemid"), "locations": []}
+        )
+        record["locations"].append(row)
+    return list(by_item.values())
+
+
 @dataclass
 class Poller:
     """Runs one stream's queries and maps the rows; ``run`` is ``NetSuiteClient.suiteql``."""
@@ -287,6 +204,9 @@ class Poller:
     run: RunQuery
     settings: MappingSettings
     page_size: int = MAX_PAGE
+
+    def _extra(self, *keys: str) -> list[str | None]:
+        return [self.settings.fields.queried(k) for k in keys]
 
     async def poll(self, stream: str, cursor: str | None, limit: int) -> PollPage:
         if stream not in STREAMS:
@@ -298,10 +218,12 @@ class Poller:
         rows, more = await fetch(self.run, q, limit, self.page_size)
         if not rows:
             return PollPage(events=[], cursor=cursor, has_more=False)
-        records = await self._records(stream, rows)
-        events: list[CanonicalEvent] = []
-        for row, (record_type, record, created) in zip(rows, records, strict=True):
-            events += self._events(stream, row, record_type, record, created)
+        if stream == "inventory":
+            events = await self._stock_events([str(r["id"]) for r in rows])
+        else:
+            events = []
+            for row, (record_type, record, created) in await self._records(stream, rows):
+                events += self._events(stream, row, record_type, record, created)
         last = rows[-1]
         # Within a run, page exactly after the last row. At the end of a run, rewind to the
         # start of the last row's second: NetSuite stamps changes to the second, so a record
@@ -312,27 +234,67 @@ class Poller:
         return PollPage(events=events, cursor=next_cursor, has_more=more)
 
     def _driving_query(self, stream: str, after: Cursor | None) -> str:
+        modified, ident = (after.modified, after.id) if after else (None, 0)
         if stream == "inventory":
-            return item_query(self.settings, after, full=False)
-        if stream == "products":
-            return item_query(self.settings, after, full=True)
+            return sql.stock_transactions(modified, ident, self.settings.stock_types)
+        if stream in ("products",):
+            extra = self._extra("sale_price", "sale_start", "sale_end", "map_price")
+            return sql.items(modified, ident, extra, full=True)
         if stream == "customers":
-            return customer_query(after)
-        return transaction_query("ItemShip" if stream == "shipments" else "CustMemo", after)
+            return sql.customers(modified, ident)
+        return sql.transactions(_TRANSACTIONS[stream][0], modified, ident)
 
+    # --- stock ------------------------------------------------------------------------
+    def _stock_extra(self) -> list[str | None]:
+        return self._extra("reserved", "damaged", "quarantined", "expected_date")
+
+    async def _stock_events(self, transaction_ids: list[str]) -> list[CanonicalEvent]:
+        """The current levels of every item the transactions touched (read now, so as of
+        now: a level is a snapshot, whatever the transactions' own dates)."""
+        touched = await _details(self.run, sql.touched_items, transaction_ids, "item")
+        item_ids = sorted(touched, key=int)
+        if not item_ids:
+            return []
+        stock = await _details(
+            self.run, lambda ids: sql.stock_of_items(ids, self._stock_extra()), item_ids, "item"
+        )
+        rows = [row for item in item_ids for row in stock.get(item, [])]
+        return self._level_events(rows)
+
+    def _level_events(self, rows: list[dict[str, Any]]) -> list[CanonicalEvent]:
+        when = datetime.now(UTC)
+        events: list[CanonicalEvent] = []
+        for record in _stock_records(rows):
+            try:
+                events += events_for(
+                    INVENTORY_ITEM,
+                    record,
+                    self.settings,
+                    occurred_at=when,
+                    item_parts=INVENTORY_PARTS,
+                )
+            except (ValidationError, ValueError, PayloadError) as exc:
+                raise PermanentError(
+                    f"NetSuite stock of item {record.get('id')} cannot be mapped: {exc}"
+                ) from None
+        return events
+
+    async def levels(self, skus: list[str]) -> list[InventoryLevel]:
+        """What NetSuite holds now for these SKUs, per location (for reconciliation)."""
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(skus), MAX_PAGE):
+            chunk = skus[start : start + MAX_PAGE]
+            rows += await fetch_all(self.run, sql.stock_of_skus(chunk, self._stock_extra()))
+        return [e.payload_as(InventoryLevel) for e in self._level_events(rows)]
+
+    # --- records ----------------------------------------------------------------------
     async def _records(
         self, stream: str, rows: list[dict[str, Any]]
-    ) -> list[tuple[str, dict[str, Any], bool]]:
+    ) -> list[tuple[dict[str, Any], tuple[str, dict[str, Any], bool]]]:
         ids = [str(r["id"]) for r in rows]
         s = self.settings
-        if stream == "inventory":
-            stock = await _details(self.run, lambda i: stock_query(s, i), ids, "item")
-            return [
-                (INVENTORY_ITEM, {**r, "locations": stock.get(str(r["id"]), [])}, False)
-                for r in rows
-            ]
         if stream == "products":
-            prices = await _details(self.run, pricing_query, ids, "item")
+            prices = await _details(self.run, sql.pricing, ids, "item")
             out = []
             for r in rows:
                 levels = [
@@ -340,28 +302,42 @@ class Poller:
                     for p in prices.get(str(r["id"]), [])
                     if not p.get("currency") or str(p["currency"]).upper() == s.base_currency
                 ]
-                out.append((INVENTORY_ITEM, {**r, "priceLevels": levels}, False))
+                out.append((r, (INVENTORY_ITEM, {**r, "priceLevels": levels}, False)))
             return out
         if stream == "customers":
-            return [(CUSTOMER, r, False) for r in rows]
-        lines = await _details(self.run, lambda i: lines_query(s, i), ids, "transaction")
+            return [(r, (CUSTOMER, r, False)) for r in rows]
+        tran_type, record_type = _TRANSACTIONS[stream]
+        extra = self._extra("disposition") + (
+            self._extra("return_reason") if stream == "returns" else []
+        )
+        lines = await _details(
+            self.run,
+            lambda i: sql.lines(i, extra, inventory_only=tran_type == sql.FULFILMENT),
+            ids,
+            "transaction",
+        )
         packages = (
-            await _details(self.run, packages_query, ids, "itemfulfillment")
+            await _details(self.run, sql.packages, ids, "itemfulfillment")
             if stream == "shipments"
             else {}
         )
         out = []
         for r in rows:
             order, rma = _order_and_rma(r)
+            if _skipped(stream, r, order):
+                continue
             record = {
                 **r,
                 "salesOrder": order,
                 "returnAuthorization": rma,
+                "shipStatus": r.get("status"),
                 "items": _abs_quantities(lines.get(str(r["id"]), [])),
                 "packages": packages.get(str(r["id"]), []),
             }
-            kind = ITEM_FULFILLMENT if stream == "shipments" else CREDIT_MEMO
-            out.append((kind, record, r.get("created") == r.get("modified")))
+            if stream == "returns" and r.get("exchangeid"):
+                note = f"exchange: replaced by sales order {r['exchangeid']}"
+                record["memo"] = f"{r['memo']}; {note}" if r.get("memo") else note
+            out.append((r, (record_type, record, r.get("created") == r.get("modified"))))
         return out
 
     def _events(
@@ -372,18 +348,14 @@ class Poller:
         record: dict[str, Any],
         created: bool,
     ) -> list[CanonicalEvent]:
-        # stock rows are read as they are now (a snapshot), not as of the item's last edit:
-        # quantity changes need not move the item's lastmodifieddate
-        when = datetime.now(UTC) if stream == "inventory" else _when(row, self.settings)
-        parts = INVENTORY_PARTS if stream == "inventory" else PRODUCT_PARTS
         try:
             return events_for(
                 record_type,
                 record,
                 self.settings,
-                occurred_at=when,
+                occurred_at=_when(row, self.settings),
                 created=created,
-                item_parts=parts,
+                item_parts=PRODUCT_PARTS,
             )
         except (ValidationError, ValueError, PayloadError) as exc:
             # stop here, naming the record, rather than skip it and move the cursor past it

@@ -16,8 +16,13 @@ from connectors.netsuite import wire
 from simulators.faults import FaultControls
 from simulators.netsuite.erp import OpError
 from simulators.netsuite.record_api import RecordApi, json_response
+from simulators.netsuite.returns import ReturnsDesk
 from simulators.netsuite.state import Faults, SimError, Stats, qty
 from simulators.netsuite.webhooks import WebhookEmitter
+
+_OPS = frozenset(
+    {"stock", "fulfil", "credit_memo", "price", "ship_status", "receive", "rma_status", "exchange"}
+)
 
 
 class ControlError(Exception):
@@ -28,6 +33,7 @@ class Controls(RecordApi, FaultControls[Faults]):
     """What tests and the demo drive: the Python methods and the ``/_sim/`` endpoints."""
 
     webhooks: WebhookEmitter
+    returns: ReturnsDesk
     _seed_items: list[str | Mapping[str, Any]]
     _seed_customers: list[dict[str, Any]]
     _nonce_order: deque[tuple[str, str, str, int]]
@@ -131,7 +137,7 @@ class Controls(RecordApi, FaultControls[Faults]):
             if method == "POST":
                 self._set_config(await _control_body(request))
             return self._config_snapshot()
-        if method == "POST" and path in ("stock", "fulfil", "credit_memo", "price"):
+        if method == "POST" and path in _OPS:
             return self._control_op(path, await _control_body(request))
         return None
 
@@ -148,6 +154,14 @@ class Controls(RecordApi, FaultControls[Faults]):
                 }
             if path == "fulfil":
                 record = self.erp.fulfil(str(body["order"]), body)
+            elif path == "ship_status":
+                record = self.erp.set_ship_status(str(body["fulfillment"]), str(body["status"]))
+            elif path == "receive":
+                record = self.returns.receive(str(body["rma"]), body)
+            elif path == "rma_status":
+                record = self.returns.set_status(str(body["rma"]), str(body["status"]))
+            elif path == "exchange":
+                record = self.returns.exchange(str(body["rma"]), body)
             elif path == "credit_memo":
                 record = self.erp.credit_memo(body)
             else:
@@ -170,6 +184,11 @@ class Controls(RecordApi, FaultControls[Faults]):
             self.erp.tax_rate = wire.loads(str(body["tax_rate"]))
         if "default_location" in body:
             self.erp.default_location = str(body["default_location"])
+        if "custom_fields" in body:  # {"transactionline": ["custcol_…"], …}
+            fields = body["custom_fields"] or {}
+            if not isinstance(fields, dict):
+                raise ControlError("custom_fields must map a SuiteQL table to field ids")
+            self.erp.custom_columns = {str(t): [str(c) for c in cs] for t, cs in fields.items()}
 
     def _config_snapshot(self) -> dict[str, Any]:
         """The settings; the optional ones appear once they differ from the default."""
@@ -182,6 +201,8 @@ class Controls(RecordApi, FaultControls[Faults]):
             out["tax_rate"] = str(self.erp.tax_rate)
         if self.erp.default_location != "1":
             out["default_location"] = self.erp.default_location
+        if self.erp.custom_columns:
+            out["custom_fields"] = self.erp.custom_columns
         return out
 
     async def _control_faults(self, request: Request) -> dict[str, Any]:

@@ -2,13 +2,21 @@
 credit memos, prices; the record bodies the webhook posts (the rows SuiteQL reads from
 them: ``tables``).
 
+Stock moves the way NetSuite moves it: through transactions, never by saving the item.
+
 - Creating or changing a sales order *commits* stock: for each open line, ``quantity`` minus
   ``quantityFulfilled`` at the line's location (else the order's, else the default one) is
   added to ``quantityCommitted``, so what is available drops; closing lines releases it.
-- A fulfilment takes the shipped quantities off on-hand (and so off the commitment) and moves
-  the order to Partially Fulfilled / Pending Billing.
-- A credit memo puts ``restock`` lines back on hand.
-Every change bumps the record's ``lastModifiedDate`` and is posted to the webhook, if set.
+  The sales order is the transaction that changed (its ``lastmodifieddate`` moves).
+- A fulfilment is an ``itemFulfillment`` (SuiteQL type ItemShip) whose lines take the
+  shipped quantities off on-hand (and so off the commitment); the order becomes Partially
+  Fulfilled / Pending Billing.
+- A count or correction (``/_sim/stock`` on_hand) is an ``inventoryAdjustment`` (InvAdjst)
+  with the difference per location; an expected delivery (on_order) a ``purchaseOrder``.
+- A credit memo's ``restock`` lines put goods back on hand (lines that move stock).
+Items keep their ``lastmodifieddate`` through all of this: only saving the item moves it.
+Every record change is posted to the webhook, if set; after a stock move the items' levels
+are posted too (the user-event script deployed on the stock transactions does that).
 """
 
 from __future__ import annotations
@@ -24,12 +32,8 @@ if TYPE_CHECKING:
     from simulators.netsuite.state import SimRecord
 
 DEFAULT_LOCATION = "1"
-TRAN_TYPES = {
-    "salesorder": "SalesOrd",
-    "returnauthorization": "RtnAuth",
-    "itemfulfillment": "ItemShip",
-    "creditmemo": "CustMemo",
-}
+# transactions that only move stock: the simulated script posts the items' levels instead
+STOCK_ONLY = frozenset({"inventoryadjustment", "purchaseorder", "itemreceipt"})
 # what the convenience names of /_sim/stock mean, as the default custom field ids
 STOCK_CUSTOM = {
     "reserved": "custrecord_gw_qty_reserved",
@@ -37,7 +41,6 @@ STOCK_CUSTOM = {
     "quarantined": "custrecord_gw_qty_quarantined",
     "expected_date": "custrecord_gw_expected_date",
 }
-STAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 class OpError(Exception):
@@ -91,6 +94,8 @@ class ErpState:
         self.commitments: dict[str, dict[tuple[str, str], Decimal]] = {}
         self.tax_rate = Decimal(0)
         self.default_location = DEFAULT_LOCATION
+        # custom fields the account has, by SuiteQL table (a standard account: none)
+        self.custom_columns: dict[str, list[str]] = {}
 
     def reset(self) -> None:
         self.stock.clear()
@@ -136,20 +141,57 @@ class ErpState:
         if event_type == "create":
             record.created = record.modified
         kind = record.type.lower()
-        self.sim.webhooks.emit(kind, event_type, record.id, record.modified, self.contract(record))
+        if kind not in STOCK_ONLY:
+            self.sim.webhooks.emit(
+                kind, event_type, record.id, record.modified, self.contract(record)
+            )
+
+    def stock_moved(self, item_ids: set[str]) -> None:
+        """Stock of these items changed by a transaction: the items are not saved (their
+        lastModifiedDate stays); the script on the transaction posts their levels."""
+        for item_id in sorted(item_ids):
+            record = self.sim._store("inventoryItem").get(item_id)
+            if record is not None:
+                self.sim.webhooks.emit(
+                    "inventoryitem", "edit", record.id, self.now(), self.contract(record)
+                )
+
+    def stock_transaction(
+        self, record_type: str, prefix: str, lines: list[dict[str, Any]], **fields: Any
+    ) -> SimRecord:
+        """A transaction that moves stock (adjustment, receipt, purchase order)."""
+        self.sim._tran_seq += 1
+        record = self.sim._new_transaction(
+            record_type,
+            {
+                "tranId": f"{prefix}{self.sim._tran_seq}",
+                "tranDate": self.now().date().isoformat(),
+                "item": {"items": lines},
+                **fields,
+            },
+        )
+        self.touched(record, "create")
+        return record
 
     def set_stock(self, item_key: str, location: str, values: Mapping[str, Any]) -> StockRow:
+        """A stock count (an inventory adjustment by the difference), an expected delivery
+        (a purchase order), or custom quantity fields (saved on the item)."""
         item = self.item(item_key)
         row = self.row(item.id, str(location))
-        if "on_hand" in values:
-            row.on_hand = dec(values["on_hand"], "on_hand")
-        if "on_order" in values:
-            row.on_order = dec(values["on_order"], "on_order")
-        for name, column in STOCK_CUSTOM.items():
-            if name in values:
-                row.custom[column] = values[name]
-        row.custom.update(values.get("custom") or {})
-        self.touched(item)
+        line = {"item": {"id": item.id}, "location": {"id": str(location)}}
+        if "on_hand" in values and (delta := dec(values["on_hand"], "on_hand") - row.on_hand):
+            row.on_hand += delta
+            adjust = [{**line, "quantity": delta, "inventoryAffecting": True}]
+            self.stock_transaction("inventoryAdjustment", "ADJ", adjust)
+        if "on_order" in values and (delta := dec(values["on_order"], "on_order") - row.on_order):
+            row.on_order += delta
+            self.stock_transaction("purchaseOrder", "PO", [{**line, "quantity": delta}])
+        custom = {c: values[n] for n, c in STOCK_CUSTOM.items() if n in values}
+        custom.update(values.get("custom") or {})
+        if custom:  # fields of the item's locations: saving them saves the item
+            row.custom.update(custom)
+            self.touched(item)
+        self.stock_moved({item.id})
         return row
 
     def set_price(self, item_key: str, values: Mapping[str, Any]) -> SimRecord:
@@ -184,17 +226,14 @@ class ErpState:
                 self.row(*key).committed += delta
                 changed.add(key[0])
         self.commitments[order.id] = wanted
-        for item_id in sorted(changed):
-            record = self.sim._store("inventoryItem").get(item_id)
-            if record is not None:
-                self.touched(record)
+        self.stock_moved(changed)  # the order changed, not the items
 
     def fulfil(self, order_key: str, spec: Mapping[str, Any]) -> SimRecord:
         """Ship (part of) a sales order: an itemFulfillment, less on hand, a new status."""
         order = self.record("salesOrder", order_key)
         status = str(spec.get("ship_status", "C")).upper()
         if status not in ("A", "B", "C"):
-            raise OpError("ship_status must be A (packed), B (picked up) or C (shipped)")
+            raise OpError("ship_status must be A (picked), B (packed) or C (shipped)")
         wanted = {
             self.item(str(k)).id: dec(v, "quantity") for k, v in (spec.get("lines") or {}).items()
         }
@@ -224,6 +263,7 @@ class ErpState:
                     "quantity": qty,
                     "location": {"id": loc},
                     "orderLine": line["line"],
+                    "inventoryAffecting": True,
                 }
             )
         if not shipped:
@@ -256,6 +296,16 @@ class ErpState:
         self.recommit(order)  # fulfilled lines no longer hold a commitment
         self.touched(order)
         self.touched(fulfilment, "create")
+        self.stock_moved({ref_id(ln["item"]) or "" for ln in shipped})
+        return fulfilment
+
+    def set_ship_status(self, fulfilment_key: str, status: str) -> SimRecord:
+        """Picked (A) → packed (B) → shipped (C): an edit of the fulfilment."""
+        if status not in ("A", "B", "C"):
+            raise OpError("ship_status must be A (picked), B (packed) or C (shipped)")
+        fulfilment = self.record("itemFulfillment", fulfilment_key)
+        fulfilment.fields["shipStatus"] = status
+        self.touched(fulfilment)
         return fulfilment
 
     def credit_memo(self, spec: Mapping[str, Any]) -> SimRecord:
@@ -276,6 +326,7 @@ class ErpState:
                     "amount": dec(line.get("amount", 0), "amount"),
                 }
             )
+        restocked: set[str] = set()
         for line in spec.get("restock") or []:
             item = self.item(str(line["item"]))
             qty = dec(line.get("quantity", 1), "quantity")
@@ -288,11 +339,12 @@ class ErpState:
                     "amount": dec(line.get("amount", 0), "amount"),
                     "location": {"id": location},
                     "custcol_gw_disposition": disposition,
+                    "inventoryAffecting": disposition == "restock",
                 }
             )
             if disposition == "restock":
                 self.row(item.id, location).on_hand += qty
-                self.touched(item)
+                restocked.add(item.id)
         amount = spec.get("amount")
         total = (
             dec(amount, "amount")
@@ -312,6 +364,7 @@ class ErpState:
             },
         )
         self.touched(memo, "create")
+        self.stock_moved(restocked)
         return memo
 
     # --- derived values ------------------------------------------------------------------

@@ -32,6 +32,7 @@ from simulators.netsuite.state import (
 )
 
 if TYPE_CHECKING:
+    from simulators.netsuite.returns import ReturnsDesk
     from simulators.netsuite.tables import ErpTables
 
 INVALID_LOGIN_DETAIL = (
@@ -65,6 +66,7 @@ class RecordApi(RecordStore):
     in_flight: int
     faults: Faults
     tables: ErpTables
+    returns: ReturnsDesk
     _nonces: set[tuple[str, str, str, int]]
     _nonce_order: deque[tuple[str, str, str, int]]
 
@@ -85,13 +87,10 @@ class RecordApi(RecordStore):
             try:
                 rows = suiteql.run(q, self.tables)
             except suiteql.QueryError as exc:
-                raise SimError(
-                    400,
-                    "INVALID_PARAMETER",
-                    "Invalid search query. Detailed unprocessed description follows. "
-                    f"Search error occurred: {exc}.",
-                    "q",
-                ) from None
+                # NetSuite names the query parameter, not a path (captured live: see suiteql.py)
+                body = wire.error_body(400, "INVALID_PARAMETER", str(exc))
+                body["o:errorDetails"][0]["o:errorQueryParam"] = "q"
+                return json_response(400, body, wire.ERROR_CONTENT_TYPE)
             body = suiteql.page(rows, limit, offset, base + wire.SUITEQL_API)
             return json_response(200, body, wire.COLLECTION_CONTENT_TYPE)
         except SimError as err:
@@ -229,6 +228,14 @@ class RecordApi(RecordStore):
             return await self._route_one(request, base, segments[0], segments[1])
         elif len(segments) == 3 and method == "GET":
             return self._get_sublist(base, *segments)
+        elif len(segments) == 4 and segments[2] == "!transform" and method == "POST":
+            replace = {
+                s.strip().lower() for s in request.query_params.get("replace", "").split(",") if s
+            }
+            record = self.returns.transform(
+                segments[0], segments[1], segments[3], await _read_body(request), replace
+            )
+            return _no_content({"Location": f"{base}/{record.type}/{record.id}"})
         raise SimError(405 if segments else 404, "INVALID_REQUEST", "Unsupported request.")
 
     async def _route_one(self, request: Request, base: str, record_type: str, key: str) -> Response:

@@ -45,10 +45,18 @@ Control (no auth), over HTTP so tests in other processes can drive it, or from P
   "ship_method": …}`` → an itemFulfillment; the order becomes Partially Fulfilled or Pending
   Billing and on-hand drops;
 - ``POST /_sim/credit_memo`` ``{"order"|"rma": id, "amount": "19.99", "lines": [{"item",
-  "quantity", "amount"}], "restock": [{"item", "quantity", "disposition", "location"}]}``.
+  "quantity", "amount"}], "restock": [{"item", "quantity", "disposition", "location"}]}``;
+- ``POST /_sim/ship_status`` ``{"fulfillment": id, "status": "A"|"B"|"C"}`` (picked, packed,
+  shipped); ``POST /_sim/receive`` ``{"rma": id, "lines": {"1042": 1}, "location": "1"}``
+  (an item receipt of the RMA); ``POST /_sim/rma_status`` ``{"rma": id, "status": "B"}``;
+  ``POST /_sim/exchange`` ``{"rma": id, "lines": {"1042": 1}}`` (a sales order created from
+  the RMA); ``POST /_sim/config`` ``{"custom_fields": {"transactionline":
+  ["custcol_gw_disposition"]}}`` gives the account custom fields (none by default).
 
 Beyond the record API: ``POST …/services/rest/query/v1/suiteql`` (``Prefer: transient``,
-``limit``/``offset``) answers the connector's query shapes (``suiteql.py``); sales orders
+``limit``/``offset``) runs any query with SQLite over the account's tables (``suiteql.py``,
+``schema.py``, ``tables.py``), and ``POST …/salesOrder/{id}/!transform/returnAuthorization``
+makes an RMA (``returns.py``); sales orders
 commit stock per location and every change is posted, signed, to ``webhook_url`` like the
 user-event script would (``erp.py``, ``webhooks.py``; failures in
 ``/_sim/stats`` → ``webhooks``). Records carry ``lastModifiedDate`` (whole seconds;
@@ -81,6 +89,7 @@ from connectors.netsuite.auth import CREDENTIAL_KEYS, TbaCredentials
 from simulators.netsuite.control import Controls
 from simulators.netsuite.erp import ErpState
 from simulators.netsuite.record_api import error_response
+from simulators.netsuite.returns import ReturnsDesk
 from simulators.netsuite.state import KNOWN_TYPES, Faults, SimError, SimRecord, Stats
 from simulators.netsuite.tables import ErpTables
 from simulators.netsuite.webhooks import WebhookEmitter
@@ -128,6 +137,7 @@ class NetSuiteSimulator(Controls):
         self.webhooks = WebhookEmitter()
         self.erp = ErpState(self)
         self.tables = ErpTables(self.erp)
+        self.returns = ReturnsDesk(self)
         self.reset()
         self.app = self._build_app()
 

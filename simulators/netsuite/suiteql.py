@@ -1,144 +1,247 @@
-"""The simulator's SuiteQL service: it answers the query shapes the connector sends.
+"""The simulator's SuiteQL service: any query, run by SQLite over the account's tables.
 
-No SQL engine: each known shape is recognised by a regular expression, its parameters (the
-keyset cursor, ``IN`` lists, custom columns) are read from the text, and the rows come from
-the simulator's records. Anything else gets NetSuite's 400 for a query it cannot run.
-Like NetSuite, columns whose value is null are left out of a row.
+Each query gets a fresh in-memory SQLite database holding the tables of ``schema.TABLES``
+(plus the custom fields the simulated account has), filled from the simulator's records, so
+a correct query works whatever its shape, and a query naming a table or field the account
+lacks fails with NetSuite's documented 400 (``o:errorCode`` INVALID_PARAMETER,
+``o:errorQueryParam`` q; the wording as NetSuite answers it, e.g. "Invalid search query.
+Detailed unprocessed description follows. Search error occurred: Unknown identifier
+'subsidiary'. Available identifiers are: {transaction=transaction}." — captured from a live
+account in databrickslabs/lakeflow-community-connectors' NetSuite tests; "Field 'amout' for
+record 'transactionLine' was not found." and "Invalid search type: …" from public client
+tests).
+
+SuiteQL is Oracle-flavoured; what SQLite lacks is supplied: ``BUILTIN.DF(col)`` (the
+display value: a reference's name, e.g. a currency's name, not its ISO code),
+``TO_CHAR``, ``TO_TIMESTAMP``, ``TO_DATE``, ``NVL`` and ``FETCH FIRST n ROWS ONLY``.
+Like NetSuite, every value comes back as text, a column whose value is null is left out
+of its row, booleans are ``T``/``F``, and a date selected without ``TO_CHAR`` comes back
+in the account's display format (``M/D/YYYY``), which is why clients format dates
+themselves.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
-TS_FORMAT = "YYYY-MM-DD HH24:MI:SS"
-_TS = rf"TO_TIMESTAMP\('(?P<t>[\d :-]+)', '{TS_FORMAT}'\)"
-_CURSOR = re.compile(
-    rf"^\((?P<a>\w+)\.lastmodifieddate > {_TS} OR "
-    rf"\((?P=a)\.lastmodifieddate = TO_TIMESTAMP\('(?P=t)', '{TS_FORMAT}'\) "
-    rf"AND (?P=a)\.id > (?P<id>\d+)\)\)$"
-)
-_IDS = r"\((?P<ids>\d+(?:, \d+)*)\)"
-_MOD = rf"TO_CHAR\((?P<alias>\w+)\.lastmodifieddate, '{TS_FORMAT}'\) AS modified"
+from simulators.netsuite.schema import BOOL, DATE, DISPLAY_COLUMN, NUM, REF, TABLES, Column
 
-ITEMS = re.compile(
-    rf"^SELECT item\.id, item\.itemid, {_MOD}(?P<cols>(?:, [^,]+?)*) FROM item "
-    r"WHERE item\.itemtype = 'InvtPart'(?: AND (?P<cursor>\(.+\)))? "
-    r"ORDER BY item\.lastmodifieddate, item\.id$"
+ERROR_PREFIX = "Invalid search query. Detailed unprocessed description follows. "
+DATE_MARK = "\x01"  # stored dates sort and compare as text; the mark tells them apart
+_STAMP = "%Y-%m-%d %H:%M:%S"
+_STRINGS = re.compile(r"('(?:[^']|'')*')")
+_DF = re.compile(r"\bBUILTIN\.DF\s*\(\s*((?:\w+\.)?)(\w+)\s*\)", re.IGNORECASE)
+_FETCH = re.compile(r"\bFETCH\s+(?:FIRST|NEXT)\s+(\d+)\s+ROWS?\s+ONLY\b", re.IGNORECASE)
+_KEYWORD_NAMES = re.compile(r'(?<!")\btransaction\b(?!")', re.IGNORECASE)  # an SQLite keyword
+_SOURCES = re.compile(
+    r"\b(?:FROM|JOIN)\s+\"?(\w+)\"?(?:\s+(?:AS\s+)?(?!(?:ON|WHERE|INNER|LEFT|RIGHT|JOIN|"
+    r"ORDER|GROUP|CROSS|FULL|OUTER|UNION|HAVING)\b)(\w+))?",
+    re.IGNORECASE,
 )
-STOCK = re.compile(
-    r"^SELECT iil\.item, iil\.location, iil\.quantityonhand, iil\.quantitycommitted, "
-    r"iil\.quantityonorder(?P<cols>(?:, iil\.\w+)*) FROM inventoryitemlocations iil "
-    rf"WHERE iil\.item IN {_IDS} ORDER BY iil\.item, iil\.location$"
-)
-PRICING = re.compile(
-    r"^SELECT pricing\.item, BUILTIN\.DF\(pricing\.pricelevel\) AS pricelevel, "
-    r"BUILTIN\.DF\(pricing\.currency\) AS currency, pricing\.quantity AS minquantity, "
-    rf"pricing\.unitprice AS price FROM pricing WHERE pricing\.item IN {_IDS} "
-    r"ORDER BY pricing\.item, pricing\.pricelevel, pricing\.quantity$"
-)
-CUSTOMERS = re.compile(
-    rf"^SELECT customer\.id, (?:[^,]+, )+{_MOD} FROM customer"
-    r"(?: WHERE (?P<cursor>\(.+\)))? ORDER BY customer\.lastmodifieddate, customer\.id$"
-)
-TRANSACTIONS = re.compile(
-    rf"^SELECT t\.id, .+?, {_MOD}, .+? FROM transaction t "
-    r"INNER JOIN transactionline ml ON ml\.transaction = t\.id AND ml\.mainline = 'T' "
-    r"LEFT JOIN transaction src ON src\.id = ml\.createdfrom "
-    r"LEFT JOIN transactionline srcml ON srcml\.transaction = src\.id AND srcml\.mainline = 'T' "
-    r"LEFT JOIN transaction up ON up\.id = srcml\.createdfrom "
-    r"WHERE t\.type = '(?P<type>ItemShip|CustMemo)'(?: AND (?P<cursor>\(.+\)))? "
-    r"ORDER BY t\.lastmodifieddate, t\.id$"
-)
-LINES = re.compile(
-    r"^SELECT tl\.transaction, tl\.id AS line, item\.itemid, tl\.quantity, "
-    r"tl\.foreignamount AS amount, BUILTIN\.DF\(tl\.location\) AS location"
-    r"(?P<cols>(?:, tl\.\w+)*) FROM transactionline tl INNER JOIN item ON item\.id = tl\.item "
-    rf"WHERE tl\.transaction IN {_IDS} AND tl\.mainline = 'F' ORDER BY tl\.transaction, tl\.id$"
-)
-PACKAGES = re.compile(
-    r"^SELECT p\.itemfulfillment, p\.packagetrackingnumber, p\.packageweight, p\.packagedescr "
-    rf"FROM itemfulfillmentpackage p WHERE p\.itemfulfillment IN {_IDS} "
-    r"ORDER BY p\.itemfulfillment, p\.id$"
-)
-_CUSTOM = re.compile(r"\b\w+\.(cust\w+)\b")
-
-
-class SuiteQLData(Protocol):
-    """Rows of the simulator's records, as the tables the connector reads would give them."""
-
-    def item_rows(self, full: bool, custom: Sequence[str]) -> list[dict[str, Any]]: ...
-    def stock_rows(self, ids: Sequence[str], custom: Sequence[str]) -> list[dict[str, Any]]: ...
-    def pricing_rows(self, ids: Sequence[str]) -> list[dict[str, Any]]: ...
-    def customer_rows(self) -> list[dict[str, Any]]: ...
-    def transaction_rows(self, tran_type: str) -> list[dict[str, Any]]: ...
-    def line_rows(self, ids: Sequence[str], custom: Sequence[str]) -> list[dict[str, Any]]: ...
-    def package_rows(self, ids: Sequence[str]) -> list[dict[str, Any]]: ...
+# Oracle date format elements → strftime (the ones integrations use)
+_FORMAT = [
+    ("YYYY", "%Y"),
+    ("HH24", "%H"),
+    ("MM", "%m"),
+    ("DD", "%d"),
+    ("MI", "%M"),
+    ("SS", "%S"),
+]
 
 
 class QueryError(Exception):
-    """A query the simulated account cannot run (NetSuite answers 400)."""
+    """A query the simulated account cannot run; ``str()`` is NetSuite's ``detail``."""
 
 
-@dataclass(frozen=True)
-class _Keyset:
-    modified: str
-    id: int
+class SuiteQLData(Protocol):
+    """What the engine needs from the account: its rows and custom fields."""
+
+    def table_rows(self) -> Mapping[str, list[dict[str, Any]]]: ...
+    def custom_columns(self) -> Mapping[str, Sequence[str]]: ...
+    def display(self, table: str, ident: Any) -> str | None: ...
 
 
-def _keyset(text: str | None) -> _Keyset | None:
-    if not text:
+# --- values ----------------------------------------------------------------------------
+
+
+def stamp(value: datetime | str | None) -> str | None:
+    """A date or date-time as the engine stores it."""
+    if value is None or value == "":
         return None
-    match = _CURSOR.match(text)
-    if match is None:
-        raise QueryError(f"unsupported condition {text[:80]!r}")
-    return _Keyset(match["t"], int(match["id"]))
+    if isinstance(value, str):
+        text = value if len(value) > 10 else f"{value[:10]} 00:00:00"
+        value = datetime.strptime(text[:19].replace("T", " "), _STAMP)
+    return DATE_MARK + value.strftime(_STAMP)
 
 
-def _driving(rows: list[dict[str, Any]], after: _Keyset | None) -> list[dict[str, Any]]:
-    """Rows after the keyset, ordered by (modified, id) as the ORDER BY says."""
-    ordered = sorted(rows, key=lambda r: (r["modified"], int(r["id"])))
-    if after is None:
-        return ordered
-    return [r for r in ordered if (r["modified"], int(r["id"])) > (after.modified, after.id)]
+def _strftime(fmt: str) -> str:
+    out = fmt
+    for oracle, python in _FORMAT:
+        out = out.replace(oracle, python)
+    return out
 
 
-def _ids(match: re.Match[str]) -> list[str]:
-    return [i.strip() for i in match["ids"].split(",")]
+def _to_char(value: Any, fmt: str | None = None) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.startswith(DATE_MARK):
+        when = datetime.strptime(value[1:], _STAMP)
+        return when.strftime(_strftime(fmt)) if fmt else _display_date(value)
+    return _text(value)
 
 
-def _customs(text: str | None) -> list[str]:
-    return _CUSTOM.findall(text or "")
+def _to_timestamp(text: Any, fmt: str | None = None) -> str | None:
+    if text is None:
+        return None
+    try:
+        when = datetime.strptime(str(text), _strftime(fmt or "YYYY-MM-DD HH24:MI:SS"))
+    except ValueError:
+        raise ValueError(f"{text!r} does not match the format {fmt!r}") from None
+    return DATE_MARK + when.strftime(_STAMP)
 
 
-def run(q: str, data: SuiteQLData) -> list[dict[str, Any]]:
-    """Every row of ``q`` (before paging); QueryError for a shape we do not know."""
-    text = " ".join(q.split())
-    handlers: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[dict[str, Any]]]]] = [
-        (
-            ITEMS,
-            lambda m: _driving(
-                data.item_rows(bool(m["cols"]), _customs(m["cols"])), _keyset(m["cursor"])
-            ),
-        ),
-        (STOCK, lambda m: data.stock_rows(_ids(m), _customs(m["cols"]))),
-        (PRICING, lambda m: data.pricing_rows(_ids(m))),
-        (CUSTOMERS, lambda m: _driving(data.customer_rows(), _keyset(m["cursor"]))),
-        (
-            TRANSACTIONS,
-            lambda m: _driving(data.transaction_rows(m["type"]), _keyset(m["cursor"])),
-        ),
-        (LINES, lambda m: data.line_rows(_ids(m), _customs(m["cols"]))),
-        (PACKAGES, lambda m: data.package_rows(_ids(m))),
-    ]
-    for pattern, handler in handlers:
-        match = pattern.match(text)
-        if match is not None:
-            rows = handler(match)
-            return [{k: v for k, v in row.items() if v is not None} for row in rows]
-    raise QueryError("the simulator does not know this query shape")
+def _display_date(value: str) -> str:
+    when = datetime.strptime(value[1:], _STAMP)
+    return f"{when.month}/{when.day}/{when.year}"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return format(Decimal(repr(value)).normalize(), "f")
+    return str(value)
+
+
+def _stored(column: Column, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if column.kind == NUM or (column.kind == REF and str(value).isdigit()):
+        number = Decimal(str(value))
+        return int(number) if number == number.to_integral_value() else float(number)
+    if column.kind == BOOL:
+        if isinstance(value, str):
+            return "T" if value.upper() in ("T", "TRUE") else "F"
+        return "T" if value else "F"
+    if column.kind == DATE:
+        return stamp(value)
+    return str(value)
+
+
+# --- the database ------------------------------------------------------------------------
+
+
+def _quoted(name: str) -> str:
+    return f'"{name}"'
+
+
+def _columns(table: str, custom: Mapping[str, Sequence[str]]) -> list[Column]:
+    return [*TABLES[table], *(Column(c.lower()) for c in custom.get(table, ()))]
+
+
+def build(data: SuiteQLData) -> sqlite3.Connection:
+    """An in-memory database with every table of the account, filled with its rows."""
+    db = sqlite3.connect(":memory:")
+    db.create_function("TO_CHAR", -1, _to_char, deterministic=True)
+    db.create_function("TO_TIMESTAMP", -1, _to_timestamp, deterministic=True)
+    db.create_function("TO_DATE", -1, _to_timestamp, deterministic=True)
+    db.create_function("NVL", 2, lambda a, b: b if a is None else a, deterministic=True)
+    custom = data.custom_columns()
+    rows = data.table_rows()
+    for table in TABLES:
+        columns = _columns(table, custom)
+        # every column has a twin "<name>__df" holding what BUILTIN.DF shows for it
+        names = [n for c in columns for n in (c.name, f"{c.name}__df")]
+        db.execute(f"CREATE TABLE {_quoted(table)} ({', '.join(map(_quoted, names))})")
+        values = []
+        for row in rows.get(table, []):
+            record: list[Any] = []
+            for column in columns:
+                raw = row.get(column.name)
+                value = _stored(column, raw)
+                shown = data.display(column.refers_to, raw) if column.refers_to else value
+                record += [value, shown]
+            values.append(record)
+        if values:
+            marks = ", ".join("?" * len(names))
+            db.executemany(f"INSERT INTO {_quoted(table)} VALUES ({marks})", values)
+    return db
+
+
+# --- running a query ---------------------------------------------------------------------
+
+
+def _rewrite(q: str) -> str:
+    """SuiteQL → SQLite, outside string literals only."""
+    parts = _STRINGS.split(q)
+    for i in range(0, len(parts), 2):  # even parts are outside quotes
+        text = _DF.sub(lambda m: f"{m[1]}{m[2]}__df", parts[i])
+        text = _FETCH.sub(lambda m: f"LIMIT {m[1]}", text)
+        parts[i] = _KEYWORD_NAMES.sub(lambda m: _quoted(m[0].lower()), text)
+    return "".join(parts)
+
+
+def _sources(q: str) -> dict[str, str]:
+    """alias → table of the query's FROM and JOIN clauses (for error messages)."""
+    found: dict[str, str] = {}
+    for match in _SOURCES.finditer(_STRINGS.sub("''", q)):
+        table = match[1].lower()
+        found[(match[2] or table).lower()] = table
+    return found
+
+
+def _explain(exc: sqlite3.Error, q: str) -> str:
+    message = str(exc)
+    if match := re.match(r"no such table: (\S+)", message):
+        return f"{ERROR_PREFIX}Invalid search type: {match[1].strip(chr(34))}."
+    if match := re.match(r"no such column: (\S+)", message):
+        name = match[1].strip('"').removesuffix("__df")
+        sources = _sources(q)
+        alias, dot, field = name.rpartition(".")
+        if dot and alias.lower() in sources:
+            return (
+                f"{ERROR_PREFIX}Search error occurred: Field '{field}' for record "
+                f"'{sources[alias.lower()]}' was not found."
+            )
+        known = ", ".join(f"{a}={t}" for a, t in sources.items())
+        return (
+            f"{ERROR_PREFIX}Search error occurred: Unknown identifier '{field or name}'. "
+            f"Available identifiers are: {{{known}}}."
+        )
+    if match := re.match(r"no such function: (\w+)", message):
+        return f"{ERROR_PREFIX}Search error occurred: Unknown function {match[1]}."
+    return f"{ERROR_PREFIX}Search error occurred: Invalid or unsupported search."
+
+
+def _row(labels: Iterable[str], values: Iterable[Any]) -> dict[str, str]:
+    row: dict[str, str] = {}
+    for label, value in zip(labels, values, strict=True):
+        if value is None or label.endswith("__df"):
+            continue
+        if isinstance(value, str) and value.startswith(DATE_MARK):
+            row[label] = _display_date(value)
+        else:
+            row[label] = _text(value)
+    return row
+
+
+def run(q: str, data: SuiteQLData) -> list[dict[str, str]]:
+    """Every row of ``q`` (before paging); QueryError with NetSuite's wording otherwise."""
+    text = q.strip().rstrip(";")
+    if not re.match(r"(?is)^\s*(SELECT|WITH)\b", text):
+        raise QueryError(f"{ERROR_PREFIX}Search error occurred: Invalid or unsupported search.")
+    db = build(data)
+    try:
+        cursor = db.execute(_rewrite(text))
+        labels = [d[0].lower() for d in cursor.description or ()]
+        return [_row(labels, values) for values in cursor.fetchall()]
+    except sqlite3.Error as exc:  # OperationalError, ProgrammingError (two statements)…
+        raise QueryError(_explain(exc, text)) from None
+    finally:
+        db.close()
 
 
 def page(rows: list[dict[str, Any]], limit: int, offset: int, href: str) -> dict[str, Any]:
@@ -165,4 +268,16 @@ def page(rows: list[dict[str, Any]], limit: int, offset: int, href: str) -> dict
     }
 
 
-__all__ = ["QueryError", "SuiteQLData", "page", "run"]
+def display_name(rows: Mapping[str, list[dict[str, Any]]], table: str, ident: Any) -> str | None:
+    """What BUILTIN.DF shows for row ``ident`` of ``table`` (its name, item id, entity id)."""
+    if ident in (None, ""):
+        return None
+    column = DISPLAY_COLUMN.get(table, "name")
+    for row in rows.get(table, []):
+        if str(row.get("id")) == str(ident):
+            value = row.get(column)
+            return None if value is None else str(value)
+    return str(ident)
+
+
+__all__ = ["DATE_MARK", "QueryError", "SuiteQLData", "build", "page", "run", "stamp"]

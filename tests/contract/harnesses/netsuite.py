@@ -258,8 +258,9 @@ class NetSuiteHarness(Harness):
             make_event("return.requested", ret, NOW),
             sku_context(),
             self._counter(remote, "returnAuthorization"),
-            lambda r: r.method == "PUT" and "/returnAuthorization/eid:" in r.url.path,
-            tag="returnAuthorization",
+            # the RMA is made by transforming the order (the path's record is salesOrder)
+            lambda r: r.method == "POST" and "/!transform/returnAuthorization" in r.url.path,
+            tag="salesOrder",
         )
 
     async def inject(self, remote: Remote, fault: Fault, delivery: Delivery | None) -> None:
@@ -304,6 +305,7 @@ class NetSuiteHarness(Harness):
             StreamSample("customers", self._new_customer),
             StreamSample("shipments", self._fulfilment),
             StreamSample("credit_memos", self._credit_memo),
+            StreamSample("returns", self._rma_approved),
         ]
 
     _levels = iter(range(10_000, 1_000_000))
@@ -360,4 +362,16 @@ class NetSuiteHarness(Harness):
         return lambda e: (
             e.type == "credit_memo.created"
             and getattr(e.payload, "order_key", None) == order.entity_key
+        )
+
+    async def _rma_approved(self, remote: Remote) -> Callable[[CanonicalEvent], bool]:
+        order = await self._order_in_netsuite(remote)
+        eid = f"{SOURCE}-{order.payload.external_id}"  # type: ignore[union-attr]
+        sim = _sim(remote)
+        rma = sim.returns.transform("salesOrder", f"eid:{eid}", "returnAuthorization", {}, set())
+        sim.returns.set_status(rma.id, "B")  # approved: Pending Receipt
+        return lambda e: (
+            e.type == "return.updated"
+            and getattr(e.payload, "order_key", None) == order.entity_key
+            and getattr(e.payload, "status", None) == "authorized"
         )

@@ -52,13 +52,11 @@ def clock(sim: NetSuiteSimulator) -> Iterator[Clock]:
 
 
 def seed_items(sim: NetSuiteSimulator, count: int) -> list[str]:
+    """Items with stock counted in: one inventory adjustment each (a stock transaction)."""
     ids = [str(3000 + i) for i in range(count)]
-    sim.seed(
-        items=[
-            {"id": i, "itemId": f"SKU-{i}", "locations": [{"location": "1", "quantityOnHand": 5}]}
-            for i in ids
-        ]
-    )
+    sim.seed(items=[{"id": i, "itemId": f"SKU-{i}"} for i in ids])
+    for i in ids:
+        sim.erp.set_stock(i, "1", {"on_hand": 5})
     return ids
 
 
@@ -75,8 +73,8 @@ def item(sim: NetSuiteSimulator, key: str) -> dict[str, Any]:
 async def test_equal_timestamps_page_across_calls_without_loss(
     sim: NetSuiteSimulator, sim_connector: NetSuiteConnector, clock: Clock
 ) -> None:
-    sim.reset()  # every seeded item now shares T0 to the second
-    seed_items(sim, 7)
+    sim.reset()
+    seed_items(sim, 7)  # seven adjustments, every one stamped T0 to the second
     seen: list[str] = []
     cursor = None
     calls = 0
@@ -87,16 +85,14 @@ async def test_equal_timestamps_page_across_calls_without_loss(
         cursor = page.cursor
         if not page.has_more:
             break
-    expected = ["1042", "959"] + [f"SKU-{3000 + i}" for i in range(7)]
-    # 1042 and 959 have no stock rows: no level events, but they still move the cursor
-    assert sorted(seen) == sorted(s for s in expected if s.startswith("SKU"))
+    assert sorted(seen) == [f"SKU-{3000 + i}" for i in range(7)]
     assert len(seen) == len(set(seen))  # within a run, no row twice
     assert calls == 3
-    # the end of a run rewinds to the start of its last second (id 0): a record changed
+    # the end of a run rewinds to the start of its last second (id 0): a transaction saved
     # again within that second is read at the next run (the core drops what it has)
     assert Cursor.decode(cursor) == Cursor("2026-11-01 09:00:00", 0)
 
-    # the same second, changed again: the next run sees the change
+    # the same second, counted again: the next run sees the change
     sim.erp.set_stock("SKU-3001", "1", {"on_hand": 4})
     again = await sim_connector.poll("inventory", cursor, 50)
     changed = {
@@ -118,14 +114,16 @@ async def test_paging_inside_one_call_follows_has_more_and_offset(
     sim.reset()
     seed_items(sim, 6)
     sim_connector.poller.page_size = 2  # small pages, so one poll reads several
+    before = sim.stats_snapshot()["requests"].get("POST suiteql", 0)
     first = await sim_connector.poll("inventory", None, 5)
-    assert first.has_more  # 8 items in all; 5 read
+    assert first.has_more  # 6 adjustments in all; 5 read
     rest = await sim_connector.poll("inventory", first.cursor, 5)
     assert not rest.has_more
     assert sorted(skus(first.events) + skus(rest.events)) == [f"SKU-{3000 + i}" for i in range(6)]
-    # 8 items in all: the first call read pages at offsets 0, 2, 4 plus one stock query,
-    # the second the last 3 rows at offsets 0 and 2, plus one stock query
-    assert sim.stats_snapshot()["requests"]["POST suiteql"] == 4 + 3
+    # the first call read pages at offsets 0, 2, 4, then the touched items and their stock;
+    # the second the last row at offset 0, then its item and stock
+    used = sim.stats_snapshot()["requests"]["POST suiteql"] - before
+    assert used == (3 + 2) + (1 + 2)
 
 
 async def test_queries_are_signed_transient_and_errors_are_typed(httpx_mock: HTTPXMock) -> None:
@@ -165,8 +163,15 @@ async def test_unknown_query_gets_netsuites_400(
 
 
 async def test_products_stream_gives_product_and_prices(
-    sim: NetSuiteSimulator, sim_connector: NetSuiteConnector, clock: Clock
+    sim: NetSuiteSimulator, sim_http: httpx.AsyncClient, clock: Clock
 ) -> None:
+    # an account with a MAP price field, named in the connection's options
+    sim.erp.custom_columns = {"item": ["custitem_gw_map_price"]}
+    sim_connector = connect(
+        NetSuiteConnector,
+        make_connection(custom_fields={"map_price": "custitem_gw_map_price"}),
+        sim_http,
+    )
     sim.erp.set_price(
         "1042",
         {
@@ -193,8 +198,15 @@ async def test_products_stream_gives_product_and_prices(
 
 
 async def test_customers_shipments_and_credit_memos_streams(
-    sim: NetSuiteSimulator, sim_connector: NetSuiteConnector, clock: Clock
+    sim: NetSuiteSimulator, sim_http: httpx.AsyncClient, clock: Clock
 ) -> None:
+    # an account with a disposition column on transaction lines, named in the options
+    sim.erp.custom_columns = {"transactionline": ["custcol_gw_disposition"]}
+    sim_connector = connect(
+        NetSuiteConnector,
+        make_connection(custom_fields={"disposition": "custcol_gw_disposition"}),
+        sim_http,
+    )
     item(sim, "1042")["itemId"] = "TSHIRT-RED-M"
     item(sim, "959")["itemId"] = "MUG-BLUE"
     await sim_connector.deliver(event_for(realistic_order()), context())
