@@ -53,6 +53,18 @@ POLLED_EVENTS = Counter(
     "New events read by polling a connection",
     ["connection", "stream"],
 )
+POLL_FAILURES = Counter(
+    "gateway_poll_failures_total",
+    "Polls of a connection's stream that failed (the cursor stays; the next run retries), "
+    "by error class (PermanentError: a person must fix the query, credentials or role).",
+    ["connection", "stream", "error_class"],
+)
+POLL_FAILING = Gauge(
+    "gateway_poll_failing",
+    "1 while a connection's stream fails to poll (since its last failed run), else 0: "
+    "alert on it, a failing poll reads nothing new.",
+    ["connection", "stream"],
+)
 HTTP_ERRORS = Counter(
     "gateway_http_errors_total",
     "HTTP requests answered with a server error (5xx: unexpected errors, database "
