@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -22,19 +23,20 @@ from app.dbutil import insert_ignore, rowcount, upsert
 from app.erasure.job import run_erasures
 from app.flows.inventory import rules as inventory_rules
 from app.flows.inventory.planning import availability_deliveries
-from app.flows.inventory.state import stock_levels_for
+from app.flows.inventory.state import stock_levels_for, upsert_stock_level
 from app.flows.plan import PlanContext, Planned
 from app.flows.recorder import not_seen, record_events, record_planned
 from app.flows.rules import effective_rules
 from app.flows.state import mapping_table
 from app.ingest.reads import run_reads
+from app.models import Finding as FindingRow
 from app.models import PollCursor, PriceRecord, StockLevel, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent, make_event
 from kernel.canonical.product import Price
 from kernel.contract import ConnectorJob
-from kernel.errors import ConnectorError
+from kernel.errors import ConnectorError, RateLimitedError, TransientError
 from kernel.types import Finding
 
 log = structlog.get_logger("gateway.jobs")
@@ -158,7 +160,7 @@ async def poll_stream(rt: Runtime, connection_id: str, stream: str) -> int:
             )
         try:
             page = await connector.poll(stream, cursor, conn.poll.page_size)
-        except ConnectorError as exc:
+        except Exception as exc:  # typed or not, a failed poll is reported, never "nothing new"
             await _poll_failed(rt, connection_id, stream, exc)
             return recorded
         async with transaction(rt.sessions) as session:
@@ -167,6 +169,7 @@ async def poll_stream(rt: Runtime, connection_id: str, stream: str) -> int:
             await _store_cursor(session, connection_id, stream, page.cursor, len(fresh))
         recorded += len(fresh)
         metrics.POLLED_EVENTS.labels(connection_id, stream).inc(len(fresh))
+        metrics.POLL_FAILING.labels(connection_id, stream).set(0)
         log.info(
             "polled",
             connection_id=connection_id,
@@ -197,20 +200,55 @@ async def _store_cursor(
     )
 
 
-async def _poll_failed(rt: Runtime, connection_id: str, stream: str, exc: ConnectorError) -> None:
+async def _poll_failed(rt: Runtime, connection_id: str, stream: str, exc: Exception) -> None:
+    """Keep the cursor; record the error on the stream, count it, and report a
+    ``poll_failed`` finding when the stream starts failing (or fails differently)."""
+    error_class = type(exc).__name__
+    error = f"{error_class}: {exc}"
     log.warning(
         "poll failed; the next run resumes from the stored cursor",
         connection_id=connection_id,
         stream=stream,
         error=str(exc),
-        error_class=type(exc).__name__,
+        error_class=error_class,
     )
+    metrics.POLL_FAILURES.labels(connection_id, stream, error_class).inc()
+    metrics.POLL_FAILING.labels(connection_id, stream).set(1)
     async with transaction(rt.sessions) as session:
-        await session.execute(
-            sa.update(PollCursor)
-            .where(col(PollCursor.connection_id) == connection_id, col(PollCursor.stream) == stream)
-            .values(last_error=f"{type(exc).__name__}: {exc}")
+        before = await session.scalar(
+            sa.select(col(PollCursor.last_error)).where(
+                col(PollCursor.connection_id) == connection_id, col(PollCursor.stream) == stream
+            )
         )
+        await upsert(
+            session,
+            PollCursor,
+            {
+                "connection_id": connection_id,
+                "stream": stream,
+                "last_error": error,
+                "last_count": 0,
+            },
+            key=["connection_id", "stream"],
+            update=["last_error"],
+        )
+        if before != error:  # once per episode, not once per run
+            what = (
+                "a person must fix it (query, credentials, role permissions); "
+                if not isinstance(exc, TransientError | RateLimitedError)
+                else "it is retried at every run; "
+            )
+            session.add(
+                FindingRow(
+                    kind="poll_failed",
+                    connection_id=connection_id,
+                    message=f"polling {stream} of {connection_id} failed: {error}; {what}"
+                    "nothing after the stored cursor is read until it works again",
+                    data={"stream": stream, "error_class": error_class, "error": str(exc)},
+                    created_at=utcnow(),
+                )
+            )
+            metrics.FINDINGS.labels("poll_failed").inc()
 
 
 # --- sale prices ------------------------------------------------------------------------------
@@ -260,16 +298,18 @@ def _has_inventory_routes(rt: Runtime) -> bool:
 async def reconcile_inventory(rt: Runtime) -> int:
     """Compare what each store shows with what the ERP's levels allow; correct the drift.
 
-    Writes one ``drift_report`` finding per store (SKUs checked, drifted) and one
-    ``stock_drift`` finding per drifted SKU, and sends the right quantity again.
+    The ERP's levels are read again from the ERP (``fetch_levels``) and stored first: the
+    gateway's own copy is what a missed poll, a deleted transaction or a lost webhook would
+    have left wrong, so it is never the reference. Writes one ``drift_report`` finding per
+    store (SKUs checked, drifted) and one ``stock_drift`` finding per drifted SKU, and sends
+    the right quantity again.
     """
     corrected = 0
     for route in [r for r in rt.config.routes if r.flow == "inventory"]:
-        connector = rt.connector(route.to)
-        if connector is None:
+        connector, erp = rt.connector(route.to), rt.connector(route.from_)
+        if connector is None or erp is None:
             continue
         async with transaction(rt.sessions) as session:
-            rules = await effective_rules(session, rt.config.rules)
             skus = list(
                 (
                     await session.execute(
@@ -279,6 +319,10 @@ async def reconcile_inventory(rt: Runtime) -> int:
                     )
                 ).scalars()
             )
+        if not await _reread_levels(rt, route.from_, erp, skus):
+            continue
+        async with transaction(rt.sessions) as session:
+            rules = await effective_rules(session, rt.config.rules)
             locations = await mapping_table(session, route.to, "location")
             levels = await stock_levels_for(session, route.from_, skus)
         now = utcnow()
@@ -305,6 +349,26 @@ async def reconcile_inventory(rt: Runtime) -> int:
         drifts = inventory_rules.find_drift(expected, actual, rules.inventory.drift_tolerance)
         corrected += await _correct_drift(rt, route.from_, route.to, drifts, len(skus))
     return corrected
+
+
+async def _reread_levels(rt: Runtime, source: str, erp: Any, skus: list[str]) -> bool:
+    """Store the ERP's levels as it gives them now; False (logged) when it cannot."""
+    if not skus:
+        return True
+    try:
+        fresh = await erp.fetch_levels(skus)
+    except ConnectorError as exc:
+        log.warning(
+            "reconciliation skipped: the ERP's stock could not be read again; it is never "
+            "compared with the gateway's own copy",
+            source=source,
+            error=str(exc),
+        )
+        return False
+    async with transaction(rt.sessions) as session:
+        for level in fresh:
+            await upsert_stock_level(session, level)
+    return True
 
 
 async def _correct_drift(
