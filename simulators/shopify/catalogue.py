@@ -52,6 +52,7 @@ class Catalogue:
     # GraphQL cost bucket (shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits):
     # standard plan, 100 points restored per second; throttle_next forces THROTTLED answers
     graphql_available: float = 2000.0
+    graphql_restore_rate: float = 100.0  # points per second (Shopify Plus: 1000)
     graphql_stamp: float | None = None
     throttle_next: int = 0
 

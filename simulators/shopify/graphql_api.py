@@ -23,7 +23,7 @@ adjustments-and-refund-mutations).
 from __future__ import annotations
 
 import time
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +32,12 @@ from graphql import (
     GraphQLSchema,
     OperationType,
     build_schema,
-    graphql_sync,
+    execute_sync,
     parse,
     validate,
 )
 from graphql.execution.values import get_directive_values
-from graphql.language import FieldNode, IntValueNode, VariableNode, visit
+from graphql.language import DocumentNode, FieldNode, IntValueNode, VariableNode, visit
 from graphql.language.visitor import Visitor
 
 from simulators.shopify.graphql_catalogue import bulk_create, bulk_update, product_set
@@ -75,6 +75,17 @@ def schema() -> GraphQLSchema:
     return build_schema(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
+@lru_cache(maxsize=256)
+def _checked(query: str) -> tuple[DocumentNode | None, tuple[Any, ...]]:
+    """The parsed query and its validation errors (the connector sends the same few
+    documents again and again: validated once each)."""
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return None, (exc.formatted,)
+    return document, tuple(p.formatted for p in validate(schema(), document))
+
+
 class _FirstArguments(Visitor):
     def __init__(self, variables: dict[str, Any]) -> None:
         super().__init__()
@@ -105,12 +116,14 @@ def _restore(store: Store, now: float) -> None:
     if store.graphql_stamp is not None:
         elapsed = max(0.0, now - store.graphql_stamp)
         store.graphql_available = min(
-            MAXIMUM_AVAILABLE, store.graphql_available + elapsed * RESTORE_RATE
+            MAXIMUM_AVAILABLE, store.graphql_available + elapsed * store.graphql_restore_rate
         )
     store.graphql_stamp = now
 
 
-def _cost_extension(requested: int, actual: int | None, available: float) -> dict[str, Any]:
+def _cost_extension(
+    requested: int, actual: int | None, available: float, rate: float
+) -> dict[str, Any]:
     return {
         "cost": {
             "requestedQueryCost": requested,
@@ -118,7 +131,7 @@ def _cost_extension(requested: int, actual: int | None, available: float) -> dic
             "throttleStatus": {
                 "maximumAvailable": MAXIMUM_AVAILABLE,
                 "currentlyAvailable": int(available),
-                "restoreRate": RESTORE_RATE,
+                "restoreRate": rate,
             },
         }
     }
@@ -233,13 +246,9 @@ def answer(
     variables = body.get("variables") or {}
     if not isinstance(query, str) or not isinstance(variables, dict):
         return {"errors": [{"message": "Parameter Missing or Invalid"}]}
-    try:
-        document = parse(query)
-    except GraphQLError as exc:
-        return {"errors": [exc.formatted]}
-    problems = validate(schema(), document)
-    if problems:
-        return {"errors": [p.formatted for p in problems]}
+    document, problems = _checked(query)
+    if document is None or problems:
+        return {"errors": list(problems)}
     requested = _cost(document, variables)
     _restore(store, clock())
     if store.throttle_next > 0 or requested > store.graphql_available:
@@ -253,12 +262,14 @@ def answer(
                     "extensions": {"code": "THROTTLED", "documentation": DOCS},
                 }
             ],
-            "extensions": _cost_extension(requested, None, store.graphql_available),
+            "extensions": _cost_extension(
+                requested, None, store.graphql_available, store.graphql_restore_rate
+            ),
         }
     store.graphql_available -= requested
-    result = graphql_sync(
+    result = execute_sync(
         schema(),
-        query,
+        document,
         root_value=Root(store, orders, version),
         variable_values=variables,
     )
@@ -267,5 +278,7 @@ def answer(
         out["errors"] = [e.formatted for e in result.errors]
     if result.data is not None:
         out["data"] = result.data
-    out["extensions"] = _cost_extension(requested, requested, store.graphql_available)
+    out["extensions"] = _cost_extension(
+        requested, requested, store.graphql_available, store.graphql_restore_rate
+    )
     return out
