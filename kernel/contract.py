@@ -34,7 +34,14 @@ from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.inventory import InventoryLevel
 from kernel.errors import PayloadError, PermanentError, SignatureError
 from kernel.mappings import MAPPING_KINDS
-from kernel.types import DeliveryContext, DeliveryResult, MappingNeed, ParsedWebhook, PollPage
+from kernel.types import (
+    DeliveryContext,
+    DeliveryResult,
+    Finding,
+    MappingNeed,
+    ParsedWebhook,
+    PollPage,
+)
 
 Side = Literal["store", "erp"]
 StockUpdates = Literal["delta", "absolute", "none"]
@@ -123,16 +130,29 @@ InboundAnswer = ParsedWebhook | ReadLater | Handshake
 
 
 @dataclass(frozen=True)
+class JobReport:
+    """What a job run returns when it has something to tell: its next state and the findings
+    an operator should see (e.g. a webhook subscription it could not re-create, and what to
+    do); the core records them like any other finding."""
+
+    state: str | None
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ConnectorJob:
     """Scheduled work a connector contributes (subscription renewal, token refresh).
 
-    ``run`` gets the state the job returned last time (None at first) and returns the next;
-    the core stores it (it survives restarts) and runs the job every ``interval_seconds``.
+    ``run`` gets the state the job returned last time (None at first) and returns the next
+    (or a ``JobReport`` with it); the core stores it (it survives restarts) and runs the
+    job every ``interval_seconds``, and once as soon as a worker starts when
+    ``run_at_start`` (a check that must not wait an interval after a deploy).
     """
 
     name: str
     interval_seconds: float
-    run: Callable[[str | None], Awaitable[str | None]]
+    run: Callable[[str | None], Awaitable[str | JobReport | None]]
+    run_at_start: bool = False
 
 
 # --- ports the core provides ----------------------------------------------------------------

@@ -65,14 +65,30 @@ class ParsedWebhook:
     events: list[CanonicalEvent] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Unparsed:
+    """A record a poll read but could not parse. The core keeps it in quarantine like a
+    webhook (``inbound_events``, status ``quarantined``); an operator's replay hands
+    ``headers`` and ``body`` to ``Connector.reparse``, so they must say what it is (e.g. the
+    topic header a webhook of the same record would carry)."""
+
+    topic: str
+    dedupe_key: str  # the same version read again is the same row
+    body: bytes
+    error: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class PollPage:
     """One page of changes read from a system that cannot (or did not) send webhooks.
 
     ``cursor`` is opaque to the core: stored after the page's events are committed and
-    handed back on the next poll, so a restart resumes where it stopped.
+    handed back on the next poll, so a restart resumes where it stopped. ``unparsed``: what
+    the page held that could not be parsed, kept in quarantine (never a reason to stop).
     """
 
     events: list[CanonicalEvent]
     cursor: str | None
     has_more: bool = False
+    unparsed: list[Unparsed] = field(default_factory=list)
