@@ -148,9 +148,9 @@ class DatabaseTokenStore:
                 yield
             return
         async with self._sessions() as session:
-            # The one place the gateway holds a database connection across a remote call:
-            # the delivery engine never does (a slow remote would drain the pool). Here it is
-            # what makes the lock die with a killed process, and it is cheap: a refresh is
+            # This holds a database connection across a remote call (the token request),
+            # which the delivery engine never does: a slow remote would drain the pool. Here
+            # it is what makes the lock die with a killed process, and it is cheap: a refresh is
             # rare (once per token lifetime), one short request bounded by its timeout, and
             # at most one connection per token key and process waits or holds (the kit's
             # in-process lock queues the other callers without a connection).
