@@ -99,7 +99,7 @@ async def test_reconciliation_is_skipped_when_the_erp_cannot_be_read(job_rt: Any
     async with transaction(rt.sessions) as session:
         await record_events(session, rt, "erp", [level("SKU-1", "5", 1)])
     assert await jobs.reconcile_inventory(rt) == 0  # no correction from the gateway's copy
-    assert await count(rt, Finding, Finding.kind == "stock_drift") == 0  # type: ignore[arg-type]
+    assert await count(rt, Finding, Finding.kind == "stock_drift") == 0
 
 
 async def test_a_failing_poll_is_a_finding_and_a_metric(job_rt: Any) -> None:
@@ -137,4 +137,4 @@ async def test_a_crashing_poll_is_reported_too(job_rt: Any) -> None:
     rt = await job_rt(erp=erp)
     erp.poll_error = KeyError("items")  # a connector bug: still not "nothing new"
     assert await jobs.poll_stream(rt, "erp", "inventory") == 0
-    assert await count(rt, Finding, Finding.kind == "poll_failed") == 1  # type: ignore[arg-type]
+    assert await count(rt, Finding, Finding.kind == "poll_failed") == 1
