@@ -15,14 +15,17 @@ Inbound (``inventory``, ``products``, ``customers``, ``shipments``, ``returns``)
   or shipment.updated; ``creditmemo`` → credit_memo.created; ``returnauthorization`` →
   return.updated; other types and deletes are stored without events. Bad JSON is a 400, a
   bad field a 422 that names it;
-- polling with SuiteQL (``suiteql.py``), streams ``inventory``, ``products``, ``customers``,
-  ``shipments``, ``credit_memos``; the cursor is ``{"t": "<lastmodified>", "id": <id>}``.
+- polling with SuiteQL (``suiteql.py``, ``queries.py``), streams ``inventory`` (from the
+  transactions that move stock), ``products``, ``customers``, ``shipments``, ``returns``,
+  ``credit_memos``; the cursor is ``{"t": "<lastmodified>", "id": <id>}``;
+- ``fetch_levels`` (reconciliation): the stock of given SKUs per location, read now.
 
 Outbound: ``order.created|updated|cancelled`` (below), ``customer.upserted`` (PUT
-``customer/eid:<source>-<id>``, the address book replaced), ``return.requested`` (PUT
-``returnAuthorization/eid:<source>-<return id>`` created from the order's sales order, for
-its customer) and ``customer.erase_requested`` (PATCH the customer: names "Erased", contact
-data blanked, addresses removed, inactive).
+``customer/eid:<source>-<id>``, the address book replaced), ``return.requested`` (the sales
+order transformed: ``POST salesOrder/{id}/!transform/returnAuthorization?replace=item`` with
+the returned lines and external id ``<source>-<return id>``, looked up by that id first so a
+retry never makes a second RMA) and ``customer.erase_requested`` (PATCH the customer: names
+"Erased", contact data blanked, addresses removed, inactive).
 
 Orders.
 
