@@ -1,20 +1,27 @@
 """The simulator's stand-in for the user-event script: signed posts of every record change.
 
-Best effort, in the background, like the script (a failed post is logged there, counted
-here); ``drain()`` lets a test wait for what was sent without sleeping.
+What it posts is what ``connectors/netsuite/user_event_script.js`` posts: the record reshaped
+by ``script_shape.script_record`` (the shape of the script's golden payloads in
+``tests/fixtures/netsuite_script``), an ``eventId`` of ``<type>-<id>-<event>-<ms>``, the
+moment as ``toISOString()`` writes it, the same headers, JSON as ``JSON.stringify`` writes it.
+A stock-moving transaction passes ``stock``: its items' current rows, as the script reads them
+after the save. Best effort, in the background, like the script (a failed post is logged
+there, counted here); ``drain()`` lets a test wait for what was sent without sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from connectors.netsuite import inbound, wire
+from connectors.netsuite import inbound
+from simulators.netsuite.script_shape import script_record
 
 
 @dataclass
@@ -36,7 +43,6 @@ class WebhookEmitter:
     stats: WebhookStats = field(default_factory=WebhookStats)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _backlog: list[bytes] = field(default_factory=list)
-    _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _last_stamp: datetime | None = None
 
     @property
@@ -44,35 +50,53 @@ class WebhookEmitter:
         return bool(self.url and self.secret)
 
     def body(
-        self, record_type: str, event_type: str, internal_id: str, modified: datetime, record: Any
+        self,
+        record_type: str,
+        event_type: str,
+        internal_id: str,
+        modified: datetime,
+        record: Any,
+        stock: list[Mapping[str, Any]] | None = None,
     ) -> bytes:
-        return wire.dumps(
-            {
-                "eventId": f"{record_type}-{internal_id}-{event_type}-{next(self._seq)}",
-                "eventType": event_type,
-                "recordType": record_type,
-                "id": internal_id,
-                # like the user-event script (new Date().toISOString()): the moment of the
-                # change to the millisecond, so two changes in one second keep their order
-                "lastModifiedDate": self._stamp(modified).isoformat(timespec="milliseconds"),
-                "record": record,
-            }
-        )
+        stamp = self._stamp(modified)
+        ms = int(stamp.timestamp() * 1000)
+        shaped = script_record(record_type, {**record, "id": internal_id}, stock)
+        body = {
+            "eventId": f"{record_type}-{internal_id}-{event_type}-{ms}",
+            "eventType": event_type,
+            "recordType": record_type,
+            "id": internal_id,
+            # new Date().toISOString(): the moment to the millisecond, so two changes in
+            # one second keep their order (and their eventIds differ)
+            "lastModifiedDate": stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z",
+            "record": shaped,
+        }
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
     def _stamp(self, modified: datetime) -> datetime:
-        now = max(datetime.now(UTC), modified)
+        """Now (or the change's own time if later), to the millisecond, strictly increasing."""
+        now = max(datetime.now(UTC), modified.astimezone(UTC))
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         if self._last_stamp is not None and now <= self._last_stamp:
             now = self._last_stamp + timedelta(milliseconds=1)
         self._last_stamp = now
         return now
 
     def emit(
-        self, record_type: str, event_type: str, internal_id: str, modified: datetime, record: Any
+        self,
+        record_type: str,
+        event_type: str,
+        internal_id: str,
+        modified: datetime,
+        record: Any,
+        stock: list[Mapping[str, Any]] | None = None,
     ) -> None:
-        """Queue one post; sent now in the background if an event loop runs, else on drain."""
+        """Queue one post; sent now in the background if an event loop runs, else on drain.
+        ``stock``: for a transaction that moved stock, its items' rows after the move
+        (``{itemId, location, quantityOnHand, quantityCommitted, quantityOnOrder}``)."""
         if not self.enabled:
             return
-        body = self.body(record_type, event_type, internal_id, modified, record)
+        body = self.body(record_type, event_type, internal_id, modified, record, stock)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -32,8 +32,10 @@ from kernel.canonical.inventory import InventoryLevel
 from kernel.canonical.product import Price, Product
 from kernel.canonical.returns import CreditMemo, Return
 from kernel.canonical.shipment import Shipment
+from simulators.netsuite.script_shape import script_record, shape_errors
+from simulators.netsuite.simulator import NetSuiteSimulator
 from tests.support.connectors import connect
-from tests.unit.netsuite.conftest import make_connection
+from tests.unit.netsuite.conftest import context, event_for, make_connection, realistic_order
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "connectors" / "netsuite" / "user_event_script.js"
@@ -417,3 +419,70 @@ def test_the_timestamp_is_the_clock_and_the_dedupe_key_unique(
     body = json.loads(post["body"])
     assert body["lastModifiedDate"] == case["now"]
     assert body["eventId"] == f"itemfulfillment-3301-create-{int(sent.timestamp() * 1000)}"
+
+
+# --- the simulator posts what the script posts ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_golden_payloads_have_the_shape_the_simulator_posts(name: str) -> None:
+    body = json.loads(golden(name)[1])
+    record_type, record = body["recordType"], body["record"]
+    assert shape_errors(record_type, record) == []
+    # reshaping what the script sent changes nothing: same keys, order and values
+    assert wire(script_record(record_type, record, record.get("stock"))) == wire(record)
+
+
+def test_the_shape_check_names_what_the_script_never_sends() -> None:
+    record = {"id": "1", "itemId": "X", "weight": 0.25, "basePrice": "1", "locations": [{}]}
+    assert shape_errors("inventoryitem", record) == [
+        "record.weight is float 0.25; the script sends strings and booleans",
+        "record.basePrice is not something the script sends",
+    ]
+    line = {"itemId": "X", "quantity": Decimal(2)}
+    assert shape_errors("salesorder", {"id": "1", "items": [line], "salesOrder": {}}) == [
+        "record.salesOrder is not something the script sends",
+        "record.items[0].quantity is Decimal Decimal('2'); the script sends strings and booleans",
+    ]
+
+
+async def test_the_simulator_posts_what_the_script_posts(
+    sim: NetSuiteSimulator, sim_connector: NetSuiteConnector
+) -> None:
+    received: list[httpx.Request] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(202)
+
+    sim.webhooks.http = httpx.AsyncClient(transport=httpx.MockTransport(gateway))
+    sim._set_config({"webhook_url": "https://gw.test/webhooks/erp", "webhook_secret": SECRET})
+    sim._find("inventoryItem", "1042").fields["itemId"] = "TSHIRT-RED-M"  # type: ignore[union-attr]
+    sim.erp.set_stock("1042", "1", {"on_hand": 10})
+    await sim_connector.deliver(event_for(realistic_order()), context())
+    order = next(iter(sim._store("salesOrder").values()))
+    sim.erp.fulfil(order.id, {"packages": [{"tracking": "1Z1", "weight": "1.5"}]})
+    sim.erp.set_price("1042", {"basePrice": "21.00", "currency": "USD"})
+    sim.erp.credit_memo(
+        {"order": order.id, "lines": [{"item": "1042", "quantity": 1, "amount": "19.99"}]}
+    )
+    await sim.webhooks.drain()
+
+    kinds = set()
+    for request in received:
+        assert set(request.headers) >= {
+            "content-type",
+            "x-gateway-timestamp",
+            "x-gateway-signature",
+        }
+        body = json.loads(request.content)
+        assert request.content == wire(body)  # as JSON.stringify writes it
+        kinds.add(body["recordType"])
+        assert shape_errors(body["recordType"], body["record"]) == [], body
+        assert body["lastModifiedDate"].endswith("Z") and len(body["lastModifiedDate"]) == 24
+        stamp = int(datetime.fromisoformat(body["lastModifiedDate"]).timestamp() * 1000)
+        assert body["eventId"] == f"{body['recordType']}-{body['id']}-{body['eventType']}-{stamp}"
+        connector().verify_signature(request.headers, request.content)
+        connector().parse_webhook(request.headers, request.content)  # and it all parses
+    assert {"inventoryitem", "customer", "salesorder", "itemfulfillment", "creditmemo"} <= kinds
+    assert len({json.loads(r.content)["eventId"] for r in received}) == len(received)
