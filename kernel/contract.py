@@ -77,6 +77,10 @@ class ConnectionSettings:
     # core's database-backed one, shared by every process; None (tests, check-config) means
     # the connector keeps them in a ``MemoryTokenStore`` of its own
     tokens: TokenStore | None = field(default=None, repr=False, compare=False)
+    # caps the calls in flight to a remote system that counts them (NetSuite: per account),
+    # across every process: the core's shares slots through Redis, or in this process when
+    # embedded; None (tests, check-config) means the connector uses the kit's in-process one
+    limiter: ConcurrencyLimiter | None = field(default=None, repr=False, compare=False)
 
     def secret(self, name: str) -> str:
         """The credential ``name`` as text; KeyError names the connection when it is unset."""
@@ -175,6 +179,26 @@ class TokenStore(Protocol):
     def lock(self, key: str) -> AbstractAsyncContextManager[None]:
         """``async with store.lock(key):`` — held while one process refreshes ``key``."""
         ...
+
+
+class ConcurrencyLimiter(Protocol):
+    """Slots for calls in flight to a remote system that limits them (``connectors._kit.
+    concurrency``).
+
+    ``async with limiter.slot(key, limit, hold_seconds=…):`` holds one of ``limit`` slots
+    named ``key`` (e.g. ``"netsuite:<account>"``: two connections to one account share it)
+    for one call. Waiters are served in arrival order, across processes too, for at most the
+    limiter's own bound (the core keeps it well inside a delivery's lease); then it raises
+    RateLimitedError, which is not an attempt: the delivery comes back a moment later.
+    ``hold_seconds``: the most the call may take; a holder that dies (kill -9) gives its slot
+    back after that. The core provides one shared through Redis by every worker process, or
+    in-process when embedded; ``connectors._kit.concurrency.MemoryLimiter`` serves tests and
+    connectors used without the core.
+    """
+
+    def slot(
+        self, key: str, limit: int, *, hold_seconds: float
+    ) -> AbstractAsyncContextManager[None]: ...
 
 
 # --- the connector -------------------------------------------------------------------------
