@@ -19,7 +19,10 @@ Connection config:
   with SuiteQL), ``return_location_id``, ``fulfillment_status`` (``shipped``, the default,
   or ``packed``: the lowest item fulfillment status the store is sent; picked ones never
   are), ``stock_transaction_types`` (the SuiteQL transaction types whose changes make the
-  ``inventory`` stream re-read the touched items' stock; default ``STOCK_TRANSACTION_TYPES``);
+  ``inventory`` stream re-read the touched items' stock; default ``STOCK_TRANSACTION_TYPES``),
+  ``concurrency_limit`` (requests in flight to the account, from every worker process and
+  every connection to the same account together; default 5, a standard account without
+  SuiteCloud Plus);
 - credential ``webhook_secret`` for the user-event webhook: required when the connection is
   the ``from`` of a route whose flow it does not poll (the config loader checks it).
 """
@@ -35,6 +38,8 @@ from connectors.netsuite import inbound
 from connectors.netsuite.queries import STOCK_TRANSACTION_TYPES
 from kernel.contract import Secret
 
+# concurrent requests a standard service tier account allows without SuiteCloud Plus
+DEFAULT_CONCURRENCY_LIMIT = 5
 OPTIONAL_MAPPINGS = ("payment_method", "shipping_method", "tax_code", "location")
 InternalId = str  # written as a number or text in YAML; always text here
 
@@ -85,6 +90,11 @@ class NetSuiteOptions(BaseModel):
     # the store hears of a fulfilment once it is this far: A picked, B packed, C shipped
     fulfillment_status: Literal["packed", "shipped"] = "shipped"
     stock_transaction_types: tuple[str, ...] = Field(default=STOCK_TRANSACTION_TYPES, min_length=1)
+    # NetSuite governs concurrent requests per account (web services and RESTlets together):
+    # the service tier's base (5 on a standard tier) + 10 per SuiteCloud Plus licence, minus
+    # what the admin allocated to other integrations. Over it NetSuite answers 429.
+    # https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1525253248.html
+    concurrency_limit: int = Field(default=DEFAULT_CONCURRENCY_LIMIT, ge=1, le=1000, strict=True)
     # reading records back
     timezone: str = Field(default="UTC", description="the account's time zone (IANA name)")
     base_currency: str = Field(default="USD", pattern=r"^[A-Za-z]{3}$")
