@@ -8,18 +8,23 @@ from typing import TYPE_CHECKING
 import httpx
 
 from connectors.registry import connector_types
-from kernel.contract import ConnectionSettings, Connector, TokenStore
+from kernel.contract import ConcurrencyLimiter, ConnectionSettings, Connector, TokenStore
 
 if TYPE_CHECKING:  # app.config builds connectors (check-config) through this module
     from app.config import ConnectionConfig
 
 
 def settings_for(
-    conn: ConnectionConfig, timeout_seconds: float = 30.0, *, tokens: TokenStore | None = None
+    conn: ConnectionConfig,
+    timeout_seconds: float = 30.0,
+    *,
+    tokens: TokenStore | None = None,
+    limiter: ConcurrencyLimiter | None = None,
 ) -> ConnectionSettings:
     """Validate ``conn``'s options and credentials (ValidationError if they do not fit).
     ``tokens``: where its OAuth tokens live (the runtime's database store; None without a
-    database, as in check-config)."""
+    database, as in check-config); ``limiter``: the runtime's concurrency slots (shared
+    through Redis by every worker process)."""
     cls = connector_types()[conn.type]
     secrets = {key: value.get_secret_value() for key, value in conn.credentials.items()}
     return ConnectionSettings(
@@ -30,6 +35,7 @@ def settings_for(
         credentials=cls.Credentials.model_validate(secrets),
         timeout_seconds=timeout_seconds,
         tokens=tokens,
+        limiter=limiter,
     )
 
 
@@ -39,5 +45,7 @@ def build_connector(
     timeout_seconds: float = 30.0,
     *,
     tokens: TokenStore | None = None,
+    limiter: ConcurrencyLimiter | None = None,
 ) -> Connector:
-    return connector_types()[conn.type](settings_for(conn, timeout_seconds, tokens=tokens), http)
+    settings = settings_for(conn, timeout_seconds, tokens=tokens, limiter=limiter)
+    return connector_types()[conn.type](settings, http)

@@ -22,6 +22,7 @@ from app.connections import build_connector
 from app.db import make_engine, make_sessionmaker
 from app.delivery.breakers import BreakerRegistry
 from app.delivery.capture import make_http_client
+from app.limits import GatewayLimiter, build_limiter
 from app.settings import Settings
 from app.tokens import DatabaseTokenStore, token_cipher
 from kernel.contract import Connector
@@ -41,6 +42,9 @@ class Runtime:
     breakers: BreakerRegistry
     # the connections' OAuth tokens, shared with every other process on the database
     tokens: DatabaseTokenStore
+    # concurrency slots per remote account (NetSuite), shared with every other process
+    # through Redis when configured, else in this process
+    limiter: GatewayLimiter
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     queue: DeliveryQueue | None = None
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
@@ -74,7 +78,8 @@ class Runtime:
             await asyncio.sleep(slot - loop.time())
 
     def concurrency_limit(self, destination: str) -> asyncio.Semaphore:
-        """Caps calls in flight to one destination (ERPs count concurrent requests)."""
+        """Caps deliveries in flight to one destination from this process
+        (``max_concurrency``); an account's limit across processes is ``limiter``'s."""
         limit = self._limits.get(destination)
         if limit is None:
             limit = asyncio.Semaphore(self.config.policy_for(destination).max_concurrency)
@@ -99,6 +104,7 @@ class Runtime:
             await self.queue.close()
         await self.http.aclose()
         await self.breakers.close()
+        await self.limiter.close()
         await self.engine.dispose()
 
 
@@ -117,10 +123,17 @@ def build_runtime(
         default=config.delivery.request_timeout_seconds,
     )
     http = make_http_client(timeout)
+    limiter = build_limiter(settings)
     given = dict(connectors or {})
     built = {
         c.id: given.get(c.id)
-        or build_connector(c, http, config.policy_for(c.id).request_timeout_seconds, tokens=tokens)
+        or build_connector(
+            c,
+            http,
+            config.policy_for(c.id).request_timeout_seconds,
+            tokens=tokens,
+            limiter=limiter,
+        )
         for c in config.connections
     }
     return Runtime(
@@ -132,4 +145,5 @@ def build_runtime(
         connectors=built,
         breakers=BreakerRegistry(config, settings.redis_url),
         tokens=tokens,
+        limiter=limiter,
     )

@@ -6,8 +6,14 @@ from prometheus_client import Counter, Gauge, Histogram
 
 WEBHOOKS_RECEIVED = Counter(
     "gateway_webhooks_received_total",
-    "Webhooks received, by connection and result (accepted, duplicate, rejected).",
+    "Webhooks received, by connection and result (accepted, duplicate, rejected, quarantined).",
     ["connection", "result"],
+)
+WEBHOOKS_QUARANTINED = Gauge(
+    "gateway_webhooks_quarantined",
+    "Signed webhooks kept in quarantine because their body could not be parsed, by "
+    "connection: replay them after a fix (/api/v1/quarantine).",
+    ["connection"],
 )
 EVENTS_RECEIVED = Counter(
     "gateway_events_received_total",
@@ -70,4 +76,23 @@ HTTP_ERRORS = Counter(
     "HTTP requests answered with a server error (5xx: unexpected errors, database "
     "unreachable), by route template (unmatched: no route) and status.",
     ["route", "status"],
+)
+CONCURRENCY_SLOTS_IN_USE = Gauge(
+    "gateway_concurrency_slots_in_use",
+    "Calls in flight holding a concurrency slot, by slot (e.g. netsuite:<account>), in this "
+    "process: sum over processes for the account's use of its concurrency limit.",
+    ["slot"],
+)
+CONCURRENCY_SLOTS = Counter(
+    "gateway_concurrency_slots_total",
+    "Slot requests by outcome: acquired (shared by every process), local (Redis "
+    "unreachable: this process's own limit only), timeout (none came free in time: the "
+    "call is re-queued, no attempt used).",
+    ["slot", "outcome"],
+)
+CONCURRENCY_WAIT_SECONDS = Histogram(
+    "gateway_concurrency_slot_wait_seconds",
+    "Time a call waited for a concurrency slot.",
+    ["slot"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )

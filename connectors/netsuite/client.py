@@ -11,6 +11,12 @@ or ask a person:
 - other 4xx (bad login, missing field, unknown reference…) → PermanentError quoting
   NetSuite's ``detail`` and ``o:errorCode`` so the operator knows what to fix.
 
+Every call holds one of the account's concurrency slots while it is signed and sent
+(``connectors._kit.concurrency``): NetSuite counts requests in flight per account, so the
+limit (option ``concurrency_limit``) is shared by every connection to the account and, with
+the core's limiter, every worker process. A call that gets no slot in time is a
+RateLimitedError before anything is sent.
+
 Messages never contain credentials: the only secret material is the Authorization header,
 which is never echoed.
 """
@@ -24,10 +30,13 @@ from urllib.parse import quote
 
 import httpx
 
+from connectors._kit.concurrency import MemoryLimiter
 from connectors._kit.http import send
 from connectors._kit.retry_after import retry_after
 from connectors.netsuite import wire
 from connectors.netsuite.auth import TbaCredentials, sign_request
+from connectors.netsuite.options import DEFAULT_CONCURRENCY_LIMIT
+from kernel.contract import ConcurrencyLimiter
 from kernel.errors import PermanentError, RateLimitedError, TransientError
 
 DEFAULT_RETRY_AFTER_SECONDS = 5.0
@@ -37,6 +46,8 @@ RATE_LIMIT_CODES = frozenset(
 _MAX_BODY_IN_MESSAGE = 300
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _RETRYABLE_4XX = frozenset({408})  # the server gave up waiting for us: try again
+# how long a slot is held at most when neither we nor the shared client set a time limit
+_UNBOUNDED_CALL_HOLD_SECONDS = 900.0  # NetSuite ends a REST request after 15 minutes
 
 
 @dataclass(frozen=True)
@@ -74,12 +85,18 @@ class NetSuiteClient:
         creds: TbaCredentials,
         *,
         timeout_seconds: float | None = None,
+        limiter: ConcurrencyLimiter | None = None,
+        concurrency_limit: int = DEFAULT_CONCURRENCY_LIMIT,
     ) -> None:
         self.http = http
         self.record_root = base_url.rstrip("/") + wire.RECORD_API
         self.suiteql_url = base_url.rstrip("/") + wire.SUITEQL_API
         self.creds = creds
         self.timeout_seconds = timeout_seconds
+        # the account's slots: one key per account (the realm), whichever connection calls
+        self.limiter: ConcurrencyLimiter = limiter or MemoryLimiter()
+        self.concurrency_limit = concurrency_limit
+        self.slot_key = f"netsuite:{creds.realm}"
 
     # --- operations -------------------------------------------------------------------
     async def upsert(
@@ -173,8 +190,12 @@ class NetSuiteClient:
 
         ``path`` is under the record service unless ``url`` names another endpoint.
         """
-        request = self._build(method, url or f"{self.record_root}/{path}", params, body, headers)
-        response = await self._send(request, what)
+        hold = self._deadline() or _UNBOUNDED_CALL_HOLD_SECONDS
+        async with self.limiter.slot(self.slot_key, self.concurrency_limit, hold_seconds=hold):
+            # signed once the slot is ours: a long wait must not age the TBA timestamp
+            target = url or f"{self.record_root}/{path}"
+            request = self._build(method, target, params, body, headers)
+            response = await self._send(request, what)
         if response.is_success:
             return response
         if missing_ok and response.status_code == 404 and _is_netsuite_error(response):
