@@ -60,14 +60,31 @@ class HoldError(ConnectorError):
     """
 
 
+# what a missing mapping of these kinds means, for the parked reason an operator reads
+_MAPPING_HINTS = {
+    "non_sku_item": "a line without a SKU (gift card, tip, custom item) is booked on the ERP "
+    "item mapped for its kind: map the kind, or 'default' for every kind, to an ERP item "
+    "(PUT /api/v1/mappings/non_sku_item/<connection>)",
+}
+
+
 class NeedsMappingError(ConnectorError):
     """The delivery waits (parked) until these mappings exist, then goes out by itself."""
 
     def __init__(
-        self, missing: list[MappingNeed], *, links: list[RemoteLink] | None = None
+        self,
+        missing: list[MappingNeed],
+        *,
+        links: list[RemoteLink] | None = None,
+        message: str | None = None,
     ) -> None:
         names = ", ".join(f"{m.kind} {m.key!r}" for m in missing)
-        super().__init__(f"no mapping for {names}", links=links)
+        hints = "; ".join(
+            dict.fromkeys(_MAPPING_HINTS[m.kind] for m in missing if m.kind in _MAPPING_HINTS)
+        )
+        default = f"no mapping for {names}" + (f" ({hints})" if hints else "")
+        # ``message``: what the operator must decide, when "no mapping for …" does not say it
+        super().__init__(message or default, links=links)
         self.missing = missing
 
 

@@ -26,11 +26,22 @@ from kernel.canonical.returns import Return
 from kernel.errors import NeedsMappingError
 from kernel.types import DeliveryContext, MappingNeed
 
-MappingKind = Literal["sku", "payment_method", "shipping_method", "tax_code", "location"]
+MappingKind = Literal[
+    "sku",
+    "payment_method",
+    "shipping_method",
+    "tax_code",
+    "location",
+    "non_sku_item",
+    "customer",
+]
 MAPPING_KINDS: tuple[str, ...] = get_args(MappingKind)
 
 # an order tag like "location:WH-2" names the fulfilment location's key
 LOCATION_TAG_PREFIX = "location:"
+# the non_sku_item key of a line without a SKU whose store says nothing of what it is, and
+# the fallback of every kind without a mapping of its own (app/flows/orders/hooks.py)
+DEFAULT_LINE_KIND = "default"
 
 ORDER_EVENTS = frozenset({"order.created", "order.updated"})
 
@@ -48,6 +59,11 @@ def tax_code_key(line: OrderLine | ShippingLine) -> str | None:
     return line.tax_lines[0].title if line.tax_lines else None
 
 
+def line_kind_key(line: OrderLine) -> str:
+    """The ``non_sku_item`` key of a line without a SKU: its kind, else ``default``."""
+    return (line.kind or "").strip().lower() or DEFAULT_LINE_KIND
+
+
 def order_mapping_keys(order: Order, kinds: Sequence[str]) -> dict[str, list[str]]:
     """Our keys of each mapping kind the order uses, in order of first appearance.
 
@@ -57,6 +73,10 @@ def order_mapping_keys(order: Order, kinds: Sequence[str]) -> dict[str, list[str
     - ``tax_code``: titles of the tax lines of the order, its lines and its shipping lines
     - ``location``: the value of the order's ``location:<key>`` tags; without one, the
       connection the order came from (one shop, one warehouse)
+    - ``non_sku_item``: the kinds of the lines without a SKU (``gift_card``, ``tip``, …, or
+      ``default``); their key is the ERP item (id or product code) such lines are booked on
+    - ``customer``: the order's customer key, mapped by an operator to the ERP customer the
+      order belongs to when several match (``kernel.matching``; ``new``: none of them)
 
     A kind with nothing to map gets an empty list (an order without payments needs no
     payment method mapping). An unknown kind is a programming or configuration bug:
@@ -67,6 +87,10 @@ def order_mapping_keys(order: Order, kinds: Sequence[str]) -> dict[str, list[str
         values: list[str | None]
         if kind == "sku":
             values = [line.sku for line in order.lines]
+        elif kind == "non_sku_item":
+            values = [line_kind_key(line) for line in order.lines if not line.sku]
+        elif kind == "customer":
+            values = [order.customer_key]
         elif kind == "payment_method":
             values = [p.gateway for p in order.payments]
         elif kind == "shipping_method":

@@ -9,6 +9,26 @@ addresses the same record. Sales orders are ``<source>-<order id>``, customers
 Bodies keep amounts and quantities Decimal end to end (``wire.dumps`` refuses floats); empty
 values are left out, so an update never blanks a field the store did not send. The bodies of
 the other outbound events (customers, returns, erasure) are in ``outbound``.
+
+References. Every select field is set as ``{"id": "<internal id>"}``: NetSuite's REST
+records give a reference as ``{"id", "refName", links}`` where ``refName`` is only the
+display text (Oracle, "Format of Selects and References", section_1545142037: ``"currency":
+{"refName": "USD", "id": "1"}``), and Oracle's own bodies set them by id (``"entity": {"id":
+107}``, ``"location": {"id": 1}``, ``"item": {"id": …}``: "Error Handling in REST Web
+Services", section_156570709583; ``"subsidiary": {"id": "1"}``: "Using External IDs",
+section_156334828635). So ``entity``, ``currency`` (its id read from the account,
+``lookups.Currencies``), ``orderStatus``, ``subsidiary``, ``location``, ``shipMethod``,
+``paymentMethod``, ``discountItem``, line ``item`` and ``taxCode``, and the address
+``country`` (its id is the ISO code) are all ``{"id": …}``, never a bare string.
+
+Taxes. REST web services "do not support legacy tax features; to work with taxation through
+REST web services, you must have the SuiteTax feature enabled" (Oracle, "REST Web Services
+Supported Records", chapter_1558962745), and on a SuiteTax account the legacy tax codes are
+inactive ("Tax Code Records in SuiteTax", section_4797203596): the tax engine computes each
+line's tax from the item, the customer and the addresses. So a line ``taxCode`` is sent only
+with ``options.tax_engine: legacy`` (an account that still takes it); on SuiteTax (the
+default) the body carries no tax and the connector compares NetSuite's ``taxTotal`` with the
+store's afterwards (``tax_difference``).
 """
 
 from __future__ import annotations
@@ -24,7 +44,7 @@ from connectors.netsuite.options import NetSuiteOptions
 from kernel.canonical.common import Address
 from kernel.canonical.order import Order
 from kernel.errors import PermanentError
-from kernel.mappings import tax_code_key
+from kernel.mappings import line_kind_key, tax_code_key
 
 MAX_EXTERNAL_ID_LENGTH = 100
 MAX_MEMO_LENGTH = 999
@@ -158,20 +178,32 @@ class OrderRefs:
     ship_method: str | None = None
     location: str | None = None
     tax_codes: Mapping[str, str] = field(default_factory=dict)  # tax line title → id
+    non_sku_items: Mapping[str, str] = field(default_factory=dict)  # line kind → item id
+    currency: str | None = None  # internal id; None: the account's (no Multiple Currencies)
 
 
 def line_items(
-    order: Order, item_ids: Mapping[str, str], tax_codes: Mapping[str, str] | None = None
+    order: Order,
+    item_ids: Mapping[str, str],
+    tax_codes: Mapping[str, str] | None = None,
+    non_sku_items: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``item`` sublist lines; quantities and rates stay Decimal end to end."""
+    """The ``item`` sublist lines; quantities and rates stay Decimal end to end.
+
+    A line without a SKU (gift card, tip, custom item) goes on the non-inventory item mapped
+    for its kind (``non_sku_items``: ``kernel.mappings.line_kind_key`` → item id). Line
+    ``taxCode``s are only given for a legacy-tax account (``tax_codes`` empty otherwise).
+    """
     codes = tax_codes or {}
+    kinds = non_sku_items or {}
     out = []
     for line in order.lines:
         key = tax_code_key(line)
+        item = item_ids[line.sku] if line.sku else kinds[line_kind_key(line)]
         out.append(
             _compact(
                 {
-                    "item": _ref(item_ids[line.sku]) if line.sku else None,
+                    "item": _ref(item),
                     "quantity": line.quantity,
                     "rate": line.unit_price.amount,
                     "description": line.title,
@@ -214,10 +246,11 @@ def sales_order_body(
         "entity": _ref(customer_id),
         "otherRefNum": order.number,
         "tranDate": order.created_at.date().isoformat(),
-        "currency": {"refName": order.currency},
         "memo": order_memo(order),
-        "item": {"items": line_items(order, item_ids, refs.tax_codes)},
+        "item": {"items": line_items(order, item_ids, refs.tax_codes, refs.non_sku_items)},
     }
+    if refs.currency:
+        body["currency"] = _ref(refs.currency)
     if options.send_exchange_rate and order.exchange_rate is not None:
         body["exchangeRate"] = order.exchange_rate
     if options.subsidiary_id:
@@ -225,7 +258,7 @@ def sales_order_body(
     if location := refs.location or options.location_id:
         body["location"] = _ref(location)
     if options.order_status:
-        body["orderStatus"] = options.order_status
+        body["orderStatus"] = _ref(options.order_status)
     if order.shipping_address:
         body["shippingAddress"] = address_body(order.shipping_address)
     if order.billing_address:

@@ -33,7 +33,15 @@ Every write is an upsert by external id (``PUT …/{record}/eid:{externalId}``),
 after a timeout updates the record the first attempt may already have created instead of
 making a second one. Order of calls for ``order.created`` / ``order.updated``:
 
-1. ``PUT customer/eid:<source>-<store customer id>`` (guests: ``<source>-guest-<email>``);
+0. ``SELECT id, symbol FROM currency`` once per connector (``currency`` is ``{"id": …}``);
+1. the customer (directive ``customer_match``, for account customers): the one the
+   operator mapped (``customer`` mapping), else the linked one, else one SuiteQL query over
+   the account's customers by e-mail, phone and last name + postcode (``lookups.py``),
+   compared by ``kernel.matching``: the gateway's own record (its external id) is upserted;
+   one other match → the order is booked on it, nothing written to it (finding
+   ``customer_matched``); several → never guessed: parked on ``customer`` <key> naming the
+   candidates, or the rule's ``oldest`` / ``new``; none →
+   ``PUT customer/eid:<source>-<store customer id>`` (guests: ``<source>-guest-<email>``);
    its internal id (the sales order's ``entity``) comes from the ``Location`` header, or from
    ``GET customer/eid:…`` when NetSuite sends none;
 2. ``PUT salesOrder/eid:<source>-<order id>?replace=item``; ``replace=item`` makes the body's
@@ -49,12 +57,19 @@ line keys, then PATCH the still-open lines (by external id). A cancel for an ord
 has never seen is a success with nothing to do; a cancel of an already closed order makes no
 write at all.
 
-Taxes (directive ``tax_source``): ``store`` (default) sends the store's prices and, when a
-``tax_code`` mapping exists for a line's first tax line title, that line's ``taxCode``; no tax
-amounts (SuiteTax, which REST sales orders require, computes them from the codes). ``erp``
-sends no tax codes either, lets NetSuite decide, reads the order's ``taxTotal`` back and
-reports a ``tax_difference`` finding when it differs from the store's tax by more than the
-directive ``tax_tolerance`` (default 0.01).
+Taxes (directive ``tax_source``): ``store`` (default) sends the store's prices; on a
+legacy-tax account (``options.tax_engine: legacy``) a line whose first tax line title has a
+``tax_code`` mapping also gets that ``taxCode``. On SuiteTax (the default; REST takes taxes
+only there) NetSuite's engine computes the tax and REST cannot force the store's amounts (the
+Tax Details Override needs a tax type and code per line and the Tax Details Tab permission,
+and is not documented for REST), so the store's tax is what the gateway checks against:
+both modes read the order's ``taxTotal`` back and report a ``tax_difference`` finding when it
+differs from the store's tax by more than the directive ``tax_tolerance`` (default 0.01).
+``erp`` sends no tax codes and reports an order whose ``taxTotal`` cannot be read.
+
+Lines without a SKU (gift cards, tips, custom items) go on the non-inventory item mapped
+for their kind (``non_sku_item`` mapping, required: the core falls back to its ``default``
+entry and parks the order while neither exists).
 
 Amendments (``order.updated``) are checked first: a sales order that is no longer Pending
 Approval / Pending Fulfillment (partially fulfilled, billed, closed) is held for a person
@@ -82,6 +97,7 @@ from typing import Any
 
 import httpx
 
+from connectors._kit.concurrency import limiter_for
 from connectors.netsuite import inbound, outbound
 from connectors.netsuite.auth import CREDENTIAL_KEYS, TbaCredentials
 from connectors.netsuite.bodies import (
@@ -102,8 +118,10 @@ from connectors.netsuite.bodies import (
 )
 from connectors.netsuite.client import NetSuiteClient, RecordRef, by_eid, by_id
 from connectors.netsuite.fields import MappingSettings
+from connectors.netsuite.lookups import Currencies, customer_candidates
 from connectors.netsuite.options import NetSuiteCredentials, NetSuiteOptions
 from connectors.netsuite.suiteql import STREAMS, Poller
+from kernel import matching
 from kernel.canonical.customer import Customer, ErasureRequest
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.inventory import InventoryLevel
@@ -157,7 +175,9 @@ class NetSuiteConnector(Connector):
     webhook_credentials = frozenset({WEBHOOK_SECRET})
     # TBA: consumer key, token id and signature travel in Authorization (every call out)
     sensitive_headers = frozenset({"authorization", "x-gateway-signature"})
-    mapping_kinds = frozenset({"payment_method", "shipping_method", "tax_code", "location"})
+    mapping_kinds = frozenset(
+        {"payment_method", "shipping_method", "tax_code", "location", "customer"}
+    )
 
     def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
         super().__init__(settings, http)
@@ -168,8 +188,11 @@ class NetSuiteConnector(Connector):
             settings.base_url,
             _credentials(settings),
             timeout_seconds=settings.timeout_seconds,
+            limiter=limiter_for(settings),
+            concurrency_limit=self.options.concurrency_limit,
         )
         self.poller = Poller(self.client.suiteql, self.settings)
+        self.currencies = Currencies(self.client)
 
     @classmethod
     def option_warnings(cls, options: Any) -> list[str]:
@@ -203,8 +226,9 @@ class NetSuiteConnector(Connector):
 
     # --- outbound --------------------------------------------------------------------
     def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
-        """SKUs of order and return lines, plus the optional kinds the options require."""
-        return mapping_needs(event, {"sku", *self.options.require_mappings})
+        """SKUs of order and return lines, the item of each kind of line without a SKU
+        (``non_sku_item``), plus the optional kinds the options require."""
+        return mapping_needs(event, {"sku", "non_sku_item", *self.options.require_mappings})
 
     async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
         if event.type == "order.cancelled":
@@ -224,30 +248,30 @@ class NetSuiteConnector(Connector):
 
     # --- create / update ---------------------------------------------------------------
     def _item_ids(self, order: Order, ctx: DeliveryContext) -> dict[str, str]:
-        """SKU → NetSuite item id for every line, or the error that says what is missing."""
+        """SKU → NetSuite item id for every line, or the error that says what is missing
+        (lines without a SKU take their kind's item: ``_order_refs``)."""
         if not order.lines:
             raise PermanentError(f"order {order.number} has no lines; NetSuite needs at least one")
-        skus: list[str] = []
-        for line in order.lines:
-            if not line.sku:
-                raise PermanentError(
-                    f"order {order.number} line {line.line_id} ({line.title!r}) has no SKU, "
-                    "so it cannot be matched to a NetSuite item"
-                )
-            skus.append(line.sku)
-        return require(ctx, "sku", skus)
+        return require(ctx, "sku", [line.sku for line in order.lines if line.sku])
 
-    def _order_refs(self, order: Order, ctx: DeliveryContext) -> OrderRefs:
-        """Ids from the optional mappings; a required kind without its entry parks the order."""
+    async def _order_refs(self, order: Order, ctx: DeliveryContext, tax_source: str) -> OrderRefs:
+        """Ids from the optional mappings; a required kind without its entry parks the order.
+
+        Line tax codes only for a legacy-tax account in ``tax_source: store``.
+        """
         keys = order_mapping_keys(order, MAPPING_KINDS)
         for kind in self.options.require_mappings:
             require(ctx, kind, keys[kind])
         codes = ctx.mappings.get("tax_code", {})
+        legacy = tax_source == "store" and self.options.tax_engine == "legacy"
         return OrderRefs(
             payment_method=first_mapped(ctx, "payment_method", keys["payment_method"]),
             ship_method=first_mapped(ctx, "shipping_method", keys["shipping_method"]),
             location=first_mapped(ctx, "location", keys["location"]),
-            tax_codes={k: codes[k] for k in keys["tax_code"] if k in codes},
+            tax_codes={k: codes[k] for k in keys["tax_code"] if k in codes} if legacy else {},
+            # the core resolved these (a kind without its own entry takes ``default``)
+            non_sku_items=require(ctx, "non_sku_item", keys["non_sku_item"]),
+            currency=await self.currencies.id_of(order.currency, self.options.base_currency),
         )
 
     async def _internal_id(self, ref: RecordRef) -> str:
@@ -281,44 +305,73 @@ class NetSuiteConnector(Connector):
     async def _upsert_order(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
         order = event.payload_as(Order)
         item_ids = self._item_ids(order, ctx)
-        refs = self._order_refs(order, ctx)
-        discount_fields(order, self.options)  # a config problem must stop us before any write
         tax_source = str(ctx.directives.get("tax_source") or "store")
         if tax_source not in ("store", "erp"):
             raise PermanentError(f"unknown tax_source directive {tax_source!r} (store or erp)")
-        if tax_source == "erp":
-            refs = OrderRefs(refs.payment_method, refs.ship_method, refs.location, {})
+        discount_fields(order, self.options)  # a config problem must stop us before any call
+        refs = await self._order_refs(order, ctx, tax_source)
         order_ref = by_eid(SALES_ORDER, order_external_id(order))
         if event.type == "order.updated":
             await self._guard_amendment(order, order_ref, ctx)
-        links: list[RemoteLink] = []
-        guest = ctx.directives.get("guest_customer_id")
-        if guest:
-            customer_id = str(guest)  # the shared web-guest account: nothing to upsert
-        else:
-            customer_ref = by_eid(CUSTOMER, customer_external_id(order))
-            customer_id = await self.client.upsert(
-                customer_ref, customer_body(order, self.options)
-            ) or await self._internal_id(customer_ref)
-            links.append(RemoteLink("customer", customer_key(order), customer_id))
+        customer_id, links, findings = await self._order_customer(order, ctx)
         body = sales_order_body(order, customer_id, item_ids, self.options, refs)
         order_id = await self.client.upsert(
             order_ref, body, replace=("item",)
         ) or await self._internal_id(order_ref)
         links.append(RemoteLink("order", event.entity_key, order_id))
-        findings = await self._tax_findings(order, order_id, ctx) if tax_source == "erp" else []
+        # store mode too: the store's tax is what the customer paid; NetSuite's differing
+        # from it (SuiteTax computes its own) is what docs/flows.md promises to report
+        findings += await self._tax_findings(order, order_id, ctx, tax_source)
         return DeliveryResult(
             links=links,
             summary=f"salesOrder {order_id} (eid {order_ref.key})",
             findings=findings,
         )
 
+    async def _order_customer(
+        self, order: Order, ctx: DeliveryContext
+    ) -> tuple[str, list[RemoteLink], list[Finding]]:
+        """The customer the order is booked on: the shared guest account, the one the
+        gateway knows (link), an existing NetSuite customer matched by the duplicate rules
+        (``kernel.matching``), or the gateway's own (upserted by external id)."""
+        guest = ctx.directives.get("guest_customer_id")
+        if guest:
+            return str(guest), [], []  # the shared web-guest account: nothing to upsert
+        key = customer_key(order)
+        customer_ref = by_eid(CUSTOMER, customer_external_id(order))
+        rule = matching.directive(ctx.directives.get("customer_match"))
+        booking = matching.Booking(None)
+        if rule is not None:
+            on, country, ambiguous = rule
+            what = f"order {order.number}"
+            linked = ctx.link("customer", key)
+            if key in ctx.mappings.get("customer", {}):  # an operator chose
+                booking = matching.decide(matching.Match(None), ambiguous, key, what, ctx)
+            elif linked:
+                booking = matching.Booking(linked)  # found (or made) by an earlier delivery
+            else:
+                who = matching.order_identity(order, country)
+                candidates = await customer_candidates(self.client, who, on, customer_ref.key)
+                if not any(c.ours for c in candidates):  # else: ours, upserted below
+                    found = matching.match(who, candidates, on, country)
+                    booking = matching.decide(found, ambiguous, key, what, ctx)
+        if booking.customer_id is not None:
+            findings = [booking.finding] if booking.finding else []
+            return booking.customer_id, [RemoteLink("customer", key, booking.customer_id)], findings
+        customer_id = await self.client.upsert(
+            customer_ref, customer_body(order, self.options)
+        ) or await self._internal_id(customer_ref)
+        findings = [booking.finding] if booking.finding else []
+        return customer_id, [RemoteLink("customer", key, customer_id)], findings
+
     async def _tax_findings(
-        self, order: Order, order_id: str, ctx: DeliveryContext
+        self, order: Order, order_id: str, ctx: DeliveryContext, tax_source: str
     ) -> list[Finding]:
-        """NetSuite computed the tax: compare its total with what the store charged."""
+        """Compare the tax NetSuite put on the order with what the store charged."""
         record = await self.client.get(by_id(SALES_ORDER, order_id))
         erp_tax = decimal_or_none(record.get("taxTotal")) if record else None
+        if erp_tax is None and tax_source == "store":
+            return []  # the store's tax stands; NetSuite shows none to compare it with
         if erp_tax is None:
             return [
                 Finding(

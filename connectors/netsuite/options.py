@@ -7,7 +7,9 @@ Connection config:
 - options (all optional): ``subsidiary_id`` (customer and order), ``location_id`` (order),
   ``discount_item_id`` (needed for orders with a discount), ``ship_method_id``,
   ``payment_gateway_field`` (a custom body field id, e.g. ``custbody_payment_gateway``),
-  ``order_status`` (e.g. ``"B"`` for pending fulfilment), ``send_exchange_rate`` (a real
+  ``order_status`` (e.g. ``"B"`` for pending fulfilment), ``tax_engine`` (``suitetax``, the
+  default: NetSuite computes tax, no line ``taxCode`` is sent; ``legacy``: mapped line
+  ``taxCode``s are sent, see ``bodies``), ``send_exchange_rate`` (a real
   boolean, default false: only when the canonical rate is the rate NetSuite expects, see
   ``bodies.sales_order_body``),
   ``require_mappings`` (some of ``OPTIONAL_MAPPINGS``, see ``connector.py``),
@@ -73,6 +75,8 @@ class NetSuiteOptions(BaseModel):
         default=None, description="a custom body field for the payment gateway's name"
     )
     order_status: str | None = Field(default=None, description="status new orders get, e.g. B")
+    # REST takes taxes only with SuiteTax (NetSuite computes them); legacy: line taxCode
+    tax_engine: Literal["suitetax", "legacy"] = "suitetax"
     # a real YAML boolean: the string "false" is a config error, not true
     send_exchange_rate: bool = Field(default=False, strict=True)
     require_mappings: tuple[

@@ -321,8 +321,8 @@ define(['N/https', 'N/crypto', 'N/encode', 'N/runtime', 'N/search', 'N/record', 
       if (STOCK.includes(type)) {
         // where it moved stock: its lines' and header's locations; unknown for a line: everywhere
         const header = ['location', 'transferlocation', 'adjlocation'].map((f) => str(rec.getValue({ fieldId: f }))).filter(Boolean);
-        const known = raw.every((l) => l.location) || header.length > 0;
-        const locations = known ? Array.from(new Set(raw.map((l) => l.location).filter(Boolean).concat(header))) : null;
+        const named = Array.from(new Set(raw.map((l) => l.location).filter(Boolean).concat(header)));
+        const locations = (raw.every((l) => l.location) || header.length > 0) && named.length ? named : null;
         out.stock = stock(raw.map((l) => l.id).concat(built ? [built] : []), locations);
       }
       return compact(out);

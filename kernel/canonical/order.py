@@ -56,6 +56,9 @@ class OrderLine(CanonicalModel):
     requires_shipping: bool = True
     variant_id: Id | None = None
     product_id: Id | None = None
+    # what a line without a SKU is, when the store says: "gift_card", "tip", "custom",
+    # "shipping_protection", …; it picks the ERP item (mapping kind ``non_sku_item``)
+    kind: Code | None = None
 
     @property
     def discount_total(self) -> Decimal:

@@ -15,8 +15,8 @@ Stock moves the way NetSuite moves it: through transactions, never by saving the
   with the difference per location; an expected delivery (on_order) a ``purchaseOrder``.
 - A credit memo's ``restock`` lines put goods back on hand (lines that move stock).
 Items keep their ``lastmodifieddate`` through all of this: only saving the item moves it.
-Every record change is posted to the webhook, if set; after a stock move the items' levels
-are posted too (the user-event script deployed on the stock transactions does that).
+Every record change is posted to the webhook, if set, as the user-event script posts it
+(``webhooks.py``); a stock-moving transaction's post carries its items' levels after the move.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from simulators.netsuite.script_shape import STOCK_TYPES, stock_rows
+
 if TYPE_CHECKING:
     from simulators.netsuite.simulator import NetSuiteSimulator
     from simulators.netsuite.state import SimRecord
 
 DEFAULT_LOCATION = "1"
-# transactions that only move stock: the simulated script posts the items' levels instead
-STOCK_ONLY = frozenset({"inventoryadjustment", "purchaseorder", "itemreceipt"})
 # what the convenience names of /_sim/stock mean, as the default custom field ids
 STOCK_CUSTOM = {
     "reserved": "custrecord_gw_qty_reserved",
@@ -141,20 +141,12 @@ class ErpState:
         if event_type == "create":
             record.created = record.modified
         kind = record.type.lower()
-        if kind not in STOCK_ONLY:
-            self.sim.webhooks.emit(
-                kind, event_type, record.id, record.modified, self.contract(record)
-            )
-
-    def stock_moved(self, item_ids: set[str]) -> None:
-        """Stock of these items changed by a transaction: the items are not saved (their
-        lastModifiedDate stays); the script on the transaction posts their levels."""
-        for item_id in sorted(item_ids):
-            record = self.sim._store("inventoryItem").get(item_id)
-            if record is not None:
-                self.sim.webhooks.emit(
-                    "inventoryitem", "edit", record.id, self.now(), self.contract(record)
-                )
+        stock = None
+        if kind in STOCK_TYPES:  # the script reads the stock of the items it moved
+            location = ref_id(record.fields.get("location"))
+            stock = stock_rows(sublist_lines(record), location, self.stock, self.sku)
+        body = self.contract(record)
+        self.sim.webhooks.emit(kind, event_type, record.id, record.modified, body, stock)
 
     def stock_transaction(
         self, record_type: str, prefix: str, lines: list[dict[str, Any]], **fields: Any
@@ -191,7 +183,6 @@ class ErpState:
         if custom:  # fields of the item's locations: saving them saves the item
             row.custom.update(custom)
             self.touched(item)
-        self.stock_moved({item.id})
         return row
 
     def set_price(self, item_key: str, values: Mapping[str, Any]) -> SimRecord:
@@ -219,14 +210,11 @@ class ErpState:
                 key = (item, ref_id(line.get("location")) or order_location)
                 wanted[key] = wanted.get(key, Decimal(0)) + open_qty
         had = self.commitments.get(order.id, {})
-        changed: set[str] = set()
         for key in set(had) | set(wanted):
             delta = wanted.get(key, Decimal(0)) - had.get(key, Decimal(0))
             if delta:
                 self.row(*key).committed += delta
-                changed.add(key[0])
         self.commitments[order.id] = wanted
-        self.stock_moved(changed)  # the order changed, not the items
 
     def fulfil(self, order_key: str, spec: Mapping[str, Any]) -> SimRecord:
         """Ship (part of) a sales order: an itemFulfillment, less on hand, a new status."""
@@ -296,7 +284,6 @@ class ErpState:
         self.recommit(order)  # fulfilled lines no longer hold a commitment
         self.touched(order)
         self.touched(fulfilment, "create")
-        self.stock_moved({ref_id(ln["item"]) or "" for ln in shipped})
         return fulfilment
 
     def set_ship_status(self, fulfilment_key: str, status: str) -> SimRecord:
@@ -326,7 +313,6 @@ class ErpState:
                     "amount": dec(line.get("amount", 0), "amount"),
                 }
             )
-        restocked: set[str] = set()
         for line in spec.get("restock") or []:
             item = self.item(str(line["item"]))
             qty = dec(line.get("quantity", 1), "quantity")
@@ -344,7 +330,6 @@ class ErpState:
             )
             if disposition == "restock":
                 self.row(item.id, location).on_hand += qty
-                restocked.add(item.id)
         amount = spec.get("amount")
         total = (
             dec(amount, "amount")
@@ -364,7 +349,6 @@ class ErpState:
             },
         )
         self.touched(memo, "create")
-        self.stock_moved(restocked)
         return memo
 
     # --- derived values ------------------------------------------------------------------

@@ -122,7 +122,6 @@ class ReturnsDesk:
         )
         rma.fields["orderStatus"] = "F" if done else "D"  # Pending Refund / Partially Received
         erp.touched(rma)
-        erp.stock_moved({ref_id(ln["item"]) or "" for ln in received})
         return receipt
 
     def set_status(self, rma_key: str, status: str) -> SimRecord:

@@ -35,6 +35,11 @@ Sources for the names (SuiteQL spells them in lower case, case-insensitive):
 - ``currency`` (``id, name, symbol``: the ISO code is the symbol; ``BUILTIN.DF`` gives the
   name), ``location``, ``pricelevel``, ``pricing`` (``item, pricelevel, currency, quantity,
   unitprice``), ``customer``, ``term``, ``customercategory``, ``shipitem``.
+- ``customeraddressbook`` (``entity``, ``addressbookaddress``, ``defaultbilling``,
+  ``defaultshipping``, ``label``) joined to ``customeraddressbookentityaddress`` on
+  ``nkey`` (``addr1``, ``city``, ``zip``, ``country``…): public SuiteQL, "LEFT JOIN
+  customerAddressbook ON a.id = b.entity LEFT JOIN customerAddressbookEntityAddress ON
+  b.addressbookaddress = c.nkey".
 """
 
 from __future__ import annotations
@@ -100,6 +105,14 @@ TABLES: dict[str, tuple[Column, ...]] = {
         "email, phone, terms:ref=term, creditlimit:num, currency:ref=currency, "
         "category:ref=customercategory, pricelevel:ref=pricelevel, taxable:bool, "
         "resalenumber, isinactive:bool, datecreated:date, lastmodifieddate:date"
+    ),
+    # a customer's address book: one row per entry, its address in the entity-address table
+    "customeraddressbook": _cols(
+        "id:num, entity:ref=customer, addressbookaddress:num, defaultbilling:bool, "
+        "defaultshipping:bool, label"
+    ),
+    "customeraddressbookentityaddress": _cols(
+        "nkey:num, addressee, addr1, addr2, city, state, zip, country, addrphone"
     ),
     "currency": _cols("id:num, name, symbol"),
     "location": _cols("id:num, name, isinactive:bool"),

@@ -14,7 +14,7 @@ The shape: every value is a string (numbers as decimal strings, dates as ISO), a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -262,7 +262,7 @@ def _ordered(out: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def script_record(
-    record_type: str, record: Mapping[str, Any], stock: list[Mapping[str, Any]] | None = None
+    record_type: str, record: Mapping[str, Any], stock: Sequence[Mapping[str, Any]] | None = None
 ) -> dict[str, Any]:
     """The simulator's record dict as ``user_event_script.js`` posts it; ``stock``: the
     current rows of the items a stock-moving transaction touched."""
@@ -279,6 +279,57 @@ def script_record(
     if kind in STOCK_TYPES and stock is not None:
         out["stock"] = _lines(stock, _STOCK, columns=True)
     return out
+
+
+def stock_rows(
+    lines: Iterable[Mapping[str, Any]],
+    header_location: str | None,
+    table: Mapping[str, Mapping[str, Any]],
+    sku: Callable[[str], str],
+) -> list[dict[str, Any]]:
+    """What the script reads after a stock-moving transaction's save: the aggregateitemlocation
+    rows of the items its lines name, at the locations it names (every location of them when
+    a line names none and the header has none), by item then location. ``table``: item id →
+    location → a row with ``on_hand``, ``committed``, ``on_order`` and ``custom`` columns."""
+    items: set[str] = set()
+    named: set[str] = set()
+    unnamed = False
+    for line in lines:
+        item, where = _ref_id(line.get("item")), _ref_id(line.get("location"))
+        if item:
+            items.add(item)
+            if where:
+                named.add(where)
+            else:
+                unnamed = True
+    if header_location:
+        named.add(header_location)
+    wanted = None if (unnamed and not header_location) or not named else named
+    rows = []
+    for item in sorted(items, key=_numeric):
+        for location, row in sorted(table.get(item, {}).items(), key=lambda kv: _numeric(kv[0])):
+            if wanted is None or location in wanted:
+                rows.append(
+                    {
+                        "itemId": sku(item),
+                        "location": location,
+                        "quantityOnHand": row.on_hand,
+                        "quantityCommitted": row.committed,
+                        "quantityOnOrder": row.on_order,
+                        **row.custom,
+                    }
+                )
+    return rows
+
+
+def _ref_id(value: Any) -> str | None:
+    if isinstance(value, Mapping) and value.get("id") not in (None, ""):
+        return str(value["id"])
+    return None
+
+
+def _numeric(key: str) -> tuple[int, str]:
+    return (int(key), "") if key.isdigit() else (1 << 62, key)
 
 
 # --- the check ----------------------------------------------------------------------------
@@ -329,4 +380,11 @@ def shape_errors(record_type: str, record: Mapping[str, Any]) -> list[str]:
     return errors
 
 
-__all__ = ["ITEM_TYPES", "RECORD_SHAPES", "STOCK_TYPES", "script_record", "shape_errors"]
+__all__ = [
+    "ITEM_TYPES",
+    "RECORD_SHAPES",
+    "STOCK_TYPES",
+    "script_record",
+    "shape_errors",
+    "stock_rows",
+]

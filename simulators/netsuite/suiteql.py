@@ -134,6 +134,11 @@ def _stored(column: Column, value: Any) -> Any:
 # --- the database ------------------------------------------------------------------------
 
 
+def _regexp_replace(value: Any, pattern: str, replacement: str) -> str | None:
+    """Oracle's REGEXP_REPLACE (every match replaced), a function SuiteQL supports."""
+    return None if value is None else re.sub(pattern, replacement, str(value))
+
+
 def _quoted(name: str) -> str:
     return f'"{name}"'
 
@@ -149,6 +154,7 @@ def build(data: SuiteQLData) -> sqlite3.Connection:
     db.create_function("TO_TIMESTAMP", -1, _to_timestamp, deterministic=True)
     db.create_function("TO_DATE", -1, _to_timestamp, deterministic=True)
     db.create_function("NVL", 2, lambda a, b: b if a is None else a, deterministic=True)
+    db.create_function("REGEXP_REPLACE", 3, _regexp_replace, deterministic=True)
     custom = data.custom_columns()
     rows = data.table_rows()
     for table in TABLES:

@@ -91,6 +91,7 @@ class ErpTables:
             "pricing": self._pricing(),
             "customer": self._customers(),
         }
+        rows["customeraddressbook"], rows["customeraddressbookentityaddress"] = self._address_book()
         rows["inventoryitemlocations"] = rows["aggregateitemlocation"]
         names = {code: name for _, code, name in CURRENCIES}
         rows["currency"] = [
@@ -110,6 +111,10 @@ class ErpTables:
 
     # --- helpers -------------------------------------------------------------------------
     def _currency(self, value: Any) -> int | None:
+        """A currency reference as the REST API takes it ({"id": "2"}), or an ISO code."""
+        internal = ref_id(value) or (str(value) if isinstance(value, int) else None)
+        if internal and internal.isdigit():
+            return int(internal)
         code = ref_name(value)
         return self.currencies.id(str(code).upper()) if code else None
 
@@ -302,6 +307,39 @@ class ErpTables:
                     }
                 )
         return rows
+
+    def _address_book(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every customer's address book entries and the addresses they point at."""
+        entries: list[dict[str, Any]] = []
+        addresses: list[dict[str, Any]] = []
+        for r in self.sim._store("customer").values():
+            for line in sublist_lines(r, "addressBook"):
+                nkey = len(addresses) + 1
+                a = line.get("addressBookAddress") or {}
+                addresses.append(
+                    {
+                        "nkey": nkey,
+                        "addressee": a.get("addressee"),
+                        "addr1": a.get("addr1"),
+                        "addr2": a.get("addr2"),
+                        "city": a.get("city"),
+                        "state": a.get("state"),
+                        "zip": a.get("zip"),
+                        "country": ref_id(a.get("country")) or a.get("country"),
+                        "addrphone": a.get("addrPhone"),
+                    }
+                )
+                entries.append(
+                    {
+                        "id": nkey,
+                        "entity": r.id,
+                        "addressbookaddress": nkey,
+                        "defaultbilling": bool(line.get("defaultBilling")),
+                        "defaultshipping": bool(line.get("defaultShipping")),
+                        "label": line.get("label"),
+                    }
+                )
+        return entries, addresses
 
     def _customers(self) -> list[dict[str, Any]]:
         rows = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,7 +56,7 @@ class WebhookEmitter:
         internal_id: str,
         modified: datetime,
         record: Any,
-        stock: list[Mapping[str, Any]] | None = None,
+        stock: Sequence[Mapping[str, Any]] | None = None,
     ) -> bytes:
         stamp = self._stamp(modified)
         ms = int(stamp.timestamp() * 1000)
@@ -89,7 +89,7 @@ class WebhookEmitter:
         internal_id: str,
         modified: datetime,
         record: Any,
-        stock: list[Mapping[str, Any]] | None = None,
+        stock: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         """Queue one post; sent now in the background if an event loop runs, else on drain.
         ``stock``: for a transaction that moved stock, its items' rows after the move

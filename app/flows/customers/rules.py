@@ -74,6 +74,13 @@ class CustomerRules(BaseModel):
         description="ISO country (e.g. DE) whose calling code is added to phone numbers "
         "written without one, when the customer's address does not say the country.",
     )
+    ambiguous_match: Literal["park", "oldest", "new"] = Field(
+        default="park",
+        description="An order whose customer matches several of the ERP's own customers (by "
+        "match_on): park waits for an operator to map the customer to one of them (the "
+        "candidates are named; 'new' for a customer of its own); oldest books it on the "
+        "oldest candidate; new on a customer of its own. Either way a finding says so.",
+    )
     erase_linked_erp_records: bool = Field(
         default=True,
         description="An erase request also scrubs the gateway's copies of the ERP-side "

@@ -1,5 +1,6 @@
-"""Orders at delivery time: what the ERP has booked (its units no longer in transit), and
-variant SKUs mapped through their base SKU."""
+"""Orders at delivery time: what the ERP has booked (its units no longer in transit),
+variant SKUs mapped through their base SKU, and lines without a SKU through the ``default``
+non-SKU item."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from app.models import Delivery, OrderAllocation
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.order import Order
+from kernel.mappings import DEFAULT_LINE_KIND
 from kernel.types import MappingNeed
 
 
@@ -83,10 +85,13 @@ async def fill_variant_skus(
     found: dict[str, dict[str, str]],
     missing: list[MappingNeed],
 ) -> list[MappingNeed]:
-    """Resolve unmapped variant SKUs through their base SKU (rules.orders.variant_sku_pattern).
+    """Resolve unmapped variant SKUs through their base SKU (rules.orders.variant_sku_pattern),
+    and unmapped kinds of lines without a SKU (``non_sku_item`` gift_card, tip, …) through the
+    ``default`` non-SKU item, so one mapping covers every kind the store may invent.
 
-    Fills ``found`` with the variant's mapping and returns what is still missing.
+    Fills ``found`` with what they resolve to and returns what is still missing.
     """
+    missing = await _default_line_items(session, destination, found, missing)
     if not any(m.kind == "sku" for m in missing):
         return missing
     pattern = (await effective_rules(session, rt.config.rules)).orders.variant_sku_pattern
@@ -108,3 +113,26 @@ async def fill_variant_skus(
         else:
             found.setdefault("sku", {})[need.key] = item
     return still
+
+
+async def _default_line_items(
+    session: AsyncSession,
+    destination: str,
+    found: dict[str, dict[str, str]],
+    missing: list[MappingNeed],
+) -> list[MappingNeed]:
+    kinds = [m for m in missing if m.kind == "non_sku_item" and m.key != DEFAULT_LINE_KIND]
+    if not kinds:
+        return missing
+    table = found.get("non_sku_item", {})
+    default = table.get(DEFAULT_LINE_KIND)
+    if default is None:
+        by_default, _ = await resolve(
+            session, destination, [MappingNeed("non_sku_item", DEFAULT_LINE_KIND)]
+        )
+        default = by_default.get("non_sku_item", {}).get(DEFAULT_LINE_KIND)
+    if default is None:
+        return missing
+    for need in kinds:
+        found.setdefault("non_sku_item", {})[need.key] = default
+    return [m for m in missing if m not in kinds]

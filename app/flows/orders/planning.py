@@ -46,6 +46,15 @@ async def plan_order(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
         )
     elif guest.action == "shared_account":
         directives["guest_customer_id"] = rules.guest_account_id
+    elif guest.action == "not_guest" and ctx.rules.customers.match_on:
+        # the ERP connector looks for this person among the ERP's own customers (a sales
+        # rep's record the gateway never saw) before it makes one: kernel.matching
+        customers = ctx.rules.customers
+        directives["customer_match"] = {
+            "on": list(customers.match_on),
+            "default_country": customers.default_country_code,
+            "ambiguous": customers.ambiguous_match,
+        }
     if event.type == "order.updated":
         before = await previous_payload(ctx, event, Order)
         if before is not None:

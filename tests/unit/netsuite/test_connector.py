@@ -44,11 +44,39 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+SUITEQL = re.compile(r".*/services/rest/query/v1/suiteql\?.*")
+
+
+def mock_currencies(httpx_mock: HTTPXMock) -> None:
+    """``SELECT id, symbol FROM currency`` as NetSuite answers it (every value text)."""
+    httpx_mock.add_response(
+        method="POST",
+        url=SUITEQL,
+        json={
+            "items": [
+                {"links": [], "id": "1", "symbol": "USD"},
+                {"links": [], "id": "4", "symbol": "EUR"},
+            ],
+            "hasMore": False,
+        },
+    )
+
+
+def mock_order_read(httpx_mock: HTTPXMock, order_id: str, tax_total: str | None = None) -> None:
+    """The sales order read back by id for its ``taxTotal``."""
+    body: dict[str, Any] = {"id": order_id}
+    if tax_total is not None:
+        body["taxTotal"] = tax_total
+    httpx_mock.add_response(method="GET", url=f"{RECORDS}/salesOrder/{order_id}", json=body)
+
+
 def mock_netsuite(httpx_mock: HTTPXMock, customer_id: str = "501", order_id: str = "9001") -> None:
+    mock_currencies(httpx_mock)
     httpx_mock.add_response(method="PUT", url=CUSTOMER_URL, status_code=204)
     httpx_mock.add_response(method="GET", url=CUSTOMER_URL, json={"id": customer_id})
     httpx_mock.add_response(method="PUT", url=f"{ORDER_URL}?replace=item", status_code=204)
     httpx_mock.add_response(method="GET", url=ORDER_URL, json={"id": order_id})
+    mock_order_read(httpx_mock, order_id)
 
 
 def sent_json(httpx_mock: HTTPXMock, method: str, url: str) -> Any:
@@ -85,7 +113,7 @@ async def test_order_becomes_customer_and_sales_order_upserts(
         "entity": {"id": "501"},
         "otherRefNum": "#1001",
         "tranDate": "2026-11-01",
-        "currency": {"refName": "USD"},
+        "currency": {"id": "1"},
         "memo": "shop-eu order #1001; payment: shopify_payments; note: leave at the door",
         "item": {
             "items": [
@@ -128,6 +156,8 @@ async def test_order_becomes_customer_and_sales_order_upserts(
 async def test_location_headers_spare_the_read_backs(
     http: httpx.AsyncClient, httpx_mock: HTTPXMock
 ) -> None:
+    mock_currencies(httpx_mock)
+    mock_order_read(httpx_mock, "9002")
     httpx_mock.add_response(
         method="PUT",
         url=CUSTOMER_URL,
@@ -144,7 +174,13 @@ async def test_location_headers_spare_the_read_backs(
 
     result = await connector.deliver(event_for(realistic_order()), context())
 
-    assert [r.method for r in httpx_mock.get_requests()] == ["PUT", "PUT"]
+    # no read-back of an id; the currency list, and the order read once for its taxTotal
+    assert [(r.method, r.url.path.rsplit("/", 1)[-1]) for r in httpx_mock.get_requests()] == [
+        ("POST", "suiteql"),
+        ("PUT", "eid:shop-eu-77"),
+        ("PUT", "eid:shop-eu-1001"),
+        ("GET", "9002"),
+    ]
     assert sent_json(httpx_mock, "PUT", f"{ORDER_URL}?replace=item")["entity"] == {"id": "502"}
     assert [link.remote_id for link in result.links] == ["502", "9002"]
 
@@ -216,6 +252,8 @@ async def test_guest_is_keyed_by_normalized_email(
     assert re.fullmatch(r"[A-Za-z0-9_-]+", eid)
 
     url = f"{RECORDS}/customer/eid:{eid}"
+    mock_currencies(httpx_mock)
+    mock_order_read(httpx_mock, "9001")
     httpx_mock.add_response(method="PUT", url=url, status_code=204)
     httpx_mock.add_response(method="GET", url=url, json={"id": "502"})
     httpx_mock.add_response(method="PUT", url=f"{ORDER_URL}?replace=item", status_code=204)
@@ -229,9 +267,11 @@ async def test_guest_is_keyed_by_normalized_email(
     assert sent_json(httpx_mock, "PUT", url)["lastName"] == "Lovelace"  # from the address
 
 
-async def test_line_without_sku_is_named_and_nothing_is_sent(
+async def test_line_without_sku_parks_on_its_item_naming_the_mapping(
     http: httpx.AsyncClient, httpx_mock: HTTPXMock
 ) -> None:
+    """Issue 10 item 9: a gift wrap line without a SKU used to kill the order (dead, "has no
+    SKU"); now it waits for the non-inventory item of its kind, and nothing is written."""
     order = realistic_order()
     order.lines.append(
         OrderLine(
@@ -239,8 +279,11 @@ async def test_line_without_sku_is_named_and_nothing_is_sent(
         )
     )
     connector = connect(NetSuiteConnector, make_connection(), http)
-    with pytest.raises(PermanentError, match=r"line L3 \('Gift wrap'\) has no SKU"):
+    assert MappingNeed("non_sku_item", "default") in connector.required_mappings(event_for(order))
+    with pytest.raises(NeedsMappingError) as caught:
         await connector.deliver(event_for(order), context())
+    assert caught.value.missing == [MappingNeed("non_sku_item", "default")]
+    assert "PUT /api/v1/mappings/non_sku_item/" in str(caught.value)
     assert httpx_mock.get_requests() == []
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import warnings
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -122,6 +123,7 @@ def runs() -> dict[str, dict[str, Any]]:
         )
         if IN_CI:
             pytest.fail(reason)
+        warnings.warn(reason, stacklevel=1)  # in the summary even without -rs
         pytest.skip(reason)
     cases = [*CASES.values(), *variants().values()]
     proc = subprocess.run(
