@@ -18,6 +18,7 @@ from app.api.deps import RuntimeDep
 from app.delivery.heartbeat import live_workers
 from app.delivery.queue import ArqQueue
 from app.delivery.sweeper import refresh_queue_gauges
+from app.ingest.quarantine import refresh_quarantine_gauge
 
 router = APIRouter(tags=["health"])
 
@@ -79,4 +80,5 @@ async def readyz(
 @router.get("/metrics", include_in_schema=False)
 async def metrics(rt: RuntimeDep) -> Response:
     await refresh_queue_gauges(rt)
+    await refresh_quarantine_gauge(rt)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

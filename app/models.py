@@ -69,6 +69,14 @@ class InboundEvent(SQLModel, table=True):
         sa.UniqueConstraint("connection_id", "dedupe_key", name="uq_inbound_dedupe"),
         # the same body under the same topic is the same event, whatever its webhook id says
         sa.UniqueConstraint("connection_id", "topic", "body_hash", name="uq_inbound_body"),
+        # the quarantine (few rows of a large table): listed, counted and replayed by id
+        sa.Index(
+            "ix_inbound_quarantined",
+            "connection_id",
+            "id",
+            postgresql_where=sa.text("status = 'quarantined'"),
+            sqlite_where=sa.text("status = 'quarantined'"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
@@ -82,7 +90,9 @@ class InboundEvent(SQLModel, table=True):
     body: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
     # SHA-256 of the body (hex); None for rows stored before it was kept
     body_hash: str | None = Field(default=None, max_length=64)
-    status: str = Field(default="accepted", max_length=32)  # accepted | ignored
+    # accepted | ignored | to_read | quarantined (signed, body not parsed; ``note`` says
+    # why) | duplicate (a replayed quarantine that was already stored)
+    status: str = Field(default="accepted", max_length=32)
     note: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
 
 

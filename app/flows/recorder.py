@@ -15,13 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.delivery.outbox import DELIVERIES, enqueue_after_commit
 from app.erasure.refs import note_event
 from app.flows.plan import PlanContext, Planned
 from app.flows.planning import plan_event
 from app.flows.rules import RulesConfig, effective_rules
+from app.ingest.dedupe import fresh_events
 from app.models import CanonicalEventRow, DeliveryStatus, Finding, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
@@ -244,38 +244,6 @@ async def _insert_findings(session: AsyncSession, ctx: PlanContext) -> None:
 
 
 async def not_seen(session: AsyncSession, events: list[CanonicalEvent]) -> list[CanonicalEvent]:
-    """Drop events that change nothing: the entity's newest recorded event of the same type
-    says the same (time stamps aside). Polls re-read the edge of their window, and a change
-    may already have come by webhook."""
-    if not events:
-        return []
-    keys = {e.entity_key for e in events}
-    newest_ids = (
-        sa.select(sa.func.max(col(CanonicalEventRow.id)))
-        .where(col(CanonicalEventRow.entity_key).in_(keys))
-        .group_by(col(CanonicalEventRow.entity_key), col(CanonicalEventRow.event_type))
-    )
-    rows = await session.execute(
-        sa.select(
-            col(CanonicalEventRow.entity_key),
-            col(CanonicalEventRow.event_type),
-            col(CanonicalEventRow.payload),
-        ).where(col(CanonicalEventRow.id).in_(newest_ids))
-    )
-    newest: dict[tuple[str, str], dict[str, Any]] = {}
-    for key, event_type, payload in rows:
-        newest[(key, event_type)] = _content(payload)
-    fresh: list[CanonicalEvent] = []
-    for event in events:
-        content = _content(event.payload_json())
-        if newest.get((event.entity_key, event.type)) != content:
-            newest[(event.entity_key, event.type)] = content
-            fresh.append(event)
-    return fresh
-
-
-_TIME_FIELDS = frozenset({"as_of", "updated_at", "effective_at", "occurred_at"})
-
-
-def _content(payload: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in payload.items() if k not in _TIME_FIELDS}
+    """Drop events that change nothing (``app.ingest.dedupe``). Polls re-read the edge of
+    their window, and a change may already have come by webhook."""
+    return await fresh_events(session, events)

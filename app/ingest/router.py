@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.api.deps import RuntimeDep, SessionDep
 from app.errors import PayloadTooLarge
@@ -17,6 +17,12 @@ class WebhookAccepted(BaseModel):
     event_ids: list[int]
     duplicate: bool
     inbound_event_id: int
+    quarantined: bool = Field(
+        default=False,
+        description="signed, but the body could not be parsed: kept in quarantine for an "
+        "operator to replay after a fix (answered 200 so the sender does not retry)",
+    )
+    reason: str | None = Field(default=None, description="why it is in quarantine")
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -42,12 +48,15 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     status_code=202,
     response_model=WebhookAccepted,
     responses={
-        200: {"description": "a re-sent webhook, already stored"},
+        200: {
+            "description": "a re-sent webhook, already stored; or a signed body the parser "
+            "could not handle, kept in quarantine (`quarantined: true`)"
+        },
         401: {"description": "bad or missing signature"},
         404: {"description": "unknown connection"},
         413: {"description": "body over the limit"},
-        400: {"description": "unparseable body"},
-        422: {"description": "invalid body"},
+        400: {"description": "unparseable body (connections that refuse such bodies)"},
+        422: {"description": "invalid body (connections that refuse such bodies)"},
     },
 )
 async def receive_webhook(
@@ -63,5 +72,9 @@ async def receive_webhook(
         event_ids=result.event_ids,
         duplicate=result.duplicate,
         inbound_event_id=result.inbound_event_id,
+        quarantined=result.quarantined is not None,
+        reason=result.quarantined,
     )
-    return JSONResponse(payload.model_dump(), status_code=200 if result.duplicate else 202)
+    # 202: taken; 200: already stored, or kept in quarantine (taken, not processed)
+    accepted = not result.duplicate and result.quarantined is None
+    return JSONResponse(payload.model_dump(), status_code=202 if accepted else 200)

@@ -1,7 +1,8 @@
 """Ingest: verify, dedupe, store raw + canonical + outbox rows in one transaction.
 
 The caller's transaction commits before the HTTP answer goes out; deliveries are queued
-only after that commit.
+only after that commit. A signed body the connector cannot parse is kept in quarantine
+(``app.ingest.quarantine``) and acknowledged, unless the connector refuses such bodies.
 """
 
 from __future__ import annotations
@@ -10,20 +11,23 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.dbutil import id_list, insert_for
+from app.dbutil import id_list
 from app.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized, Unprocessable
 from app.flows.recorder import record_events
+from app.ingest.dedupe import fresh_events
+from app.ingest.quarantine import REASON_MAX, quarantine
 from app.ingest.reads import record_reads
-from app.models import CanonicalEventRow, InboundEvent, utcnow
+from app.ingest.rows import TOPIC_MAX, insert_inbound, stored_dedupe_key
+from app.models import CanonicalEventRow, InboundEvent
 from app.observability import metrics
 from app.runtime import Runtime
+from kernel.canonical.validation import safe_text
 from kernel.contract import Handshake, ReadLater, WebhookRequest
 from kernel.errors import (
     ConnectorError,
@@ -36,17 +40,9 @@ from kernel.types import ParsedWebhook
 
 log = structlog.get_logger("gateway.ingest")
 
-# Kept with the raw body for audit and replay; credentials never are, nor signatures: a
-# stored body with its signature is replay material for anyone who can read it.
-_DROPPED_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
-_DROPPED_MARKERS = ("signature", "hmac")
 # Deeper JSON is refused before any parser (or the erasure walk) meets it.
 MAX_JSON_DEPTH = 64
 _JSON_TOKENS = re.compile(rb'\\.|["\[\]{}]', re.DOTALL)
-# dedupe keys longer than this are stored as their hash (never cut: two keys sharing a long
-# prefix are different events)
-DEDUPE_KEY_MAX = 256
-TOPIC_MAX = 128  # the column's width
 
 
 @dataclass
@@ -57,6 +53,8 @@ class IngestResult:
     topic: str
     # records the notification named, read by a job (thin webhooks)
     to_read: int = 0
+    # kept in quarantine: signed, but the parser could not handle the body (the reason)
+    quarantined: str | None = None
 
 
 @dataclass
@@ -95,6 +93,8 @@ async def ingest_webhook(
             hint="check the webhook secret configured for this connection",
         ) from None
     except PayloadError as exc:
+        if exc.signed and connector.unparseable == "quarantine":
+            return await _quarantined(session, connection_id, headers, body, exc)
         metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
         log.warning("webhook rejected: unparseable", connection_id=connection_id, reason=str(exc))
         error = BadRequest if exc.status_code == 400 else Unprocessable
@@ -118,9 +118,18 @@ async def ingest_webhook(
     if len(answer.topic) > TOPIC_MAX:
         metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
         raise BadRequest(f"topic is longer than {TOPIC_MAX} characters")
-    inbound_id = await _insert_inbound(session, connection_id, headers, body, answer)
+    inbound_id = await insert_inbound(
+        session,
+        connection_id,
+        headers,
+        body,
+        topic=answer.topic,
+        dedupe_key=answer.dedupe_key,
+        status=_status_of(answer),
+        note=_note_of(answer),
+    )
     if inbound_id is None:
-        return await _duplicate(session, connection_id, answer, hashlib.sha256(body).hexdigest())
+        return await _duplicate(session, connection_id, answer.topic, answer.dedupe_key, body)
     if isinstance(answer, ReadLater):
         await record_reads(session, inbound_id, connection_id, answer.refs)
         metrics.WEBHOOKS_RECEIVED.labels(connection_id, "accepted").inc()
@@ -133,9 +142,16 @@ async def ingest_webhook(
         )
         return IngestResult(inbound_id, [], False, answer.topic, to_read=len(answer.refs))
 
-    recorded = await record_events(
-        session, rt, connection_id, answer.events, inbound_event_id=inbound_id
-    )
+    # the same version may already be here (read by a backfill poll before a late retry)
+    fresh = await fresh_events(session, answer.events, webhook=True)
+    if len(fresh) < len(answer.events):
+        log.info(
+            "webhook events already recorded; not recorded again",
+            connection_id=connection_id,
+            inbound_event_id=inbound_id,
+            unchanged=len(answer.events) - len(fresh),
+        )
+    recorded = await record_events(session, rt, connection_id, fresh, inbound_event_id=inbound_id)
     metrics.WEBHOOKS_RECEIVED.labels(connection_id, "accepted").inc()
     log.info(
         "webhook accepted",
@@ -146,20 +162,6 @@ async def ingest_webhook(
         delivery_ids=recorded.delivery_ids,
     )
     return IngestResult(inbound_id, recorded.event_ids, False, answer.topic)
-
-
-def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name: value
-        for name, value in ((k.lower(), v) for k, v in headers.items())
-        if name not in _DROPPED_HEADERS and not any(m in name for m in _DROPPED_MARKERS)
-    }
-
-
-def stored_dedupe_key(key: str) -> str:
-    if len(key) <= DEDUPE_KEY_MAX:
-        return key
-    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _check_depth(body: bytes) -> None:
@@ -182,50 +184,6 @@ def _check_depth(body: bytes) -> None:
             depth -= 1
 
 
-async def _insert_inbound(
-    session: AsyncSession,
-    connection_id: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    parsed: ParsedWebhook | ReadLater,
-) -> int | None:
-    """Insert the raw event; None when it is already stored: the same dedupe key, or the same
-    body under the same topic (a replayed body with a fresh webhook id is still a replay)."""
-    values = {
-        "connection_id": connection_id,
-        "topic": parsed.topic,
-        "dedupe_key": stored_dedupe_key(parsed.dedupe_key),
-        "body_hash": hashlib.sha256(body).hexdigest(),
-        "received_at": utcnow(),
-        "headers": stored_headers(headers),
-        "body": body,
-        "status": _status_of(parsed),
-        "note": _note_of(parsed),
-    }
-    return await session.scalar(_insert_inbound_statement(session), values)
-
-
-_INBOUND_INSERTS: dict[str, Any] = {}
-
-
-def _insert_inbound_statement(session: AsyncSession) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect (values bound).
-
-    No conflict target: either unique key (dedupe key, or topic + body hash) makes it a
-    duplicate.
-    """
-    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-    stmt = _INBOUND_INSERTS.get(dialect)
-    if stmt is None:
-        stmt = (
-            insert_for(session, InboundEvent)
-            .on_conflict_do_nothing()
-            .returning(col(InboundEvent.id))
-        )
-        _INBOUND_INSERTS[dialect] = stmt
-    return stmt
-
-
 def _status_of(parsed: ParsedWebhook | ReadLater) -> str:
     if isinstance(parsed, ReadLater):
         return "to_read"
@@ -238,33 +196,68 @@ def _note_of(parsed: ParsedWebhook | ReadLater) -> str | None:
     return None if parsed.events else f"topic {parsed.topic} is stored, not routed"
 
 
+async def _quarantined(
+    session: AsyncSession,
+    connection_id: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    exc: PayloadError,
+) -> IngestResult:
+    """Keep a signed body the parser refused (or crashed on); a re-sent copy is a duplicate."""
+    topic = _quarantine_topic(exc.topic)
+    dedupe_key = exc.dedupe_key or "sha256:" + hashlib.sha256(body).hexdigest()
+    # stored and shown: a parser's message may quote the body (NUL, lone surrogates)
+    reason = safe_text(str(exc), REASON_MAX)
+    inbound_id = await insert_inbound(
+        session,
+        connection_id,
+        headers,
+        body,
+        topic=topic,
+        dedupe_key=dedupe_key,
+        status="quarantined",
+        note=reason,
+    )
+    if inbound_id is None:
+        return await _duplicate(session, connection_id, topic, dedupe_key, body)
+    await quarantine(session, connection_id, inbound_id, topic, reason, exc)
+    return IngestResult(inbound_id, [], False, topic, quarantined=reason)
+
+
+def _quarantine_topic(topic: str | None) -> str:
+    """The connector's topic when it is storable, else a placeholder."""
+    text = (topic or "").strip()
+    return text if 0 < len(text) <= TOPIC_MAX else "unparsed"
+
+
 async def _duplicate(
     session: AsyncSession,
     connection_id: str,
-    parsed: ParsedWebhook | ReadLater,
-    body_hash: str,
+    topic: str,
+    dedupe_key: str,
+    body: bytes,
 ) -> IngestResult:
-    original = await session.scalar(
-        sa.select(col(InboundEvent.id))
+    original = await session.execute(
+        sa.select(col(InboundEvent.id), col(InboundEvent.status), col(InboundEvent.note))
         .where(
             col(InboundEvent.connection_id) == connection_id,
             sa.or_(
-                col(InboundEvent.dedupe_key) == stored_dedupe_key(parsed.dedupe_key),
+                col(InboundEvent.dedupe_key) == stored_dedupe_key(dedupe_key),
                 sa.and_(
-                    col(InboundEvent.topic) == parsed.topic,
-                    col(InboundEvent.body_hash) == body_hash,
+                    col(InboundEvent.topic) == topic,
+                    col(InboundEvent.body_hash) == hashlib.sha256(body).hexdigest(),
                 ),
             ),
         )
         .order_by(col(InboundEvent.id))
         .limit(1)
     )
-    assert original is not None
+    row = original.one()
     ids = (
         (
             await session.execute(
                 sa.select(col(CanonicalEventRow.id))
-                .where(col(CanonicalEventRow.inbound_event_id) == original)
+                .where(col(CanonicalEventRow.inbound_event_id) == row.id)
                 .order_by(col(CanonicalEventRow.id))
             )
         )
@@ -275,7 +268,8 @@ async def _duplicate(
     log.info(
         "duplicate webhook acknowledged",
         connection_id=connection_id,
-        inbound_event_id=original,
-        dedupe_key=parsed.dedupe_key,
+        inbound_event_id=row.id,
+        dedupe_key=dedupe_key,
     )
-    return IngestResult(int(original), id_list(ids), True, parsed.topic)
+    quarantined = (row.note or "quarantined") if row.status == "quarantined" else None
+    return IngestResult(int(row.id), id_list(ids), True, topic, quarantined=quarantined)

@@ -22,6 +22,7 @@ from app.models import DeliveryStatus
 from app.ops import connections, deliveries, events, inbound_events
 from app.ops import trace as tracing
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from app.ops.quarantine import router as quarantine_router
 from app.ops.schemas import (
     BULK_REPLAY_CAP,
     BulkReplayOut,
@@ -50,6 +51,7 @@ router.include_router(mappings_router)
 router.include_router(approvals_router)
 router.include_router(flows_router)
 router.include_router(jobs_router)
+router.include_router(quarantine_router)
 
 _OPERATOR = [OperatorDep]
 _FORBIDDEN: dict[int | str, dict[str, str]] = {403: {"description": "needs an operator key"}}
@@ -121,14 +123,21 @@ async def get_event(event_id: EventId, session: SessionDep, pii: PiiDep) -> Even
     tags=["events"],
     summary="List inbound events (raw webhooks and polls)",
     description="What each source sent, deduplicated, with the canonical events parsed from "
-    "it. `status` is accepted or ignored (stored but not routed). " + _NEWEST_FIRST + _MASKED,
+    "it. `status` is accepted, ignored (stored but not routed), to_read (a thin webhook "
+    "whose records a job reads), quarantined (signed, but the body could not be parsed: "
+    "`/quarantine`) or duplicate (a replayed quarantine that was already stored). "
+    + _NEWEST_FIRST
+    + _MASKED,
 )
 async def list_inbound_events(
     session: SessionDep,
     pii: PiiDep,
     connection_id: str | None = None,
     topic: Annotated[str | None, Query(description="e.g. orders/create")] = None,
-    status: Annotated[str | None, Query(description="accepted | ignored")] = None,
+    status: Annotated[
+        str | None,
+        Query(description="accepted | ignored | to_read | quarantined | duplicate"),
+    ] = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[InboundOut]:

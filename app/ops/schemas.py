@@ -187,7 +187,10 @@ class InboundOut(_Out):
     topic: str
     dedupe_key: str
     received_at: datetime
-    status: str = Field(description="accepted | ignored (stored, not routed)")
+    status: str = Field(
+        description="accepted | ignored (stored, not routed) | to_read | quarantined (signed, "
+        "the body could not be parsed; `note` says why) | duplicate"
+    )
     note: str | None
     body_bytes: int
     event_ids: list[int] = Field(description="canonical events parsed from it")

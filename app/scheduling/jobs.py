@@ -9,6 +9,7 @@ restart resumes from the stored cursor.
 
 from __future__ import annotations
 
+import weakref
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ from app.flows.plan import PlanContext, Planned
 from app.flows.recorder import not_seen, record_events, record_planned
 from app.flows.rules import effective_rules
 from app.flows.state import mapping_table
+from app.ingest.quarantine import keep_unparsed
 from app.ingest.reads import run_reads
 from app.models import Finding as FindingRow
 from app.models import PollCursor, PriceRecord, StockLevel, utcnow
@@ -35,13 +37,23 @@ from app.observability import metrics
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent, make_event
 from kernel.canonical.product import Price
-from kernel.contract import ConnectorJob
+from kernel.contract import ConnectorJob, JobReport
 from kernel.errors import ConnectorError, RateLimitedError, TransientError
 from kernel.types import Finding
 
 log = structlog.get_logger("gateway.jobs")
 
 GATEWAY = "*"  # the poll_cursors row owner for gateway-wide jobs
+# per runtime (process): the connector jobs with run_at_start it has run since it started
+# (by id, forgotten with the runtime: a Runtime is not hashable)
+_STARTED: dict[int, set[tuple[str, str]]] = {}
+
+
+def _started(rt: Runtime) -> set[tuple[str, str]]:
+    if id(rt) not in _STARTED:
+        _STARTED[id(rt)] = set()
+        weakref.finalize(rt, _STARTED.pop, id(rt), None)
+    return _STARTED[id(rt)]
 
 
 async def run_due_jobs(rt: Runtime) -> dict[str, int]:
@@ -61,11 +73,15 @@ async def run_due_jobs(rt: Runtime) -> dict[str, int]:
         done["erasures"] = await run_erasures(rt)
     if await _claim(rt, GATEWAY, "reads", rt.settings.schedule_tick_seconds):
         done["reads"] = await run_reads(rt)
+    started = _started(rt)
     for conn in rt.config.connections:
         connector = rt.connector(conn.id)
         for job in connector.jobs() if connector is not None else []:
             stream = f"job:{job.name}"
-            if await _claim(rt, conn.id, stream, job.interval_seconds):
+            # a job that runs at start runs once in every process that starts, due or not
+            first = job.run_at_start and (conn.id, stream) not in started
+            if await _claim(rt, conn.id, stream, 0.0 if first else job.interval_seconds):
+                started.add((conn.id, stream))
                 done[f"{stream}:{conn.id}"] = await run_connector_job(rt, conn.id, stream, job)
     if _has_inventory_routes(rt) and await _claim(
         rt, GATEWAY, "reconcile", rules.inventory.reconcile_interval_seconds
@@ -84,7 +100,7 @@ async def run_connector_job(rt: Runtime, connection_id: str, stream: str, job: C
             )
         )
     try:
-        state = await job.run(state)
+        outcome = await job.run(state)
     except Exception as exc:  # logged and shown with the jobs; the next run tries again
         log.warning(
             "connector job failed; it runs again at its next interval",
@@ -102,13 +118,33 @@ async def run_connector_job(rt: Runtime, connection_id: str, stream: str, job: C
                 .values(last_error=str(exc) or type(exc).__name__)
             )
         return 0
+    report = outcome if isinstance(outcome, JobReport) else JobReport(outcome)
     async with transaction(rt.sessions) as session:
         await session.execute(
             sa.update(PollCursor)
             .where(col(PollCursor.connection_id) == connection_id, col(PollCursor.stream) == stream)
-            .values(cursor=state, last_error=None, last_count=1)
+            .values(cursor=report.state, last_error=None, last_count=1)
         )
+        for finding in report.findings:
+            _add_finding(session, connection_id, finding)
     return 1
+
+
+def _add_finding(session: AsyncSession, connection_id: str, finding: Finding) -> None:
+    """A finding a connector reported from a job or a poll (what it could not fix)."""
+    entity_key = finding.data.get("entity_key")
+    session.add(
+        FindingRow(
+            kind=finding.kind[:32],
+            connection_id=connection_id,
+            entity_key=str(entity_key)[:256] if entity_key else None,
+            message=finding.message,
+            data=finding.data,
+            created_at=utcnow(),
+        )
+    )
+    metrics.FINDINGS.labels(finding.kind).inc()
+    log.warning("finding", kind=finding.kind, connection_id=connection_id, message=finding.message)
 
 
 async def _claim(rt: Runtime, owner: str, stream: str, interval: float) -> bool:
@@ -166,6 +202,8 @@ async def poll_stream(rt: Runtime, connection_id: str, stream: str) -> int:
         async with transaction(rt.sessions) as session:
             fresh = await not_seen(session, page.events)
             await record_events(session, rt, connection_id, fresh)
+            for record in page.unparsed:  # kept in quarantine, never a reason to stop
+                await keep_unparsed(session, connection_id, record)
             await _store_cursor(session, connection_id, stream, page.cursor, len(fresh))
         recorded += len(fresh)
         metrics.POLLED_EVENTS.labels(connection_id, stream).inc(len(fresh))

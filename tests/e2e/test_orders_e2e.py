@@ -138,11 +138,11 @@ def test_unmapped_sku_is_parked_then_released_by_adding_the_mapping(stack: Stack
     assert [line["item"]["id"] for line in so["item"]["items"]] == ["1042", "959"]
 
 
-def test_bad_webhooks_are_rejected_and_never_stored(stack: Stack) -> None:
+def test_bad_webhooks_are_rejected_and_signed_unparseable_ones_are_kept(stack: Stack) -> None:
     url = f"{stack.gateway_url}/webhooks/shop"
     body = json.dumps(order_payload(5)).encode()
     good = signed(body, SHOP_SECRET)
-    cases = [
+    rejected = [
         ("bad signature", url, body, signed(body, "wrong-secret"), 401),
         (
             "missing signature",
@@ -152,8 +152,6 @@ def test_bad_webhooks_are_rejected_and_never_stored(stack: Stack) -> None:
             401,
         ),
         ("unknown connection", f"{stack.gateway_url}/webhooks/nope", body, good, 404),
-        ("malformed JSON", url, b"{not json", signed(b"{not json", SHOP_SECRET), 400),
-        ("order without lines", url, b'{"id": 1}', signed(b'{"id": 1}', SHOP_SECRET), 422),
         (
             "oversize body",
             url,
@@ -162,12 +160,22 @@ def test_bad_webhooks_are_rejected_and_never_stored(stack: Stack) -> None:
             413,
         ),
     ]
-    for name, target, content, headers, status in cases:
+    for name, target, content, headers, status in rejected:
         response = httpx.post(target, content=content, headers=headers, timeout=10)
         assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
         error = response.json()["error"]
         assert error["message"], name
     with stack.api() as api:
-        assert api.get("/api/v1/events").json()["items"] == []
         assert api.get("/api/v1/inbound-events").json()["items"] == []
+    # Shopify signed these: answering 4xx would drop them (and, repeated, make Shopify remove
+    # the subscription), so they are kept in quarantine to be replayed after a fix
+    kept = [("malformed JSON", b"{not json"), ("order without lines", b'{"id": 1}')]
+    for name, content in kept:
+        response = httpx.post(url, content=content, headers=signed(content, SHOP_SECRET))
+        assert response.status_code == 200, f"{name}: {response.status_code} {response.text}"
+        assert response.json()["quarantined"] is True, name
+    with stack.api() as api:
+        assert api.get("/api/v1/events").json()["items"] == []
+        listed = api.get("/api/v1/quarantine").json()["items"]
+        assert len(listed) == len(kept)
     assert deliveries(stack) == []
