@@ -35,13 +35,29 @@ from typing import Any
 import httpx
 
 from connectors._kit.headers import header
-from connectors.shopify import graphql_products, inbound, outbound, refunds, shipments, webhooks
+from connectors.shopify import (
+    backfill,
+    graphql_products,
+    inbound,
+    outbound,
+    refunds,
+    shipments,
+    subscriptions,
+    webhooks,
+)
 from connectors.shopify.admin import ShopifyAdmin
 from connectors.shopify.options import ShopifyCredentials, ShopifyOptions
 from kernel.canonical.events import CanonicalEvent
-from kernel.contract import ConnectionSettings, Connector, InboundAnswer, WebhookRequest
+from kernel.contract import (
+    ConnectionSettings,
+    Connector,
+    ConnectorJob,
+    InboundAnswer,
+    JobReport,
+    WebhookRequest,
+)
 from kernel.errors import PermanentError, SignatureError
-from kernel.types import DeliveryContext, DeliveryResult, ParsedWebhook
+from kernel.types import DeliveryContext, DeliveryResult, ParsedWebhook, PollPage
 
 WEBHOOK_SECRET = "webhook_secret"
 ACCESS_TOKEN = "access_token"
@@ -91,6 +107,8 @@ class ShopifyConnector(Connector):
     Credentials = ShopifyCredentials
     inbound_flows = frozenset({"orders", "customers", "returns"})
     outbound_flows = frozenset({"inventory", "products", "shipments", "returns", "customers"})
+    # the backfill: what a lost webhook would have said, read back (``backfill``)
+    poll_streams = backfill.STREAMS
     stock_updates = "delta"  # inventoryAdjustQuantities with an idempotency key
     reads_stock = True
     # the Admin API token on every call out, the webhook HMAC on the way in (the attempt log
@@ -119,6 +137,30 @@ class ShopifyConnector(Connector):
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
         return webhooks.parse_webhook(headers, body, self.config.id)
+
+    async def poll(self, stream: str, cursor: str | None, limit: int) -> PollPage:
+        return await backfill.poll(self.admin, self.options, self.config.id, stream, cursor, limit)
+
+    def jobs(self) -> list[ConnectorJob]:
+        """The webhook subscription check, when ``public_url`` says where they point."""
+        public_url = self.options.public_url
+        if public_url is None:
+            return []
+        topics = self.options.webhook_topics or list(subscriptions.TOPICS)
+
+        async def check(state: str | None) -> JobReport:
+            return await subscriptions.check(
+                self.admin, self.config.id, public_url, topics, self.options.api_version, state
+            )
+
+        return [
+            ConnectorJob(
+                "webhook_subscriptions",
+                self.options.webhook_check_interval_seconds,
+                check,
+                run_at_start=True,
+            )
+        ]
 
     # outbound ---------------------------------------------------------------------------
     @property

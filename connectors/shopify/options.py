@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from connectors.shopify.admin import DEFAULT_API_VERSION
+from connectors.shopify.subscriptions import TOPICS
 from kernel.contract import Secret
 
 
@@ -35,6 +36,30 @@ class ShopifyOptions(BaseModel):
     group_tag_prefix: str = "group:"
     # our carrier name → the company name Shopify recognises (e.g. {"ups_ground": "UPS"})
     carrier_names: dict[str, str] = Field(default_factory=dict)
+    # the gateway's public base URL: webhook subscriptions point to
+    # <public_url>/webhooks/<connection id>; set, the gateway checks them at start and every
+    # webhook_check_interval_seconds and re-creates missing ones (``subscriptions``)
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    # the topics to keep subscribed (default: every topic the connector translates)
+    webhook_topics: list[str] | None = None
+    webhook_check_interval_seconds: float = Field(default=3600.0, ge=60)
+    # backfill poll (``backfill``): each pass re-reads this much before the newest change
+    # it read (repeats are dropped, gaps are not allowed); the first pass starts at
+    # backfill_start (ISO 8601 with an offset), else when the poll is first run
+    backfill_overlap_seconds: float = Field(default=120.0, ge=0, le=86_400)
+    backfill_start: AwareDatetime | None = None
+
+    @field_validator("webhook_topics")
+    @classmethod
+    def _known_topics(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        unknown = sorted(set(value) - set(TOPICS))
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)}: not a topic the connector translates ({', '.join(TOPICS)})"
+            )
+        return value
 
     @field_validator("location_id", mode="before")
     @classmethod

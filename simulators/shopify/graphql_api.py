@@ -12,8 +12,11 @@ answer carries ``extensions.cost`` {requestedQueryCost, actualQueryCost, throttl
 restores 100 per second (standard plan). A query costing more than is available is answered
 ``{"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED", "documentation":
 …}}], "extensions": {"cost": {… "actualQueryCost": null …}}}`` (the shape in
-community.shopify.com/t/throttled/254776). The cost is an estimate: 10 for a mutation, else
-1 plus every ``first:`` in the query. ``store.throttle_next`` forces THROTTLED answers.
+community.shopify.com/t/throttled/254776). The requested cost is an estimate: 10 for a
+mutation, else 1 plus every ``first:`` in the query; it is taken from the bucket before the
+query runs, and the difference to the actual cost (one point per object the answer holds,
+"Running a query is the best way to find out its true cost") is given back after, as
+Shopify does. ``store.throttle_next`` forces THROTTLED answers.
 
 @idempotent is optional before 2026-04 and required from it on refundCreate and the
 inventory quantity mutations (changelog/making-idempotency-mandatory-for-inventory-
@@ -56,11 +59,14 @@ from simulators.shopify.graphql_writes import (
     set_quantities,
     tracking_update,
 )
+from simulators.shopify.subscriptions import AppInstallation, WebhookFields
 
 if TYPE_CHECKING:
     from simulators.shopify.store import Store
 
 SCHEMA_PATH = Path(__file__).with_name("admin_schema.graphql")
+# webhook subscriptions and the app's scopes (``subscriptions``), extending the same schema
+WEBHOOKS_SCHEMA_PATH = Path(__file__).with_name("admin_schema_webhooks.graphql")
 MAXIMUM_AVAILABLE = 2000.0
 RESTORE_RATE = 100.0
 MUTATION_COST = 10
@@ -72,7 +78,11 @@ IDEMPOTENT_MUTATIONS = frozenset(
 
 @cache
 def schema() -> GraphQLSchema:
-    return build_schema(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return build_schema(
+        SCHEMA_PATH.read_text(encoding="utf-8")
+        + "\n"
+        + WEBHOOKS_SCHEMA_PATH.read_text(encoding="utf-8")
+    )
 
 
 @lru_cache(maxsize=256)
@@ -143,13 +153,20 @@ def _idempotency_key(info: Any) -> str | None:
     return None if values is None else str(values["key"])
 
 
-class Root:
+class Root(WebhookFields):
     """Query and mutation fields: graphql-core calls ``root.<field>(info, **arguments)``."""
 
-    def __init__(self, store: Store, orders: dict[int, dict[str, Any]], version: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        orders: dict[int, dict[str, Any]],
+        version: str,
+        app: AppInstallation | None = None,
+    ) -> None:
         self.store = store
         self.orders = orders
         self.version = version
+        self.app = app if app is not None else AppInstallation()
 
     def _key(self, info: Any) -> str | None:
         key = _idempotency_key(info)
@@ -240,8 +257,10 @@ def answer(
     body: dict[str, Any],
     version: str,
     clock: Any = time.monotonic,
+    app: AppInstallation | None = None,
 ) -> dict[str, Any]:
-    """The JSON answer to one GraphQL request body."""
+    """The JSON answer to one GraphQL request body (``app``: the installation's scopes and
+    webhook subscriptions)."""
     query = body.get("query")
     variables = body.get("variables") or {}
     if not isinstance(query, str) or not isinstance(variables, dict):
@@ -270,7 +289,7 @@ def answer(
     result = execute_sync(
         schema(),
         document,
-        root_value=Root(store, orders, version),
+        root_value=Root(store, orders, version, app),
         variable_values=variables,
     )
     out: dict[str, Any] = {}
@@ -278,7 +297,18 @@ def answer(
         out["errors"] = [e.formatted for e in result.errors]
     if result.data is not None:
         out["data"] = result.data
+    actual = requested if requested == MUTATION_COST else min(requested, _objects(result.data))
+    store.graphql_available = min(MAXIMUM_AVAILABLE, store.graphql_available + requested - actual)
     out["extensions"] = _cost_extension(
-        requested, requested, store.graphql_available, store.graphql_restore_rate
+        requested, actual, store.graphql_available, store.graphql_restore_rate
     )
     return out
+
+
+def _objects(value: Any) -> int:
+    """How many objects an answer holds (what a query actually costs, at least 1)."""
+    if isinstance(value, dict):
+        return 1 + sum(_objects(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_objects(v) for v in value)
+    return 0

@@ -9,6 +9,7 @@ import binascii
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -35,6 +36,7 @@ class Page:
     ids: tuple[int, ...] | None
     after: int | None = None
     before: int | None = None
+    updated_min: str | None = None  # ISO 8601, inclusive
 
     def token(self) -> str:
         raw = json.dumps(
@@ -44,6 +46,7 @@ class Page:
                 "d": self.ids,
                 "a": self.after,
                 "b": self.before,
+                "u": self.updated_min,
             },
             separators=(",", ":"),
         ).encode()
@@ -55,9 +58,16 @@ class Page:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             data = json.loads(raw)
             ids = tuple(int(i) for i in data["d"]) if data["d"] is not None else None
-            return cls(data["s"], data["i"], ids, data["a"], data["b"])
+            return cls(data["s"], data["i"], ids, data["a"], data["b"], data.get("u"))
         except (binascii.Error, ValueError, KeyError, TypeError):
             raise _bad_param("page_info", "Invalid value.") from None
+
+    def moved(self, *, after: int | None = None, before: int | None = None) -> Page:
+        return Page(self.status, self.since_id, self.ids, after, before, self.updated_min)
+
+    @property
+    def updated_since(self) -> datetime | None:
+        return updated_at_min(self.updated_min)
 
 
 def _int_param(params: Mapping[str, str], name: str) -> int | None:
@@ -99,7 +109,21 @@ def _query(params: Mapping[str, str]) -> Page:
         if not all(p.isdigit() for p in parts):
             raise _bad_param("ids", "must be a comma-separated list of order ids")
         ids = tuple(int(p) for p in parts)
-    return Page(status, _int_param(params, "since_id"), ids)
+    updated = params.get("updated_at_min") or None
+    updated_at_min(updated)  # a bad value is a 400 now, not in a later page
+    return Page(status, _int_param(params, "since_id"), ids, updated_min=updated)
+
+
+def updated_at_min(text: str | None) -> datetime | None:
+    """``updated_at_min`` ("Show orders last updated at or after date (format:
+    2014-04-25T16:15:47-04:00)"): an ISO 8601 time; without an offset, UTC."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad_param("updated_at_min", "must be a date and time (ISO 8601)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _window(ids: list[int], page: Page, limit: int) -> list[int]:
@@ -114,10 +138,10 @@ def _window(ids: list[int], page: Page, limit: int) -> list[int]:
 def _link_header(url: str, page: Page, all_ids: list[int], shown: list[int], limit: int) -> str:
     links = []
     if shown and any(i > shown[-1] for i in all_ids):
-        nxt = Page(page.status, page.since_id, page.ids, after=shown[-1])
+        nxt = page.moved(after=shown[-1])
         links.append(f'<{url}?limit={limit}&page_info={nxt.token()}>; rel="next"')
     if shown and any(i < shown[0] for i in all_ids):
-        prev = Page(page.status, page.since_id, page.ids, before=shown[0])
+        prev = page.moved(before=shown[0])
         links.append(f'<{url}?limit={limit}&page_info={prev.token()}>; rel="previous"')
     return ", ".join(links)
 
@@ -162,7 +186,7 @@ def add_order_routes(app: FastAPI) -> None:
             sim, params = sim_of(request), request.query_params
             limit, page = _limit(params), _query(params)
             ids = set(page.ids) if page.ids is not None else None
-            all_ids = sim.select(page.status, page.since_id, ids)
+            all_ids = sim.select(page.status, page.since_id, ids, page.updated_since)
             shown = _window(all_ids, page, limit)
             url = str(request.url.replace(query=""))
             if link := _link_header(url, page, all_ids, shown, limit):
@@ -176,7 +200,8 @@ def add_order_routes(app: FastAPI) -> None:
         def handler() -> Any:
             page = _query(request.query_params)
             ids = set(page.ids) if page.ids is not None else None
-            return {"count": len(sim_of(request).select(page.status, page.since_id, ids))}
+            found = sim_of(request).select(page.status, page.since_id, ids, page.updated_since)
+            return {"count": len(found)}
 
         return await guarded(request, response, version, handler)
 

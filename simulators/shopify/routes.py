@@ -86,7 +86,9 @@ def _add_admin_writes(app: FastAPI) -> None:
             request,
             response,
             version,
-            lambda: graphql_api.answer(sim.store, sim.orders, body, version, sim.bucket.clock),
+            lambda: graphql_api.answer(
+                sim.store, sim.orders, body, version, sim.bucket.clock, app=sim.app
+            ),
         )
 
     @app.post(base + "/products.json", status_code=201)

@@ -21,6 +21,7 @@ from fastapi import Request
 from simulators.faults import FaultCounters
 from simulators.shopify.samples import make_order
 from simulators.shopify.store import Store
+from simulators.shopify.subscriptions import AppInstallation
 from simulators.shopify.values import AdminError, not_found
 from simulators.shopify.webhooks import DEFAULT_API_VERSION, DEFAULT_SHOP_DOMAIN, WebhookSender
 
@@ -46,6 +47,7 @@ ALL_TOPICS: tuple[str, ...] = (
     "returns/request",
 )
 _VERSION = re.compile(r"^(\d{4}-\d{2}|unstable)$")
+DROPPED = "dropped (a lost webhook: never sent)"
 
 
 class LeakyBucket:
@@ -134,11 +136,14 @@ class ShopifySimulator:
     sent: list[SentWebhook] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
     store: Store = field(default_factory=Store)
+    # the gateway's app: scopes and webhook subscriptions (made through the Admin API)
+    app: AppInstallation = field(default_factory=AppInstallation)
     _next_n: int = 1
 
     def reset(self) -> None:
         self.orders.clear()
         self.store = Store()
+        self.app = AppInstallation(client_secret=self.app.client_secret)
         self.faults = Faults()
         self.target = None
         self.sent.clear()
@@ -167,35 +172,54 @@ class ShopifySimulator:
         )
         return order
 
-    def select(self, status: str, since_id: int | None, ids: set[int] | None) -> list[int]:
-        """Order ids matching the filters, ascending."""
+    def select(
+        self,
+        status: str,
+        since_id: int | None,
+        ids: set[int] | None,
+        updated_min: datetime | None = None,
+    ) -> list[int]:
+        """Order ids matching the filters, ascending (``updated_min`` inclusive)."""
         return [
             oid
             for oid in sorted(self.orders)
             if _status_matches(self.orders[oid], status)
             and (since_id is None or oid > since_id)
             and (ids is None or oid in ids)
+            and (updated_min is None or updated_since(self.orders[oid], updated_min))
         ]
 
     # webhooks ----------------------------------------------------------------------------
     async def notify(self, topics: Iterable[str], order: Mapping[str, Any]) -> list[SentWebhook]:
-        """Send ``topics`` for ``order`` to the target, one merchant action (one event id)."""
-        target = self.target
-        if target is None:
-            return []
+        """Send ``topics`` for ``order``, one merchant action (one event id): to the target
+        set by ``/_sim/webhooks`` and to every subscription of the topic (made through the
+        Admin API, signed with the app's client secret)."""
         event_id = str(uuid.uuid4())
-        sender = WebhookSender(
-            target.url,
-            target.secret,
-            shop_domain=self.shop_domain,
-            api_version=self.api_version,
-            client=self.webhook_client,
-        )
         results = []
         for topic in topics:
-            if topic in target.topics:
-                results.append(await self._send_one(sender, topic, order, event_id))
+            for url, secret, sub_id in self._destinations(topic):
+                sender = WebhookSender(
+                    url,
+                    secret,
+                    shop_domain=self.shop_domain,
+                    api_version=self.api_version,
+                    client=self.webhook_client,
+                )
+                sent = await self._send_one(sender, topic, order, event_id)
+                if sub_id is not None and sent.error != DROPPED:
+                    ok = sent.status is not None and 200 <= sent.status < 300
+                    self.app.delivered(sub_id, ok)
+                results.append(sent)
         return results
+
+    def _destinations(self, topic: str) -> list[tuple[str, str, int | None]]:
+        found: list[tuple[str, str, int | None]] = []
+        if self.target is not None and topic in self.target.topics:
+            found.append((self.target.url, self.target.secret, None))
+        for sub in self.app.for_topic(topic):
+            if all(url != sub["uri"] for url, _, _ in found):
+                found.append((sub["uri"], self.app.client_secret, sub["id"]))
+        return found
 
     async def _send_one(
         self, sender: WebhookSender, topic: str, order: Mapping[str, Any], event_id: str
@@ -203,13 +227,17 @@ class ShopifySimulator:
         delivery = sender.build(topic, order, event_id=event_id)
         order_id = str(order["id"]) if "id" in order else None
         sent = SentWebhook(topic, delivery.webhook_id, event_id, order_id)
-        try:
-            response = await sender.deliver(delivery)
-            sent.status = response.status_code
-        except httpx.HTTPError as exc:
-            sent.error = f"{type(exc).__name__}: {exc}"
+        if self.app.take_drop():
+            sent.error = DROPPED  # never sent: a lost webhook
+        else:
+            try:
+                response = await sender.deliver(delivery)
+                sent.status = response.status_code
+            except httpx.HTTPError as exc:
+                sent.error = f"{type(exc).__name__}: {exc}"
         self.sent.append(sent)
-        self.stats[f"webhook {topic} {sent.status or 'error'}"] += 1
+        outcome = sent.status or ("dropped" if sent.error == DROPPED else "error")
+        self.stats[f"webhook {topic} {outcome}"] += 1
         return sent
 
     # Admin API guard ---------------------------------------------------------------------
@@ -248,6 +276,15 @@ class ShopifySimulator:
         if body.rate_limit is not None:
             faults.rate_limit_remaining = body.rate_limit.count
             faults.rate_limit_retry_after = body.rate_limit.retry_after
+
+
+def updated_since(record: Mapping[str, Any], moment: datetime) -> bool:
+    """``updated_at`` (Shopify writes it with an offset) at or after ``moment``."""
+    text = record.get("updated_at") or record.get("created_at")
+    if not isinstance(text, str):
+        return False
+    stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)) >= moment
 
 
 def _status_matches(order: Mapping[str, Any], status: str) -> bool:

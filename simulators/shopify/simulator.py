@@ -9,7 +9,8 @@ webhook id, as Shopify's retries are) or sent with a deliberately wrong signatur
 Admin API (``create_app()``), auth by ``X-Shopify-Access-Token``:
 
 - ``GET /admin/api/{version}/orders.json``: ``limit`` (1 to 250, default 50), ``status``
-  (``open`` default, ``closed``, ``cancelled``, ``any``), ``since_id``, ``ids``, ``fields``;
+  (``open`` default, ``closed``, ``cancelled``, ``any``), ``since_id``, ``ids``,
+  ``updated_at_min`` (inclusive), ``fields``;
   cursor paging by ``page_info`` in the ``Link`` header (``rel="next"``/``rel="previous"``),
   with which only ``limit`` and ``fields`` may be sent, as in Shopify; orders by id ascending;
 - ``GET /admin/api/{version}/orders/count.json`` and ``…/orders/{id}.json``;
@@ -43,7 +44,12 @@ simulator's state and the Admin API guard), ``orders_api`` (the order endpoints 
 the modules it builds on (the store's data and rules); this module builds the app and runs
 the CLI.
 
-Not simulated: webhook retries by the simulator itself, GraphQL beyond the SKU search.
+Webhook subscriptions made through the Admin API (GraphQL ``webhookSubscriptionCreate``),
+the app's scopes, subscriptions removed after 8 failed deliveries in a row and lost
+deliveries are in ``subscriptions`` (control: ``/_sim/app``); ``GET customers.json`` (with
+``updated_at_min``) in ``customers_api``.
+
+Not simulated: webhook retries by the simulator itself.
 
 CLI: ``python -m simulators.shopify.simulator send --url URL --secret S --count N --rate R
 [--sku SKU ...]`` and ``python -m simulators.shopify.simulator serve --port P``.
@@ -64,6 +70,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from simulators.shopify.control import add_control_routes
+from simulators.shopify.customers_api import add_customer_list_route
 from simulators.shopify.orders_api import add_order_routes, admin_call
 from simulators.shopify.routes import add_store_routes
 from simulators.shopify.samples import make_order
@@ -75,6 +82,7 @@ from simulators.shopify.shop import (
     ShopifySimulator,
     WebhookTarget,
 )
+from simulators.shopify.subscriptions import add_app_routes
 from simulators.shopify.values import AdminError
 from simulators.shopify.webhooks import (
     DEFAULT_API_VERSION,
@@ -136,8 +144,10 @@ def create_app(
         return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
 
     add_order_routes(app)
+    add_customer_list_route(app)
     add_store_routes(app, admin_call)
     add_control_routes(app)
+    add_app_routes(app)
     return app
 
 

@@ -11,7 +11,7 @@ neither name, phone nor e-mail is refused by the simulator itself.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,12 +21,13 @@ from typing import Any
 from connectors.shopify.inbound import sign
 from kernel.canonical.common import Money
 from kernel.canonical.customer import Customer
-from kernel.canonical.events import make_event
+from kernel.canonical.events import CanonicalEvent, make_event
 from kernel.canonical.inventory import StockAvailability
 from kernel.canonical.product import Product
 from kernel.canonical.returns import CreditMemo, MoneyLine
 from kernel.canonical.shipment import Package, Shipment, ShipmentLine
 from kernel.types import DeliveryContext
+from simulators.shopify.samples import make_order
 from simulators.shopify.simulator import ShopifySimulator, create_app
 from simulators.shopify.store import DEFAULT_LOCATION_ID
 from tests.contract.harness import (
@@ -38,6 +39,7 @@ from tests.contract.harness import (
     OutboundSample,
     Rejection,
     Remote,
+    StreamSample,
     asgi_remote,
     body_has,
     register,
@@ -84,6 +86,8 @@ class ShopifyHarness(Harness):
     no_timestamp_reason = (
         "Shopify signs only the body (X-Shopify-Hmac-Sha256); no signed timestamp to age"
     )
+    # the backfill re-reads backfill_overlap_seconds before the newest change it read
+    poll_repeats = True
 
     def options(self) -> dict[str, Any]:
         return {"location_id": str(DEFAULT_LOCATION_ID), "currency": "USD"}
@@ -247,6 +251,23 @@ class ShopifyHarness(Harness):
             count,
             body_has("POST", "customers.json"),
         )
+
+    # --- the backfill poll --------------------------------------------------------------
+    def streams(self) -> list[StreamSample]:
+        return [StreamSample("orders", self._new_order), StreamSample("customers", self._signup)]
+
+    async def _new_order(self, remote: Remote) -> Callable[[CanonicalEvent], bool]:
+        """A shopper's order placed now (its webhook is not what the poll reads)."""
+        sim = _sim(remote)
+        n = 9_000 + len(sim.orders)
+        order = sim.add_order(make_order(n, created_at=datetime.now(UTC).replace(microsecond=0)))
+        key = f"{self.connection_id}:order:{order['id']}"
+        return lambda e: e.entity_key == key
+
+    async def _signup(self, remote: Remote) -> Callable[[CanonicalEvent], bool]:
+        email = f"{_unique('signup')}@example.com"
+        _sim(remote).store.create_customer({"email": email, "first_name": "Ada"})
+        return lambda e: e.type == "customer.upserted" and getattr(e.payload, "email", "") == email
 
     async def inject(self, remote: Remote, fault: Fault, delivery: Delivery | None) -> None:
         faults = _sim(remote).faults

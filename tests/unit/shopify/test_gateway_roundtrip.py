@@ -32,18 +32,37 @@ async def test_bad_signature_is_401(sender: WebhookSender) -> None:
     assert response.status_code == 401
 
 
-async def test_malformed_body_is_400_saying_why(sender: WebhookSender) -> None:
-    response, _ = await sender.send("orders/create", b'{"id": 1,')
-    assert response.status_code == 400
-    assert "body is not valid JSON" in response.text
+async def test_a_signed_body_that_is_not_json_is_kept_in_quarantine_saying_why(
+    sender: WebhookSender,
+) -> None:
+    response, delivery = await sender.send("orders/create", b'{"id": 1,')
+    # 200, not 400: Shopify retries a 4xx and then deletes the subscription
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["quarantined"] is True and answer["event_ids"] == []
+    assert "body is not valid JSON" in answer["reason"]
+    again = await sender.resend(delivery)  # Shopify's retry: the same stored row
+    assert again.status_code == 200
+    assert again.json() == {**answer, "duplicate": True}
 
 
-async def test_missing_line_items_is_422_naming_the_field(sender: WebhookSender) -> None:
+async def test_a_signed_order_without_line_items_is_kept_in_quarantine_naming_the_field(
+    sender: WebhookSender,
+) -> None:
     order = make_order(1)
     del order["line_items"]
     response, _ = await sender.send("orders/create", order)
-    assert response.status_code == 422
-    assert "line_items: Field required" in response.text
+    assert response.status_code == 200
+    assert response.json()["quarantined"] is True
+    assert "line_items: Field required" in response.json()["reason"]
+
+
+async def test_a_delivery_without_a_topic_is_refused_not_kept(sender: WebhookSender) -> None:
+    delivery = sender.build("orders/create", make_order(1))
+    del delivery.headers["X-Shopify-Topic"]  # headers are not signed: not Shopify's doing
+    response = await sender.deliver(delivery)
+    assert response.status_code == 400
+    assert "X-Shopify-Topic" in response.text
 
 
 async def test_other_topics_are_acknowledged_without_events(sender: WebhookSender) -> None:
