@@ -1,8 +1,8 @@
 """Fixtures for the operator API: a running gateway and rows in given states.
 
 Rows are inserted straight through the models so each test sets up exactly the states it
-needs; the destination ``erp`` gets an in-memory connector that always succeeds, so
-whatever the API requeues is observably delivered.
+needs; the destination ``erp`` is the shared fake connector, injected when the app is built:
+it takes every delivery, so whatever the API requeues is observably delivered.
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ from app.models import (
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.order import OrderCustomer
-from kernel.contract import Connector
-from kernel.types import DeliveryContext, DeliveryResult, RemoteLink
 from tests.conftest import make_config, make_settings, running_app, wait_for
 from tests.support.factories import make_order, plan_delivery
+from tests.support.fake_connector import FakeConnector
 
 VIEWER = {"Authorization": "Bearer viewer-key"}
 OPERATOR = {"Authorization": "Bearer operator-key"}
@@ -45,29 +44,13 @@ API_KEYS = "viewer-key:viewer,operator-key:operator,pii-key:pii-reader"
 _numbers = itertools.count(1001)
 
 
-class AcceptingConnector(Connector):
-    """Takes every delivery and answers with a sales order id; records what it got."""
-
-    type_name = "accepting"
-    side = "erp"
-    outbound_flows = frozenset({"orders"})
-
-    def __init__(self) -> None:
-        self.delivered: list[str] = []
-
-    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
-        self.delivered.append(event.entity_key)
-        return DeliveryResult(
-            links=[RemoteLink("order", event.entity_key, f"SO-{event.entity_key}")]
-        )
-
-
 @dataclass
 class Gateway:
     app: FastAPI
     client: httpx.AsyncClient
     rt: Runtime
-    erp: AcceptingConnector
+    erp: FakeConnector
+    shop: FakeConnector | None = None
 
     async def get(self, path: str, **params: Any) -> httpx.Response:
         return await self.client.get(f"/api/v1{path}", params=params, headers=VIEWER)
@@ -113,11 +96,9 @@ class Gateway:
 @pytest.fixture
 async def gw(clean_db: str) -> AsyncIterator[Gateway]:
     settings = make_settings(clean_db, api_keys=API_KEYS)
-    async with running_app(settings, make_config()) as (app, client):
-        rt: Runtime = app.state.runtime
-        erp = AcceptingConnector()
-        rt.connectors["erp"] = erp
-        yield Gateway(app, client, rt, erp)
+    erp = FakeConnector("erp")
+    async with running_app(settings, make_config(), connectors={"erp": erp}) as (app, client):
+        yield Gateway(app, client, app.state.runtime, erp)
 
 
 @dataclass
@@ -254,7 +235,8 @@ async def add_link(
 
 @pytest.fixture
 async def gw_flows(clean_db: str) -> AsyncIterator[Gateway]:
-    """A gateway that also routes products (prices) erp → shop; both ends accept everything.
+    """A gateway that also routes products (prices) erp → shop; both ends are fakes that take
+    everything (a test scripts ``shop`` to refuse).
 
     ``clean_db`` empties findings, rule overrides and the price guard's memory as well.
     """
@@ -265,9 +247,8 @@ async def gw_flows(clean_db: str) -> AsyncIterator[Gateway]:
         "routes:\n", "routes:\n  - {flow: products, from: erp, to: shop}\n"
     )
     config = parse_config(yaml_text, "test-config")
-    async with running_app(make_settings(clean_db, api_keys=API_KEYS), config) as (app, client):
-        rt: Runtime = app.state.runtime
-        erp = AcceptingConnector()
-        rt.connectors["erp"] = erp
-        rt.connectors["shop"] = AcceptingConnector()
-        yield Gateway(app, client, rt, erp)
+    settings = make_settings(clean_db, api_keys=API_KEYS)
+    erp, shop = FakeConnector("erp"), FakeConnector("shop", side="store")
+    connectors = {"erp": erp, "shop": shop}
+    async with running_app(settings, config, connectors=connectors) as (app, client):
+        yield Gateway(app, client, app.state.runtime, erp, shop)

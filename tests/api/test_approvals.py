@@ -14,7 +14,7 @@ from app.flows.recorder import record_events
 from app.models import CanonicalEventRow, Delivery, SentPrice, utcnow
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.product import Price
-from tests.api.conftest import VIEWER, AcceptingConnector, Gateway, seed
+from tests.api.conftest import VIEWER, Gateway, seed
 from tests.support.factories import plan_delivery
 
 
@@ -104,9 +104,8 @@ async def test_approving_a_held_price_sends_it_and_moves_the_baseline(gw_flows: 
     assert body["decided_by"] == "operator" and body["note"] == "supplier raised prices"
     assert Decimal(body["price_baseline"]) == Decimal("25")
     await gw_flows.wait_status(held, "delivered")
-    shop = gw_flows.rt.connectors["shop"]
-    assert isinstance(shop, AcceptingConnector)
-    assert shop.delivered == ["erp:price:SKU-1:USD", "erp:price:SKU-1:USD"]
+    assert gw_flows.shop is not None
+    assert gw_flows.shop.accepted == ["erp:price:SKU-1:USD", "erp:price:SKU-1:USD"]
 
     row = await delivery_row(gw_flows, held)
     assert row.attempts == 1  # a fresh budget: the approval's send is the first attempt
@@ -130,7 +129,7 @@ async def test_approving_an_order_amendment_without_a_note(gw: Gateway) -> None:
     body = response.json()
     assert body["note"] is None and body["price_baseline"] is None
     await gw.wait_status(held.delivery, "delivered")
-    assert gw.erp.delivered == [held.entity_key]
+    assert gw.erp.accepted == [held.entity_key]
     row = await delivery_row(gw, held.delivery)
     assert row.attempts == 1 and row.last_error is None
     assert (row.directives or {})["decision"]["outcome"] == "approved"
@@ -180,7 +179,7 @@ async def test_rejecting_is_final_and_releases_what_waited(gw: Gateway) -> None:
         await gw.wait_status(waiting.delivery, "delivered")
     assert await gw.status_of(elsewhere.delivery) == "pending"
     # the update and the cancel went; the rejected create never did
-    assert gw.erp.delivered.count(held.entity_key) == 2
+    assert gw.erp.accepted.count(held.entity_key) == 2
 
 
 async def test_unknown_is_404_and_not_held_is_409(gw: Gateway) -> None:

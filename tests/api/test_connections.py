@@ -63,7 +63,7 @@ async def test_pause_holds_deliveries_and_resume_sends_them(gw: Gateway) -> None
     body = resumed.json()
     assert body["paused"] is False and body["paused_at"] is None and body["requeued"] == 1
     await gw.wait_status(s.delivery, "delivered")
-    assert gw.erp.delivered == [s.entity_key]
+    assert gw.erp.accepted == [s.entity_key]
     assert (await gw.ok("/connections/erp"))["paused"] is False
 
     assert (await gw.write("POST", "/connections/nope/pause")).status_code == 404

@@ -44,7 +44,7 @@ async def test_replaying_a_dead_delivery_sends_it_again(gw: Gateway) -> None:
     assert body["attempts"] == 0 and body["last_error"] is None
     assert body["status"] in ("pending", "in_flight", "delivered")  # the worker may be quick
     await gw.wait_status(s.delivery, "delivered")
-    assert gw.erp.delivered == [s.entity_key]
+    assert gw.erp.accepted == [s.entity_key]
     conn = await gw.ok("/connections/erp")
     assert conn["last_success_at"] is not None
 
@@ -103,7 +103,7 @@ async def test_bulk_replay_by_status_with_dry_run(gw: Gateway) -> None:
         await gw.wait_status(d.delivery, "delivered")
     assert await gw.status_of(other.delivery) == "dead"
     assert await gw.status_of(delivered.delivery) == "delivered"
-    assert sorted(gw.erp.delivered) == sorted(d.entity_key for d in dead)
+    assert sorted(gw.erp.accepted) == sorted(d.entity_key for d in dead)
 
 
 async def test_bulk_replay_by_ids_skips_what_is_on_its_way(gw: Gateway) -> None:

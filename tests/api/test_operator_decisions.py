@@ -8,36 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernel.canonical.events import CanonicalEvent
-from kernel.contract import Connector
 from kernel.errors import PermanentError
-from kernel.types import DeliveryContext, DeliveryResult
 from tests.api.conftest import Gateway
 from tests.api.test_approvals import record_price
+from tests.support.fake_connector import FakeConnector
 
 
-class Store(Connector):
-    """The shop: takes prices, or refuses every call while ``broken`` (a permanent error)."""
-
-    type_name = "store"
-    side = "store"
-    outbound_flows = frozenset({"products"})
-
-    def __init__(self) -> None:
-        self.broken = False
-        self.prices: list[str] = []
-
-    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
-        if self.broken:
-            raise PermanentError("422 Unprocessable: the store refused the write")
-        self.prices.append(str(ctx.directives["effective_price"]))
-        return DeliveryResult()
+def refusal() -> PermanentError:
+    return PermanentError("422 Unprocessable: the store refused the write")
 
 
-def store_of(gw: Gateway) -> Store:
-    store = Store()
-    gw.rt.connectors["shop"] = store
-    return store
+def store_of(gw: Gateway) -> FakeConnector:
+    """The shop: takes prices, or refuses every call while ``script.failing`` is set."""
+    assert gw.shop is not None
+    return gw.shop
+
+
+def prices(store: FakeConnector) -> list[str]:
+    """The prices the store took, in order."""
+    return [str(call.ctx.directives["effective_price"]) for call in store.calls if call.ok]
 
 
 async def replay_dead(gw: Gateway, **extra: Any) -> dict[str, Any]:
@@ -59,10 +48,10 @@ async def test_bulk_replay_of_dead_after_an_outage_never_sends_a_rejected_price(
     rejected = await gw_flows.write("POST", f"/approvals/{cut}/reject", json={"note": "typo"})
     assert rejected.json()["status"] == "rejected"
     # an outage kills other work; the operator's clean-up is to replay everything dead
-    store.broken = True
+    store.script.failing = refusal()
     other = await record_price(gw_flows, "21.00", sku="SKU-2")
     await gw_flows.wait_status(other, "dead")
-    store.broken = False
+    store.script.failing = None
 
     dry = await gw_flows.write("POST", "/deliveries/replay", json={"status": "dead"})
     assert [i["id"] for i in dry.json()["items"]] == [other]  # exactly what it will send
@@ -70,16 +59,16 @@ async def test_bulk_replay_of_dead_after_an_outage_never_sends_a_rejected_price(
     assert body["replayed"] == [other] and cut not in body["replayed"] + body["held"]
     await gw_flows.wait_status(other, "delivered")
     assert await gw_flows.status_of(cut) == "rejected"
-    assert "1.99" not in store.prices and store.prices == ["19.99", "21.00"]
+    assert "1.99" not in prices(store) and prices(store) == ["19.99", "21.00"]
 
 
 async def test_a_replayed_price_passes_the_guard_again(gw_flows: Gateway) -> None:
     store = store_of(gw_flows)
     await gw_flows.wait_status(await record_price(gw_flows, "10.00"), "delivered")
-    store.broken = True
+    store.script.failing = refusal()
     old = await record_price(gw_flows, "9.00")  # within the guard, but the store refuses it
     await gw_flows.wait_status(old, "dead")
-    store.broken = False
+    store.script.failing = None
     raised = await record_price(gw_flows, "20.00")  # +100%: held, then approved
     await gw_flows.write("POST", f"/approvals/{raised}/approve")
     await gw_flows.wait_status(raised, "delivered")
@@ -90,7 +79,7 @@ async def test_a_replayed_price_passes_the_guard_again(gw_flows: Gateway) -> Non
     (item,) = body["items"]
     assert item["becomes"] == "held" and "more than the 20% guard" in item["reason"]
     assert await gw_flows.status_of(old) == "held"
-    assert store.prices == ["10.00", "20.00"]
+    assert prices(store) == ["10.00", "20.00"]
     one = await gw_flows.write("POST", f"/deliveries/{old}/replay")
     assert one.status_code == 409 and "held for a decision" in one.json()["error"]["message"]
 
@@ -112,9 +101,9 @@ async def test_a_rejected_delivery_is_reopened_only_as_held(gw_flows: Gateway) -
     reopened = await gw_flows.write("POST", f"/approvals/{cut}/reopen", json={"note": "check"})
     assert reopened.status_code == 200, reopened.text
     assert reopened.json()["status"] == "held" and reopened.json()["decision"] == "reopened"
-    assert store.prices == ["50.00"]  # nothing went out before a new decision
+    assert prices(store) == ["50.00"]  # nothing went out before a new decision
     await gw_flows.write("POST", f"/approvals/{cut}/approve")
     await gw_flows.wait_status(cut, "delivered")
-    assert store.prices == ["50.00", "5.00"]
+    assert prices(store) == ["50.00", "5.00"]
     not_rejected = await gw_flows.write("POST", f"/approvals/{cut}/reopen")
     assert not_rejected.status_code == 409

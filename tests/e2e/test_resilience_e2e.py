@@ -302,7 +302,7 @@ def test_sigterm_hands_back_what_the_worker_cannot_finish_in_its_grace(rig: Rig)
 @pytest.mark.rig(workers=1)
 def test_sigterm_lets_the_delivery_in_flight_finish(rig: Rig) -> None:
     httpx.post(
-        f"http://127.0.0.1:{rig.ns_port}/_sim/faults", json={"latency_seconds": 0.8}
+        f"http://127.0.0.1:{rig.ns_port}/_sim/faults", json={"latency_seconds": 0.3}
     ).raise_for_status()
     body = json.dumps(order_payload(700)).encode()
     httpx.post(

@@ -41,8 +41,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import make_sessionmaker
 from app.main import create_app
-from tests.api.conftest import OPERATOR, AcceptingConnector, add_attempt, add_link, seed
+from tests.api.conftest import OPERATOR, add_attempt, add_link, seed
 from tests.conftest import make_config, make_settings, running_app
+from tests.support.fake_connector import FakeConnector
 
 EXAMPLES = 8  # generated cases per operation and mode; the coverage phase adds its own
 TIME_BUDGET_SECONDS = 90
@@ -140,12 +141,12 @@ def gateway_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     url = f"sqlite+aiosqlite:///{Path(tmp_path_factory.mktemp('fuzz')) / 'gateway.db'}"
     migrate(url)
     asyncio.run(_seed(url))
-    app = create_app(make_settings(url), make_config())
+    # replays are delivered: to the shared fake, which takes everything
+    app = create_app(make_settings(url), make_config(), {"erp": FakeConnector("erp")})
     # loading the schema starts the app's lifespan on schemathesis' own event loop thread
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)
     schema.hook("flatmap_path_parameters")(hostile_path_parameters)
     schema.hook("flatmap_query")(hostile_query)
-    app.state.runtime.connectors["erp"] = AcceptingConnector()  # replays are delivered
     started = time.monotonic()
     yield schema
     elapsed = time.monotonic() - started

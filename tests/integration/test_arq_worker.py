@@ -17,8 +17,9 @@ from app.main import start_runtime
 from app.runtime import Runtime
 from kernel.errors import TransientError
 from tests.conftest import make_config, make_settings
-from tests.integration.test_delivery_engine import ScriptedConnector, wait_status
+from tests.integration.test_delivery_engine import scripted, wait_status
 from tests.support.factories import make_order, seed_event
+from tests.support.fake_connector import FakeConnector
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +31,13 @@ async def arq_stack(clean_db: str, redis_url: str | None) -> AsyncIterator[Any]:
     runtimes: list[Runtime] = []
     workers: list[tuple[Worker, asyncio.Task[None]]] = []
 
-    async def start(connector: ScriptedConnector) -> Runtime:
+    async def start(connector: FakeConnector) -> Runtime:
         settings = make_settings(clean_db, redis_url=redis_url)
         config = make_config()
         api_rt, _ = await start_runtime(settings, config, with_worker=False)  # enqueues via arq
-        worker_rt, _ = await start_runtime(settings, config, with_worker=False)
-        worker_rt.connectors["erp"] = connector
+        worker_rt, _ = await start_runtime(
+            settings, config, with_worker=False, connectors={"erp": connector}
+        )
         runtimes.extend([api_rt, worker_rt])
         worker = Worker(
             **{**worker_options(settings), "poll_delay": 0.05},
@@ -57,7 +59,7 @@ async def arq_stack(clean_db: str, redis_url: str | None) -> AsyncIterator[Any]:
 
 
 async def test_arq_worker_delivers_and_retries_with_the_same_job(arq_stack: Any) -> None:
-    connector = ScriptedConnector([TransientError("502"), TransientError("502")])
+    connector = scripted([TransientError("502"), TransientError("502")])
     rt = await arq_stack(connector)
     delivery_id = await seed_event(rt, make_order("4001"))
     row = await wait_status(rt, delivery_id, "delivered")
@@ -65,7 +67,7 @@ async def test_arq_worker_delivers_and_retries_with_the_same_job(arq_stack: Any)
 
 
 async def test_enqueueing_twice_runs_the_delivery_once(arq_stack: Any) -> None:
-    connector = ScriptedConnector()
+    connector = scripted()
     rt = await arq_stack(connector)
     delivery_id = await seed_event(rt, make_order("4002"), enqueue=False)
     queue = rt.require_queue()
@@ -77,7 +79,7 @@ async def test_enqueueing_twice_runs_the_delivery_once(arq_stack: Any) -> None:
 
 
 async def test_lost_enqueue_is_recovered_by_the_sweeper_cron(arq_stack: Any) -> None:
-    connector = ScriptedConnector()
+    connector = scripted()
     rt = await arq_stack(connector)
     # committed, but the process died before it could enqueue
     delivery_id = await seed_event(rt, make_order("4003"), enqueue=False)

@@ -1,4 +1,5 @@
-"""The delivery engine against a real database with a scripted destination connector."""
+"""The delivery engine against a real database, with the shared fake connector as the
+destination (scripted errors, then an ERP that answers with the items its SKUs map to)."""
 
 from __future__ import annotations
 
@@ -17,45 +18,40 @@ from app.mappings.service import upsert_entries
 from app.models import CanonicalEventRow, ConnectionState, Delivery, DeliveryAttempt, EntityLink
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent
-from kernel.contract import Connector
+from kernel.canonical.order import Order
 from kernel.errors import NeedsMappingError, PermanentError, RateLimitedError, TransientError
+from kernel.mappings import ORDER_EVENTS, require
 from kernel.types import DeliveryContext, DeliveryResult, MappingNeed, RemoteLink
 from tests.conftest import make_config, make_settings, wait_for
 from tests.support.factories import make_order, seed_event
+from tests.support.fake_connector import FakeConnector, Script
 
 
-class ScriptedConnector(Connector):
-    """Raises the scripted errors in turn, then succeeds; records every call."""
+def so_of_mapped_items(event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult | None:
+    """The ERP's answer to an order: a sales order named after the items its SKUs map to."""
+    if event.type not in ORDER_EVENTS:
+        return None  # a cancel names the order only
+    skus = [line.sku or "" for line in event.payload_as(Order).lines]
+    items = require(ctx, "sku", skus)
+    name = "-".join(items[sku] for sku in skus)
+    return DeliveryResult(links=[RemoteLink("order", event.entity_key, f"SO-{name}")])
 
-    type_name = "scripted"
-    side = "erp"
-    outbound_flows = frozenset({"orders"})
 
-    def __init__(self, script: list[Exception] | None = None) -> None:
-        self.script = list(script or [])
-        self.calls: list[tuple[str, str]] = []
-
-    def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
-        return [MappingNeed("sku", line.sku or "") for line in event.payload.lines]
-
-    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
-        self.calls.append((event.type, event.entity_key))
-        if self.script:
-            raise self.script.pop(0)
-        items = [ctx.mappings["sku"][line.sku or ""] for line in event.payload.lines]
-        return DeliveryResult(
-            links=[RemoteLink("order", event.entity_key, f"SO-{'-'.join(items)}")]
-        )
+def scripted(errors: list[Exception] | None = None) -> FakeConnector:
+    """The ERP: needs a SKU mapping per line; raises ``errors`` in turn, then takes orders."""
+    script = Script(deliver_errors=list(errors or []), decide=so_of_mapped_items)
+    return FakeConnector("erp", script, required_kinds={"sku"})
 
 
 @pytest.fixture
 async def engine_rt(clean_db: str) -> AsyncIterator[Any]:
     started: list[tuple[Runtime, Any]] = []
 
-    async def start(connector: ScriptedConnector, config: GatewayConfig | None = None) -> Runtime:
+    async def start(connector: FakeConnector, config: GatewayConfig | None = None) -> Runtime:
         settings = make_settings(clean_db)
-        rt, _ = await start_runtime(settings, config or make_config(), with_worker=False)
-        rt.connectors["erp"] = connector
+        rt, _ = await start_runtime(
+            settings, config or make_config(), with_worker=False, connectors={"erp": connector}
+        )
         worker = InProcessWorker(rt)
         worker.start()
         started.append((rt, worker))
@@ -94,7 +90,7 @@ async def wait_status(rt: Runtime, delivery_id: int, status: str, timeout: float
 
 
 async def test_transient_errors_are_retried_then_delivered_and_linked(engine_rt: Any) -> None:
-    connector = ScriptedConnector([TransientError("502 from NetSuite"), TransientError("timeout")])
+    connector = scripted([TransientError("502 from NetSuite"), TransientError("timeout")])
     rt = await engine_rt(connector)
     delivery_id = await seed_event(rt, make_order("2001"))
     row = await wait_status(rt, delivery_id, "delivered")
@@ -109,9 +105,7 @@ async def test_transient_errors_are_retried_then_delivered_and_linked(engine_rt:
 
 
 async def test_permanent_error_goes_dead_at_once_with_the_reason(engine_rt: Any) -> None:
-    connector = ScriptedConnector(
-        [PermanentError("NetSuite rejected: Please enter a value for [entity]")]
-    )
+    connector = scripted([PermanentError("NetSuite rejected: Please enter a value for [entity]")])
     rt = await engine_rt(connector)
     delivery_id = await seed_event(rt, make_order("2002"))
     row = await wait_status(rt, delivery_id, "dead")
@@ -124,7 +118,7 @@ async def test_transient_errors_of_one_delivery_end_after_the_retry_window(
     engine_rt: Any,
 ) -> None:
     # the destination answers (its breaker stays closed); only this delivery keeps failing
-    connector = ScriptedConnector([TransientError("503")] * 50)
+    connector = scripted([TransientError("503")] * 50)
     config = make_config(retry_window_seconds=0.6, breaker_fail_max=100)
     rt = await engine_rt(connector, config)
     delivery_id = await seed_event(rt, make_order("2003"))
@@ -135,7 +129,7 @@ async def test_transient_errors_of_one_delivery_end_after_the_retry_window(
 
 
 async def test_rate_limit_waits_without_using_an_attempt(engine_rt: Any) -> None:
-    connector = ScriptedConnector([RateLimitedError("429", retry_after=0.2)] * 4)
+    connector = scripted([RateLimitedError("429", retry_after=0.2)] * 4)
     rt = await engine_rt(connector, make_config(retry_window_seconds=0.1))
     delivery_id = await seed_event(rt, make_order("2004"))
     row = await wait_status(rt, delivery_id, "delivered")
@@ -144,7 +138,7 @@ async def test_rate_limit_waits_without_using_an_attempt(engine_rt: Any) -> None
 
 
 async def test_unmapped_sku_parks_then_mapping_releases_it(engine_rt: Any) -> None:
-    connector = ScriptedConnector()
+    connector = scripted()
     rt = await engine_rt(connector)
     delivery_id = await seed_event(rt, make_order("2005", skus=("SKU-RED-M", "SKU-NEW")))
     row = await wait_status(rt, delivery_id, "parked")
@@ -159,7 +153,7 @@ async def test_unmapped_sku_parks_then_mapping_releases_it(engine_rt: Any) -> No
 
 async def test_open_breaker_defers_without_burning_attempts(engine_rt: Any) -> None:
     # breaker_fail_max=3 in the test config; the window is shorter than the outage
-    connector = ScriptedConnector([TransientError("connection refused")] * 12)
+    connector = scripted([TransientError("connection refused")] * 12)
     config = make_config(retry_window_seconds=0.2, breaker_reset_seconds=0.3)
     rt = await engine_rt(connector, config)
     ids = [await seed_event(rt, make_order(f"30{i:02d}")) for i in range(5)]
@@ -183,7 +177,7 @@ async def _breaker_opened(rt: Runtime) -> bool:
 
 
 async def test_updates_wait_for_the_create_of_the_same_order(engine_rt: Any) -> None:
-    connector = ScriptedConnector([TransientError("slow start")] * 2)
+    connector = scripted([TransientError("slow start")] * 2)
     rt = await engine_rt(connector)
     order = make_order("2006")
     create_id = await seed_event(rt, order, "order.created")
@@ -192,7 +186,7 @@ async def test_updates_wait_for_the_create_of_the_same_order(engine_rt: Any) -> 
     for delivery_id in (create_id, update_id, cancel_id):
         await wait_status(rt, delivery_id, "delivered")
     # the update and cancel never went out before the create had succeeded
-    assert [c[0] for c in connector.calls] == [
+    assert [event_type for event_type, _ in connector.delivered] == [
         "order.created",
         "order.created",
         "order.created",
@@ -202,7 +196,7 @@ async def test_updates_wait_for_the_create_of_the_same_order(engine_rt: Any) -> 
 
 
 async def test_replay_of_a_dead_delivery_sends_it_again(engine_rt: Any) -> None:
-    connector = ScriptedConnector([PermanentError("item inactive")])
+    connector = scripted([PermanentError("item inactive")])
     rt = await engine_rt(connector)
     delivery_id = await seed_event(rt, make_order("2007"))
     await wait_status(rt, delivery_id, "dead")
@@ -213,7 +207,7 @@ async def test_replay_of_a_dead_delivery_sends_it_again(engine_rt: Any) -> None:
 
 
 async def test_expired_lease_is_reclaimed_by_the_sweeper(engine_rt: Any) -> None:
-    connector = ScriptedConnector()
+    connector = scripted()
     rt = await engine_rt(connector)
     delivery_id = await seed_event(rt, make_order("2008"), enqueue=False)
     # a worker claimed it and died: in_flight with a lease that has run out
@@ -238,7 +232,7 @@ async def test_expired_lease_is_reclaimed_by_the_sweeper(engine_rt: Any) -> None
 async def test_a_stored_event_that_no_longer_validates_goes_dead_with_the_reason(
     engine_rt: Any,
 ) -> None:
-    connector = ScriptedConnector()
+    connector = scripted()
     rt = await engine_rt(connector)
     delivery_id = await seed_event(rt, make_order("2009"), enqueue=False)
     # stored before today's validation (or by hand): a negative quantity
@@ -259,29 +253,22 @@ async def test_a_stored_event_that_no_longer_validates_goes_dead_with_the_reason
     assert connector.calls == []
 
 
-class LooksUpSkus(ScriptedConnector):
-    """Declares no mappings up front; finds a SKU missing only when it looks (like Tryton's
-    product lookup by code), and then takes a mapping if the gateway has one."""
-
-    def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
-        return []
-
-    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
-        self.calls.append((event.type, event.entity_key))
-        unknown = [
-            line.sku
-            for line in event.payload.lines
-            if line.sku not in ctx.mappings.get("sku", {}) and line.sku != "SKU-RED-M"
-        ]
-        if unknown:
-            raise NeedsMappingError([MappingNeed("sku", sku or "") for sku in unknown])
-        return DeliveryResult()
+def looks_up_skus(event: CanonicalEvent, ctx: DeliveryContext) -> None:
+    """An ERP that declares no mappings up front; finds a SKU missing only when it looks
+    (like Tryton's product lookup by code), and then takes a mapping if the gateway has one."""
+    unknown = [
+        line.sku
+        for line in event.payload_as(Order).lines
+        if line.sku not in ctx.mappings.get("sku", {}) and line.sku != "SKU-RED-M"
+    ]
+    if unknown:
+        raise NeedsMappingError([MappingNeed("sku", sku or "") for sku in unknown])
 
 
 async def test_a_mapping_the_connector_asked_for_reaches_it_after_the_release(
     engine_rt: Any,
 ) -> None:
-    connector = LooksUpSkus()
+    connector = FakeConnector("erp", Script(decide=looks_up_skus))
     rt = await engine_rt(connector)
     delivery_id = await seed_event(rt, make_order("2010", skus=("SKU-RED-M", "SKU-ODD")))
     await wait_status(rt, delivery_id, "parked")
@@ -292,22 +279,10 @@ async def test_a_mapping_the_connector_asked_for_reaches_it_after_the_release(
     assert len(connector.calls) == 2
 
 
-class BrokenOnce(ScriptedConnector):
-    """A connector whose mapping question crashes once (a bug), then answers."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.crashes = 1
-
-    def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
-        if self.crashes:
-            self.crashes -= 1
-            raise KeyError("a bug in the connector")
-        return super().required_mappings(event)
-
-
 async def test_a_connector_crashing_before_the_call_is_retried_not_stuck(engine_rt: Any) -> None:
-    connector = BrokenOnce()
+    connector = scripted()
+    # its mapping question crashes once (a bug in the connector), then answers
+    connector.script.mapping_errors.append(KeyError("a bug in the connector"))
     rt = await engine_rt(connector)
     delivery_id = await seed_event(rt, make_order("2011"))
     row = await wait_status(rt, delivery_id, "delivered")

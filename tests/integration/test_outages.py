@@ -7,7 +7,7 @@ restart, every retry waits in the database until it is due).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,34 +22,25 @@ from app.main import start_runtime
 from app.models import ConnectionState, Delivery
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent
-from kernel.contract import Connector
 from kernel.errors import TransientError
-from kernel.types import DeliveryContext, DeliveryResult, RemoteLink
+from kernel.types import DeliveryContext
 from tests.conftest import make_config, make_settings
 from tests.support.factories import make_order, seed_event
+from tests.support.fake_connector import FakeConnector
 
 
-class FlakyErp(Connector):
-    """Refuses connections while ``down`` (or for the orders in ``poison``); counts calls."""
+def refused() -> TransientError:
+    return TransientError("ConnectError: [Errno 111] Connection refused")
 
-    type_name = "flaky"
-    side = "erp"
-    outbound_flows = frozenset({"orders"})
 
-    def __init__(self) -> None:
-        self.down = False
-        self.poison: set[str] = set()
-        self.calls: list[tuple[datetime, str, bool]] = []
+def refusing(*entity_keys: str) -> Callable[[CanonicalEvent, DeliveryContext], None]:
+    """A poison order: the ERP refuses the connection for these orders, whatever else."""
 
-    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
-        failing = self.down or event.entity_key in self.poison
-        self.calls.append((models.utcnow(), event.entity_key, not failing))
-        if failing:
-            raise TransientError("ConnectError: [Errno 111] Connection refused")
-        return DeliveryResult(links=[RemoteLink("order", event.entity_key, "SO-1")])
+    def decide(event: CanonicalEvent, ctx: DeliveryContext) -> None:
+        if event.entity_key in entity_keys:
+            raise refused()
 
-    def delivered(self) -> list[str]:
-        return [key for _, key, ok in self.calls if ok]
+    return decide
 
 
 class ManualQueue:
@@ -72,12 +63,14 @@ class ManualQueue:
 @pytest.fixture
 async def simulated(
     clean_db: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Runtime, FlakyErp, Any]]:
+) -> AsyncIterator[tuple[Runtime, FakeConnector, Any]]:
     config = make_config()
     config.delivery = DeliveryPolicy()  # the shipped defaults: 72 h window, breaker 5 / 30 s
-    rt, _ = await start_runtime(make_settings(clean_db), config, with_worker=False)
-    erp = FlakyErp()
-    rt.connectors["erp"] = erp
+    # the ERP: refuses connections while down (script.failing) or for poison orders
+    erp = FakeConnector("erp")
+    rt, _ = await start_runtime(
+        make_settings(clean_db), config, with_worker=False, connectors={"erp": erp}
+    )
     queue = ManualQueue()
     rt.queue = queue
 
@@ -106,10 +99,10 @@ async def statuses(rt: Runtime) -> dict[str, int]:
 
 
 async def test_a_30_minute_outage_dead_letters_nothing_and_delivers_every_order_once(
-    simulated: tuple[Runtime, FlakyErp, Any],
+    simulated: tuple[Runtime, FakeConnector, Any],
 ) -> None:
     rt, erp, advance = simulated
-    erp.down = True
+    erp.script.failing = refused()  # the ERP is down
     for n in range(12):
         await seed_event(rt, make_order(f"70{n:02d}"), enqueue=False)
     # with the old engine: attempts 1-5 fail, the breaker opens, every trial uses an attempt
@@ -120,10 +113,10 @@ async def test_a_30_minute_outage_dead_letters_nothing_and_delivers_every_order_
     calls_while_down = len(erp.calls)
     # the breaker opened after 5 failures; then one trial per 30 s reset period, no more
     assert calls_while_down <= 5 + (30 * 60) // 30 + 2
-    erp.down = False
+    erp.script.failing = None
     await advance(120)
     assert await statuses(rt) == {"delivered": 12}
-    assert sorted(erp.delivered()) == sorted(f"shop:order:70{n:02d}" for n in range(12))
+    assert sorted(erp.accepted) == sorted(f"shop:order:70{n:02d}" for n in range(12))
     async with rt.sessions() as session:
         state = await session.scalar(
             sa.select(ConnectionState.breaker_state).where(ConnectionState.connection_id == "erp")
@@ -132,29 +125,29 @@ async def test_a_30_minute_outage_dead_letters_nothing_and_delivers_every_order_
 
 
 async def test_a_poison_order_does_not_keep_the_breaker_open_for_the_others(
-    simulated: tuple[Runtime, FlakyErp, Any],
+    simulated: tuple[Runtime, FakeConnector, Any],
 ) -> None:
     rt, erp, advance = simulated
-    erp.poison = {"shop:order:7100"}
-    erp.down = True
+    erp.script.decide = refusing("shop:order:7100")
+    erp.script.failing = refused()
     await seed_event(rt, make_order("7100"), enqueue=False)
     for n in range(1, 6):
         await seed_event(rt, make_order(f"71{n:02d}"), enqueue=False)
     await advance(120)  # the breaker opens; the poison order is among those waiting
-    erp.down = False
+    erp.script.failing = None
     await advance(180)
     counts = await statuses(rt)
     # trials rotate: the poison order failing its trial does not stop the others
     assert counts.get("delivered") == 5, counts
-    assert "shop:order:7100" not in erp.delivered()
+    assert "shop:order:7100" not in erp.accepted
 
 
 async def test_one_delivery_failing_alone_is_retried_for_the_window_then_dead(
-    simulated: tuple[Runtime, FlakyErp, Any],
+    simulated: tuple[Runtime, FakeConnector, Any],
 ) -> None:
     rt, erp, advance = simulated
     rt.config.delivery = DeliveryPolicy(retry_window_seconds=3600, breaker_fail_max=1000)
-    erp.poison = {"shop:order:7200"}
+    erp.script.decide = refusing("shop:order:7200")
     delivery_id = await seed_event(rt, make_order("7200"), enqueue=False)
     await advance(3000, step=60)
     assert (await statuses(rt)).get("pending") == 1
@@ -166,7 +159,7 @@ async def test_one_delivery_failing_alone_is_retried_for_the_window_then_dead(
 
 
 async def test_one_sweep_queues_what_still_waits_for_a_destination_that_recovered(
-    simulated: tuple[Runtime, FlakyErp, Any],
+    simulated: tuple[Runtime, FakeConnector, Any],
 ) -> None:
     # the breaker closed in a process that died before it released the waiting deliveries
     rt, _, _ = simulated

@@ -22,43 +22,20 @@ from kernel.canonical.inventory import InventoryLevel
 from kernel.canonical.product import Price, SalePrice
 from kernel.contract import Connector
 from kernel.errors import TransientError
-from kernel.types import PollPage
 from tests.conftest import make_settings
 from tests.integration.test_flow_pipeline import flows_config
+from tests.support.fake_connector import FakeConnector, Script
 
 
-class FakeErp(Connector):
-    """Serves a fixed change log page by page; the cursor is the index of the next row."""
-
-    type_name = "fake-erp"
-    side = "erp"
-    poll_streams = frozenset({"inventory"})
-
-    def __init__(self, rows: list[CanonicalEvent]) -> None:
-        self.rows = rows
-        self.fail_next = False
-        self.cursors_seen: list[str | None] = []
-
-    async def poll(self, stream: str, cursor: str | None, limit: int) -> PollPage:
-        self.cursors_seen.append(cursor)
-        if self.fail_next:
-            self.fail_next = False
-            raise TransientError("NetSuite is down")
-        start = int(cursor or 0)
-        page = self.rows[start : start + limit]
-        end = start + len(page)
-        return PollPage(events=page, cursor=str(end), has_more=end < len(self.rows))
+def change_log(rows: list[CanonicalEvent]) -> FakeConnector:
+    """An ERP serving ``rows`` as its inventory change log, page by page (the cursor is the
+    index of the next row)."""
+    return FakeConnector("erp", Script(changes={"inventory": rows}), poll_streams={"inventory"})
 
 
-class FakeStore(Connector):
-    type_name = "fake-store"
-    side = "store"
-
-    def __init__(self, shows: dict[tuple[str, str | None], Decimal]) -> None:
-        self.shows = shows
-
-    async def fetch_availability(self, skus: list[str]) -> dict[tuple[str, str | None], Any]:
-        return {k: v for k, v in self.shows.items() if k[0] in skus}
+def store_showing(shows: dict[tuple[str, str | None], Decimal]) -> FakeConnector:
+    """A store that shows ``shows`` as available: (sku, location or None) → quantity."""
+    return FakeConnector("shop", Script(stock=shows), side="store", reads_stock=True)
 
 
 def polling_config(rules: str = "") -> GatewayConfig:
@@ -78,9 +55,11 @@ async def job_rt(clean_db: str) -> AsyncIterator[Callable[..., Awaitable[Runtime
 
     async def start(config: GatewayConfig | None = None, **connectors: Connector) -> Runtime:
         rt, _ = await start_runtime(
-            make_settings(clean_db), config or polling_config(), with_worker=False
+            make_settings(clean_db),
+            config or polling_config(),
+            with_worker=False,
+            connectors=connectors,
         )
-        rt.connectors.update(connectors)
         started.append(rt)
         return rt
 
@@ -107,25 +86,25 @@ async def count(rt: Runtime, model: Any, *where: Any) -> int:
 
 async def test_poll_pages_through_changes_and_resumes_from_the_stored_cursor(job_rt: Any) -> None:
     rows = [level(f"SKU-{i}", "5", i) for i in range(5)]
-    erp = FakeErp(rows)
+    erp = change_log(rows)
     rt = await job_rt(erp=erp)
     assert await jobs.poll_stream(rt, "erp", "inventory") == 5
-    assert erp.cursors_seen == [None, "2", "4"]  # three pages of two
+    assert erp.polls == [("inventory", None), ("inventory", "2"), ("inventory", "4")]  # 3 pages
     # a new process (same database) continues after the last row: nothing read twice
-    erp.rows.append(level("SKU-9", "1", 9))
+    rows.append(level("SKU-9", "1", 9))
     rt2 = await job_rt(erp=erp)
     assert await jobs.poll_stream(rt2, "erp", "inventory") == 1
-    assert erp.cursors_seen[-1] == "5"
+    assert erp.polls[-1] == ("inventory", "5")
     assert await count(rt2, CanonicalEventRow) == 6
 
 
 async def test_poll_failure_keeps_the_cursor_and_records_the_error(job_rt: Any) -> None:
-    erp = FakeErp([level("SKU-1", "5", 1), level("SKU-2", "5", 2), level("SKU-3", "5", 3)])
+    rows = [level("SKU-1", "5", 1), level("SKU-2", "5", 2), level("SKU-3", "5", 3)]
+    erp = change_log(rows)
     rt = await job_rt(erp=erp)
-    erp.fail_next = False
     assert await jobs.poll_stream(rt, "erp", "inventory") == 3
-    erp.rows.append(level("SKU-4", "5", 4))
-    erp.fail_next = True
+    rows.append(level("SKU-4", "5", 4))
+    erp.script.poll_errors.append(TransientError("NetSuite is down"))
     assert await jobs.poll_stream(rt, "erp", "inventory") == 0
     async with rt.sessions() as session:
         state = await session.get(PollCursor, ("erp", "inventory"))
@@ -137,7 +116,7 @@ async def test_poll_failure_keeps_the_cursor_and_records_the_error(job_rt: Any) 
 
 async def test_polled_change_already_received_by_webhook_is_not_recorded_twice(job_rt: Any) -> None:
     row = level("SKU-1", "5", 1)
-    rt = await job_rt(erp=FakeErp([row]))
+    rt = await job_rt(erp=change_log([row]))
     async with transaction(rt.sessions) as session:
         await record_events(session, rt, "erp", [row])  # the webhook got it first
     assert await jobs.poll_stream(rt, "erp", "inventory") == 0
@@ -145,8 +124,7 @@ async def test_polled_change_already_received_by_webhook_is_not_recorded_twice(j
 
 
 async def test_due_jobs_run_once_per_interval(job_rt: Any) -> None:
-    erp = FakeErp([level("SKU-1", "5", 1)])
-    rt = await job_rt(erp=erp, shop=FakeStore({}))
+    rt = await job_rt(erp=change_log([level("SKU-1", "5", 1)]), shop=store_showing({}))
     first = await jobs.run_due_jobs(rt)
     assert first["poll:erp:inventory"] == 1 and "reconcile" in first
     again = await jobs.run_due_jobs(rt)
@@ -185,7 +163,7 @@ async def test_sale_price_goes_out_when_the_sale_starts(job_rt: Any) -> None:
 
 
 async def test_reconciliation_reports_drift_and_sends_corrections(job_rt: Any) -> None:
-    store = FakeStore({("SKU-1", None): Decimal(9), ("SKU-2", None): Decimal(4)})
+    store = store_showing({("SKU-1", None): Decimal(9), ("SKU-2", None): Decimal(4)})
     rt = await job_rt(shop=store)
     async with transaction(rt.sessions) as session:
         await record_events(session, rt, "erp", [level("SKU-1", "5", 1), level("SKU-2", "4", 2)])

@@ -4,6 +4,7 @@ sales cannot be undone by, and never counting an order twice or not at all for l
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,60 +19,52 @@ from app.main import start_runtime
 from app.models import Delivery, utcnow
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent, make_event
-from kernel.canonical.inventory import InventoryLevel
-from kernel.contract import Connector
-from kernel.types import DeliveryContext, DeliveryResult, RemoteLink
+from kernel.canonical.inventory import InventoryLevel, StockAvailability
+from kernel.types import DeliveryContext
 from tests.conftest import make_settings, wait_for
 from tests.integration.test_flow_pipeline import flows_config
 from tests.support.factories import make_order
+from tests.support.fake_connector import FakeConnector, Script
 
 
-class Store(Connector):
-    """A store that applies pushes like Shopify: absolute set, or a change by idempotency key."""
+# the store: the shared fake, taking each push onto its shelf
+@dataclass
+class Shelf:
+    """What the store shows as available; takes pushes like Shopify: an absolute set, or a
+    change applied once per idempotency key."""
 
-    type_name = "store"
-    side = "store"
-
-    def __init__(self) -> None:
-        self.available: Decimal | None = None
-        self.pushes: list[dict[str, Any]] = []
-        self.keys: set[str] = set()
+    available: Decimal | None = None
+    keys: set[str] = field(default_factory=set)
 
     def sell(self, units: int) -> None:
         assert self.available is not None
         self.available -= units
 
-    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
+    def take(self, event: CanonicalEvent, ctx: DeliveryContext) -> None:
         d = ctx.directives
-        self.pushes.append({"available": event.payload.available, **d})  # type: ignore[union-attr]
         if "delta" in d and not d.get("absolute"):
             if d["idempotency_key"] not in self.keys:
                 assert self.available is not None
                 self.available += Decimal(d["delta"])
                 self.keys.add(d["idempotency_key"])
         else:
-            self.available = event.payload.available  # type: ignore[union-attr]
-        return DeliveryResult()
-
-
-class Erp(Connector):
-    type_name = "erp"
-    side = "erp"
-
-    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
-        return DeliveryResult(links=[RemoteLink("order", event.entity_key, "SO1")])
+            self.available = event.payload_as(StockAvailability).available
 
 
 @pytest.fixture
-async def stock_rt(clean_db: str) -> AsyncIterator[tuple[Runtime, Store]]:
+async def stock_rt(clean_db: str) -> AsyncIterator[tuple[Runtime, Shelf, FakeConnector]]:
     config = flows_config("  inventory: {erp_clock_margin_seconds: 0}")
-    rt, _ = await start_runtime(make_settings(clean_db), config, with_worker=False)
-    store = Store()
-    rt.connectors["shop"] = store
-    rt.connectors["erp"] = Erp(config.connection("erp"), rt.http)  # type: ignore[arg-type]
+    shelf = Shelf()
+    shop = FakeConnector("shop", Script(decide=shelf.take), side="store", stock_updates="delta")
+    rt, _ = await start_runtime(
+        make_settings(clean_db),
+        config,
+        with_worker=False,
+        connectors={"shop": shop, "erp": FakeConnector("erp")},
+    )
     worker = InProcessWorker(rt)
     worker.start()
-    yield rt, store
+    yield rt, shelf, shop
     await worker.stop()
     await rt.close()
 
@@ -108,36 +101,37 @@ async def settled(rt: Runtime) -> bool:
 
 
 async def test_store_sales_between_pushes_are_never_undone(stock_rt: Any) -> None:
-    rt, store = stock_rt
+    rt, shelf, shop = stock_rt
     await record(rt, "erp", level(10))
     await wait_for(lambda: settled(rt), message="first push")
-    assert store.available == 10 and "delta" not in store.pushes[0]  # first push: absolute
+    first = shop.contexts[0].directives
+    assert shelf.available == 10 and "delta" not in first  # first push: absolute
 
     # the store sells 3 and sends the order; the ERP books it, then reports its level
-    store.sell(3)
+    shelf.sell(3)
     await record(
         rt, "shop", make_event("order.created", make_order("9", skus=("SKU-RED-M",) * 3), utcnow())
     )
     await wait_for(lambda: settled(rt), message="order booked")
-    assert store.available == 7  # nothing the store sold came back
+    assert shelf.available == 7  # nothing the store sold came back
     await record(rt, "erp", level(10, allocated=3))
     await wait_for(lambda: settled(rt), message="level after the order")
-    assert store.available == 7
+    assert shelf.available == 7
 
     # an ERP-side change (a delivery of 5 more) reaches the store as +5
     await record(rt, "erp", level(15, allocated=3))
     await wait_for(lambda: settled(rt), message="restock")
-    assert store.available == 12
-    assert store.pushes[-1]["delta"] == "5"
+    assert shelf.available == 12
+    assert shop.contexts[-1].directives["delta"] == "5"
 
 
 async def test_a_push_is_applied_once_even_when_retried(stock_rt: Any) -> None:
-    rt, store = stock_rt
+    rt, shelf, shop = stock_rt
     await record(rt, "erp", level(10))
     await wait_for(lambda: settled(rt), message="first push")
     await record(rt, "erp", level(8))
     await wait_for(lambda: settled(rt), message="second push")
-    assert store.available == 8
+    assert shelf.available == 8
     # the same delivery again (e.g. a replay after a timeout) carries the same key and delta
     async with transaction(rt.sessions) as session:
         last = (
@@ -154,5 +148,6 @@ async def test_a_push_is_applied_once_even_when_retried(stock_rt: Any) -> None:
     from app.delivery.service import process_delivery
 
     await process_delivery(rt, int(last.id))
-    assert store.pushes[-1]["idempotency_key"] == store.pushes[-2]["idempotency_key"]
-    assert store.available == 8
+    again, before = shop.contexts[-1].directives, shop.contexts[-2].directives
+    assert again["idempotency_key"] == before["idempotency_key"]
+    assert shelf.available == 8

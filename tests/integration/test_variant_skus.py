@@ -15,40 +15,32 @@ from app.main import start_runtime
 from app.mappings.service import upsert_entries
 from app.models import Delivery, utcnow
 from app.runtime import Runtime
-from kernel.canonical.events import CanonicalEvent, make_event
+from kernel.canonical.events import make_event
 from kernel.canonical.order import Order
-from kernel.contract import Connector
-from kernel.types import DeliveryContext, DeliveryResult, MappingNeed
 from tests.conftest import make_settings, wait_for
 from tests.integration.test_flow_pipeline import flows_config
 from tests.support.factories import make_order
+from tests.support.fake_connector import FakeConnector
 
 PATTERN = "^(?P<base>[A-Z]+)-[A-Z]+-(XS|S|M|L|XL)$"
 
 
-class Erp(Connector):
-    type_name = "erp"
-    side = "erp"
-    side = "erp"
-
-    def __init__(self) -> None:
-        self.items: list[list[str]] = []
-
-    def required_mappings(self, event: CanonicalEvent) -> list[MappingNeed]:
-        return [MappingNeed("sku", line.sku or "") for line in event.payload_as(Order).lines]
-
-    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
-        order = event.payload_as(Order)
-        self.items.append([ctx.mappings["sku"][line.sku or ""] for line in order.lines])
-        return DeliveryResult()
+def items(erp: FakeConnector) -> list[list[str]]:
+    """The ERP's item of each line of every order it took, from the SKU mappings it got."""
+    return [
+        [call.ctx.mappings["sku"][line.sku or ""] for line in call.event.payload_as(Order).lines]
+        for call in erp.calls
+        if call.ok
+    ]
 
 
 @pytest.fixture
-async def variant_rt(clean_db: str) -> AsyncIterator[tuple[Runtime, Erp]]:
+async def variant_rt(clean_db: str) -> AsyncIterator[tuple[Runtime, FakeConnector]]:
     config = flows_config(f"  orders: {{variant_sku_pattern: '{PATTERN}'}}")
-    rt, _ = await start_runtime(make_settings(clean_db), config, with_worker=False)
-    erp = Erp()
-    rt.connectors["erp"] = erp
+    erp = FakeConnector("erp", required_kinds={"sku"})
+    rt, _ = await start_runtime(
+        make_settings(clean_db), config, with_worker=False, connectors={"erp": erp}
+    )
     worker = InProcessWorker(rt)
     worker.start()
     yield rt, erp
@@ -80,13 +72,13 @@ async def test_variant_uses_its_base_mapping_and_waits_for_it(variant_rt: Any) -
             [make_event("order.created", make_order("2", skus=("HOODIE-BLUE-L",)), utcnow())],
         )
     await wait_for(lambda: _is(rt, first.delivery_ids[0], "delivered"), message="variant delivered")
-    assert erp.items == [["1042"]]
+    assert items(erp) == [["1042"]]
     await wait_for(lambda: _is(rt, second.delivery_ids[0], "parked"), message="unknown base parked")
     async with transaction(rt.sessions) as session:
         await upsert_entries(session, "sku", "erp", {"HOODIE": "2001"})
         assert await release_parked(session, rt, "erp") == second.delivery_ids
     await wait_for(lambda: _is(rt, second.delivery_ids[0], "delivered"), message="released")
-    assert erp.items[-1] == ["2001"]
+    assert items(erp)[-1] == ["2001"]
 
 
 async def _is(rt: Runtime, delivery_id: int, wanted: str) -> bool:

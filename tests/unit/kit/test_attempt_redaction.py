@@ -17,10 +17,10 @@ from app.main import start_runtime
 from app.models import DeliveryAttempt
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent
-from kernel.contract import Connector
 from kernel.types import DeliveryContext, DeliveryResult
 from tests.conftest import make_config, make_settings, wait_for
 from tests.support.factories import make_order, seed_event
+from tests.support.fake_connector import FakeConnector, Script
 
 
 def erp(request: httpx.Request) -> httpx.Response:
@@ -31,32 +31,29 @@ def erp(request: httpx.Request) -> httpx.Response:
     )
 
 
-class DeclaringConnector(Connector):
-    """Sends one call with a header and a field that only its declarations name as secret."""
+@pytest.fixture
+async def runtime(clean_db: str) -> AsyncIterator[tuple[Runtime, FakeConnector]]:
+    http = make_http_client(transport=httpx.MockTransport(erp))
 
-    type_name = "declaring"
-    side = "erp"
-    outbound_flows = frozenset({"orders"})
-    sensitive_headers = frozenset({"X-Tenant-Pass"})
-    sensitive_fields = frozenset({"pin"})
-
-    def __init__(self) -> None:
-        self.http = make_http_client(transport=httpx.MockTransport(erp))
-
-    async def deliver(self, event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
-        await self.http.post(
+    async def send_one_call(event: CanonicalEvent, ctx: DeliveryContext) -> DeliveryResult:
+        await http.post(
             "https://erp.example.test/orders",
             headers={"X-Tenant-Pass": "SENT-PASS"},
             json={"order": event.entity_key, "pin": "1234", "password": "PW"},
         )
         return DeliveryResult(summary="sent")
 
-
-@pytest.fixture
-async def runtime(clean_db: str) -> AsyncIterator[tuple[Runtime, DeclaringConnector]]:
-    rt, _ = await start_runtime(make_settings(clean_db), make_config(), with_worker=False)
-    connector = DeclaringConnector()
-    rt.connectors["erp"] = connector
+    # sends one call with a header and a field that only its declarations name as secret
+    connector = FakeConnector(
+        "erp",
+        Script(decide=send_one_call),
+        sensitive_headers={"X-Tenant-Pass"},
+        sensitive_fields={"pin"},
+        http=http,
+    )
+    rt, _ = await start_runtime(
+        make_settings(clean_db), make_config(), with_worker=False, connectors={"erp": connector}
+    )
     worker = InProcessWorker(rt)
     worker.start()
     try:
@@ -64,11 +61,11 @@ async def runtime(clean_db: str) -> AsyncIterator[tuple[Runtime, DeclaringConnec
     finally:
         await worker.stop()
         await rt.close()
-        await connector.http.aclose()
+        await http.aclose()
 
 
 async def test_the_stored_attempt_hides_what_the_connector_declared(
-    runtime: tuple[Runtime, DeclaringConnector],
+    runtime: tuple[Runtime, FakeConnector],
 ) -> None:
     rt, _ = runtime
     delivery_id = await seed_event(rt, make_order("7001"))
