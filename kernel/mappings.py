@@ -17,7 +17,7 @@ The delivery engine resolves all three in one query before the attempt and puts 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Literal, get_args
 
 from kernel.canonical.events import CanonicalEvent
@@ -64,6 +64,22 @@ def line_kind_key(line: OrderLine) -> str:
     return (line.kind or "").strip().lower() or DEFAULT_LINE_KIND
 
 
+def order_location_keys(tags: Iterable[str], source: str) -> list[str]:
+    """The ``location`` keys of an order: its ``location:<key>`` tags, else its source.
+
+    Also read from stored order payloads (the stock of orders in transit), so it takes the
+    two fields rather than an ``Order``.
+    """
+    tagged = _unique(
+        [
+            tag[len(LOCATION_TAG_PREFIX) :]
+            for tag in tags
+            if tag.lower().startswith(LOCATION_TAG_PREFIX)
+        ]
+    )
+    return tagged or _unique([source])
+
+
 def order_mapping_keys(order: Order, kinds: Sequence[str]) -> dict[str, list[str]]:
     """Our keys of each mapping kind the order uses, in order of first appearance.
 
@@ -100,12 +116,7 @@ def order_mapping_keys(order: Order, kinds: Sequence[str]) -> dict[str, list[str
             values += [t.title for line in order.lines for t in line.tax_lines]
             values += [t.title for s in order.shipping_lines for t in s.tax_lines]
         elif kind == "location":
-            values = [
-                tag[len(LOCATION_TAG_PREFIX) :]
-                for tag in order.tags
-                if tag.lower().startswith(LOCATION_TAG_PREFIX)
-            ]
-            values = values if _unique(values) else [order.source]
+            values = list(order_location_keys(order.tags, order.source))
         else:
             raise ValueError(
                 f"unknown mapping kind {kind!r}; the kinds are {', '.join(MAPPING_KINDS)}"

@@ -4,19 +4,20 @@ the ERP does not know yet; high-velocity SKUs first, a newer level supersedes an
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 import structlog
 
 from app.config import Route
 from app.flows.inventory import rules as inventory_rules
-from app.flows.inventory.state import (
-    booked_units,
-    orders_in_transit,
-    stock_levels_for,
-    upsert_stock_level,
+from app.flows.inventory.in_transit import (
+    InTransit,
+    booked_after_levels,
+    not_yet_booked,
+    order_locations,
 )
+from app.flows.inventory.state import stock_levels_for, upsert_stock_level
 from app.flows.plan import HIGH_PRIORITY, PlanContext, Planned
 from app.flows.state import mapping_table
 from kernel.canonical.events import CanonicalEvent
@@ -49,14 +50,19 @@ async def availability_deliveries(
     for route in ctx.config.routes_from(source, "inventory"):
         locations = await mapping_table(ctx.session, route.to, "location")
         in_transit = (
-            await orders_in_transit(ctx.session, route.to, source)
+            await not_yet_booked(
+                ctx.session,
+                route.to,
+                source,
+                await order_locations(ctx.session, source, rules),
+            )
             if rules.subtract_orders_in_transit
-            else {}
+            else InTransit()
         )
         for target in skus:
             items = await _availability_of(ctx, source, target, locations, as_of)
             for item in items:
-                item = _minus_in_transit(item, in_transit, rules)
+                item = _minus_in_transit(item, in_transit, locations, rules)
                 planned.append(_availability_delivery(ctx, route, source, item))
     return planned
 
@@ -79,17 +85,22 @@ async def availability_now(
         return None
     if not rules.subtract_orders_in_transit:
         return item, None
-    in_transit = await orders_in_transit(ctx.session, store, source)
+    where = await order_locations(ctx.session, source, rules)
+    in_transit = await not_yet_booked(ctx.session, store, source, where)
     levels = (await stock_levels_for(ctx.session, source, [planned.sku])).get(planned.sku, [])
-    # the ERP's clock and ours differ a little: count an order as in a level only when it
-    # was booked well before the level's time (counting it too late is the safe side)
-    cutoff = min((lv.as_of for lv in levels), default=ctx.now) - timedelta(
-        seconds=rules.erp_clock_margin_seconds
+    in_level, not_yet = await booked_after_levels(
+        ctx.session,
+        store,
+        source,
+        planned.sku,
+        levels,
+        where,
+        margin_seconds=rules.erp_clock_margin_seconds,
+        now=ctx.now,
     )
-    in_level, not_yet = await booked_units(ctx.session, store, source, planned.sku, cutoff)
-    if not_yet:
-        in_transit = {**in_transit, planned.sku: in_transit.get(planned.sku, Decimal(0)) + not_yet}
-    item = _minus_in_transit(item, in_transit, rules)
+    for key, quantity in not_yet.units.items():
+        in_transit.add(*key, quantity)
+    item = _minus_in_transit(item, in_transit, locations, rules)
     if rules.push_mode != "delta" or item.location is not None or planned.sku in rules.bundles:
         return item, None
     raw = sum(
@@ -101,16 +112,18 @@ async def availability_now(
 
 def _minus_in_transit(
     item: StockAvailability,
-    in_transit: dict[str, Decimal],
+    in_transit: InTransit,
+    locations: dict[str, str],
     rules: inventory_rules.InventoryRules,
 ) -> StockAvailability:
-    """What the store sold that the ERP does not know yet is not sellable again."""
-    units = in_transit.get(item.sku, Decimal(0))
+    """What the store sold that the ERP does not know yet is not sellable again: in
+    per-location mode, at the store location whose ERP locations ship it."""
+    units = in_transit.at(item.sku, item.location, locations)
     for component, per_bundle in rules.bundles.get(item.sku, {}).items():
         # a bundle is short by the components its own and its parts' orders took
         if per_bundle > 0:
-            units = max(units, in_transit.get(component, Decimal(0)) / per_bundle)
-    if units <= 0 or item.location is not None:
+            units = max(units, in_transit.at(component, item.location, locations) / per_bundle)
+    if units <= 0:
         return item
     available = max(Decimal(0), item.available - units.to_integral_value(rounding="ROUND_CEILING"))
     return item.model_copy(

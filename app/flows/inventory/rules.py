@@ -96,6 +96,17 @@ class InventoryRules(BaseModel):
         "would give the store back stock it has already sold (the flash-sale oversell).",
     )
 
+    default_order_location: str | None = Field(
+        default=None,
+        min_length=1,
+        description="ERP location id an order ships from when the gateway cannot tell (no "
+        "location: tag, and neither a tag nor its source connection has a location mapping on "
+        "the ERP connection): set it to where the ERP books such orders (NetSuite: the "
+        "connection's location_id option). Unset: in per_location mode such an order in "
+        "transit is subtracted at every store location, since any of them may ship it (less "
+        "is shown, never more).",
+    )
+
     @field_validator("safety_stock_by_sku")
     @classmethod
     def _no_negative_safety_stock(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:

@@ -4,6 +4,7 @@ store orders the ERP has (or has not yet) booked."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -21,6 +22,7 @@ from app.models import (
     StockLevel,
 )
 from kernel.canonical.inventory import InventoryLevel
+from kernel.mappings import order_location_keys
 
 STOCK_LEVELS: sa.Table = StockLevel.__table__  # type: ignore[attr-defined]
 
@@ -82,8 +84,26 @@ async def upsert_stock_level(
     return rowcount(result) > 0
 
 
-async def orders_in_transit(session: AsyncSession, store: str, erp: str) -> dict[str, Decimal]:
-    """Units per SKU of ``store``'s orders that are not yet in ``erp`` (not delivered).
+@dataclass(frozen=True)
+class OrderUnits:
+    """One store order as the stock rules see it: units per SKU, the keys naming the
+    location it ships from (``kernel.mappings.order_location_keys``) and, once the ERP has
+    booked it, when it was sent."""
+
+    location_keys: list[str]
+    units: dict[str, Decimal]
+    booked_at: datetime | None = None
+
+
+ORDER_VERSIONS = ("order.created", "order.updated")
+
+
+def _location_keys(payload: dict[str, Any]) -> list[str]:
+    return order_location_keys(payload.get("tags") or [], str(payload.get("source") or ""))
+
+
+async def orders_in_transit(session: AsyncSession, store: str, erp: str) -> list[OrderUnits]:
+    """``store``'s orders that are not yet in ``erp`` (not delivered).
 
     Counts the newest version of each unfinished order (an update replaces the lines of the
     creation). Conservative on purpose: an order the ERP has just committed but whose
@@ -106,38 +126,58 @@ async def orders_in_transit(session: AsyncSession, store: str, erp: str) -> dict
     newest: dict[str, tuple[dict[str, Any], str]] = {}
     for entity_key, payload, event_type in rows:
         newest[str(entity_key)] = (payload, str(event_type))
-    units: dict[str, Decimal] = {}
+    orders: list[OrderUnits] = []
     for payload, event_type in newest.values():
         if event_type == "order.cancelled":
             continue
+        units: dict[str, Decimal] = {}
         for line in payload.get("lines", []):
             sku = line.get("sku")
             if sku:
                 units[sku] = units.get(sku, Decimal(0)) + Decimal(str(line.get("quantity", "0")))
-    return units
+        if units:
+            orders.append(OrderUnits(_location_keys(payload), units))
+    return orders
 
 
 async def booked_units(
-    session: AsyncSession, store: str, erp: str, sku: str, cutoff: datetime
-) -> tuple[Decimal, Decimal]:
-    """Units of ``sku`` in ``store``'s orders booked by ``erp``: (before cutoff, after it).
-
-    An order booked before the cutoff (the ERP level's time) is in that level; one booked
-    later may not be yet.
+    session: AsyncSession, store: str, erp: str, sku: str, since: datetime
+) -> tuple[Decimal, list[OrderUnits]]:
+    """``store``'s orders of ``sku`` booked by ``erp``: the units booked up to ``since``, and
+    each order booked after it (with its location keys, for the caller to decide whether
+    the ERP level of that location includes it yet).
     """
     before = sa.func.sum(
-        sa.case((col(OrderAllocation.booked_at) <= cutoff, col(OrderAllocation.quantity)), else_=0)
+        sa.case((col(OrderAllocation.booked_at) <= since, col(OrderAllocation.quantity)), else_=0)
     )
-    after = sa.func.sum(
-        sa.case((col(OrderAllocation.booked_at) > cutoff, col(OrderAllocation.quantity)), else_=0)
+    mine = (
+        col(OrderAllocation.store) == store,
+        col(OrderAllocation.erp) == erp,
+        col(OrderAllocation.sku) == sku,
     )
-    row = (
+    in_level = Decimal(await session.scalar(sa.select(before).where(*mine)) or 0)
+    recent = (
         await session.execute(
-            sa.select(before, after).where(
-                col(OrderAllocation.store) == store,
-                col(OrderAllocation.erp) == erp,
-                col(OrderAllocation.sku) == sku,
-            )
+            sa.select(
+                col(OrderAllocation.order_key),
+                col(OrderAllocation.quantity),
+                col(OrderAllocation.booked_at),
+            ).where(*mine, col(OrderAllocation.booked_at) > since)
         )
-    ).one()
-    return Decimal(row[0] or 0), Decimal(row[1] or 0)
+    ).all()
+    if not recent:
+        return in_level, []
+    # the location the order was booked at: its newest version says (tags, source)
+    payloads = await session.execute(
+        sa.select(col(CanonicalEventRow.entity_key), col(CanonicalEventRow.payload))
+        .where(
+            col(CanonicalEventRow.entity_key).in_({str(key) for key, _, _ in recent}),
+            col(CanonicalEventRow.event_type).in_(ORDER_VERSIONS),
+        )
+        .order_by(col(CanonicalEventRow.id))
+    )
+    keys = {str(key): _location_keys(payload) for key, payload in payloads}
+    return in_level, [
+        OrderUnits(keys.get(str(key), []), {sku: Decimal(quantity)}, booked_at)
+        for key, quantity, booked_at in recent
+    ]
