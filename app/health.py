@@ -1,7 +1,7 @@
 """/healthz (process up), /readyz (what works: accepting webhooks, delivering), /metrics.
 
-None of them waits on Redis for long: the Redis check has a short timeout, breaker states
-and queue depths come from the database.
+None of them waits on Redis for long: the Redis check has a short timeout; the gauges of
+/metrics (queues, breakers, polls, findings, workers) come from the database.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.api.deps import RuntimeDep
 from app.delivery.heartbeat import live_workers
 from app.delivery.queue import ArqQueue
-from app.delivery.sweeper import refresh_queue_gauges
-from app.ingest.quarantine import refresh_quarantine_gauge
+from app.observability.snapshot import refresh_database_gauges
 
 router = APIRouter(tags=["health"])
 
@@ -79,6 +78,5 @@ async def readyz(
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(rt: RuntimeDep) -> Response:
-    await refresh_queue_gauges(rt)
-    await refresh_quarantine_gauge(rt)
+    await refresh_database_gauges(rt)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from app.api.limits import RequestLimits
 from app.api.request_id import RequestContext
+from app.api.timing import RequestTiming
 from app.config import GatewayConfig, load_config
 from app.db import transaction
 from app.delivery.queue import ArqQueue
@@ -132,6 +133,8 @@ def create_app(
     install_error_handlers(app)
     # sizes, read deadlines and the API key, before any route reads a body
     app.add_middleware(RequestLimits, settings=settings, api_keys=app.state.api_keys)
+    # request durations per route, including refusals by the limits
+    app.add_middleware(RequestTiming)
     # outermost: request id, JSON 500 for anything unexpected, 5xx metrics
     app.add_middleware(RequestContext)
 

@@ -221,22 +221,30 @@ QUEUE_GAUGE_STATUSES = (
 
 
 async def refresh_queue_gauges(rt: Runtime) -> None:
-    """Queue depth and breaker state from the database: right whatever process delivered,
-    and never waiting on Redis."""
+    """Queue depth, the oldest delivery's age and breaker state from the database: right
+    whatever process delivered, and never waiting on Redis."""
     async with rt.sessions() as session:
         rows = (
             await session.execute(
-                sa.select(col(Delivery.destination), col(Delivery.status), sa.func.count())
+                sa.select(
+                    col(Delivery.destination),
+                    col(Delivery.status),
+                    sa.func.count(),
+                    sa.func.min(col(Delivery.created_at)),
+                )
                 .where(col(Delivery.status).in_(QUEUE_GAUGE_STATUSES))
                 .group_by(col(Delivery.destination), col(Delivery.status))
             )
         ).all()
         breakers = await _mirrored_breakers(session)
-    seen = {(d, s): int(n) for d, s, n in rows}
+    seen = {(d, s): (int(n), oldest) for d, s, n, oldest in rows}
     now = utcnow()
     for conn in rt.config.connections:
         for status in QUEUE_GAUGE_STATUSES:
-            metrics.QUEUE_DEPTH.labels(conn.id, status).set(seen.get((conn.id, status), 0))
+            depth, oldest = seen.get((conn.id, status), (0, None))
+            metrics.QUEUE_DEPTH.labels(conn.id, status).set(depth)
+            age = (now - oldest).total_seconds() if oldest is not None else 0.0
+            metrics.QUEUE_OLDEST_AGE.labels(conn.id, status).set(max(age, 0.0))
         view = breakers.get(conn.id, BreakerView("closed"))
         metrics.BREAKER_STATE.labels(conn.id).set(
             metrics.BREAKER_STATE_VALUES[shown_state(view, now)]

@@ -14,11 +14,13 @@ import signal
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import structlog
 from arq import Retry, cron
 from arq.connections import ArqRedis
 from arq.worker import Worker
+from prometheus_client import start_http_server
 
 from app.config import GatewayConfig
 from app.delivery.heartbeat import HeartbeatState, heartbeat_loop
@@ -26,6 +28,7 @@ from app.delivery.queue import ArqQueue, InProcessQueue
 from app.delivery.service import process_delivery
 from app.delivery.sweeper import sweep
 from app.models import utcnow
+from app.observability import metrics
 from app.runtime import Runtime, build_runtime
 from app.scheduling.jobs import run_due_jobs
 from app.settings import Settings
@@ -324,15 +327,20 @@ async def _close_when_done(worker: Worker, tasks: list[asyncio.Task[Any]]) -> No
         await asyncio.wait_for(worker.pool.aclose(), WORKER_REDIS_TIMEOUT_SECONDS)
 
 
+def serve_worker_metrics(port: int, addr: str = "0.0.0.0") -> WSGIServer:
+    """This worker's own metrics (deliveries, attempts, polls, findings) on ``port``, in a
+    thread; the gauges read from the database are the API's to serve (``DATABASE_GAUGES``)."""
+    server, _ = start_http_server(port, addr=addr, registry=metrics.ProcessMetrics())
+    return server
+
+
 def run_arq_worker(settings: Settings, config: GatewayConfig) -> None:
     """Run the arq worker until SIGTERM/SIGINT (uvloop when available)."""
     use_uvloop()
 
     async def main() -> None:
         if settings.worker_metrics_port:
-            from prometheus_client import start_http_server
-
-            start_http_server(settings.worker_metrics_port, addr="0.0.0.0")
+            serve_worker_metrics(settings.worker_metrics_port)
         await ArqWorker(settings, config).run()
 
     asyncio.run(main())

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 WEBHOOKS_RECEIVED = Counter(
     "gateway_webhooks_received_total",
@@ -96,3 +100,51 @@ CONCURRENCY_WAIT_SECONDS = Histogram(
     ["slot"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+HTTP_REQUEST_SECONDS = Histogram(
+    "gateway_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template (unmatched: no route); "
+    "route /webhooks/{connection_id} is webhook ingest (Shopify gives up after 5 s).",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 3, 4, 5, 10),
+)
+QUEUE_OLDEST_AGE = Gauge(
+    "gateway_queue_oldest_age_seconds",
+    "Age (since it was created) of the oldest delivery by destination and status, 0 when "
+    "there is none: how long the oldest pending one has waited.",
+    ["destination", "status"],
+)
+FINDINGS_LAST_24H = Gauge(
+    "gateway_findings_last_24h",
+    "Findings recorded in the last 24 hours, by kind, from the database (every process's).",
+    ["kind"],
+)
+WORKERS = Gauge(
+    "gateway_workers",
+    "Delivering processes seen in the last 15 s (heartbeats in the database), by state "
+    "(consuming, starting, queue_unreachable, stopping): none consuming, nothing is delivered.",
+    ["state"],
+)
+
+# Read from the database at each scrape of the API's /metrics (app.observability.snapshot),
+# so right whatever process acted. A worker's own copy is only what it last saw itself (stale
+# once another process changes the state), so its metrics port leaves these out.
+DATABASE_GAUGES = frozenset(
+    {
+        "gateway_queue_depth",
+        "gateway_queue_oldest_age_seconds",
+        "gateway_breaker_state",
+        "gateway_poll_failing",
+        "gateway_webhooks_quarantined",
+        "gateway_findings_last_24h",
+        "gateway_workers",
+    }
+)
+
+
+class ProcessMetrics(Collector):
+    """The default registry without ``DATABASE_GAUGES``: what a worker serves."""
+
+    def collect(self) -> Iterator[Metric]:
+        for family in REGISTRY.collect():
+            if family.name not in DATABASE_GAUGES:
+                yield family
