@@ -92,12 +92,18 @@ class GatewayLimiter:
         try:
             token = await self._shared.acquire(key, limit, hold_seconds, deadline)
         except NoSlot:
+            self._back(key)  # Redis answered: no slot is an answer too
             waited = self.max_wait_seconds
             _count(key, "timeout", waited)
             raise no_slot_error(key, limit, waited) from None
         except Unreachable as exc:
             self._went_away(key, exc)
             return None, "local"
+        self._back(key)
+        return token, "acquired"
+
+    def _back(self, key: str) -> None:
+        """Redis answered: end the episode, so the next outage is logged again."""
         if self._unreachable_since is not None:
             log.info(
                 "concurrency slots in Redis reachable again; sharing the limit across processes",
@@ -105,7 +111,6 @@ class GatewayLimiter:
                 after_seconds=round(time.monotonic() - self._unreachable_since, 1),
             )
             self._unreachable_since = None
-        return token, "acquired"
 
     def _went_away(self, key: str, exc: Exception) -> None:
         now = time.monotonic()

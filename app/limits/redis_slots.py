@@ -70,8 +70,11 @@ else
     result = {0, held, place}
   end
 end
--- idle keys go away by themselves; all four together, so seq never restarts under a queue
+-- idle keys go away by themselves; all four together, so seq never restarts under a queue,
+-- and never before the longest lease: a caller with a shorter one must not drop the holders
 local keep = 2 * math.max(lease_ms, grace_ms)
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then keep = math.max(keep, tonumber(last[2]) - now + grace_ms) end
 for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], keep) end
 return result
 """

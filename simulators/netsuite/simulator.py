@@ -15,7 +15,11 @@ It speaks the subset the connector uses, with NetSuite's auth, errors, paging an
 - sales order validation: missing ``entity`` or line ``item`` → 400 FIELD_PARAM_REQD, an
   unknown customer or item id → 400 INVALID_KEY_OR_REF, no lines → 400 USER_ERROR;
 - an account concurrency limit (default 5 in-flight requests, a developer account's limit):
-  over it → 429 with the CONCURRENCY_LIMIT_EXCEEDED envelope.
+  over it → 429 with the CONCURRENCY_LIMIT_EXCEEDED envelope, as NetSuite's REST web
+  services answer (RESTlets answer 400 SSS_REQUEST_LIMIT_EXCEEDED; the limit counts every
+  request to the account, from any process: reference/erp-apis.md 1.9). ``max_in_flight``
+  in the stats is the most requests it served at once: set the limit high to measure what
+  a client sends, or to the account's to see it refuse.
 
 The record API may sit under any path prefix (``base_url`` = ``http://host:port/ns`` works).
 
