@@ -1,4 +1,4 @@
-"""The alert rules watch metrics the gateway really exports.
+"""The alert rules and the Grafana dashboard watch metrics the gateway really exports.
 
 ``promtool`` checks the scrape config and rule file and runs the rules' unit tests
 (deploy/prometheus/alerts*_test.yml). Without ``promtool`` (Debian's ``prometheus`` package) those
@@ -7,11 +7,13 @@ two tests are skipped outside CI and fail in CI (``CI=true``); ``.ci/run`` insta
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from app.ingest.router import router as ingest_router
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
+DASHBOARD = DEPLOY / "grafana" / "erp-gateway.json"
 TEST_FILES = ("alerts_test.yml", "alerts_calendar_test.yml")  # promtool unit tests of the rules
 PROMTOOL = shutil.which("promtool")
 IN_CI = os.environ.get("CI") == "true"
@@ -114,6 +117,12 @@ def test_metric_names_are_read_from_promql() -> None:
     assert metric_names(expr) == {"gateway_a_bucket", "gateway_b", "up"}
 
 
+def dashboard_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        yield panel
+        yield from dashboard_panels(panel.get("panels", []))
+
+
 def test_every_metric_an_alert_watches_is_exported() -> None:
     exported = exported_metric_names()
     for rule in alert_rules():
@@ -122,9 +131,26 @@ def test_every_metric_an_alert_watches_is_exported() -> None:
         assert used <= exported, f"{rule['alert']}: not exported: {used - exported}"
 
 
+def test_every_dashboard_panel_queries_exported_metrics() -> None:
+    exported = exported_metric_names()
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    queried = 0
+    for panel in dashboard_panels(dashboard["panels"]):
+        if panel["type"] == "row":
+            continue
+        assert panel.get("targets"), f"panel {panel['title']!r} has no query"
+        for target in panel["targets"]:
+            used = metric_names(target["expr"])
+            assert any(n.startswith("gateway_") for n in used), panel["title"]
+            assert used <= exported, f"{panel['title']!r}: not exported: {used - exported}"
+            queried += 1
+    assert queried >= 8
+
+
 def test_the_webhook_route_the_rules_watch_is_the_ingest_route() -> None:
     routes = {getattr(route, "path", None) for route in ingest_router.routes}
     text = (PROMETHEUS / "alerts.yml").read_text(encoding="utf-8")
+    text += DASHBOARD.read_text(encoding="utf-8")
     for route in set(re.findall(r'route=\\?"(/webhooks[^"\\]*)\\?"', text)):
         assert route in routes, route
     assert "/webhooks/{connection_id}" in routes
