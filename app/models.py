@@ -290,16 +290,28 @@ class PriceRecord(SQLModel, table=True):
 
 
 class SentPrice(SQLModel, table=True):
-    """The last price accepted for a destination (sent, or approved): the guard's baseline."""
+    """A price last accepted for a destination (sent, or approved): the guard's baseline.
+
+    One row per price of a SKU and currency: ``kind`` base, sale, break, group, group_break
+    or customer, and ``price_key`` which one (app/flows/products/price_checks.py). Rows from
+    before prices were guarded one by one have kind ``effective``.
+    """
 
     __tablename__ = "sent_prices"
-    __table_args__ = (sa.UniqueConstraint("destination", "sku", "currency", name="uq_sent_price"),)
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "destination", "sku", "currency", "kind", "price_key", name="uq_sent_price"
+        ),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
     destination: str = Field(max_length=64)
     sku: str = Field(max_length=128)
     currency: str = Field(max_length=3)
-    effective: Decimal = Field(sa_column=sa.Column(sa.Numeric(18, 6), nullable=False))
+    kind: str = Field(max_length=16)
+    # a group (255) and "@<quantity>", or a customer key (256)
+    price_key: str = Field(max_length=300)
+    amount: Decimal = Field(sa_column=sa.Column(sa.Numeric(18, 6), nullable=False))
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 
 

@@ -15,6 +15,24 @@ NOTE_MAX = 1000
 Outcome = Literal["approved", "rejected", "reopened"]
 
 
+class HeldPrice(BaseModel):
+    """One price of a held price.changed that tripped the guard."""
+
+    kind: str = Field(
+        description="base, sale, break, group, group_break, customer (or "
+        "effective: planned before prices were guarded one by one)"
+    )
+    key: str = Field(
+        description="which one: the sale's start, the break's minimum quantity, the group, "
+        "group@quantity, the customer key; empty for the base price"
+    )
+    old: str | None = Field(description="its last accepted value (decimal string)")
+    new: str = Field(description="the value that would go out (decimal string)")
+    change_percent: str | None = Field(
+        description="signed, one decimal; null for a change from zero"
+    )
+
+
 class ApprovalOut(BaseModel):
     """A held delivery with what a person needs to judge it."""
 
@@ -33,6 +51,11 @@ class ApprovalOut(BaseModel):
     )
     effective_price: str | None = Field(
         default=None, description="price.changed: the price that would go out (decimal string)"
+    )
+    held_prices: list[HeldPrice] = Field(
+        default_factory=list,
+        description="price.changed: the prices that tripped the guard, each against its own "
+        "last accepted value",
     )
 
 
@@ -57,7 +80,8 @@ class DecisionOut(BaseModel):
     decided_at: datetime
     price_baseline: str | None = Field(
         default=None,
-        description="price.changed approvals: the price now used as the guard's baseline",
+        description="price.changed approvals: the effective price approved; every price the "
+        "delivery carries is now its guard baseline",
     )
     queued: list[int] = Field(
         default_factory=list,

@@ -11,7 +11,6 @@ re-open it as held, to be decided again. Queueing runs after the commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,12 +24,13 @@ from app.approvals.schemas import (
     BulkDecisionOut,
     BulkDecisionRequest,
     DecisionOut,
+    HeldPrice,
     Outcome,
 )
 from app.delivery import actions
 from app.delivery.outbox import enqueue_after_commit, waiting_behind
 from app.errors import Conflict, NotFound
-from app.flows.products.planning import accept_price
+from app.flows.products.guards import accept_guarded
 from app.models import Delivery, DeliveryStatus, utcnow
 from app.ops.deliveries import DeliveryFilter
 from app.ops.pagination import Page, decode_cursor, page_of
@@ -38,7 +38,6 @@ from app.runtime import Runtime
 
 log = structlog.get_logger("gateway.approvals")
 
-PRICE_CHANGED = "price.changed"
 DELIVERIES: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
 
 
@@ -60,7 +59,14 @@ def approval_out(delivery: Delivery) -> ApprovalOut:
         created_at=delivery.created_at,
         previous_price=_price(delivery.directives, "previous_price"),
         effective_price=_price(delivery.directives, "effective_price"),
+        held_prices=_held_prices(delivery),
     )
+
+
+def _held_prices(delivery: Delivery) -> list[HeldPrice]:
+    """The prices of a held price.changed that tripped the guard (none for other work)."""
+    listed = (delivery.directives or {}).get("guarded_prices") or []
+    return [HeldPrice.model_validate(p) for p in listed if isinstance(p, dict) and p.get("held")]
 
 
 def held_filter(
@@ -96,21 +102,6 @@ async def list_approvals(
 
 def _decision(outcome: Outcome, note: str | None, who: str) -> dict[str, Any]:
     return {"outcome": outcome, "note": note, "by": who, "at": utcnow().isoformat()}
-
-
-def _baseline(delivery: Delivery) -> tuple[str, str, Decimal] | None:
-    """(sku, currency, price) an approved price.changed makes the guard's new baseline."""
-    if delivery.event_type != PRICE_CHANGED:
-        return None
-    payload = delivery.payload or {}
-    try:
-        sku, currency = str(payload["sku"]), str(payload["currency"])
-        price = Decimal(str((delivery.directives or {})["effective_price"]))
-    except (KeyError, InvalidOperation):
-        # planned before the guard recorded its prices: nothing to move, send it anyway
-        log.warning("held price has no effective price; baseline unchanged", id=delivery.id)
-        return None
-    return sku, currency, price
 
 
 async def _set_decided(
@@ -150,12 +141,11 @@ async def _approve(
             continue
         delivery_id = int(delivery.id or 0)
         approved.append(delivery_id)
-        baseline = _baseline(delivery)
-        if baseline is not None:
-            sku, currency, price = baseline
-            # the approved price is what the next change is compared with
-            await accept_price(session, delivery.destination, sku, currency, price)
-            baselines[delivery_id] = str(price)
+        # every price it carries is what the next change of that price is compared with
+        if await accept_guarded(session, delivery):
+            effective = _price(delivery.directives, "effective_price")
+            if effective is not None:
+                baselines[delivery_id] = effective
     enqueue_after_commit(session, rt, approved)
     return approved, baselines
 

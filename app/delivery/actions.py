@@ -88,7 +88,7 @@ async def replay(session: AsyncSession, rt: Runtime, ids: list[int]) -> list[Rep
     the remote record instead of creating a second one. A guarded change (a price) over its
     guard, and a rejected delivery, are held for a decision instead of being sent.
     """
-    from app.flows.products.guards import accept_replayed
+    from app.flows.products.guards import accept_replayed, note_held_again
 
     if not ids:
         return []
@@ -119,6 +119,8 @@ async def replay(session: AsyncSession, rt: Runtime, ids: list[int]) -> list[Rep
             done.append(step)
             if step.becomes == DeliveryStatus.PENDING:
                 await accept_replayed(session, by_id[step.id])
+            elif step.reason != REOPENED:
+                await note_held_again(session, rt, by_id[step.id])
     enqueue_after_commit(session, rt, [s.id for s in done if s.becomes == DeliveryStatus.PENDING])
     return done
 

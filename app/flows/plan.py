@@ -57,7 +57,6 @@ class PlanContext:
     source: str
     now: datetime
     sides: dict[str, str]  # connection id → "store" | "erp"
-    skip_price_guard: bool = False
     findings: list[tuple[Finding, str | None, str | None]] = field(default_factory=list)
 
     def report(

@@ -51,7 +51,6 @@ async def record_events(
     *,
     inbound_event_id: int | None = None,
     rules: RulesConfig | None = None,
-    skip_price_guard: bool = False,
 ) -> Recorded:
     """Store events and the deliveries their routes and rules make; queue after commit."""
     recorded = Recorded()
@@ -65,7 +64,6 @@ async def record_events(
         source=source,
         now=received_at,
         sides=rt.sides,
-        skip_price_guard=skip_price_guard,
     )
     due: list[tuple[int, datetime]] = []
     for event in events:

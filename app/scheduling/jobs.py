@@ -295,8 +295,9 @@ async def _poll_failed(rt: Runtime, connection_id: str, stream: str, exc: Except
 async def apply_price_schedule(rt: Runtime) -> int:
     """Send prices whose sale started or ended since they were last sent.
 
-    The price record was accepted (or approved) with its whole schedule, so the guard does
-    not hold its own scheduled steps again.
+    Each step is planned like a new price: the guard checked the sale when it was scheduled,
+    so a sale accepted or approved then passes, and one still held (or rejected) is held
+    again instead of starting by itself.
     """
     now = utcnow()
     count = 0
@@ -319,7 +320,7 @@ async def apply_price_schedule(rt: Runtime) -> int:
             price = Price.model_validate(record.price)
             by_source.setdefault(record.source, []).append(make_event("price.changed", price, now))
         for source, events in by_source.items():
-            await record_events(session, rt, source, events, skip_price_guard=True)
+            await record_events(session, rt, source, events)
             count += len(events)
     if count:
         log.info("scheduled price changes sent", prices=count)

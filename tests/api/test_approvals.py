@@ -49,7 +49,7 @@ async def delivery_row(gw: Gateway, delivery_id: int) -> Delivery:
 async def baseline(gw: Gateway, sku: str = "SKU-1") -> Decimal | None:
     async with gw.rt.sessions() as session:
         value = await session.scalar(
-            sa.select(col(SentPrice.effective)).where(
+            sa.select(col(SentPrice.amount)).where(
                 col(SentPrice.destination) == "shop", col(SentPrice.sku) == sku
             )
         )

@@ -1,24 +1,26 @@
-"""Planning products and prices: rounding and sale dates, the price guard and its baseline."""
+"""Planning products and prices: rounding and sale dates, the price guard and its baselines."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
-import sqlalchemy as sa
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.dbutil import upsert
 from app.flows.plan import PlanContext, Planned, as_is, older_than_known
 from app.flows.products import rules as pricing_rules
-from app.models import (
-    DeliveryStatus,
-    PriceRecord,
-    SentPrice,
-    utcnow,
+from app.flows.products.baselines import accept_prices, accepted_prices
+from app.flows.products.price_checks import (
+    BASE,
+    SALE,
+    PriceCheck,
+    carried_prices,
+    check_prices,
+    guarded_directives,
+    held_reason,
+    sale_key,
 )
+from app.models import DeliveryStatus, PriceRecord
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.product import Price
 from kernel.types import Finding
@@ -47,13 +49,19 @@ async def plan_price(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
             Finding("price_adjusted", note, {"sku": price.sku, "currency": price.currency}),
             entity_key=event.entity_key,
         )
+    carried = carried_prices(prepared)
     planned = []
     for route in ctx.routes("products"):
-        previous = await _sent_price(ctx, route.to, price)
-        decision = pricing_rules.price_guard(previous, prepared.effective, rules)
-        held = decision.hold and rules.guard_enabled and not ctx.skip_price_guard
-        if not held:
-            await accept_price(ctx.session, route.to, price.sku, price.currency, prepared.effective)
+        # each price against its own baseline; a scheduled sale now, not when it starts (the
+        # scheduled job plans it again then: approved, it passes; still held, it is held)
+        # (the ERP's sale, ended or not: an old effective baseline may be its price)
+        baselines = await accepted_prices(
+            ctx.session, route.to, price.sku, price.currency, price.sale
+        )
+        checks = check_prices(carried, baselines, rules)
+        reason = held_reason(checks)  # None when the guard is off
+        if reason is None:
+            await accept_prices(ctx.session, route.to, price.sku, price.currency, carried)
         planned.append(
             as_is(
                 route,
@@ -61,15 +69,28 @@ async def plan_price(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
                 payload=prepared.price.model_dump(mode="json"),
                 directives={
                     "effective_price": str(prepared.effective),
-                    "previous_price": None if previous is None else str(previous),
+                    "previous_price": _previous_effective(checks, prepared),
+                    "guarded_prices": guarded_directives(checks),
                 },
                 depends_on=f"{price.source}:product:{price.sku}",
-                status=DeliveryStatus.HELD if held else DeliveryStatus.PENDING,
-                held_reason=decision.reason if held else None,
+                status=DeliveryStatus.PENDING if reason is None else DeliveryStatus.HELD,
+                held_reason=reason,
                 supersedes=True,
             )
         )
     return planned
+
+
+def _previous_effective(
+    checks: list[PriceCheck], prepared: pricing_rules.PreparedPrice
+) -> str | None:
+    """The baseline of the price a shopper pays now (the running sale's, else the base's)."""
+    running = prepared.price.sale
+    kind, key = (SALE, sale_key(running)) if running is not None else (BASE, "")
+    for check in checks:
+        if check.price.id == (kind, key):
+            return None if check.previous is None else str(check.previous)
+    return None
 
 
 async def _remember_price(ctx: PlanContext, price: Price, next_change: datetime | None) -> None:
@@ -85,45 +106,4 @@ async def _remember_price(ctx: PlanContext, price: Price, next_change: datetime 
         },
         key=["source", "sku", "currency"],
         update=["price", "next_change_at"],
-    )
-
-
-async def _sent_price(ctx: PlanContext, destination: str, price: Price) -> Decimal | None:
-    return await sent_price(ctx.session, destination, price.sku, price.currency)
-
-
-async def sent_price(
-    session: AsyncSession, destination: str, sku: str, currency: str
-) -> Decimal | None:
-    """The last price accepted for ``destination`` (sent, or approved): the guard's baseline."""
-    value = await session.scalar(
-        sa.select(col(SentPrice.effective)).where(
-            col(SentPrice.destination) == destination,
-            col(SentPrice.sku) == sku,
-            col(SentPrice.currency) == currency,
-        )
-    )
-    if value is None:
-        return None
-    # stored as NUMERIC(18,6): 19.990000 reads back as 19.99 for people
-    amount = Decimal(value).normalize()
-    return amount.quantize(Decimal("0.01")) if amount.as_tuple().exponent > -2 else amount  # type: ignore[operator]
-
-
-async def accept_price(
-    session: AsyncSession, destination: str, sku: str, currency: str, effective: Decimal
-) -> None:
-    """The guard's new baseline: a price that went out (or an operator approved)."""
-    await upsert(
-        session,
-        SentPrice,
-        {
-            "destination": destination,
-            "sku": sku,
-            "currency": currency,
-            "effective": effective,
-            "updated_at": utcnow(),
-        },
-        key=["destination", "sku", "currency"],
-        update=["effective", "updated_at"],
     )

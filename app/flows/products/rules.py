@@ -215,6 +215,9 @@ class PreparedPrice:
     notes: list[str]
     effective: Decimal  # what a shopper pays for one unit now
     next_change_at: datetime | None
+    # the sale as it will go out, rounded and MAP-raised, while it runs or before it starts
+    # (None once it has ended): the guard checks it when it is planned, not when it starts
+    planned_sale: SalePrice | None = None
 
 
 class _Preparer:
@@ -255,11 +258,16 @@ def prepare_price(price: Price, rules: PricingRules, at: datetime) -> PreparedPr
     base = prep.sellable(price.base, "base")
 
     sale: SalePrice | None = None
+    planned_sale: SalePrice | None = None
     running = active_sale(price, at)
     if running is not None:
         sale = running.model_copy(update={"price": prep.sellable(running.price, "sale")})
+        planned_sale = sale
     elif price.sale is not None:
         prep.notes.append(f"sale {price.sale.price} is not running at {at.isoformat()}; not sent")
+        if next_change_at(price, at) is not None:  # it starts later: prepared without notes
+            later = _Preparer(price, rules).sellable(price.sale.price, "sale")
+            planned_sale = price.sale.model_copy(update={"price": later})
     breaks = prep.breaks(price.breaks, "")
 
     groups = [
@@ -301,6 +309,7 @@ def prepare_price(price: Price, rules: PricingRules, at: datetime) -> PreparedPr
         notes=prep.notes,
         effective=sale.price if sale is not None else base,
         next_change_at=next_change_at(price, at),
+        planned_sale=planned_sale,
     )
 
 
