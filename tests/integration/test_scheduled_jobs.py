@@ -164,7 +164,9 @@ async def test_sale_price_goes_out_when_the_sale_starts(job_rt: Any) -> None:
 
 async def test_reconciliation_reports_drift_and_sends_corrections(job_rt: Any) -> None:
     store = store_showing({("SKU-1", None): Decimal(9), ("SKU-2", None): Decimal(4)})
-    rt = await job_rt(shop=store)
+    # reconciliation re-reads the ERP (it holds what the gateway last heard here)
+    erp = FakeConnector("erp", Script(levels={"SKU-1": Decimal(5), "SKU-2": Decimal(4)}))
+    rt = await job_rt(shop=store, erp=erp)
     async with transaction(rt.sessions) as session:
         await record_events(session, rt, "erp", [level("SKU-1", "5", 1), level("SKU-2", "4", 2)])
     assert await jobs.reconcile_inventory(rt) == 1

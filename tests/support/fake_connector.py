@@ -19,13 +19,14 @@ it was not declared to do. What it answers is scripted (``Script``, changeable d
   read (``records``, ``read_errors``);
 - polling: a change log per stream in ``poll_streams`` (``changes``), a page at a time, the
   cursor being the index of the next change; ``poll_errors`` fail polls in turn;
-- stock: what it shows as available (``stock``), when declared ``reads_stock``;
+- stock: what it shows as available (``stock``), when declared ``reads_stock``; an ERP's
+  own stock read back (``levels``, None: it cannot be read);
   ``stock_updates`` and ``sensitive_headers``/``sensitive_fields`` are declared as given;
 - scheduled jobs it contributes (``jobs``).
 
 Everything it is asked is recorded: ``calls`` (each delivery with its context and error;
 ``delivered``, ``contexts`` and ``accepted`` are views of it), ``received``, ``reads``,
-``polls`` and ``stock_asked``.
+``polls``, ``stock_asked`` and ``levels_asked``.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
 
 from kernel.canonical.events import CanonicalEvent
+from kernel.canonical.inventory import InventoryLevel
 from kernel.contract import (
     ConnectionSettings,
     Connector,
@@ -48,7 +51,7 @@ from kernel.contract import (
     StockUpdates,
     WebhookRequest,
 )
-from kernel.errors import PermanentError
+from kernel.errors import PermanentError, TransientError
 from kernel.mappings import mapping_needs
 from kernel.types import DeliveryContext, DeliveryResult, MappingNeed, PollPage, RemoteLink
 
@@ -73,6 +76,9 @@ class Script:
     changes: dict[str, list[CanonicalEvent]] = field(default_factory=dict)
     poll_errors: list[Exception] = field(default_factory=list)
     stock: dict[tuple[str, str | None], Decimal] = field(default_factory=dict)
+    # an ERP's own stock (fetch_levels): sku → on hand at ``level_location``; None: unreadable
+    levels: dict[str, Decimal] | None = None
+    level_location: str = "1"
     jobs: list[ConnectorJob] = field(default_factory=list)
 
 
@@ -128,6 +134,7 @@ class FakeConnector(Connector):
         self.reads: list[RecordRef] = []
         self.polls: list[tuple[str, str | None]] = []
         self.stock_asked: list[list[str]] = []
+        self.levels_asked: list[list[str]] = []
 
     # what was delivered -------------------------------------------------------------------
     @property
@@ -206,6 +213,23 @@ class FakeConnector(Connector):
             await super().fetch_availability(skus)
         self.stock_asked.append(list(skus))
         return {key: value for key, value in self.script.stock.items() if key[0] in skus}
+
+    async def fetch_levels(self, skus: list[str]) -> list[InventoryLevel]:
+        self.levels_asked.append(sorted(skus))
+        if self.script.levels is None:
+            raise TransientError(f"{self.config.id} cannot be read (scripted)")
+        now = datetime.now(UTC)
+        return [
+            InventoryLevel(
+                source=self.config.id,
+                sku=sku,
+                location=self.script.level_location,
+                on_hand=qty,
+                as_of=now,
+            )
+            for sku, qty in self.script.levels.items()
+            if sku in skus
+        ]
 
     def jobs(self) -> list[ConnectorJob]:
         return list(self.script.jobs)
