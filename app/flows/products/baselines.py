@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.dbutil import upsert
+from app.dbutil import insert_for
 from app.flows.products.price_checks import BASE, EFFECTIVE, SALE, GuardedPrice, PriceId, sale_key
 from app.models import SentPrice, utcnow
 from kernel.canonical.product import SalePrice
@@ -102,21 +103,26 @@ async def accept_prices(
     if not changed:
         return
     now = utcnow()
-    await upsert(
-        session,
-        SentPrice,
-        [
-            {
-                "destination": destination,
-                "sku": sku,
-                "currency": currency,
-                "kind": p.kind,
-                "price_key": p.key,
-                "amount": p.amount,
-                "updated_at": now,
-            }
-            for p in changed
-        ],
-        key=["destination", "sku", "currency", "kind", "price_key"],
-        update=["amount", "updated_at"],
+    rows = [
+        {
+            "destination": destination,
+            "sku": sku,
+            "currency": currency,
+            "kind": p.kind,
+            "price_key": p.key,
+            "amount": p.amount,
+            "updated_at": now,
+        }
+        for p in changed
+    ]
+    # one statement run for many rows (compiled once), not one statement with every row in
+    # it: a B2B price may carry thousands of customer prices
+    await session.execute(_upsert_statement(session), rows)
+
+
+def _upsert_statement(session: AsyncSession) -> Any:
+    stmt = insert_for(session, SentPrice)
+    return stmt.on_conflict_do_update(
+        index_elements=["destination", "sku", "currency", "kind", "price_key"],
+        set_={"amount": stmt.excluded.amount, "updated_at": stmt.excluded.updated_at},
     )
