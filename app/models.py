@@ -77,6 +77,13 @@ class InboundEvent(SQLModel, table=True):
             postgresql_where=sa.text("status = 'quarantined'"),
             sqlite_where=sa.text("status = 'quarantined'"),
         ),
+        # the retention job walks the rows whose body it has not blanked yet, by id
+        sa.Index(
+            "ix_inbound_unpurged",
+            "id",
+            postgresql_where=sa.text("purged_at IS NULL"),
+            sqlite_where=sa.text("purged_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
@@ -94,10 +101,21 @@ class InboundEvent(SQLModel, table=True):
     # why) | duplicate (a replayed quarantine that was already stored)
     status: str = Field(default="accepted", max_length=32)
     note: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    # when retention blanked body and headers (app/retention); keys and body_hash stay
+    purged_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
 
 
 class CanonicalEventRow(SQLModel, table=True):
     __tablename__ = "canonical_events"
+    __table_args__ = (
+        # the retention job walks the events whose payload it has not purged yet, by id
+        sa.Index(
+            "ix_canonical_unpurged",
+            "id",
+            postgresql_where=sa.text("purged_at IS NULL"),
+            sqlite_where=sa.text("purged_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
     inbound_event_id: int | None = Field(
@@ -114,6 +132,8 @@ class CanonicalEventRow(SQLModel, table=True):
     currency: str | None = Field(default=None, max_length=3)
     total_amount: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(18, 4)))
     payload: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    # when retention emptied the payload (and its deliveries'); such an event is never sent
+    purged_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
 
 
 class Delivery(SQLModel, table=True):
@@ -483,3 +503,22 @@ class OAuthToken(SQLModel, table=True):
     key: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
     token: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+class AuditEntry(SQLModel, table=True):
+    """One operator action (app/audit): who (a fingerprint of the API key, never the key,
+    and its role), what, on what, when; written in the action's own transaction."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (sa.Index("ix_audit_log_action", "action", "id"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    # "key:<first 8 hex of the key's SHA-256>", or "connection:<id>" for what a source asked
+    actor: str = Field(max_length=80)
+    role: str = Field(max_length=32)  # operator | webhook
+    action: str = Field(max_length=64)  # e.g. delivery.replay, mapping.put, connection.pause
+    target: str = Field(max_length=256)  # e.g. delivery:42, mapping:sku/erp
+    details: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(JSONType, nullable=False)
+    )

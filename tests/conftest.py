@@ -69,6 +69,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 TABLES = (
+    "audit_log",
     "oauth_tokens",
     "inbound_reads",
     "erasure_requests",
