@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.actor import Actor
 from app.db import transaction
 from app.errors import Forbidden, Unauthorized
 from app.runtime import Runtime
@@ -44,7 +45,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="API key: GATEWAY_API_KEYS=key:role")
 
 
-def _role_of(request: Request, creds: HTTPAuthorizationCredentials | None) -> Role:
+def _key_of(request: Request, creds: HTTPAuthorizationCredentials | None) -> tuple[str, Role]:
     keys: dict[str, Role] = request.app.state.api_keys
     if creds is None:
         raise Unauthorized(
@@ -54,12 +55,16 @@ def _role_of(request: Request, creds: HTTPAuthorizationCredentials | None) -> Ro
         )
     for key, role in keys.items():
         if hmac.compare_digest(key.encode(), creds.credentials.encode()):
-            return role
+            return key, role
     raise Unauthorized(
         "unknown API key",
         hint="check GATEWAY_API_KEYS on the gateway",
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+def _role_of(request: Request, creds: HTTPAuthorizationCredentials | None) -> Role:
+    return _key_of(request, creds)[1]
 
 
 def require_viewer(
@@ -68,15 +73,27 @@ def require_viewer(
     return _role_of(request, creds)
 
 
-def require_operator(
-    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Role:
-    role = _role_of(request, creds)
+def _an_operator(role: Role) -> Role:
     if role != "operator":
         raise Forbidden(
             "this action needs an operator key", hint="viewer and pii-reader keys can only read"
         )
     return role
+
+
+def require_operator(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Role:
+    return _an_operator(_role_of(request, creds))
+
+
+def operator_actor(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Actor:
+    """The operator acting (for the audit trail): the key's fingerprint and role, never the
+    key itself; 401/403 like ``require_operator``."""
+    key, role = _key_of(request, creds)
+    return Actor.api_key(key, _an_operator(role))
 
 
 def may_see_pii(role: Annotated[Role, Depends(require_viewer)]) -> bool:
@@ -86,5 +103,7 @@ def may_see_pii(role: Annotated[Role, Depends(require_viewer)]) -> bool:
 
 ViewerDep = Depends(require_viewer)
 OperatorDep = Depends(require_operator)
+# an endpoint that changes something takes this instead, and records the action with it
+OperatorActor = Annotated[Actor, Depends(operator_actor)]
 # True for operator and pii-reader keys: the endpoint shows personal data unmasked
 PiiDep = Annotated[bool, Depends(may_see_pii)]

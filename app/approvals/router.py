@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import OperatorDep, PiiDep, RuntimeDep, SessionDep
+from app.api.deps import OperatorActor, PiiDep, RuntimeDep, SessionDep
 from app.api.params import id_path
 from app.api.pii import mask_response
 from app.approvals import service
@@ -22,12 +23,12 @@ from app.approvals.schemas import (
     DecisionOut,
     DecisionRequest,
 )
+from app.audit.actor import Actor
+from app.audit.service import record_action
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 
-# the role string ("operator") of the key that decides; recorded with the decision
-DeciderRole = Annotated[str, OperatorDep]
 DeliveryId = Annotated[int, id_path("id of the held (or rejected) delivery")]
 NoteBody = Annotated[DecisionRequest | None, Body()]
 
@@ -75,9 +76,11 @@ async def list_approvals(
     responses=_FORBIDDEN,
 )
 async def approve_many(
-    request: BulkDecisionRequest, session: SessionDep, rt: RuntimeDep, role: DeciderRole
+    request: BulkDecisionRequest, session: SessionDep, rt: RuntimeDep, actor: OperatorActor
 ) -> BulkDecisionOut:
-    return await service.decide_bulk(session, rt, "approved", request, role)
+    out = await service.decide_bulk(session, rt, "approved", request, actor.role)
+    await _record_bulk(session, actor, "approval.approve", request, out)
+    return out
 
 
 @router.post(
@@ -87,9 +90,27 @@ async def approve_many(
     responses=_FORBIDDEN,
 )
 async def reject_many(
-    request: BulkDecisionRequest, session: SessionDep, rt: RuntimeDep, role: DeciderRole
+    request: BulkDecisionRequest, session: SessionDep, rt: RuntimeDep, actor: OperatorActor
 ) -> BulkDecisionOut:
-    return await service.decide_bulk(session, rt, "rejected", request, role)
+    out = await service.decide_bulk(session, rt, "rejected", request, actor.role)
+    await _record_bulk(session, actor, "approval.reject", request, out)
+    return out
+
+
+async def _record_bulk(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    request: BulkDecisionRequest,
+    out: BulkDecisionOut,
+) -> None:
+    """A bulk decision's audit row: what was asked and which deliveries it decided (a dry
+    run decides nothing and leaves none)."""
+    if request.dry_run:
+        return
+    asked = request.model_dump(mode="json", exclude={"dry_run"}, exclude_none=True)
+    details = asked | {"decided": out.decided, "capped": out.capped}
+    await record_action(session, actor, action, "deliveries", details)
 
 
 @router.post(
@@ -103,11 +124,15 @@ async def approve(
     delivery_id: DeliveryId,
     session: SessionDep,
     rt: RuntimeDep,
-    role: DeciderRole,
+    actor: OperatorActor,
     body: NoteBody = None,
 ) -> DecisionOut:
     note = body.note if body else None
-    return await service.decide(session, rt, delivery_id, "approved", note, role)
+    out = await service.decide(session, rt, delivery_id, "approved", note, actor.role)
+    await record_action(
+        session, actor, "approval.approve", f"delivery:{delivery_id}", {"note": note}
+    )
+    return out
 
 
 @router.post(
@@ -122,11 +147,15 @@ async def reject(
     delivery_id: DeliveryId,
     session: SessionDep,
     rt: RuntimeDep,
-    role: DeciderRole,
+    actor: OperatorActor,
     body: NoteBody = None,
 ) -> DecisionOut:
     note = body.note if body else None
-    return await service.decide(session, rt, delivery_id, "rejected", note, role)
+    out = await service.decide(session, rt, delivery_id, "rejected", note, actor.role)
+    await record_action(
+        session, actor, "approval.reject", f"delivery:{delivery_id}", {"note": note}
+    )
+    return out
 
 
 @router.post(
@@ -140,8 +169,12 @@ async def reopen(
     delivery_id: DeliveryId,
     session: SessionDep,
     rt: RuntimeDep,
-    role: DeciderRole,
+    actor: OperatorActor,
     body: NoteBody = None,
 ) -> DecisionOut:
     note = body.note if body else None
-    return await service.reopen(session, rt, delivery_id, note, role)
+    out = await service.reopen(session, rt, delivery_id, note, actor.role)
+    await record_action(
+        session, actor, "approval.reopen", f"delivery:{delivery_id}", {"note": note}
+    )
+    return out

@@ -23,6 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.actor import Actor
+from app.audit.service import record_action
 from app.flows.customers.rules import erasure_email, erasure_phones, erasure_request_phones
 from app.models import ErasureRecord, PersonRef, utcnow
 from kernel.canonical.customer import ErasureRequest
@@ -166,14 +168,16 @@ async def note_event(
     """At record time: index whom the event is about; an erase request becomes a pending
     erasure for the background job (``app.erasure.job``)."""
     if event.type == ERASE_REQUESTED:
-        await _register_request(session, event_id, event)
+        await _register_request(session, event_id, source, event)
         return
     refs = event_refs(event.type, event.entity_type, event.payload, default_country)
     if refs:
         await session.execute(_INSERT_REFS, [ref_row(source, r, event_id) for r in sorted(refs)])
 
 
-async def _register_request(session: AsyncSession, event_id: int, event: CanonicalEvent) -> None:
+async def _register_request(
+    session: AsyncSession, event_id: int, source: str, event: CanonicalEvent
+) -> None:
     request = event.payload_as(ErasureRequest)
     now = utcnow()
     requested: datetime = request.requested_at
@@ -193,4 +197,8 @@ async def _register_request(session: AsyncSession, event_id: int, event: Canonic
             created_at=now,
             updated_at=now,
         )
+    )
+    # the audit trail keeps who asked (the connection) and for which event, no identifiers
+    await record_action(
+        session, Actor.connection(source), "erasure.request", f"event:{event_id}", {}
     )

@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.api.deps import OperatorDep, PiiDep, RuntimeDep, SessionDep
+from app.api.deps import OperatorActor, OperatorDep, PiiDep, RuntimeDep, SessionDep
 from app.api.pii import mask_response
+from app.audit.service import record_action
 from app.errors import NotFound, Unprocessable
 from app.flows.rules import (
     SECTIONS,
@@ -43,7 +44,6 @@ _FORBIDDEN: dict[int | str, dict[str, str]] = {403: {"description": "needs an op
 _UNKNOWN_SECTION: dict[int | str, dict[str, str]] = {
     404: {"description": "unknown rules section; the message lists the known ones"}
 }
-OperatorRole = Annotated[str, OperatorDep]
 
 
 # --- rules: shapes ------------------------------------------------------------------------
@@ -191,10 +191,12 @@ def _add_section_put(section: str, model: type[BaseModel]) -> None:
         body: Annotated[patch, Body()],  # type: ignore[valid-type]
         session: SessionDep,
         rt: RuntimeDep,
-        role: OperatorRole,
+        actor: OperatorActor,
     ) -> RuleSectionOut:
         values = cast(BaseModel, body).model_dump(mode="json", exclude_unset=True)
-        return await _put_section(session, rt, section, values, role)
+        out = await _put_section(session, rt, section, values, actor.role)
+        await record_action(session, actor, "rules.change", f"rules:{section}", values)
+        return out
 
     router.add_api_route(
         f"/rules/{section}",
@@ -232,12 +234,15 @@ async def put_unknown_section(section: str) -> RuleSectionOut:
     tags=["rules"],
     summary="Drop the overrides of a section",
     description="The section goes back to the config file's values.",
-    dependencies=[OperatorDep],
     responses={**_UNKNOWN_SECTION, **_FORBIDDEN},
 )
-async def delete_rule_section(section: str, session: SessionDep, rt: RuntimeDep) -> RuleSectionOut:
+async def delete_rule_section(
+    section: str, session: SessionDep, rt: RuntimeDep, actor: OperatorActor
+) -> RuleSectionOut:
     await clear_override(session, _section_or_404(section))
-    return await _section_out(session, rt, section)
+    out = await _section_out(session, rt, section)
+    await record_action(session, actor, "rules.reset", f"rules:{section}")
+    return out
 
 
 # --- findings -----------------------------------------------------------------------------

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import OperatorDep, RuntimeDep, SessionDep
+from app.api.deps import OperatorActor, RuntimeDep, SessionDep
+from app.audit.actor import Actor
+from app.audit.service import record_action
 from app.db import transaction
 from app.delivery.actions import release_parked
 from app.errors import PayloadTooLarge, Unprocessable
@@ -51,6 +53,17 @@ _WRITE: dict[int | str, dict[str, str]] = {
     403: {"description": "needs an operator key"},
 }
 
+AUDITED_ENTRIES = 100  # an audit row lists this many entries of a change; the count says all
+
+
+def _target(kind: str, connection_id: str) -> str:
+    return f"mapping:{kind}/{connection_id}"
+
+
+def _listed(entries: dict[str, str]) -> dict[str, object]:
+    shown = dict(sorted(entries.items())[:AUDITED_ENTRIES])
+    return {"count": len(entries), "shown": shown}
+
 
 @router.get(
     "/{kind}/{connection_id}",
@@ -80,15 +93,21 @@ async def list_mappings(
     description="Upserts the entries, then requeues the parked deliveries to this "
     "connection whose missing mappings now all exist (`released_deliveries`). "
     f"At most {MAX_ENTRIES_PER_CALL} entries per call.",
-    dependencies=[OperatorDep],
     responses=_WRITE,
 )
 async def put_mappings(
-    kind: Kind, connection_id: ConnectionId, body: MappingPut, session: SessionDep, rt: RuntimeDep
+    kind: Kind,
+    connection_id: ConnectionId,
+    body: MappingPut,
+    session: SessionDep,
+    rt: RuntimeDep,
+    actor: OperatorActor,
 ) -> MappingPutOut:
     connection_or_404(rt, connection_id)
     updated = await service.upsert_entries(session, kind, connection_id, body.entries)
     released = await release_parked(session, rt, connection_id)
+    details = {"entries": _listed(body.entries), "released_deliveries": released}
+    await record_action(session, actor, "mapping.put", _target(kind, connection_id), details)
     return MappingPutOut(updated=updated, released_deliveries=released)
 
 
@@ -99,7 +118,6 @@ async def put_mappings(
     '`{"keys": [...]}`). Deleting every entry of the kind needs `?all=true`, so an empty '
     "filter never wipes a table by accident. Deliveries already sent are not affected; "
     "later ones that need a deleted key will park.",
-    dependencies=[OperatorDep],
     responses=_WRITE,
 )
 async def delete_mappings(
@@ -107,6 +125,7 @@ async def delete_mappings(
     connection_id: ConnectionId,
     session: SessionDep,
     rt: RuntimeDep,
+    actor: OperatorActor,
     keys: Annotated[
         list[str] | None,
         Query(max_length=MAX_ENTRIES_PER_CALL, description="our keys to delete (repeat)"),
@@ -127,6 +146,9 @@ async def delete_mappings(
             "?all=true deletes every entry of this kind",
         )
     deleted = await service.delete_entries(session, kind, connection_id, wanted or None)
+    asked = {"all": True} if delete_all else {"keys": sorted(wanted)[:AUDITED_ENTRIES]}
+    details = asked | {"count": len(wanted), "deleted": deleted}
+    await record_action(session, actor, "mapping.delete", _target(kind, connection_id), details)
     return MappingDeleteOut(deleted=deleted)
 
 
@@ -198,7 +220,6 @@ async def export_mappings(
     f"file again to finish. With `Accept: {NDJSON}` the answer is streamed: a JSON line per "
     "committed batch (`stage`, `done`, `total`), then `stage: done` with the result (or "
     "`stage: failed` with the error).",
-    dependencies=[OperatorDep],
     response_model=MappingImportOut,
     responses={
         **_WRITE,
@@ -228,6 +249,7 @@ async def import_mappings(
     connection_id: ConnectionId,
     request: Request,
     rt: RuntimeDep,
+    actor: OperatorActor,
     replace: Annotated[
         bool, Query(description="delete the entries of this kind that are not in the file")
     ] = False,
@@ -243,29 +265,54 @@ async def import_mappings(
         )
     if NDJSON in request.headers.get("accept", ""):
         return StreamingResponse(
-            _import_progress(rt, kind, connection_id, entries, replace), media_type=NDJSON
+            _import_progress(rt, actor, kind, connection_id, entries, replace),
+            media_type=NDJSON,
         )
-    return await _import(rt, kind, connection_id, entries, replace)
+    return await _import(rt, actor, kind, connection_id, entries, replace)
 
 
 async def _import(
     rt: Runtime,
+    actor: Actor,
     kind: str,
     connection_id: str,
     entries: dict[str, str],
     replace: bool,
     progress: service.ProgressCallback | None = None,
 ) -> MappingImportOut:
-    updated, deleted = await service.import_entries(
-        rt.sessions, kind, connection_id, entries, replace=replace, progress=progress
-    )
+    """The import in its batches; the audit row goes with the last transaction, or, if it
+    stops half way, says so (what was committed stays)."""
+    target = _target(kind, connection_id)
+    asked = {"entries": len(entries), "replace": replace}
+    try:
+        updated, deleted = await service.import_entries(
+            rt.sessions, kind, connection_id, entries, replace=replace, progress=progress
+        )
+    except Exception as exc:
+        await _record_stopped(rt, actor, target, asked | {"stopped": type(exc).__name__})
+        raise
     async with transaction(rt.sessions) as session:
         released = await release_parked(session, rt, connection_id)
+        done = {"updated": updated, "deleted": deleted, "released_deliveries": released}
+        await record_action(session, actor, "mapping.import", target, asked | done)
     return MappingImportOut(updated=updated, deleted=deleted, released_deliveries=released)
 
 
+async def _record_stopped(rt: Runtime, actor: Actor, target: str, details: dict[str, Any]) -> None:
+    try:
+        async with transaction(rt.sessions) as session:
+            await record_action(session, actor, "mapping.import", target, details)
+    except Exception:  # the import's own error is what the caller hears about
+        log.exception("the audit row of a stopped import could not be written", target=target)
+
+
 async def _import_progress(
-    rt: Runtime, kind: str, connection_id: str, entries: dict[str, str], replace: bool
+    rt: Runtime,
+    actor: Actor,
+    kind: str,
+    connection_id: str,
+    entries: dict[str, str],
+    replace: bool,
 ) -> AsyncIterator[bytes]:
     """The import, a JSON line per committed batch; the last line says how it ended."""
     lines: asyncio.Queue[MappingImportProgress | None] = asyncio.Queue()
@@ -275,7 +322,7 @@ async def _import_progress(
 
     async def run() -> None:
         try:
-            result = await _import(rt, kind, connection_id, entries, replace, report)
+            result = await _import(rt, actor, kind, connection_id, entries, replace, report)
             lines.put_nowait(MappingImportProgress(stage="done", result=result))
         except Exception as exc:
             request_id = structlog.contextvars.get_contextvars().get("request_id", "")

@@ -13,15 +13,19 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import OperatorDep, PiiDep, RuntimeDep, SessionDep
+from app.api.deps import OperatorActor, PiiDep, RuntimeDep, SessionDep
 from app.api.params import id_path
 from app.api.pii import mask_response
+from app.audit.actor import Actor
+from app.audit.service import record_action
 from app.db import transaction
 from app.ingest import quarantine
 from app.ops import inbound_events
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.ops.schemas import InboundOut
+from app.runtime import Runtime
 
 router = APIRouter(prefix="/quarantine", tags=["quarantine"])
 
@@ -79,10 +83,9 @@ async def list_quarantined(
     description="Parses the oldest quarantined webhooks (of one connection, if given) again "
     f"with today's code, at most {BULK_CAP} per call; `remaining` says how many are still "
     "in quarantine (those that failed again, and those not reached: call again).",
-    dependencies=[OperatorDep],
     responses={403: {"description": "needs an operator key"}},
 )
-async def replay_all(body: BulkReplayIn, rt: RuntimeDep) -> BulkReplayOut:
+async def replay_all(body: BulkReplayIn, rt: RuntimeDep, actor: OperatorActor) -> BulkReplayOut:
     async with transaction(rt.sessions) as session:
         ids, _ = await quarantine.quarantined_ids(session, body.connection_id, body.limit)
     items = []
@@ -90,7 +93,7 @@ async def replay_all(body: BulkReplayIn, rt: RuntimeDep) -> BulkReplayOut:
         # one transaction each: a webhook's failure never undoes another's replay, and what
         # each one records is queued as soon as it commits
         async with transaction(rt.sessions) as session:
-            items.append(_out(await quarantine.replay(session, rt, inbound_id)))
+            items.append(await _replay(session, rt, actor, inbound_id))
     async with transaction(rt.sessions) as session:
         _, remaining = await quarantine.quarantined_ids(session, body.connection_id, 0)
     return BulkReplayOut(items=items, remaining=remaining)
@@ -102,16 +105,23 @@ async def replay_all(body: BulkReplayIn, rt: RuntimeDep) -> BulkReplayOut:
     description="Parses it again with today's code: `recorded` (its events recorded with "
     "the usual dedupe), `quarantined` (still failing; `error` is the new reason, kept in "
     "its note) or `duplicate`.",
-    dependencies=[OperatorDep],
     responses={
         403: {"description": "needs an operator key"},
         404: {"description": "no quarantined inbound event with this id"},
     },
 )
 async def replay_one(
-    inbound_event_id: InboundEventId, session: SessionDep, rt: RuntimeDep
+    inbound_event_id: InboundEventId, session: SessionDep, rt: RuntimeDep, actor: OperatorActor
 ) -> ReplayOut:
-    return _out(await quarantine.replay(session, rt, inbound_event_id))
+    return await _replay(session, rt, actor, inbound_event_id)
+
+
+async def _replay(session: AsyncSession, rt: Runtime, actor: Actor, inbound_id: int) -> ReplayOut:
+    """One replay and its audit row, in the same transaction."""
+    out = _out(await quarantine.replay(session, rt, inbound_id))
+    details = out.model_dump(mode="json", include={"outcome", "event_ids", "duplicate_of"})
+    await record_action(session, actor, "quarantine.replay", f"inbound_event:{inbound_id}", details)
+    return out
 
 
 def _out(done: quarantine.Replayed) -> ReplayOut:

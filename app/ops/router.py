@@ -12,10 +12,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.api.deps import OperatorDep, PiiDep, RuntimeDep, SessionDep, ViewerDep
+from app.api.deps import OperatorActor, PiiDep, RuntimeDep, SessionDep, ViewerDep
 from app.api.params import UtcDateTime, id_path
 from app.api.pii import mask_response
 from app.approvals.router import router as approvals_router
+from app.audit.router import router as audit_router
+from app.audit.service import record_action
 from app.flows.api import router as flows_router
 from app.mappings.router import router as mappings_router
 from app.models import DeliveryStatus
@@ -52,8 +54,8 @@ router.include_router(approvals_router)
 router.include_router(flows_router)
 router.include_router(jobs_router)
 router.include_router(quarantine_router)
+router.include_router(audit_router)
 
-_OPERATOR = [OperatorDep]
 _FORBIDDEN: dict[int | str, dict[str, str]] = {403: {"description": "needs an operator key"}}
 _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "no such resource"}}
 _NEWEST_FIRST = "Newest first; page with `cursor` = the previous page's `next_cursor`."
@@ -218,13 +220,17 @@ async def list_deliveries(
             }
         }
     },
-    dependencies=_OPERATOR,
     responses=_FORBIDDEN,
 )
 async def bulk_replay(
-    request: BulkReplayRequest, session: SessionDep, rt: RuntimeDep
+    request: BulkReplayRequest, session: SessionDep, rt: RuntimeDep, actor: OperatorActor
 ) -> BulkReplayOut:
-    return await deliveries.bulk_replay(session, rt, request)
+    out = await deliveries.bulk_replay(session, rt, request)
+    if not request.dry_run:
+        asked = request.model_dump(mode="json", exclude={"dry_run"}, exclude_none=True)
+        done = {"replayed": out.replayed, "held": out.held, "capped": out.capped}
+        await record_action(session, actor, "delivery.replay", "deliveries", asked | done)
+    return out
 
 
 @router.get(
@@ -250,7 +256,6 @@ async def get_delivery(delivery_id: DeliveryId, session: SessionDep, pii: PiiDep
     "(a price) over its guard is held instead, and a rejected delivery is re-opened as held: "
     "both wait for a decision in `/approvals`. 409 if it is pending or in flight (already on "
     "its way) or held (decide it instead).",
-    dependencies=_OPERATOR,
     responses={
         **_NOT_FOUND,
         **_FORBIDDEN,
@@ -258,9 +263,13 @@ async def get_delivery(delivery_id: DeliveryId, session: SessionDep, pii: PiiDep
     },
 )
 async def replay_delivery(
-    delivery_id: DeliveryId, session: SessionDep, rt: RuntimeDep
+    delivery_id: DeliveryId, session: SessionDep, rt: RuntimeDep, actor: OperatorActor
 ) -> DeliveryOut:
-    return await deliveries.replay_delivery(session, rt, delivery_id)
+    out = await deliveries.replay_delivery(session, rt, delivery_id)
+    await record_action(
+        session, actor, "delivery.replay", f"delivery:{delivery_id}", {"status": out.status}
+    )
+    return out
 
 
 # --- connections --------------------------------------------------------------------------
@@ -301,13 +310,14 @@ async def get_connection(
     summary="Pause deliveries to a connection",
     description="Deliveries to it stay pending (attempts untouched) until it is resumed; "
     "ones already in flight finish. Inbound webhooks are still accepted.",
-    dependencies=_OPERATOR,
     responses={**_NOT_FOUND, **_FORBIDDEN},
 )
 async def pause_connection(
-    connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep
+    connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep, actor: OperatorActor
 ) -> ConnectionOut:
-    return await connections.pause_connection(session, rt, connection_id)
+    out = await connections.pause_connection(session, rt, connection_id)
+    await record_action(session, actor, "connection.pause", f"connection:{connection_id}")
+    return out
 
 
 @router.post(
@@ -315,13 +325,20 @@ async def pause_connection(
     tags=["connections"],
     summary="Resume deliveries to a connection",
     description="Clears the pause and queues the pending deliveries again, oldest first.",
-    dependencies=_OPERATOR,
     responses={**_NOT_FOUND, **_FORBIDDEN},
 )
 async def resume_connection(
-    connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep
+    connection_id: ConnectionId, session: SessionDep, rt: RuntimeDep, actor: OperatorActor
 ) -> ResumeOut:
-    return await connections.resume_connection(session, rt, connection_id)
+    out = await connections.resume_connection(session, rt, connection_id)
+    await record_action(
+        session,
+        actor,
+        "connection.resume",
+        f"connection:{connection_id}",
+        {"requeued": out.requeued},
+    )
+    return out
 
 
 # --- trace --------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from app.api.deps import OperatorDep, PiiDep, RuntimeDep, SessionDep
+from app.api.deps import OperatorActor, PiiDep, RuntimeDep, SessionDep
 from app.api.pii import mask_response
+from app.audit.service import record_action
+from app.db import transaction
 from app.errors import NotFound
 from app.models import PollCursor
 from app.runtime import Runtime
@@ -73,10 +75,9 @@ async def list_jobs(session: SessionDep, rt: RuntimeDep, pii: PiiDep) -> list[Jo
 @router.post(
     "/{name}/run",
     summary="Run a scheduled job now",
-    dependencies=[OperatorDep],
     responses={404: {"description": "no such job"}, 403: {"description": "needs an operator key"}},
 )
-async def run_job(name: str, rt: RuntimeDep) -> JobRunOut:
+async def run_job(name: str, rt: RuntimeDep, actor: OperatorActor) -> JobRunOut:
     if name not in job_names(rt):
         raise NotFound(f"no job {name!r}", hint=f"jobs: {', '.join(job_names(rt))}")
     if name == "prices":
@@ -86,6 +87,9 @@ async def run_job(name: str, rt: RuntimeDep) -> JobRunOut:
     else:
         _, connection_id, stream = name.split(":", 2)
         result = await jobs.poll_stream(rt, connection_id, stream)
+    # the job commits its own work as it goes; its audit row follows once it has run
+    async with transaction(rt.sessions) as session:
+        await record_action(session, actor, "job.run", f"job:{name}", {"result": result})
     return JobRunOut(name=name, result=result)
 
 
