@@ -34,6 +34,7 @@ from app.flows.products.guards import accept_guarded
 from app.models import Delivery, DeliveryStatus, utcnow
 from app.ops.deliveries import DeliveryFilter
 from app.ops.pagination import Page, decode_cursor, page_of
+from app.retention.guards import payload_purged, purged_events
 from app.runtime import Runtime
 
 log = structlog.get_logger("gateway.approvals")
@@ -278,6 +279,8 @@ async def reopen(
             f"delivery {delivery_id} is not rejected (status {delivery.status})",
             hint="only rejected deliveries are re-opened; held ones wait for a decision",
         )
+    if await purged_events(session, [delivery.canonical_event_id]):
+        raise payload_purged(delivery_id)
     await actions.replay(session, rt, [delivery_id])
     decided = await session.get(Delivery, delivery_id, populate_existing=True)
     assert decided is not None

@@ -18,6 +18,7 @@ from pydantic import (
 
 from app.configuration.checks import reference_problems
 from app.configuration.problems import DEFER_REFERENCES, dotted
+from app.configuration.retention import RetentionConfig
 
 Flow = Literal["orders", "inventory", "products", "customers", "shipments", "returns"]
 FLOWS: tuple[str, ...] = ("orders", "inventory", "products", "customers", "shipments", "returns")
@@ -114,6 +115,7 @@ class GatewayConfig(BaseModel):
     mappings: dict[str, dict[str, dict[str, str]]] = Field(default_factory=dict)
     rules: dict[str, Any] = Field(default_factory=dict)
     delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     # what real traffic will need that the options leave out (check-config prints them)
     _warnings: list[str] = PrivateAttr(default_factory=list)
 

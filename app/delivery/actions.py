@@ -14,6 +14,7 @@ from app.dbutil import id_list, rowcount
 from app.delivery.outbox import enqueue_after_commit
 from app.mappings.service import resolve
 from app.models import Delivery, DeliveryStatus, utcnow
+from app.retention.guards import purged_events
 from app.runtime import Runtime
 from kernel.types import MappingNeed
 
@@ -56,11 +57,15 @@ class ReplayStep:
 async def plan_replay(
     session: AsyncSession, rt: Runtime, rows: Sequence[Delivery]
 ) -> list[ReplayStep]:
-    """Decide each replay like new work: guarded changes pass their guard again."""
+    """Decide each replay like new work: guarded changes pass their guard again; one whose
+    payload retention purged is left out."""
     from app.flows.products.guards import guard_again  # the flows' rules build on the engine
 
+    purged = await purged_events(session, (r.canonical_event_id for r in rows))
     steps = []
     for row in rows:
+        if row.canonical_event_id in purged:
+            continue  # nothing left to send (retention); never a step
         reason: str | None
         if row.status == DeliveryStatus.REJECTED:
             becomes, reason = DeliveryStatus.HELD, REOPENED

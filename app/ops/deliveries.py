@@ -29,6 +29,7 @@ from app.ops.schemas import (
     DeliveryOut,
     ReplayItem,
 )
+from app.retention.guards import payload_purged, purged_events
 from app.runtime import Runtime
 
 ON_ITS_WAY = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)
@@ -123,6 +124,8 @@ async def replay_delivery(session: AsyncSession, rt: Runtime, delivery_id: int) 
         raise _on_its_way(delivery)
     if delivery.status == DeliveryStatus.HELD:
         raise _held(delivery)
+    if await purged_events(session, [delivery.canonical_event_id]):
+        raise payload_purged(delivery_id)
     if not await actions.replay(session, rt, [delivery_id]):
         # the worker changed it between our read and the update
         raise _on_its_way(await _delivery_or_404(session, delivery_id))

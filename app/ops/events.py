@@ -98,7 +98,7 @@ async def list_events(
 
 async def get_event(session: AsyncSession, event_id: int) -> EventDetail:
     stmt = (
-        sa.select(*_EVENT_COLUMNS, col(CanonicalEventRow.payload))
+        sa.select(*_EVENT_COLUMNS, col(CanonicalEventRow.payload), col(CanonicalEventRow.purged_at))
         .outerjoin(InboundEvent, col(InboundEvent.id) == col(CanonicalEventRow.inbound_event_id))
         .where(col(CanonicalEventRow.id) == event_id)
     )

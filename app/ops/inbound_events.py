@@ -101,4 +101,5 @@ async def get_inbound_event(session: AsyncSession, inbound_id: int) -> InboundDe
         headers=without_signatures(row.headers),
         body=body,
         body_encoding=encoding,
+        purged_at=row.purged_at,
     )

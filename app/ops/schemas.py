@@ -200,10 +200,19 @@ class InboundDetail(InboundOut):
     headers: dict[str, str] = Field(description="kept headers; credentials are never stored")
     body: str = Field(description="the raw body as received")
     body_encoding: Literal["utf-8", "base64"]
+    purged_at: datetime | None = Field(
+        default=None,
+        description="when retention blanked body and headers (dedupe keys stay); null: kept",
+    )
 
 
 class EventDetail(_EventBase):
     payload: dict[str, Any] = Field(description="the canonical entity after the event")
+    purged_at: datetime | None = Field(
+        default=None,
+        description="when retention emptied the payload (and its deliveries'); such an event "
+        "is never sent again. null: kept",
+    )
     inbound_event: InboundDetail | None
     deliveries: list[DeliveryOut]
 

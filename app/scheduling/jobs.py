@@ -1,5 +1,5 @@
 """Scheduled work: polling for changes, stock reconciliation, sale price start and end,
-erase requests (``app.erasure.job``).
+erase requests (``app.erasure.job``), retention (``app.retention.job``).
 
 Plain async functions over a Runtime; arq runs ``run_due_jobs`` as a cron job and the
 in-process worker calls it from its loop. Each job first claims its slot with one UPDATE on
@@ -34,6 +34,7 @@ from app.ingest.reads import run_reads
 from app.models import Finding as FindingRow
 from app.models import PollCursor, PriceRecord, StockLevel, utcnow
 from app.observability import metrics
+from app.retention.job import run_retention
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent, make_event
 from kernel.canonical.product import Price
@@ -73,6 +74,8 @@ async def run_due_jobs(rt: Runtime) -> dict[str, int]:
         done["erasures"] = await run_erasures(rt)
     if await _claim(rt, GATEWAY, "reads", rt.settings.schedule_tick_seconds):
         done["reads"] = await run_reads(rt)
+    if await _claim(rt, GATEWAY, "retention", rt.config.retention.interval_seconds):
+        done["retention"] = await run_retention(rt)
     started = _started(rt)
     for conn in rt.config.connections:
         connector = rt.connector(conn.id)

@@ -19,6 +19,7 @@ from app.audit.service import record_action
 from app.db import transaction
 from app.errors import NotFound
 from app.models import PollCursor
+from app.retention.job import run_retention
 from app.runtime import Runtime
 from app.scheduling import jobs
 
@@ -26,20 +27,28 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 class JobOut(BaseModel):
-    name: str = Field(description="reconcile, prices, or poll:<connection>:<stream>")
+    name: str = Field(description="reconcile, prices, retention, or poll:<connection>:<stream>")
     last_run_at: datetime | None
-    cursor: str | None = Field(default=None, description="where polling resumes (pollers)")
-    last_count: int = 0
+    cursor: str | None = Field(
+        default=None,
+        description="pollers: where polling resumes; retention: JSON of the current or last "
+        "run per kind (rows purged, up_to_id, done; kept: forever when its days are 0)",
+    )
+    last_count: int = Field(
+        default=0, description="what the last run did (events, prices, SKUs, rows purged)"
+    )
     last_error: str | None = None
 
 
 class JobRunOut(BaseModel):
     name: str
-    result: int = Field(description="events recorded (poll), prices sent, SKUs corrected")
+    result: int = Field(
+        description="events recorded (poll), prices sent, SKUs corrected, rows purged (retention)"
+    )
 
 
 def job_names(rt: Runtime) -> list[str]:
-    names = ["prices", "reconcile"]
+    names = ["prices", "reconcile", "retention"]
     for conn in rt.config.connections:
         if conn.poll is not None:
             names += [f"poll:{conn.id}:{stream}" for stream in conn.poll.streams]
@@ -84,6 +93,8 @@ async def run_job(name: str, rt: RuntimeDep, actor: OperatorActor) -> JobRunOut:
         result = await jobs.apply_price_schedule(rt)
     elif name == "reconcile":
         result = await jobs.reconcile_inventory(rt)
+    elif name == "retention":
+        result = await run_retention(rt)
     else:
         _, connection_id, stream = name.split(":", 2)
         result = await jobs.poll_stream(rt, connection_id, stream)
