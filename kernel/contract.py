@@ -216,6 +216,10 @@ class Connector:
     webhook_credentials: ClassVar[frozenset[str]] = frozenset()
     inbound_flows: ClassVar[frozenset[str]] = frozenset()
     outbound_flows: ClassVar[frozenset[str]] = frozenset()
+    # the event types ``deliver`` takes, when it takes only some of its outbound flows' events
+    # (an ERP that books RMAs but not the store's refunds); None: all of them. The core makes
+    # no delivery of another type to it, instead of one that can only die.
+    outbound_events: ClassVar[frozenset[str] | None] = None
     # Streams this connector can poll, e.g. {"inventory", "customers"}; empty: no polling.
     poll_streams: ClassVar[frozenset[str]] = frozenset()
     stock_updates: ClassVar[StockUpdates] = "none"

@@ -71,7 +71,7 @@ async def record_events(
         recorded.event_ids.append(event_id)
         # whom the event is about (hashes), so an erase request finds it by index later
         await note_event(session, event_id, source, event, ctx.rules.customers.default_country_code)
-        planned = await plan_event(ctx, event)
+        planned = [p for p in await plan_event(ctx, event) if _takes(rt, p)]
         for plan in planned:
             if plan.supersedes:
                 await _supersede(session, plan)
@@ -87,6 +87,22 @@ async def record_events(
     await _insert_findings(session, ctx)
     enqueue_after_commit(session, rt, due)
     return recorded
+
+
+def _takes(rt: Runtime, plan: Planned) -> bool:
+    """Whether the destination takes this event type (``Connector.outbound_events``): a
+    delivery it refuses could only die, so none is made (the event stays stored)."""
+    connector = rt.connector(plan.destination)
+    takes = None if connector is None else connector.outbound_events
+    if takes is None or plan.event_type in takes:
+        return True
+    log.info(
+        "destination does not take this event type; no delivery",
+        destination=plan.destination,
+        event_type=plan.event_type,
+        entity_key=plan.entity_key,
+    )
+    return False
 
 
 async def record_planned(

@@ -178,6 +178,18 @@ class NetSuiteConnector(Connector):
     mapping_kinds = frozenset(
         {"payment_method", "shipping_method", "tax_code", "location", "customer"}
     )
+    # a store's refunds and credit memos are not booked in NetSuite (its credit memos come
+    # from the RMA there): the returns flow brings RMAs only
+    outbound_events = frozenset(
+        {
+            "order.created",
+            "order.updated",
+            "order.cancelled",
+            "customer.upserted",
+            "customer.erase_requested",
+            "return.requested",
+        }
+    )
 
     def __init__(self, settings: ConnectionSettings, http: httpx.AsyncClient) -> None:
         super().__init__(settings, http)

@@ -557,6 +557,22 @@ async def test_refund_and_credit_memo_mismatch_is_reported_and_restock_frees_sto
     )  # damaged one stays unsellable
 
 
+async def test_a_store_refund_makes_no_delivery_the_erp_would_refuse(flow_rt: Any) -> None:
+    # the returns route shop → erp carries RMAs; NetSuite books no store refund (its credit
+    # memos come from the RMA), so a delivery of one could only die in the dead letters
+    rt = await flow_rt()
+    refund = Refund(
+        source="shop",
+        external_id="RF9",
+        order_key=make_order().entity_key,
+        amount=Money(amount=Decimal("5.00"), currency="EUR"),
+        created_at=T0,
+    )
+    recorded = await record(rt, "shop", make_event("refund.created", refund, T0))
+    assert recorded.event_ids and recorded.delivery_ids == []
+    assert await deliveries(rt, destination="erp", event_type="refund.created") == []
+
+
 async def test_orders_not_yet_in_the_erp_are_not_offered_again(flow_rt: Any) -> None:
     rt = await flow_rt()
     await record(
