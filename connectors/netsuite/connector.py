@@ -118,7 +118,7 @@ from connectors.netsuite.bodies import (
 )
 from connectors.netsuite.client import NetSuiteClient, RecordRef, by_eid, by_id
 from connectors.netsuite.fields import MappingSettings
-from connectors.netsuite.lookups import Currencies, customer_candidates
+from connectors.netsuite.lookups import CANDIDATE_FIELDS, Currencies, customer_candidates
 from connectors.netsuite.options import NetSuiteCredentials, NetSuiteOptions
 from connectors.netsuite.suiteql import STREAMS, Poller
 from kernel import matching
@@ -175,6 +175,8 @@ class NetSuiteConnector(Connector):
     webhook_credentials = frozenset({WEBHOOK_SECRET})
     # TBA: consumer key, token id and signature travel in Authorization (every call out)
     sensitive_headers = frozenset({"authorization", "x-gateway-signature"})
+    # other people's customer records that a customer match reads (lookups.py)
+    sensitive_fields = CANDIDATE_FIELDS
     mapping_kinds = frozenset(
         {"payment_method", "shipping_method", "tax_code", "location", "customer"}
     )

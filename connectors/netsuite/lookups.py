@@ -25,7 +25,19 @@ from connectors.netsuite.client import NetSuiteClient
 from kernel.errors import PermanentError
 from kernel.matching import Candidate, Identity, merge_rows, national_digits
 
-MAX_CANDIDATE_ROWS = 200  # one query page; far more than any person has records
+MAX_CANDIDATE_ROWS = 200
+# the personal columns of a candidate, masked in attempt logs (NetSuiteConnector declares them)
+CANDIDATE_FIELDS = frozenset(
+    {
+        "match_label",
+        "match_email",
+        "match_phone",
+        "match_first",
+        "match_last",
+        "match_company",
+        "match_zip",
+    }
+)  # one query page; far more than any person has records
 
 
 def literal(text: str) -> str:
@@ -76,9 +88,13 @@ def customer_query(who: Identity, on: list[str], ours: str) -> str:
             f"(LOWER(c.lastname) = {literal(who.last_name)} "
             f"AND UPPER(REPLACE(a.zip, ' ', '')) IN ({zips}))"
         )
+    # the personal columns come back under their own names (CANDIDATE_FIELDS), which the
+    # connector declares sensitive: the answer holds other people's records, and an attempt
+    # log must not keep them where no erase request of theirs would look
     return (
-        "SELECT c.id, c.entityid, c.externalid, c.email, c.phone, c.firstname, c.lastname, "
-        "c.companyname, a.zip, a.country FROM customer c "
+        "SELECT c.id, c.externalid, c.entityid AS match_label, c.email AS match_email, "
+        "c.phone AS match_phone, c.firstname AS match_first, c.lastname AS match_last, "
+        "c.companyname AS match_company, a.zip AS match_zip, a.country FROM customer c "
         "LEFT JOIN customeraddressbook b ON b.entity = c.id "
         "LEFT JOIN customeraddressbookentityaddress a ON a.nkey = b.addressbookaddress "
         f"WHERE c.isinactive = 'F' AND ({' OR '.join(conditions)}) ORDER BY c.id"
@@ -93,16 +109,16 @@ async def customer_candidates(
     data = await client.suiteql(customer_query(who, on, ours), MAX_CANDIDATE_ROWS, 0)
     rows: list[dict[str, Any]] = []
     for row in data.get("items", []):
-        name = " ".join(p for p in (row.get("firstname"), row.get("lastname")) if p)
+        name = " ".join(p for p in (row.get("match_first"), row.get("match_last")) if p)
         rows.append(
             {
                 "id": row.get("id"),
-                "label": row.get("entityid") or row.get("companyname") or name,
-                "email": row.get("email"),
-                "phone": row.get("phone"),
-                "first_name": row.get("firstname"),
-                "last_name": row.get("lastname"),
-                "postcode": row.get("zip"),
+                "label": row.get("match_label") or row.get("match_company") or name,
+                "email": row.get("match_email"),
+                "phone": row.get("match_phone"),
+                "first_name": row.get("match_first"),
+                "last_name": row.get("match_last"),
+                "postcode": row.get("match_zip"),
                 "country": row.get("country"),
                 "external_id": row.get("externalid"),
             }
@@ -110,4 +126,4 @@ async def customer_candidates(
     return merge_rows(rows, ours=ours)
 
 
-__all__ = ["Currencies", "customer_candidates", "customer_query", "literal"]
+__all__ = ["CANDIDATE_FIELDS", "Currencies", "customer_candidates", "customer_query", "literal"]
