@@ -1,7 +1,9 @@
 """``erp-gateway demo``: the gateway between a Shopify and a NetSuite simulator.
 
-Signed Shopify orders flow to NetSuite (one parks on an unmapped SKU); NetSuite's stock
-reaches the store; a 90% price cut in NetSuite is held for approval instead of reaching it.
+NetSuite's stock reaches the store; shoppers check out in the store (which takes the units
+off its stock, as Shopify does, and refuses what is not in stock) and their signed orders flow
+to NetSuite (one parks on a SKU not mapped yet: the summary prints the mapping that releases
+it); a 90% price cut in NetSuite is held for approval instead of reaching the store.
 
 Runs on the embedded default (SQLite in ./var, in-process delivery) unless
 GATEWAY_DATABASE_URL / GATEWAY_REDIS_URL say otherwise, then prints what flowed and where to
@@ -48,13 +50,17 @@ NS = {
     "token_id": "demo-tk",
     "token_secret": "demo-ts",
 }
-SKUS = {"TSHIRT-RED-M": "1042", "MUG-BLACK": "959"}
-UNMAPPED_SKU = "POSTER-A2"
+SKUS = {"TSHIRT-RED-M": "1042", "MUG-BLACK": "959"}  # mapped in the config
+# a NetSuite item the config does not map yet: its order parks until the mapping is added
+UNMAPPED_SKU, UNMAPPED_ITEM = "POSTER-A2", "1077"
+ITEMS = {**SKUS, UNMAPPED_SKU: UNMAPPED_ITEM}
 DISCOUNT_ITEM = "900"  # NetSuite takes order discounts as a discount item
 NS_WEBHOOK_SECRET = "demo-netsuite-script-secret"
 SHOP_TOKEN = "shpat_demo"
 STORE_LOCATION = "10000000000000001"  # the Shopify simulator's default location
-STOCK = {"TSHIRT-RED-M": 40, "MUG-BLACK": 25}
+# enough for the default 20 orders (33 shirts, 32 mugs, 1 poster): the store never oversells
+STOCK = {"TSHIRT-RED-M": 60, "MUG-BLACK": 50, UNMAPPED_SKU: 10}
+PRICES = {"TSHIRT-RED-M": "19.99", "MUG-BLACK": "12.50", UNMAPPED_SKU: "15.00"}
 PRICE_CUT = ("TSHIRT-RED-M", "19.99", "1.99")  # an ERP user's slip: 90% off
 
 
@@ -273,23 +279,38 @@ def _wait_own_gateway(gateway: str, run_key: str, children: Children, timeout: f
     raise StartupError(f"the gateway did not become ready at {gateway}; see var/gateway.log")
 
 
-async def _send_orders(gateway: str, count: int) -> Counter[str]:
-    from simulators.shopify.simulator import WebhookSender, make_order
+def _basket(n: int, count: int) -> list[dict[str, Any]]:
+    """What shopper ``n`` buys: one or both mapped products, 1 to 3 of each; the last one
+    buys the product NetSuite has but the config does not map yet."""
+    skus = list(SKUS)
+    chosen = [skus[n % 2], skus[(n + 1) % 2]] if n % 3 else [skus[n % 2]]
+    if n == count:
+        chosen = [UNMAPPED_SKU]
+    return [{"sku": sku, "quantity": 1 + (n + i) % 3} for i, sku in enumerate(chosen)]
+
+
+async def _shop_orders(gateway: str, shop_url: str, count: int) -> Counter[str]:
+    """Shoppers check out in the store (it takes the units off its stock and refuses what it
+    does not have); Shopify sends each order, signed, to the gateway, and re-sends one."""
+    from simulators.shopify.simulator import WebhookSender
 
     results: Counter[str] = Counter()
     sender = WebhookSender(f"{gateway}/webhooks/shop", DEMO_SECRET)
-    skus = list(SKUS)
     first_delivery: Any = None
-    for n in range(1, count + 1):
-        order_skus = [skus[n % 2], skus[(n + 1) % 2]] if n % 3 else [skus[n % 2]]
-        if n == count:  # one order the ERP cannot take yet: it parks until the SKU is mapped
-            order_skus = [UNMAPPED_SKU]
-        response, delivery = await sender.send_order(make_order(n, skus=order_skus))
-        first_delivery = first_delivery or delivery
-        results["duplicate" if response.status_code == 200 else str(response.status_code)] += 1
-    # Shopify re-sends a webhook it thinks failed: the gateway recognises it
-    response = await sender.resend(first_delivery)
-    results["duplicate" if response.json().get("duplicate") else str(response.status_code)] += 1
+    async with httpx.AsyncClient(base_url=shop_url, timeout=10) as shop:
+        for n in range(1, count + 1):
+            basket = {"line_items": _basket(n, count), "shipping": "10.00"}
+            checkout = await shop.post("/_sim/checkout", json=basket)
+            if checkout.status_code == 409:  # the store is out of it: no order, no oversell
+                results["out of stock"] += 1
+                continue
+            checkout.raise_for_status()
+            response, delivery = await sender.send_order(checkout.json()["order"])
+            first_delivery = first_delivery or delivery
+            results["duplicate" if response.status_code == 200 else str(response.status_code)] += 1
+    if first_delivery is not None:  # Shopify re-sends a webhook it thinks failed
+        response = await sender.resend(first_delivery)
+        results["duplicate" if response.json().get("duplicate") else str(response.status_code)] += 1
     return results
 
 
@@ -311,12 +332,19 @@ def _settle(
 
 
 def _erp_changes(netsuite_url: str) -> None:
-    """What an ERP user does: stock arrives, then a price is cut by 90% by mistake."""
+    """What an ERP user does: stock arrives and the products get their prices."""
     with httpx.Client(base_url=netsuite_url, timeout=10) as ns:
         for sku, quantity in STOCK.items():
-            ns.post("/_sim/stock", json={"item": SKUS[sku], "on_hand": quantity}).raise_for_status()
-        sku, price, _ = PRICE_CUT
-        ns.post("/_sim/price", json={"item": SKUS[sku], "basePrice": price}).raise_for_status()
+            ns.post(
+                "/_sim/stock", json={"item": ITEMS[sku], "on_hand": quantity}
+            ).raise_for_status()
+        for sku, price in PRICES.items():
+            ns.post("/_sim/price", json={"item": ITEMS[sku], "basePrice": price}).raise_for_status()
+
+
+def _store_stock(shop_url: str) -> dict[str, Any]:
+    inventory = httpx.get(f"{shop_url}/_sim/state", timeout=10).json()["inventory"]
+    return {sku: inventory.get(sku, {}).get(STORE_LOCATION) for sku in STOCK}
 
 
 def _cut_price(netsuite_url: str) -> None:
@@ -385,7 +413,7 @@ def _run(children: Children, orders: int, port: int, *, stay: bool) -> None:
         "--port",
         str(ns_port),
         "--items",
-        ",".join([*SKUS.values(), DISCOUNT_ITEM]),
+        ",".join([*ITEMS.values(), DISCOUNT_ITEM]),
     ]
     for key, value in NS.items():
         ns_args += [f"--{key.replace('_', '-')}", value]
@@ -398,9 +426,9 @@ def _run(children: Children, orders: int, port: int, *, stay: bool) -> None:
     _wait_ready(f"{netsuite_url}/_sim/stats", children, "netsuite-simulator")
     _wait_ready(f"{shop_url}/_sim/state", children, "shopify-simulator")
     try:
-        for sku in SKUS:
-            httpx.post(f"{shop_url}/_sim/products", json={"sku": sku, "price": "0.00"})
-        items = [{"id": item, "itemId": sku} for sku, item in SKUS.items()]
+        for sku, price in PRICES.items():  # the store's catalogue, no stock yet
+            httpx.post(f"{shop_url}/_sim/products", json={"sku": sku, "price": price})
+        items = [{"id": item, "itemId": sku} for sku, item in ITEMS.items()]
         httpx.post(f"{netsuite_url}/_sim/seed", json={"items": [*items, DISCOUNT_ITEM]})
         httpx.post(
             f"{netsuite_url}/_sim/config",
@@ -410,18 +438,27 @@ def _run(children: Children, orders: int, port: int, *, stay: bool) -> None:
         if os.environ.get("GATEWAY_REDIS_URL"):
             children.spawn("worker", [sys.executable, "-m", "app.cli", "worker"], env)
 
-        print("NetSuite receives stock and a price (its user-event webhooks) …", flush=True)
+        print("NetSuite receives stock and prices (its user-event webhooks) …", flush=True)
         _erp_changes(netsuite_url)
-        print(f"sending {orders} signed Shopify orders (and one re-sent webhook) …", flush=True)
-        sent = asyncio.run(_send_orders(gateway, orders))
+        if not _wait_for(lambda: _store_stock(shop_url) == STOCK, children):
+            raise StartupError(
+                f"NetSuite's stock did not reach the store (it has {_store_stock(shop_url)}, "
+                f"NetSuite {STOCK}); see var/gateway.log"
+            )
+        print(
+            f"{orders} shoppers check out in the store; Shopify sends their signed orders "
+            "(and re-sends one webhook) …",
+            flush=True,
+        )
+        sent = asyncio.run(_shop_orders(gateway, shop_url, orders))
         with httpx.Client(
             base_url=gateway, timeout=10, headers={"Authorization": f"Bearer {DEMO_API_KEY}"}
         ) as api:
-            counts = _settle(api, orders, children)
+            counts = _settle(api, sent["202"], children)
             print("a NetSuite user cuts a price by 90% by mistake …", flush=True)
             _cut_price(netsuite_url)
             held = _wait_for(lambda: api.get("/api/v1/approvals").json()["items"], children)
-            _settle(api, orders, children)
+            _settle(api, sent["202"], children)
             sales_orders = httpx.get(f"{netsuite_url}/_sim/records/salesOrder").json()
             store = httpx.get(f"{shop_url}/_sim/state").json()
     except (httpx.HTTPError, ValueError, KeyError) as exc:
@@ -457,17 +494,20 @@ def _summary(
 ) -> None:
     records = sales_orders["items"] if isinstance(sales_orders, dict) else sales_orders
     key = DEMO_API_KEY
-    stock = {sku: store["inventory"].get(sku, {}).get(STORE_LOCATION) for sku in SKUS}
-    prices = {sku: store["prices"].get(sku, {}).get("price") for sku in SKUS}
+    stock = {sku: store["inventory"].get(sku, {}).get(STORE_LOCATION) for sku in STOCK}
+    prices = {sku: store["prices"].get(sku, {}).get("price") for sku in PRICES}
+    refused = f"\n  refused at checkout      {sent['out of stock']}  (out of stock)" * bool(
+        sent["out of stock"]
+    )
     approvals = "; ".join(h.get("held_reason") or "" for h in held) or "none"
     print(
         f"""
 What flowed
   webhooks accepted        {sent["202"]}
-  duplicates recognised    {sent["duplicate"]}
+  duplicates recognised    {sent["duplicate"]}{refused}
   order deliveries         {dict(counts)}
   NetSuite sales orders    {len(records)}  (one per order, however often Shopify re-sends)
-  stock in the store       {stock}  (NetSuite's stock, less what the orders took)
+  stock in the store       {stock}  (NetSuite's {STOCK}, less what the orders took)
   prices in the store      {prices}
   held for approval        {len(held)}: {approvals}
 
@@ -476,7 +516,7 @@ Where to look (API key: {key})
   deliveries               curl -H 'Authorization: Bearer {key}' {gateway}/api/v1/deliveries
   the parked order         curl -H 'Authorization: Bearer {key}' '{gateway}/api/v1/deliveries?status=parked'
   release it by mapping    curl -X PUT -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
-                             -d '{json.dumps({"entries": {UNMAPPED_SKU: "959"}})}' {gateway}/api/v1/mappings/sku/erp
+                             -d '{json.dumps({"entries": {UNMAPPED_SKU: UNMAPPED_ITEM}})}' {gateway}/api/v1/mappings/sku/erp
   the held price cut       curl -H 'Authorization: Bearer {key}' {gateway}/api/v1/approvals
   reject it                curl -X POST -H 'Authorization: Bearer {key}' {gateway}/api/v1/approvals/<id>/reject
   the rules in force       curl -H 'Authorization: Bearer {key}' {gateway}/api/v1/rules

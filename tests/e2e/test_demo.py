@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import re
 import select
@@ -12,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from simulators.demo import ITEMS, STOCK, UNMAPPED_ITEM, UNMAPPED_SKU, _basket
 from tests.support.processes import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
@@ -37,10 +41,17 @@ def test_demo_sends_orders_and_prints_where_to_look(tmp_path: Path) -> None:
     # four orders went through; the one with an unmapped SKU waits for its mapping
     assert re.search(r"NetSuite sales orders\s+4", out)
     assert "'parked': 1" in out and "'delivered': 4" in out
-    # NetSuite's stock reached the store, less the four orders' units; the 90% cut did not
-    stock = re.search(r"stock in the store\s+(\{.*\})", out)
-    assert stock and "None" not in stock.group(1), out
-    assert re.search(r"held for approval\s+1: price changes from 19.99 to 1.99", out), out
+    # NetSuite's stock reached the store, less what the five orders took, never below 0;
+    # the 90% cut did not
+    stock = re.search(r"stock in the store\s+(\{.*?\})", out)
+    assert stock, out
+    taken = {
+        sku: sum(li["quantity"] for n in range(1, 6) for li in _basket(n, 5) if li["sku"] == sku)
+        for sku in STOCK
+    }
+    assert ast.literal_eval(stock.group(1)) == {sku: STOCK[sku] - taken[sku] for sku in STOCK}
+    assert all(STOCK[sku] > taken[sku] for sku in STOCK)
+    assert re.search(r"held for approval\s+1: base price changes from 19.99 to 1.99", out), out
     assert "'TSHIRT-RED-M': '19.99'" in out  # the store still shows the right price
     assert f"http://127.0.0.1:{port}/docs" in out
     assert (tmp_path / "var" / "gateway.log").exists()
@@ -152,7 +163,7 @@ def test_the_demo_takes_its_children_with_it(tmp_path: Path, sig: signal.Signals
     )
     children: list[int] = []
     try:
-        _read_until(demo, "sending 2 signed Shopify orders", timeout=90)
+        _read_until(demo, "2 shoppers check out", timeout=90)
         children = _children_of(demo.pid)
         assert len(children) == 3, children  # two simulators and the gateway
         assert all(_listening(port + d) for d in (0, 101, 102))
@@ -170,3 +181,44 @@ def test_the_demo_takes_its_children_with_it(tmp_path: Path, sig: signal.Signals
         for pid in children:  # started by this test (through the demo): never leave them
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_mapping_the_demo_prints_releases_the_parked_order_as_the_product_it_names(
+    tmp_path: Path,
+) -> None:
+    port = _base_port_with_free_neighbours()
+    demo = subprocess.Popen(
+        _demo(port, "--orders", "2"),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        bufsize=0,
+        env=DEMO_ENV,
+    )
+    try:
+        out = _read_until(demo, "press Ctrl-C to stop", timeout=90)
+        # the operator runs the command the summary prints, as printed
+        fix = re.search(r"release it by mapping\s+curl -X PUT (.*?) -d '(.*?)' (\S+)", out, re.S)
+        assert fix, out
+        key = re.search(r"Authorization: Bearer (\S+?)'", fix.group(1))
+        assert key
+        body, url = json.loads(fix.group(2)), fix.group(3)
+        assert body == {"entries": {UNMAPPED_SKU: ITEMS[UNMAPPED_SKU]}}
+        auth = {"Authorization": f"Bearer {key.group(1)}"}
+        with httpx.Client(headers=auth, timeout=10) as api:
+            assert api.put(url, json=body).status_code == 200
+            parked = f"http://127.0.0.1:{port}/api/v1/deliveries"
+            deadline = time.monotonic() + 30
+            while api.get(parked, params={"status": "parked"}).json()["items"]:
+                assert time.monotonic() < deadline, "the parked order was not released"
+                time.sleep(0.2)
+        netsuite = f"http://127.0.0.1:{port + 101}/_sim/records"
+        items = httpx.get(f"{netsuite}/inventoryItem").json()["items"]
+        assert {i["id"]: i.get("itemId") for i in items}[UNMAPPED_ITEM] == UNMAPPED_SKU
+        orders = httpx.get(f"{netsuite}/salesOrder").json()["items"]
+        assert len(orders) == 2  # the released order was booked, as the poster it is
+        lines = orders[-1]["item"]["items"]
+        assert [line["item"]["id"] for line in lines] == [UNMAPPED_ITEM], orders[-1]
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(30)
