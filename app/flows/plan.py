@@ -67,6 +67,17 @@ class PlanContext:
     def routes(self, flow: str) -> list[Route]:
         return self.config.routes_from(self.source, flow)
 
+    def order_routes(self, flow: str, order_key: str) -> list[Route]:
+        """Routes of ``flow`` for something about one order (a shipment, an RMA, a credit
+        memo): a store hears only of its own orders (``<store>:order:<id>``), never of another
+        store's or of an order entered in the ERP, which it would refuse or, worse, mix up."""
+        owner = order_key.partition(":order:")[0]
+        return [
+            route
+            for route in self.routes(flow)
+            if self.sides.get(route.to) != "store" or route.to == owner
+        ]
+
 
 def as_is(route: Route, event: CanonicalEvent, **extra: Any) -> Planned:
     return Planned(

@@ -463,6 +463,43 @@ async def test_partial_shipments_map_carriers_and_notify_per_trigger(flow_rt: An
     assert second.directives == {"notify_customer": False}  # packed: not yet with the carrier
 
 
+def two_stores_config() -> GatewayConfig:
+    """flows_config plus a second store fed by the same ERP."""
+    base = flows_config()
+    second = base.connections[0].model_copy(update={"id": "shop-us"})
+    routes = [
+        *base.routes,
+        *(r.model_copy(update={"to": "shop-us"}) for r in base.routes if r.to == "shop"),
+    ]
+    return base.model_copy(update={"connections": [*base.connections, second], "routes": routes})
+
+
+async def test_a_store_hears_only_of_its_own_orders_shipments_and_money(flow_rt: Any) -> None:
+    rt = await flow_rt(two_stores_config())
+    order = make_order()  # an order of "shop"
+    await record(rt, "shop", make_event("order.created", order, T0))
+    pkg = Package(tracking_number="1Z9", lines=[ShipmentLine(sku="SKU-RED-M", quantity=1)])
+    await record(rt, "erp", shipment("IF7", order.entity_key, [pkg]))
+    # a phone order entered in NetSuite: no store has it
+    await record(rt, "erp", shipment("IF8", "erp:order:5501", [pkg]))
+    memo = CreditMemo(
+        source="erp",
+        external_id="CM7",
+        order_key=order.entity_key,
+        amount=Money(amount=Decimal("5.00"), currency="EUR"),
+        created_at=T0,
+    )
+    await record(rt, "erp", make_event("credit_memo.created", memo, T0))
+    to_shop = {d.event_type for d in await deliveries(rt, destination="shop")}
+    assert {"shipment.created", "credit_memo.created"} <= to_shop
+    assert [
+        d.entity_key
+        for d in await deliveries(rt, destination="shop", event_type="shipment.created")
+    ] == ["erp:shipment:IF7"]
+    assert await deliveries(rt, destination="shop-us", event_type="shipment.created") == []
+    assert await deliveries(rt, destination="shop-us", event_type="credit_memo.created") == []
+
+
 async def test_over_shipment_is_held_for_a_person(flow_rt: Any) -> None:
     rt = await flow_rt()
     order = make_order()

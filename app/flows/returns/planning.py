@@ -38,7 +38,7 @@ async def plan_return(ctx: PlanContext, event: CanonicalEvent) -> list[Planned]:
             status=DeliveryStatus.HELD if held else DeliveryStatus.PENDING,
             held_reason=held,
         )
-        for route in ctx.routes("returns")
+        for route in ctx.order_routes("returns", ret.order_key)
     ]
 
 
@@ -65,7 +65,8 @@ async def plan_money_back(ctx: PlanContext, event: CanonicalEvent) -> list[Plann
             )
             return planned
     planned.extend(
-        as_is(route, event, depends_on=payload.order_key) for route in ctx.routes("returns")
+        as_is(route, event, depends_on=payload.order_key)
+        for route in ctx.order_routes("returns", payload.order_key)
     )
     return planned
 

@@ -29,7 +29,7 @@ async def plan_shipment(ctx: PlanContext, event: CanonicalEvent) -> list[Planned
         ]
         problems = shipment_rules.check_quantities(order, earlier, shipment)
     planned = []
-    for route in ctx.routes("shipments"):
+    for route in ctx.order_routes("shipments", shipment.order_key):
         carriers = await mapping_table(ctx.session, route.to, "carrier")
         mapped, unmapped = shipment_rules.map_carriers(shipment, carriers)
         for carrier in unmapped:
