@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from app.configuration.checks import reference_problems
+from app.configuration.maintenance import MaintenanceWindow
 from app.configuration.problems import DEFER_REFERENCES, dotted
 from app.configuration.retention import RetentionConfig
 
@@ -81,6 +82,11 @@ class ConnectionConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     delivery: DeliveryPolicy | None = None
     poll: PollConfig | None = None
+    maintenance: list[MaintenanceWindow] = Field(
+        default_factory=list,
+        description="when the system is down for maintenance: deliveries to it wait (no "
+        "attempt used) and its polls are skipped until the window ends",
+    )
 
     @field_validator("credentials", mode="before")
     @classmethod
