@@ -39,12 +39,12 @@ from app.mappings.schemas import (
 from app.ops.connections import connection_or_404
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, decode_cursor, page_of
 from app.runtime import Runtime
+from kernel.mappings import MAPPING_KINDS, MappingKind
 
 router = APIRouter(prefix="/mappings", tags=["mappings"])
 
-Kind = Annotated[
-    str, Path(pattern=r"^[a-z_]{1,32}$", description="mapping kind, e.g. sku, tax_code")
-]
+# an unknown kind is a 422 that lists the known ones (a typo never reads an empty table)
+Kind = Annotated[MappingKind, Path(description=f"mapping kind: {', '.join(MAPPING_KINDS)}")]
 ConnectionId = Annotated[str, Path(description="connection id from the config")]
 
 _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "unknown connection"}}
@@ -54,6 +54,14 @@ _WRITE: dict[int | str, dict[str, str]] = {
 }
 
 AUDITED_ENTRIES = 100  # an audit row lists this many entries of a change; the count says all
+
+
+def _progress_schema() -> dict[str, Any]:
+    """The NDJSON line's JSON Schema, its models referred to where OpenAPI keeps them
+    (a nested ``$defs`` is not resolvable from the document: ReDoc refused the page)."""
+    schema = MappingImportProgress.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)  # MappingImportOut is a component already (the 200 model)
+    return schema
 
 
 def _target(kind: str, connection_id: str) -> str:
@@ -226,7 +234,7 @@ async def export_mappings(
         200: {
             "description": "the result; or, with Accept: application/x-ndjson, the progress",
             "content": {
-                NDJSON: {"schema": MappingImportProgress.model_json_schema()},
+                NDJSON: {"schema": _progress_schema()},
             },
         },
         413: {"description": "file too large"},

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from sqlmodel import col
+
+from app.models import Mapping
+from kernel.mappings import MAPPING_KINDS
 from tests.api.conftest import Gateway, seed
 
 
@@ -75,25 +80,48 @@ async def test_unknown_connection_is_404_and_bad_kind_is_422(gw: Gateway) -> Non
         assert (await gw.get(f"/mappings/{kind}/erp")).status_code == 422, kind
 
 
+async def test_an_unknown_mapping_kind_is_422_naming_the_known_ones_and_stores_nothing(
+    gw: Gateway,
+) -> None:
+    """A typo (``skus``, ``colour``) used to read an empty table and store entries that no
+    delivery ever looks up."""
+    for method, path, kwargs in (
+        ("GET", "/mappings/skus/erp", {}),
+        ("PUT", "/mappings/colour/erp", {"json": {"entries": {"A": "1"}}}),
+        ("DELETE", "/mappings/colour/erp", {"params": {"all": "true"}}),
+        ("GET", "/mappings/colour/erp/export", {}),
+        ("POST", "/mappings/colour/erp/import", {"content": b"our_key,their_key\nA,1\n"}),
+    ):
+        response = await gw.write(method, path, **kwargs)
+        assert response.status_code == 422, (method, path, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "invalid_request"
+        assert "kind" in error["message"] and "'sku'" in error["message"], error
+        assert "'tax_code'" in error["message"], error
+    async with gw.rt.sessions() as session:
+        kinds = set((await session.execute(sa.select(col(Mapping.kind)).distinct())).scalars())
+    assert kinds <= set(MAPPING_KINDS)
+
+
 async def test_delete_by_keys_and_all_needs_saying_so(gw: Gateway) -> None:
     entries = {"A": "1", "B": "2", "C": "3", "D": "4"}
-    await gw.write("PUT", "/mappings/color/erp", json={"entries": entries})
+    await gw.write("PUT", "/mappings/location/erp", json={"entries": entries})
 
-    refused = await gw.write("DELETE", "/mappings/color/erp")
+    refused = await gw.write("DELETE", "/mappings/location/erp")
     assert refused.status_code == 422
     assert "all=true" in refused.json()["error"]["hint"]
-    both = await gw.write("DELETE", "/mappings/color/erp", params={"keys": "A", "all": "true"})
+    both = await gw.write("DELETE", "/mappings/location/erp", params={"keys": "A", "all": "true"})
     assert both.status_code == 422
 
-    by_query = await gw.write("DELETE", "/mappings/color/erp", params={"keys": ["A", "Z"]})
+    by_query = await gw.write("DELETE", "/mappings/location/erp", params={"keys": ["A", "Z"]})
     assert by_query.status_code == 200 and by_query.json() == {"deleted": 1}
-    by_body = await gw.write("DELETE", "/mappings/color/erp", json={"keys": ["B"]})
+    by_body = await gw.write("DELETE", "/mappings/location/erp", json={"keys": ["B"]})
     assert by_body.json() == {"deleted": 1}
-    remaining = [i["our_key"] for i in (await gw.ok("/mappings/color/erp"))["items"]]
+    remaining = [i["our_key"] for i in (await gw.ok("/mappings/location/erp"))["items"]]
     assert remaining == ["C", "D"]
 
-    everything = await gw.write("DELETE", "/mappings/color/erp", params={"all": "true"})
+    everything = await gw.write("DELETE", "/mappings/location/erp", params={"all": "true"})
     assert everything.json() == {"deleted": 2}
-    assert (await gw.ok("/mappings/color/erp"))["items"] == []
+    assert (await gw.ok("/mappings/location/erp"))["items"] == []
     # other kinds are untouched
     assert len((await gw.ok("/mappings/sku/erp"))["items"]) == 2

@@ -101,10 +101,10 @@ async def test_spreadsheet_quirks_are_accepted(gw: Gateway) -> None:
         "7,C,same value twice is fine\r\n"
         "7,C,\r\n"
     ).encode()
-    response = await import_csv(gw, "color", "erp", body)
+    response = await import_csv(gw, "location", "erp", body)
     assert response.status_code == 200, response.text
     assert response.json()["updated"] == 3
-    items = (await gw.ok("/mappings/color/erp"))["items"]
+    items = (await gw.ok("/mappings/location/erp"))["items"]
     assert {i["our_key"]: i["their_key"] for i in items} == {
         "A,1": "10,5",
         "B": 'x "y"',
@@ -127,34 +127,38 @@ async def test_bad_files_name_the_line_and_store_nothing(gw: Gateway) -> None:
         (b"our_key,their_key\n" + b"A," + b"9" * 300 + b"\n", ["line 2", "longer than 256"]),
     ]
     for body, fragments in cases:
-        response = await import_csv(gw, "color", "erp", body)
+        response = await import_csv(gw, "location", "erp", body)
         assert response.status_code == 422, body
         error = response.json()["error"]
         assert "nothing was stored" in error["message"]
         for fragment in fragments:
             assert fragment in error["message"], (body, error["message"])
-    assert (await gw.ok("/mappings/color/erp"))["items"] == []
+    assert (await gw.ok("/mappings/location/erp"))["items"] == []
 
 
 async def test_replace_deletes_what_the_file_does_not_have(gw: Gateway) -> None:
-    await gw.write("PUT", "/mappings/color/erp", json={"entries": {"A": "1", "B": "2", "C": "3"}})
-    await gw.write("PUT", "/mappings/size/erp", json={"entries": {"A": "S"}})
+    await gw.write(
+        "PUT", "/mappings/location/erp", json={"entries": {"A": "1", "B": "2", "C": "3"}}
+    )
+    await gw.write("PUT", "/mappings/shipping_method/erp", json={"entries": {"A": "S"}})
     response = await import_csv(
-        gw, "color", "erp", "our_key,their_key\nB,20\nD,4\n", replace="true"
+        gw, "location", "erp", "our_key,their_key\nB,20\nD,4\n", replace="true"
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"updated": 2, "deleted": 2, "released_deliveries": []}
-    items = (await gw.ok("/mappings/color/erp"))["items"]
+    items = (await gw.ok("/mappings/location/erp"))["items"]
     assert {i["our_key"]: i["their_key"] for i in items} == {"B": "20", "D": "4"}
-    assert len((await gw.ok("/mappings/size/erp"))["items"]) == 1  # other kinds untouched
+    assert (
+        len((await gw.ok("/mappings/shipping_method/erp"))["items"]) == 1
+    )  # other kinds untouched
 
     # a file without entries never empties a table by accident
-    response = await import_csv(gw, "color", "erp", "our_key,their_key\n", replace="true")
+    response = await import_csv(gw, "location", "erp", "our_key,their_key\n", replace="true")
     assert response.status_code == 422
     assert "all=true" in response.json()["error"]["hint"]
-    assert len((await gw.ok("/mappings/color/erp"))["items"]) == 2
+    assert len((await gw.ok("/mappings/location/erp"))["items"]) == 2
     # without replace, a header-only file is a no-op
-    response = await import_csv(gw, "color", "erp", "our_key,their_key\n")
+    response = await import_csv(gw, "location", "erp", "our_key,their_key\n")
     assert response.json() == {"updated": 0, "deleted": 0, "released_deliveries": []}
 
 

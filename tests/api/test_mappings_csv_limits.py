@@ -61,9 +61,9 @@ async def test_export_neutralises_formulas_and_import_round_trips(gw: Gateway) -
 
 async def test_import_takes_exactly_one_guarding_quote_off(gw: Gateway) -> None:
     body = "our_key,their_key\n'=A,'+1\n'B,'C\n''-D,x\n"
-    response = await import_csv(gw, "color", "erp", body)
+    response = await import_csv(gw, "location", "erp", body)
     assert response.status_code == 200, response.text
-    items = (await gw.ok("/mappings/color/erp"))["items"]
+    items = (await gw.ok("/mappings/location/erp"))["items"]
     assert {i["our_key"]: i["their_key"] for i in items} == {
         "=A": "+1",  # the export's guard, taken off
         "'B": "'C",  # no formula behind it: the ' is the key's own
@@ -75,21 +75,21 @@ async def test_a_file_over_8_mib_is_413(gw: Gateway) -> None:
     line = b"K" * 200 + b"," + b"V" * 200 + b"\n"
     body = b"our_key,their_key\n" + line * (8 * 1024 * 1024 // len(line) + 1)
     assert len(body) > 8 * 1024 * 1024
-    response = await import_csv(gw, "color", "erp", body)
+    response = await import_csv(gw, "location", "erp", body)
     assert response.status_code == 413, response.text[:300]
     assert response.json()["error"]["code"] == "payload_too_large"
-    assert (await gw.ok("/mappings/color/erp"))["items"] == []
+    assert (await gw.ok("/mappings/location/erp"))["items"] == []
 
 
 async def test_a_file_over_100000_rows_is_422(gw: Gateway) -> None:
     body = "our_key,their_key\n" + "".join(f"K{n},{n}\n" for n in range(100_001))
-    response = await import_csv(gw, "color", "erp", body)
+    response = await import_csv(gw, "location", "erp", body)
     assert response.status_code == 422, response.text[:300]
     error = response.json()["error"]
     assert (
         "more than 100000 entries" in error["message"] and "nothing was stored" in error["message"]
     )
-    assert (await gw.ok("/mappings/color/erp"))["items"] == []
+    assert (await gw.ok("/mappings/location/erp"))["items"] == []
 
 
 async def count_entries(gw: Gateway, kind: str) -> int:
@@ -110,7 +110,7 @@ async def test_a_big_import_goes_in_batches_with_progress_and_the_api_answers(
 
     async def do_import() -> list[dict[str, object]]:
         response = await gw.client.post(
-            "/api/v1/mappings/size/erp/import",
+            "/api/v1/mappings/shipping_method/erp/import",
             content=body.encode(),
             headers={**OPERATOR, **CSV, "Accept": "application/x-ndjson"},
             timeout=60,
@@ -126,7 +126,7 @@ async def test_a_big_import_goes_in_batches_with_progress_and_the_api_answers(
         reply = await gw.get("/deliveries", limit=1)
         latencies.append(time.monotonic() - t0)
         assert reply.status_code == 200
-        seen_counts.append(await count_entries(gw, "size"))
+        seen_counts.append(await count_entries(gw, "shipping_method"))
         await asyncio.sleep(0.02)
     lines = await task
     elapsed = time.monotonic() - started
@@ -145,17 +145,20 @@ async def test_a_big_import_goes_in_batches_with_progress_and_the_api_answers(
         "stage": "done",
         "result": {"updated": total, "deleted": 0, "released_deliveries": []},
     }
-    assert await count_entries(gw, "size") == total
+    assert await count_entries(gw, "shipping_method") == total
 
 
 async def test_replace_deletes_in_batches_and_reports_them(gw: Gateway) -> None:
     keep = {f"K{n:05d}": str(n) for n in range(1500)}
     old = {f"OLD{n:05d}": "x" for n in range(2500)}
     await import_csv(
-        gw, "size", "erp", "our_key,their_key\n" + "".join(f"{k},{v}\n" for k, v in old.items())
+        gw,
+        "shipping_method",
+        "erp",
+        "our_key,their_key\n" + "".join(f"{k},{v}\n" for k, v in old.items()),
     )
     response = await gw.client.post(
-        "/api/v1/mappings/size/erp/import",
+        "/api/v1/mappings/shipping_method/erp/import",
         params={"replace": "true"},
         content=("our_key,their_key\n" + "".join(f"{k},{v}\n" for k, v in keep.items())).encode(),
         headers={**OPERATOR, **CSV, "Accept": "application/x-ndjson"},
@@ -170,7 +173,7 @@ async def test_replace_deletes_in_batches_and_reports_them(gw: Gateway) -> None:
         ("done", None),
     ]
     assert lines[-1]["result"] == {"updated": 1500, "deleted": 2500, "released_deliveries": []}
-    assert await count_entries(gw, "size") == 1500
+    assert await count_entries(gw, "shipping_method") == 1500
 
 
 async def test_a_failure_half_way_is_the_last_progress_line(
@@ -189,7 +192,7 @@ async def test_a_failure_half_way_is_the_last_progress_line(
     monkeypatch.setattr(service, "upsert_entries", fails_on_the_second_batch)
     body = "our_key,their_key\n" + "".join(f"K{n:05d},{n}\n" for n in range(2500))
     response = await gw.client.post(
-        "/api/v1/mappings/size/erp/import",
+        "/api/v1/mappings/shipping_method/erp/import",
         content=body.encode(),
         headers={**OPERATOR, **CSV, "Accept": "application/x-ndjson"},
     )
@@ -198,4 +201,4 @@ async def test_a_failure_half_way_is_the_last_progress_line(
     assert lines[-1]["stage"] == "failed"
     assert "import the file again" in lines[-1]["error"]["message"]
     assert lines[-1]["error"]["request_id"] == response.headers["x-request-id"]
-    assert await count_entries(gw, "size") == 1000  # the first batch stays
+    assert await count_entries(gw, "shipping_method") == 1000  # the first batch stays

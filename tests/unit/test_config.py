@@ -264,6 +264,12 @@ rules:
     assert "unknown connection 'shopp'; did you mean 'shop'?" in found[1]
 
 
+def test_an_unknown_mapping_kind_in_the_config_is_refused_with_the_known_ones() -> None:
+    (problem,) = problems_of(f"connections:\n{SHOP}{erp()}mappings:\n  skus: {{erp: {{A: '1'}}}}\n")
+    assert "mappings.skus" in problem and "unknown mapping kind 'skus'" in problem, problem
+    assert "did you mean 'sku'?" in problem
+
+
 def test_a_yaml_error_names_the_file_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "gateway.yaml"
     path.write_text("connections:\n  - id: a\n    type: [shopify\n")
