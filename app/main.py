@@ -10,10 +10,12 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
+from app.api.docs import install_docs
 from app.api.limits import RequestLimits
 from app.api.request_id import RequestContext
 from app.api.timing import RequestTiming
 from app.config import GatewayConfig, load_config
+from app.console import install_console
 from app.db import transaction
 from app.delivery.queue import ArqQueue
 from app.delivery.sweeper import sweep
@@ -126,9 +128,12 @@ def create_app(
         title="erp-gateway",
         version="0.1.0",
         description="Durable integration gateway between storefronts and ERPs. "
-        "Operator API under /api/v1 (Authorization: Bearer <key>).",
+        "Operator API under /api/v1 (`Authorization: Bearer <key>`).",
         lifespan=lifespan,
+        docs_url=None,  # app.api.docs serves them with files of its own, no CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.api_keys = settings.parsed_api_keys()
     install_error_handlers(app)
     # sizes, read deadlines and the API key, before any route reads a body
@@ -140,6 +145,7 @@ def create_app(
 
     from app.erasure.router import router as erasure_router
     from app.health import router as health_router
+    from app.incidents.router import router as incidents_router
     from app.ingest.router import router as ingest_router
     from app.ops.router import router as ops_router
 
@@ -147,4 +153,6 @@ def create_app(
     app.include_router(health_router)
     app.include_router(ops_router, prefix="/api/v1")
     app.include_router(erasure_router, prefix="/api/v1")
+    app.include_router(incidents_router, prefix="/api/v1")
+    install_console(app)
     return app
