@@ -1,8 +1,10 @@
 """Shared fixtures.
 
-The suite runs against whatever ``GATEWAY_TEST_DATABASE_URL`` / ``GATEWAY_TEST_REDIS_URL``
-name (CI sets Postgres and Redis); without them it runs on the embedded default (SQLite,
-in-process delivery). Under CI a missing service fails instead of skipping.
+The suite runs against the Postgres and Redis that ``GATEWAY_TEST_DATABASE_URL`` /
+``GATEWAY_TEST_REDIS_URL`` name, else those on their default local ports if they answer
+(``tests/support/services.py``). Without Postgres it runs on the embedded default (SQLite,
+in-process delivery) and skips what needs Postgres or Redis, saying so in one line at the
+end. Under CI a missing service fails instead of skipping.
 """
 
 from __future__ import annotations
@@ -22,11 +24,61 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import GatewayConfig, parse_config
 from app.settings import Settings
+from tests.support import services
 
 FIXTURES = Path(__file__).parent / "fixtures"
-PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL")
+POSTGRES = services.postgres(os.environ)
+REDIS = services.redis(os.environ)
+PG_URL = POSTGRES.url
+REDIS_URL = REDIS.url
 IN_CI = os.environ.get("CI") == "true"
+TEST_DATABASE_PREFIX = "gw_test_"
+
+
+def _need(*needed: services.Service) -> None:
+    """Skip the test (fail it under CI) when a service it needs is missing."""
+    missing = [s for s in needed if s.url is None]
+    if missing:
+        reason = "; ".join(s.skip_reason for s in missing)
+        if IN_CI:
+            pytest.fail(f"CI must provide it: {reason}")
+        pytest.skip(reason)
+
+
+def require_postgres() -> str:
+    _need(POSTGRES)
+    assert PG_URL
+    return PG_URL
+
+
+def require_redis() -> str:
+    _need(REDIS)
+    assert REDIS_URL
+    return REDIS_URL
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The server's URL for a test that needs Postgres itself (skipped without it)."""
+    return require_postgres()
+
+
+def require_services() -> tuple[str, str]:
+    _need(POSTGRES, REDIS)
+    assert PG_URL and REDIS_URL
+    return PG_URL, REDIS_URL
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line at the end: the tests skipped for want of Postgres or Redis, and why."""
+    reasons = [
+        str(report.longrepr[2])
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple)
+    ]
+    line = services.skipped_summary(reasons, [POSTGRES, REDIS])
+    if line:
+        terminalreporter.write_line(line, yellow=True)
 
 
 def _admin_url(url: str) -> str:
@@ -35,7 +87,7 @@ def _admin_url(url: str) -> str:
 
 
 async def _create_pg_database(url: str) -> str:
-    name = f"gw_test_{uuid.uuid4().hex[:10]}"
+    name = f"{TEST_DATABASE_PREFIX}{uuid.uuid4().hex[:10]}"
     engine = create_async_engine(_admin_url(url), isolation_level="AUTOCOMMIT")
     async with engine.connect() as conn:
         await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -45,6 +97,8 @@ async def _create_pg_database(url: str) -> str:
 
 async def _drop_pg_database(url: str) -> None:
     name = url.rpartition("/")[2]
+    # only a database this suite created: a developer's own databases are never touched
+    assert name.startswith(TEST_DATABASE_PREFIX), name
     engine = create_async_engine(_admin_url(url), isolation_level="AUTOCOMMIT")
     async with engine.connect() as conn:
         await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -60,7 +114,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         url = asyncio.run(_create_pg_database(PG_URL))
     else:
         if IN_CI:
-            pytest.fail("CI must set GATEWAY_TEST_DATABASE_URL (Postgres)")
+            pytest.fail(f"CI must provide it: {POSTGRES.skip_reason}")
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'gateway.db'}"
     migrate(url)
     yield url
@@ -113,7 +167,7 @@ def redis_url() -> Iterator[str | None]:
     """Redis for tests that use arq; flushed so jobs of earlier tests are gone."""
     if not REDIS_URL:
         if IN_CI:
-            pytest.fail("CI must set GATEWAY_TEST_REDIS_URL")
+            pytest.fail(f"CI must provide it: {REDIS.skip_reason}")
         yield None
         return
     import redis

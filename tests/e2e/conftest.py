@@ -18,12 +18,11 @@ import httpx
 import pytest
 
 from tests.conftest import (
-    IN_CI,
     NS_CREDS,
-    PG_URL,
     REDIS_URL,
     SHOP_SECRET,
     gateway_config_yaml,
+    require_services,
 )
 from tests.support.processes import (
     Proc,
@@ -82,10 +81,8 @@ def _database_for(kind: str, tmp_path: Path, clean_db: str) -> str:
 @pytest.fixture(params=STACKS)
 def stack(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[Stack]:
     kind: str = request.param
-    if kind == "postgres-redis" and not (PG_URL and REDIS_URL):
-        if IN_CI:
-            pytest.fail("CI must provide Postgres and Redis for the postgres-redis stack")
-        pytest.skip("set GATEWAY_TEST_DATABASE_URL and GATEWAY_TEST_REDIS_URL for this stack")
+    if kind == "postgres-redis":
+        require_services()
     clean_db = request.getfixturevalue("clean_db") if kind == "postgres-redis" else ""
     if kind == "postgres-redis":
         request.getfixturevalue("redis_url")

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import IN_CI, NS_CREDS, PG_URL, REDIS_URL, SHOP_SECRET
+from tests.conftest import NS_CREDS, REDIS_URL, SHOP_SECRET, require_services
 from tests.support.processes import (
     ProcessGroup,
     free_port,
@@ -130,10 +130,7 @@ class Flows:
 def flows(
     request: pytest.FixtureRequest, tmp_path: Path, clean_db: str, redis_url: str | None
 ) -> Iterator[Flows]:
-    if not (PG_URL and REDIS_URL):
-        if IN_CI:
-            pytest.fail("CI must provide Postgres and Redis for the flow scenarios")
-        pytest.skip("set GATEWAY_TEST_DATABASE_URL and GATEWAY_TEST_REDIS_URL for these")
+    require_services()
     ns_port, shop_port, gw_port = free_port(), free_port(), free_port()
     gateway_url = f"http://127.0.0.1:{gw_port}"
     shop_url, ns_url = f"http://127.0.0.1:{shop_port}", f"http://127.0.0.1:{ns_port}"

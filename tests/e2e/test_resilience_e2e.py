@@ -21,7 +21,14 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.conftest import IN_CI, NS_CREDS, PG_URL, REDIS_URL, SHOP_SECRET, gateway_config_yaml
+from tests.conftest import (
+    NS_CREDS,
+    PG_URL,
+    REDIS_URL,
+    SHOP_SECRET,
+    gateway_config_yaml,
+    require_services,
+)
 from tests.e2e.conftest import OPERATOR
 from tests.support.processes import Proc, ProcessGroup, free_port, poll, process_group, wait_http
 from tests.support.processes import wait_log as wait_log_line
@@ -72,16 +79,9 @@ class Rig:
         return response.json()["items"]  # type: ignore[no-any-return]
 
 
-def _requires_services() -> None:
-    if not (PG_URL and REDIS_URL):
-        if IN_CI:
-            pytest.fail("CI must provide Postgres and Redis")
-        pytest.skip("set GATEWAY_TEST_DATABASE_URL and GATEWAY_TEST_REDIS_URL")
-
-
 @pytest.fixture
 def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
-    _requires_services()
+    require_services()
     assert PG_URL and REDIS_URL
     db_url = request.getfixturevalue("clean_db")
     request.getfixturevalue("redis_url")  # flushed

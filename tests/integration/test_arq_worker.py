@@ -16,7 +16,7 @@ from app.delivery.worker import deliver, sweep_task, worker_options
 from app.main import start_runtime
 from app.runtime import Runtime
 from kernel.errors import TransientError
-from tests.conftest import make_config, make_settings
+from tests.conftest import make_config, make_settings, require_redis
 from tests.integration.test_delivery_engine import scripted, wait_status
 from tests.support.factories import make_order, seed_event
 from tests.support.fake_connector import FakeConnector
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def arq_stack(clean_db: str, redis_url: str | None) -> AsyncIterator[Any]:
     if redis_url is None:
-        pytest.skip("needs GATEWAY_TEST_REDIS_URL (CI sets it)")
+        require_redis()
     runtimes: list[Runtime] = []
     workers: list[tuple[Worker, asyncio.Task[None]]] = []
 

@@ -12,6 +12,7 @@ import pytest
 
 from app.config import DeliveryPolicy
 from app.delivery.breakers import BreakerStore, MemoryBreakers, RedisBreakers
+from tests.conftest import require_redis
 
 POLICY = DeliveryPolicy(breaker_fail_max=3, breaker_reset_seconds=30, request_timeout_seconds=5)
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -31,7 +32,7 @@ async def stores(
         yield one, one
         return
     if redis_url is None:
-        pytest.skip("needs GATEWAY_TEST_REDIS_URL (CI sets it)")
+        require_redis()
     a, b = RedisBreakers(redis_url), RedisBreakers(redis_url)
     yield a, b
     await a.close()

@@ -32,7 +32,7 @@ from connectors.netsuite.auth import TbaCredentials
 from connectors.netsuite.client import NetSuiteClient, RecordRef
 from kernel.errors import RateLimitedError
 from simulators.netsuite.simulator import NetSuiteSimulator
-from tests.conftest import NS_CREDS
+from tests.conftest import NS_CREDS, require_redis
 from tests.support.processes import (
     Proc,
     ProcessGroup,
@@ -50,9 +50,7 @@ LATENCY_SECONDS = 0.3
 
 @pytest.fixture
 def shared_redis(redis_url: str | None) -> str:
-    if redis_url is None:
-        pytest.skip("slots across processes need Redis (GATEWAY_TEST_REDIS_URL)")
-    return redis_url
+    return redis_url or require_redis()  # slots across processes need Redis
 
 
 @pytest.fixture

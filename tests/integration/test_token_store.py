@@ -34,7 +34,7 @@ from app.tokens import DatabaseTokenStore
 from connectors._kit.oauth2 import OAuth2Settings, OAuth2Tokens
 from kernel.contract import TokenStore
 from kernel.errors import PermanentError, TransientError
-from tests.conftest import PG_URL, gateway_config_yaml, make_settings
+from tests.conftest import gateway_config_yaml, make_settings
 from tests.support.processes import Proc, poll, process_group, wait_log
 
 KEY = "erp:oauth2"
@@ -46,9 +46,8 @@ TOKEN = {
     "refresh_token": "rt-secret-91c2",
     "scope": "orders.write",
 }
-needs_postgres = pytest.mark.skipif(
-    not PG_URL, reason="cross-process locking needs Postgres (GATEWAY_TEST_DATABASE_URL)"
-)
+# cross-process locking needs Postgres
+needs_postgres = pytest.mark.usefixtures("postgres_url")
 
 
 @pytest.fixture
