@@ -15,6 +15,7 @@ from app.api.limits import RequestLimits
 from app.api.request_id import RequestContext
 from app.api.timing import RequestTiming
 from app.config import GatewayConfig, load_config
+from app.console import install_console
 from app.db import transaction
 from app.delivery.queue import ArqQueue
 from app.delivery.sweeper import sweep
@@ -151,4 +152,5 @@ def create_app(
     app.include_router(health_router)
     app.include_router(ops_router, prefix="/api/v1")
     app.include_router(erasure_router, prefix="/api/v1")
+    install_console(app)
     return app

@@ -37,6 +37,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 API_PREFIX = "/api/v1/"
 WEBHOOK_PREFIX = "/webhooks/"
+CONSOLE_PREFIX = "/console/"  # its CSV import takes the same cap as the API's
 
 
 class _Refused(Exception):
@@ -64,7 +65,7 @@ class RequestLimits:
     def _limit_for(self, path: str) -> int:
         if path.startswith(WEBHOOK_PREFIX):
             return self.settings.max_body_bytes
-        if path.startswith(API_PREFIX) and path.rstrip("/").endswith("/import"):
+        if path.startswith((API_PREFIX, CONSOLE_PREFIX)) and path.rstrip("/").endswith("/import"):
             return self.settings.max_import_body_bytes
         return self.settings.max_api_body_bytes
 
