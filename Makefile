@@ -12,7 +12,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 RUN_DB ?= sqlite+aiosqlite:///./var/gateway.db
 PORT ?= 8000
 
-.PHONY: help env run test test-fast lint audit fmt bench clean
+.PHONY: help env chromium run test test-fast lint audit fmt bench clean
 
 help:
 	@echo "make run    start the gateway with the demo config (SQLite, simulators) on :$(PORT)"
@@ -34,7 +34,14 @@ env: $(BIN)/erp-gateway
 run: env
 	$(BIN)/erp-gateway demo --port $(PORT)
 
-test: env
+# the console's browser tests drive Debian's chromium: installed where apt-get can (as root);
+# elsewhere they are skipped with a one-line reason
+chromium:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 \
+	  || [ "$$(id -u)" != 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	  --no-install-recommends chromium || true
+
+test: env chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: env
