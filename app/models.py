@@ -115,6 +115,8 @@ class CanonicalEventRow(SQLModel, table=True):
             postgresql_where=sa.text("purged_at IS NULL"),
             sqlite_where=sa.text("purged_at IS NULL"),
         ),
+        # incidents count a source's events of a flow in time windows (app/incidents)
+        sa.Index("ix_canonical_volume", "source", "event_type", "created_at"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
@@ -357,6 +359,8 @@ class PollCursor(SQLModel, table=True):
     polled_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     last_count: int = 0
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    # when a run of this stream last recorded something new (the poll_empty detector)
+    last_events_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
 
 
 class CustomerMatch(SQLModel, table=True):
@@ -522,3 +526,77 @@ class AuditEntry(SQLModel, table=True):
     details: dict[str, Any] = Field(
         default_factory=dict, sa_column=sa.Column(JSONType, nullable=False)
     )
+
+class IncidentStatus:
+    PENDING = "pending"  # the symptom is seen, not yet for as long as its detector waits
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+    ACTIVE = (PENDING, OPEN)
+
+
+_ACTIVE_INCIDENT = sa.text("status IN ('pending', 'open')")
+
+
+class Incident(SQLModel, table=True):
+    """Something that stopped working by itself (app/incidents): a silent flow, a breaker
+    open for too long, a failing poll. At most one active row per (kind, connection, flow),
+    so it is raised once and resolved once whatever process evaluates."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        sa.Index(
+            "uq_incidents_active",
+            "kind",
+            "connection_id",
+            "flow",
+            unique=True,
+            postgresql_where=_ACTIVE_INCIDENT,
+            sqlite_where=_ACTIVE_INCIDENT,
+        ),
+        sa.Index("ix_incidents_status", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    kind: str = Field(max_length=32)
+    connection_id: str = Field(max_length=64)
+    # the flow, or for poll kinds the stream; "" when the kind has neither
+    flow: str = Field(default="", max_length=64)
+    status: str = Field(max_length=16)  # pending | open | resolved
+    summary: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    details: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(JSONType, nullable=False)
+    )
+    # when the symptom began (as far as known); opened_at: when it became an incident
+    first_seen_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    last_seen_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    opened_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    resolved_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+
+
+class IncidentNotice(SQLModel, table=True):
+    """One message about one incident to one sink: firing, then resolved. The row is the
+    sent state, so each goes out once across retries, processes and restarts."""
+
+    __tablename__ = "incident_notices"
+    __table_args__ = (
+        sa.UniqueConstraint("incident_id", "sink", "message", name="uq_incident_notice"),
+        sa.Index("ix_incident_notices_due", "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    incident_id: int = Field(
+        sa_column=sa.Column(sa.BigInteger(), sa.ForeignKey("incidents.id"), nullable=False)
+    )
+    sink: str = Field(max_length=64)
+    message: str = Field(max_length=16)  # firing | resolved
+    # pending → sending → sent; pending again after a failure (with backoff); skipped (a
+    # firing message for an incident resolved before it went out), failed (gave up),
+    # unconfirmed (the sender died mid-send: never sent again, so never twice)
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    claimed_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    sent_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))

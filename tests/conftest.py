@@ -123,6 +123,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 TABLES = (
+    "incident_notices",
+    "incidents",
     "audit_log",
     "oauth_tokens",
     "inbound_reads",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from app.configuration.monitoring import monitoring_problems
 from app.configuration.problems import Problem, pydantic_problems, suggest
 from kernel.mappings import MAPPING_KINDS
 
@@ -89,6 +90,7 @@ def reference_problems(config: GatewayConfig) -> list[Problem]:
                         + suggest(conn_id, first),
                     )
                 )
+    problems += _monitoring_problems(config)
     if config.rules:
         from app.flows.rules import RulesConfig
 
@@ -97,6 +99,15 @@ def reference_problems(config: GatewayConfig) -> list[Problem]:
         except ValidationError as exc:
             problems += pydantic_problems(exc, RulesConfig, ("rules",))
     return problems
+
+
+def _monitoring_problems(config: GatewayConfig) -> list[Problem]:
+    """Floors and poll watches name flows, connections and streams the config has."""
+    sources: dict[str, set[str]] = {}
+    for route in config.routes:
+        sources.setdefault(route.flow, set()).add(route.from_)
+    polls = {c.id: set(c.poll.streams) for c in config.connections if c.poll is not None}
+    return monitoring_problems(config.monitoring, sources, polls)
 
 
 def _credential_problems(

@@ -18,6 +18,7 @@ from pydantic import (
 
 from app.configuration.checks import reference_problems
 from app.configuration.maintenance import MaintenanceWindow
+from app.configuration.monitoring import MonitoringConfig
 from app.configuration.problems import DEFER_REFERENCES, dotted
 from app.configuration.retention import RetentionConfig
 
@@ -122,6 +123,7 @@ class GatewayConfig(BaseModel):
     rules: dict[str, Any] = Field(default_factory=dict)
     delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     # what real traffic will need that the options leave out (check-config prints them)
     _warnings: list[str] = PrivateAttr(default_factory=list)
 
