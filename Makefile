@@ -19,7 +19,7 @@ help:
 	@echo "make test   run the whole test suite"
 	@echo "make lint   ruff (format check + lint), mypy and the import graph"
 	@echo "make audit  known vulnerabilities in the locked dependencies"
-	@echo "make bench  ingest and end-to-end benchmarks on Postgres + Redis"
+	@echo "make bench  ingest and end-to-end benchmarks on Postgres + Redis (docs/benchmarks.md)"
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -63,8 +63,9 @@ fmt: env
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# installs wrk and nginx-light with apt when missing; BENCH_ARGS="--help" lists the settings
 bench: env
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .tools var .pytest_cache .mypy_cache .ruff_cache

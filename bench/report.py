@@ -1,0 +1,288 @@
+"""docs/benchmarks.md from one run's results."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bench.cpu import MachineLoad
+from bench.database import percentile
+from bench.e2e import RateRun
+from bench.ingest import VOID_SHARE, IngestRound, Measured
+from bench.roundtrips import RoundTrips, Trips
+
+BUSY_LOAD = 1.5  # load average before the run above this: other work shared the cores
+BUSY_OTHER_CORES = 0.3  # or other processes used this much CPU during the run
+
+
+@dataclass
+class Run:
+    settings: str
+    tools: dict[str, str]
+    rounds: list[IngestRound]
+    drain: tuple[int, float]
+    rates: list[RateRun]
+    trips: RoundTrips
+    machine: MachineLoad
+
+
+def table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def median(values: Iterable[float]) -> float:
+    values = list(values)
+    return statistics.median(values) if values else float("nan")
+
+
+def _rate(measured: Measured, round_: IngestRound, status: int | None = None) -> str:
+    wrk = measured.wrk
+    rate = wrk.count(status) / wrk.seconds if status else wrk.rate
+    return f"{rate:,.0f}" + (" **void**" if round_.void(measured) else "")
+
+
+def _accepted_rate(round_: IngestRound) -> float:
+    return round_.gateway.wrk.count(202) / round_.gateway.wrk.seconds
+
+
+def _ratio(rounds: list[IngestRound], pick: str) -> str:
+    ratios = [
+        (_accepted_rate(r) if pick == "gateway" else r.hot.wrk.rate) / r.floor.wrk.rate
+        for r in rounds
+        if not r.void(r.floor) and not r.void(getattr(r, pick))
+    ]
+    if not ratios:
+        return "void (every round at the generator's ceiling)"
+    return f"**{median(ratios):.2f}x** (rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
+
+
+def ingest_section(rounds: list[IngestRound]) -> str:
+    rows = []
+    for i, r in enumerate(rounds, start=1):
+        gw = r.gateway.wrk
+        rows.append(
+            [
+                str(i),
+                f"{r.ceiling.throughput:,.0f}",
+                _rate(r.floor, r),
+                _rate(r.gateway, r, 202),
+                f"{gw.count(200)} / {gw.failed} / {gw.repeats}",
+                f"{_accepted_rate(r) / r.floor.wrk.rate:.2f}x",
+                _rate(r.hot, r),
+                f"{r.hot.wrk.rate / r.floor.wrk.rate:.2f}x",
+            ]
+        )
+    header = [
+        "round",
+        "ceiling/s",
+        "floor/s",
+        "gateway accepted/s",
+        "200 duplicate / failed / repeated",
+        "ratio",
+        "hot order/s",
+        "ratio",
+    ]
+    return (
+        table(header, rows)
+        + f"\n\nGateway / floor, median of the rounds: {_ratio(rounds, 'gateway')}; "
+        + f"one hot order re-sent: {_ratio(rounds, 'hot')}."
+    )
+
+
+def _cpu_row(label: str, ms: dict[str, float], names: list[str]) -> list[str]:
+    return [label, *(f"{ms.get(n, 0.0):.2f}" for n in names), f"{sum(ms.values()):.2f}"]
+
+
+def ingest_cost_section(rounds: list[IngestRound]) -> str:
+    names = ["server", "Postgres", "Redis", "generator"]
+
+    def per_request(pick: str, status: int | None) -> dict[str, float]:
+        by_round = []
+        for r in rounds:
+            measured: Measured = getattr(r, pick)
+            count = measured.wrk.count(status) if status else measured.wrk.ok
+            ms = measured.cpu_ms_per(count)
+            ms["server"] = ms.pop("API", 0.0) + ms.pop("floor", 0.0)
+            by_round.append(ms)
+        return {n: median(ms.get(n, 0.0) for ms in by_round) for n in names}
+
+    rows = [
+        _cpu_row("floor, per request", per_request("floor", None), names),
+        _cpu_row("gateway, per accepted webhook", per_request("gateway", 202), names),
+        _cpu_row("gateway, per hot-order webhook", per_request("hot", None), names),
+    ]
+    return table(["closed loop", "API / floor app", "Postgres", "Redis", "wrk", "total"], rows)
+
+
+def e2e_section(runs: list[RateRun], ceiling: float) -> str:
+    rows = []
+    for run in runs:
+        wrk = run.wrk
+        p50, p95, p99 = (percentile(run.latencies, p) * 1000 for p in (50, 95, 99))
+        void = " **void**" if run.rate >= VOID_SHARE * ceiling else ""
+        rows.append(
+            [
+                f"{run.rate:g}/s{void}",
+                str(wrk.sent),
+                str(wrk.count(202)),
+                str(wrk.failed),
+                f"{wrk.late} ({wrk.late / max(wrk.sent, 1):.0%})",
+                f"{run.deliveries.delivered} / {run.deliveries.total}",
+                f"{p50:,.0f} ms",
+                f"{p95:,.0f} ms",
+                f"{p99:,.0f} ms",
+                f"{wrk.latency_ms['p99']:,.0f} ms",
+            ]
+        )
+    header = ["offered", "sent", "accepted", "failed", "sent late", "delivered", "p50", "p95"]
+    return table([*header, "p99", "HTTP p99 (wrk)"], rows)
+
+
+def e2e_cost_section(runs: list[RateRun]) -> str:
+    names = ["API", "worker", "Postgres", "Redis", "sink", "generator"]
+    rows = []
+    for run in runs:
+        ms = run.cpu_ms_per_order
+        cores = sum(ms.values()) * run.rate / 1000
+        rows.append([*_cpu_row(f"{run.rate:g}/s", ms, names), f"{cores:.2f}"])
+    header = ["offered", *names[:-2], "NetSuite sink", "wrk", "total", "cores at that rate"]
+    return table(header, rows)
+
+
+def _trips_row(label: str, t: Trips) -> list[str]:
+    return [
+        label,
+        f"{t.postgres:.1f}",
+        f"{t.statements:.1f}",
+        f"{t.redis:.1f}",
+        f"{t.commands:.1f}",
+    ]
+
+
+def trips_section(trips: RoundTrips) -> str:
+    rows = [
+        _trips_row(f"per webhook, distinct orders (API; {trips.webhooks})", trips.per_webhook),
+        _trips_row(
+            f"per webhook, one hot order (API; {trips.hot_webhooks})", trips.per_hot_webhook
+        ),
+        _trips_row(f"per delivery (worker; {trips.deliveries})", trips.per_delivery),
+        _trips_row("API idle, per second", trips.idle_api),
+        _trips_row("worker idle, per second", trips.idle_worker),
+    ]
+    header = ["", "Postgres round trips", "statements", "Redis round trips", "Redis commands"]
+    note = (
+        "\n\n**Incomplete:** a connection was encrypted, so its messages were not counted."
+        if trips.unreadable
+        else ""
+    )
+    return table(header, rows) + note
+
+
+def machine_section(m: MachineLoad) -> str:
+    cores = os.cpu_count() or 1
+    busy = m.load_before > BUSY_LOAD or m.other_cores > BUSY_OTHER_CORES
+    verdict = (
+        "**The machine was busy** (other work shared its cores): every figure here is noisy; "
+        "compare ratios within this run, not absolute rates across runs."
+        if busy
+        else "The machine was otherwise quiet."
+    )
+    return (
+        f"Load average (1 min): {m.load_before:.2f} before the run, up to {m.load_max:.2f} "
+        f"during it (the benchmark's own processes count in it). Processes other than the "
+        f"benchmark's used {m.other_cores:.2f} of the {cores} cores on average over the "
+        f"{m.seconds:.0f} s run (the machine's busy time less the CPU of the benchmark's "
+        f"processes, its databases' backends and its share of Redis; Postgres's own "
+        f"background writers count as others). {verdict}"
+    )
+
+
+def generator_cpu(run: Run) -> str:
+    def us(values: Iterable[float]) -> str:
+        return f"{median(values):.0f} µs"
+
+    rounds = run.rounds
+    return (
+        f"wrk's own CPU per request (median): {us(r.ceiling.cpu_us_per_request for r in rounds)}"
+        f" against the null endpoint, {us(r.floor.wrk.cpu_us_per_request for r in rounds)} "
+        f"against the floor, {us(r.gateway.wrk.cpu_us_per_request for r in rounds)} against "
+        f"the gateway, {us(x.wrk.cpu_us_per_request for x in run.rates)} in the open-loop runs "
+        "(its start and connections included, which weigh most on the slowest runs)."
+    )
+
+
+def render(run: Run) -> str:
+    ceiling = median(r.ceiling.throughput for r in run.rounds)
+    drained, drain_seconds = run.drain
+    cores = os.cpu_count() or 1
+    return f"""# Benchmarks
+
+Written by `make bench` (`python -m bench.run --help` for the settings). Everything runs on
+this one machine: the load generator, the null endpoint, the floor, the gateway's API and
+worker, the NetSuite simulator as the ERP sink, Postgres and Redis.
+
+Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {cores} cores,
+Python {platform.python_version()}; {run.settings}.
+Generator: {run.tools["wrk"]} (closed loop; open loop with a schedule in its Lua script,
+bench/wrk.lua). Null endpoint: {run.tools["nginx"]}, one worker process, `return 202`.
+
+{machine_section(run.machine)}
+
+## How to read it
+
+- **Ceiling**: wrk against the null endpoint, with the same script, connections and requests:
+  the most this generator can measure here. A measurement at ≥ {VOID_SHARE:.0%} of its
+  round's ceiling measured the generator, not the server: it is marked **void** and left out
+  of the ratios.
+- **Floor**: a bare FastAPI + asyncpg endpoint doing one INSERT of the body
+  (bench/baseline_app.py): what any Python web service on this stack can do here.
+- **Gateway**: `POST /webhooks/shop` with distinct signed Shopify orders (presigned, one per
+  request; none repeats in a run, a repeat would be answered 200 as a duplicate and is
+  counted), and one hot order re-sent under new webhook ids (the same body each time:
+  recognised by its body hash, answered 200 as a duplicate, nothing stored).
+- Rounds alternate ceiling, floor, gateway and hot order, so drift hits all alike.
+
+## Ingest: signed order webhooks accepted per second (closed loop)
+
+{ingest_section(run.rounds)}
+
+{generator_cpu(run)}
+
+CPU milliseconds per request, by process (median of the rounds):
+
+{ingest_cost_section(run.rounds)}
+
+## End to end: webhook accepted → sales order in the NetSuite sink
+
+Open loop: wrk sends on a fixed schedule whatever the answers (a request more than 50 ms
+behind its due time is counted as sent late: every connection was waiting on the gateway).
+Latency is the gateway's own `delivered_at - accepted_at` of each delivery (2 NetSuite calls
+per order: the customer and the sales order upserts, each signed with TBA); one API
+process, one arq worker.
+
+{e2e_section(run.rates, ceiling)}
+
+CPU milliseconds per delivered order, by process (from the first request until the last
+order is delivered):
+
+{e2e_cost_section(run.rates)}
+
+Backlog drain (the {drained} orders left in the outbox by the ingest rounds, one worker
+started on them): {drained / max(drain_seconds, 1e-9):,.0f} orders/s, worker start included.
+
+## Round trips
+
+Counted on the wire by proxies between each process and Postgres / Redis (bench/wire.py),
+in a pass of their own at a low rate, idle traffic (polls, heartbeats) measured and taken
+out. A Postgres round trip is one Sync or simple Query (each answered by one ReadyForQuery:
+BEGIN and COMMIT count); a Redis round trip is one turn of the client (a pipeline is one).
+
+{trips_section(run.trips)}
+"""
