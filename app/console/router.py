@@ -518,7 +518,7 @@ async def run_job(
     request: Request, user: Operator, rt: RuntimeDep, name: str, back: Back = None
 ) -> Response:
     out = await jobs_api.run_job(name=name, rt=rt, actor=user.actor)
-    return done(request, back, f"Job {name} ran: {out.result}.", data={"result": out.result})
+    return done(request, back, f"Job {name} ran: result {out.result}.", data={"result": out.result})
 
 
 @router.post("/connections/{connection_id}/{action}")
