@@ -248,6 +248,20 @@ class ConnectionState(SQLModel, table=True):
     breaker_reopens_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
 
 
+class MaintenanceWindowRow(SQLModel, table=True):
+    """A maintenance window an operator added through the API (``app.maintenance``); the
+    config file's are not stored. Read by every process at each claim and poll."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
+    connection_id: str = Field(max_length=64, index=True)
+    # app.configuration.maintenance.MaintenanceWindow as JSON (from, to, every, timezone…)
+    window: dict[str, Any] = Field(sa_column=sa.Column(JSONType, nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    created_by: str | None = Field(default=None, max_length=80)
+
+
 class WorkerHeartbeat(SQLModel, table=True):
     """Every delivering process says it is alive and whether it can consume (for /readyz)."""
 

@@ -123,6 +123,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 TABLES = (
+    "maintenance_windows",
     "incident_notices",
     "incidents",
     "audit_log",
