@@ -145,6 +145,7 @@ def create_app(
 
     from app.erasure.router import router as erasure_router
     from app.health import router as health_router
+    from app.incidents.router import router as incidents_router
     from app.ingest.router import router as ingest_router
     from app.ops.router import router as ops_router
 
@@ -152,5 +153,6 @@ def create_app(
     app.include_router(health_router)
     app.include_router(ops_router, prefix="/api/v1")
     app.include_router(erasure_router, prefix="/api/v1")
+    app.include_router(incidents_router, prefix="/api/v1")
     install_console(app)
     return app

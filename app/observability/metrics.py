@@ -125,6 +125,20 @@ WORKERS = Gauge(
     ["state"],
 )
 
+INCIDENTS_OPEN = Gauge(
+    "gateway_incidents_open",
+    "1 while an incident is open (a silent flow, webhooks the store stopped sending, a breaker "
+    "open too long, a failing or empty poll, new dead letters, an old pending delivery), by "
+    "kind, connection and flow (the poll stream for poll kinds): GET /api/v1/incidents.",
+    ["kind", "connection", "flow"],
+)
+NOTIFICATIONS = Counter(
+    "gateway_notifications_total",
+    "Incident messages to notification sinks, by sink, message (firing, resolved, test) and "
+    "result (sent, failed: retried with backoff).",
+    ["sink", "message", "result"],
+)
+
 # Read from the database at each scrape of the API's /metrics (app.observability.snapshot),
 # so right whatever process acted. A worker's own copy is only what it last saw itself (stale
 # once another process changes the state), so its metrics port leaves these out.
@@ -137,6 +151,7 @@ DATABASE_GAUGES = frozenset(
         "gateway_webhooks_quarantined",
         "gateway_findings_last_24h",
         "gateway_workers",
+        "gateway_incidents_open",
     }
 )
 

@@ -15,7 +15,7 @@ from sqlmodel import col
 from app.delivery.heartbeat import live_workers
 from app.delivery.sweeper import refresh_queue_gauges
 from app.ingest.quarantine import refresh_quarantine_gauge
-from app.models import Finding, PollCursor, utcnow
+from app.models import Finding, Incident, IncidentStatus, PollCursor, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
 
@@ -23,6 +23,7 @@ FINDINGS_WINDOW = timedelta(hours=24)
 WORKER_STATES = ("consuming", "starting", "queue_unreachable", "stopping")
 
 _finding_kinds: set[str] = set()  # kinds shown once stay, at 0, rather than vanish
+_incident_labels: set[tuple[str, str, str]] = set()  # likewise, an incident once open
 
 
 async def refresh_database_gauges(rt: Runtime) -> None:
@@ -43,6 +44,13 @@ async def refresh_database_gauges(rt: Runtime) -> None:
             )
         ).all()
         workers = await live_workers(session)
+        incidents = (
+            await session.execute(
+                sa.select(
+                    col(Incident.kind), col(Incident.connection_id), col(Incident.flow)
+                ).where(col(Incident.status) == IncidentStatus.OPEN)
+            )
+        ).all()
     for conn in rt.config.connections:
         for stream in conn.poll.streams if conn.poll is not None else ():
             metrics.POLL_FAILING.labels(conn.id, stream).set(int((conn.id, stream) in failing))
@@ -52,3 +60,7 @@ async def refresh_database_gauges(rt: Runtime) -> None:
         metrics.FINDINGS_LAST_24H.labels(kind).set(counts.get(kind, 0))
     for state in {*WORKER_STATES, *(w.state for w in workers)}:
         metrics.WORKERS.labels(state).set(sum(w.state == state for w in workers))
+    open_now = {(str(kind), str(conn), str(flow)) for kind, conn, flow in incidents}
+    _incident_labels.update(open_now)
+    for labels in _incident_labels:
+        metrics.INCIDENTS_OPEN.labels(*labels).set(int(labels in open_now))

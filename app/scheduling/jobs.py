@@ -1,5 +1,6 @@
 """Scheduled work: polling for changes, stock reconciliation, sale price start and end,
-erase requests (``app.erasure.job``), retention (``app.retention.job``).
+erase requests (``app.erasure.job``), retention (``app.retention.job``), incidents
+(``app.incidents.job``).
 
 Plain async functions over a Runtime; arq runs ``run_due_jobs`` as a cron job and the
 in-process worker calls it from its loop. Each job first claims its slot with one UPDATE on
@@ -29,6 +30,7 @@ from app.flows.plan import PlanContext, Planned
 from app.flows.recorder import not_seen, record_events, record_planned
 from app.flows.rules import effective_rules
 from app.flows.state import mapping_table
+from app.incidents.job import run_incidents
 from app.ingest.quarantine import keep_unparsed
 from app.ingest.reads import run_reads
 from app.models import Finding as FindingRow
@@ -90,6 +92,10 @@ async def run_due_jobs(rt: Runtime) -> dict[str, int]:
         rt, GATEWAY, "reconcile", rules.inventory.reconcile_interval_seconds
     ):
         done["reconcile"] = await reconcile_inventory(rt)
+    if rt.config.monitoring.enabled and await _claim(
+        rt, GATEWAY, "incidents", rt.config.monitoring.interval_seconds
+    ):
+        done["incidents"] = await run_incidents(rt)
     return done
 
 
@@ -227,18 +233,16 @@ async def poll_stream(rt: Runtime, connection_id: str, stream: str) -> int:
 async def _store_cursor(
     session: AsyncSession, connection_id: str, stream: str, cursor: str | None, count: int
 ) -> None:
-    await upsert(
-        session,
-        PollCursor,
-        {
-            "connection_id": connection_id,
-            "stream": stream,
-            "cursor": cursor,
-            "last_count": count,
-            "last_error": None,
-        },
-        key=["connection_id", "stream"],
-    )
+    values: dict[str, Any] = {
+        "connection_id": connection_id,
+        "stream": stream,
+        "cursor": cursor,
+        "last_count": count,
+        "last_error": None,
+    }
+    if count:  # for the poll_empty detector (app.incidents)
+        values["last_events_at"] = utcnow()
+    await upsert(session, PollCursor, values, key=["connection_id", "stream"])
 
 
 async def _poll_failed(rt: Runtime, connection_id: str, stream: str, exc: Exception) -> None:
