@@ -16,6 +16,8 @@ from sqlmodel import col
 
 from app.db import transaction
 from app.delivery.outbox import DELIVERIES, Outcome
+from app.maintenance.store import IN_MAINTENANCE, has_stored_windows, windows_for
+from app.maintenance.windows import Window, window_at
 from app.models import (
     CanonicalEventRow,
     ConnectionState,
@@ -26,6 +28,7 @@ from app.models import (
     UTCDateTime,
     utcnow,
 )
+from app.observability import metrics
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.validation import describe_errors
@@ -106,8 +109,9 @@ def _claim_statement(*, with_event: bool = False) -> Any:
             updated_at=now,
         )
     )
+    windows = has_stored_windows().label("has_stored_windows")
     if not with_event:
-        return stmt.returning(*DELIVERIES.columns)
+        return stmt.returning(*DELIVERIES.columns, windows)
     # Postgres: UPDATE … FROM the event row, so the claim also brings the event (one round
     # trip less per delivery). SQLite cannot return columns of a FROM table.
     events = CanonicalEventRow.__table__  # type: ignore[attr-defined]
@@ -115,6 +119,7 @@ def _claim_statement(*, with_event: bool = False) -> Any:
         *DELIVERIES.columns,
         events.c.occurred_at.label("event_occurred_at"),
         events.c.payload.label("event_payload"),
+        windows,
     )
 
 
@@ -154,6 +159,12 @@ async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
             return _why_not_claimed(unclaimed, now) if unclaimed else Outcome("skipped", "missing")
         returned = claimed._mapping
         delivery = Delivery(**{name: returned[name] for name in _DELIVERY_COLUMNS})
+        windows = await windows_for(
+            session, rt, delivery.destination, stored=bool(returned["has_stored_windows"])
+        )
+        window = window_at(windows, now) if windows else None
+        if window is not None:
+            return await _wait_for_window(session, delivery, window, now)
         if postgres:
             occurred_at, event_payload = returned["event_occurred_at"], returned["event_payload"]
         else:
@@ -253,7 +264,43 @@ def rule_needs(directives: dict[str, Any] | None) -> list[MappingNeed]:
     return [MappingNeed(kind, key) for kind, keys in wanted.items() for key in keys]
 
 
+async def _wait_for_window(
+    session: AsyncSession, delivery: Delivery, window: Window, now: datetime
+) -> Outcome:
+    """The destination is in a maintenance window: back to pending until it ends, in the
+    claim's own transaction (nobody sees it in flight), without an attempt, a call or a
+    breaker failure. The sweeper queues it when it is due; the window's time does not count
+    against the retry window of a delivery that was failing before."""
+    failing_since = delivery.failing_since
+    if failing_since is not None:
+        failing_since += window.end - now
+    reason = f" ({window.reason})" if window.reason else ""
+    await session.execute(
+        sa.update(DELIVERIES)
+        .where(DELIVERIES.c.id == delivery.id)
+        .values(
+            status=DeliveryStatus.PENDING,
+            next_attempt_at=window.end,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+            failing_since=failing_since,
+            last_error_class=IN_MAINTENANCE,
+            last_error=f"{delivery.destination} is in a maintenance window{reason} until "
+            f"{window.end.isoformat()}; the delivery goes out then, no attempt used",
+        )
+    )
+    metrics.DELIVERY_OUTCOMES.labels(delivery.destination, "maintenance").inc()
+    log.info("delivery waits: destination in maintenance", until=window.end.isoformat())
+    # nothing queued: the sweeper takes it once it is due (or a deleted window releases it)
+    return Outcome("skipped", DeliveryStatus.PENDING)
+
+
 def _why_not_claimed(delivery: Delivery, now: datetime) -> Outcome:
+    if delivery.status == DeliveryStatus.PENDING and delivery.last_error_class == IN_MAINTENANCE:
+        # the sweeper takes it when its window ends; a job held until then would swallow
+        # the earlier wake-up of a deleted window
+        return Outcome("skipped", delivery.status)
     if delivery.status == DeliveryStatus.PENDING and delivery.next_attempt_at > now:
         return Outcome("retry", delivery.status, delivery.next_attempt_at)
     if delivery.status == DeliveryStatus.IN_FLIGHT and delivery.lease_expires_at:

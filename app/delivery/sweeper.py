@@ -9,7 +9,8 @@ should be running and queues it again (duplicate enqueues collapse):
 - in-flight deliveries whose lease expired (their worker died);
 - for a destination whose breaker is open and due for a trial, the oldest waiting delivery
   (one trial at a time is enforced by the breaker itself);
-- for a destination whose breaker closed, what still waits for it.
+- for a destination whose breaker closed, what still waits for it;
+- what waited for a maintenance window that was deleted or shortened (``app.maintenance``).
 
 It runs in every process that can queue work (``serve`` and each worker); on Postgres an
 advisory lock lets one of them sweep at a time.
@@ -32,6 +33,7 @@ from app.delivery.claim import not_blocked
 from app.delivery.destination import record_breaker, release_waiting
 from app.delivery.outbox import DELIVERIES, WAITING_FOR_DESTINATION
 from app.delivery.queue import QueueUnavailable
+from app.maintenance.store import release_ended
 from app.models import ConnectionState, Delivery, DeliveryStatus, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
@@ -53,6 +55,7 @@ async def sweep(rt: Runtime) -> int:
         await _reconcile_breakers(session, rt, now)
         breakers = await _mirrored_breakers(session)
         await _release_recovered(session, rt, breakers, now)
+        await release_ended(session, rt, now)
         trials = await _trial_candidates(session, breakers, now)
         due = await _due(session, now)
         abandoned = await _abandoned(session, now)

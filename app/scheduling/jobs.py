@@ -11,7 +11,7 @@ restart resumes from the stored cursor.
 from __future__ import annotations
 
 import weakref
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,7 @@ from app.flows.state import mapping_table
 from app.incidents.job import run_incidents
 from app.ingest.quarantine import keep_unparsed
 from app.ingest.reads import run_reads
+from app.maintenance.store import in_maintenance
 from app.models import Finding as FindingRow
 from app.models import PollCursor, PriceRecord, StockLevel, utcnow
 from app.observability import metrics
@@ -62,9 +63,10 @@ def _started(rt: Runtime) -> set[tuple[str, str]]:
 async def run_due_jobs(rt: Runtime) -> dict[str, int]:
     """Run every job whose interval has passed; returns what each did (for logs and tests)."""
     done: dict[str, int] = {}
+    closed = await _in_maintenance(rt)
     for conn in rt.config.connections:
-        if conn.poll is None:
-            continue
+        if conn.poll is None or conn.id in closed:
+            continue  # in maintenance: not a failure; the poll runs once the window ends
         for stream in conn.poll.streams:
             if await _claim(rt, conn.id, stream, conn.poll.interval_seconds):
                 done[f"poll:{conn.id}:{stream}"] = await poll_stream(rt, conn.id, stream)
@@ -81,6 +83,8 @@ async def run_due_jobs(rt: Runtime) -> dict[str, int]:
     started = _started(rt)
     for conn in rt.config.connections:
         connector = rt.connector(conn.id)
+        if conn.id in closed:
+            continue  # its own jobs call it too: they wait for the window's end as well
         for job in connector.jobs() if connector is not None else []:
             stream = f"job:{job.name}"
             # a job that runs at start runs once in every process that starts, due or not
@@ -97,6 +101,25 @@ async def run_due_jobs(rt: Runtime) -> dict[str, int]:
     ):
         done["incidents"] = await run_incidents(rt)
     return done
+
+
+_SKIP_LOGGED: dict[str, datetime] = {}  # connection → end of the window last logged
+
+
+async def _in_maintenance(rt: Runtime) -> dict[str, datetime]:
+    """The connections in a maintenance window now (their polls and jobs wait), logged once
+    per window."""
+    async with transaction(rt.sessions) as session:
+        closed = await in_maintenance(session, rt, utcnow())
+    for connection_id, until in closed.items():
+        if _SKIP_LOGGED.get(connection_id) != until:
+            _SKIP_LOGGED[connection_id] = until
+            log.info(
+                "connection in maintenance: its polls and jobs wait for the window's end",
+                connection_id=connection_id,
+                until=until.isoformat(),
+            )
+    return closed
 
 
 async def run_connector_job(rt: Runtime, connection_id: str, stream: str, job: ConnectorJob) -> int:
