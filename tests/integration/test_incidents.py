@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 import structlog
 from prometheus_client import REGISTRY
+from sqlmodel import col
 from structlog.testing import capture_logs
 
 from app import models
@@ -103,7 +104,7 @@ async def gateway_rt(clean_db: str) -> AsyncIterator[Callable[..., Awaitable[Run
 async def add_orders(rt: Runtime, times: list[datetime], *, polled: bool = True) -> None:
     """Orders in the gateway's history at ``times`` (backdated canonical events; ``polled``
     ones have no inbound event, as a poll records them)."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "inbound_event_id": None,
             "source": "shop",
@@ -158,7 +159,9 @@ async def notices_of(rt: Runtime) -> list[IncidentNotice]:
 
 async def findings(rt: Runtime, kind: str) -> list[Finding]:
     async with rt.sessions() as session:
-        return list((await session.scalars(sa.select(Finding).where(Finding.kind == kind))).all())
+        return list(
+            (await session.scalars(sa.select(Finding).where(col(Finding.kind) == kind))).all()
+        )
 
 
 # --- the done-when ----------------------------------------------------------------------------
