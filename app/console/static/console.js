@@ -60,6 +60,12 @@
 
   document.addEventListener("submit", async (event) => {
     const form = event.target;
+    // what cannot simply be replayed asks first (a rejection, a pause, a deleted mapping)
+    const question = event.submitter?.dataset.confirm || form.dataset.confirm;
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+      return;
+    }
     if (form.matches("[data-bulk]")) {
       event.preventDefault();
       // formAction is the page's own URL when the button has no formaction of its own
