@@ -158,7 +158,10 @@ class Delivery(SQLModel, table=True):
     entity_key: str = Field(max_length=256, index=True)
     ordering_key: str = Field(max_length=256)
     status: str = Field(default=DeliveryStatus.PENDING, max_length=16)
+    # attempts ever made: numbers them, and a replay keeps counting (attempt 4, 5…)
     attempts: int = 0
+    # attempts of the current run (a replay starts a new one): backoff counts from these
+    run_attempts: int = 0
     next_attempt_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
@@ -167,7 +170,8 @@ class Delivery(SQLModel, table=True):
     parked_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
     needs: list[dict[str, str]] | None = Field(default=None, sa_column=sa.Column(JSONType))
     accepted_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
-    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    # indexed: the operator list filters by time range (since/until)
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     delivered_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime()))
     # what the rules of this route made of the event (None: the canonical payload as is)
@@ -216,7 +220,8 @@ class EntityLink(SQLModel, table=True):
     connection_id: str = Field(max_length=64)
     entity_type: str = Field(max_length=32)
     our_key: str = Field(max_length=256, index=True)
-    remote_id: str = Field(max_length=256)
+    # indexed: an operator finds an entity by the ERP's document id (app/ops/search.py)
+    remote_id: str = Field(max_length=256, index=True)
     updated_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
 
 
