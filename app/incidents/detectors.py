@@ -290,3 +290,11 @@ def oldest_pending(
         {"oldest_created_at": oldest.isoformat(), "age_seconds": round(age.total_seconds())},
         since=oldest + threshold,
     )
+
+
+def in_maintenance(obs: Observation, closed: set[str]) -> Observation:
+    """A connection in a maintenance window is expected to be quiet, slow or unreachable:
+    nothing is raised for it until the window ends (an incident already open stays open)."""
+    if obs.state == "bad" and obs.key.connection in closed:
+        return Observation(obs.key, "unknown", details={"in_maintenance": True})
+    return obs

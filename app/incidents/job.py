@@ -17,6 +17,7 @@ from app.incidents import detectors as d
 from app.incidents import stats
 from app.incidents.engine import Changes, apply
 from app.incidents.notices import send_due
+from app.maintenance.store import in_maintenance
 from app.models import utcnow
 from app.runtime import Runtime
 
@@ -53,7 +54,7 @@ def floor_for(floors: list[SilenceFloor], source: str, flow: str) -> SilenceFloo
 
 async def observe(session: AsyncSession, rt: Runtime, now: datetime) -> list[d.Observation]:
     """Every detector's observation now (the flows of the routes, their destinations, the
-    configured polls)."""
+    configured polls); none raises anything for a connection in a maintenance window."""
     monitoring = rt.config.monitoring
     observations: list[d.Observation] = []
     sources = sorted({(r.from_, r.flow) for r in rt.config.routes})
@@ -61,7 +62,8 @@ async def observe(session: AsyncSession, rt: Runtime, now: datetime) -> list[d.O
         observations += await _flow_observations(session, rt, monitoring, source, flow, now)
     observations += await _delivery_observations(session, rt, monitoring, now)
     observations += await _poll_observations(session, rt, monitoring, now)
-    return observations
+    closed = set(await in_maintenance(session, rt, now))
+    return [d.in_maintenance(obs, closed) for obs in observations]
 
 
 async def _flow_observations(

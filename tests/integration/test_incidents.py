@@ -562,6 +562,26 @@ async def test_an_incident_whose_detector_is_turned_off_is_resolved(gateway_rt: 
     assert resolved.data["why"] == "no longer watched"
 
 
+async def test_nothing_is_raised_for_a_connection_in_maintenance(gateway_rt: Any) -> None:
+    now = utcnow().replace(microsecond=0)
+    start, end = (now - timedelta(hours=1)).isoformat(), (now + timedelta(hours=1)).isoformat()
+    text = config_with("  breaker_open_minutes: 10\n  oldest_pending_minutes: 20\n").replace(
+        "    type: netsuite\n",
+        f'    type: netsuite\n    maintenance: [{{from: "{start}", to: "{end}"}}]\n',
+        1,
+    )
+    rt = await gateway_rt(text)
+    await breaker(rt, "open", now - timedelta(minutes=30))
+    await seed(rt, status="pending", created_at=now - timedelta(minutes=30))
+    await run_incidents(rt, now)
+    assert await incidents(rt) == []
+    await run_incidents(rt, now + timedelta(hours=1, minutes=1))  # the window has ended
+    assert sorted(i.kind for i in await incidents(rt, status="open")) == [
+        "breaker_open",
+        "oldest_pending",
+    ]
+
+
 # --- secrets ----------------------------------------------------------------------------------
 
 
