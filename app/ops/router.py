@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from app.api.deps import OperatorActor, PiiDep, RuntimeDep, SessionDep, ViewerDep
 from app.api.params import UtcDateTime, id_path
@@ -18,10 +18,11 @@ from app.api.pii import mask_response
 from app.approvals.router import router as approvals_router
 from app.audit.router import router as audit_router
 from app.audit.service import record_action
+from app.errors import NotFound, Unprocessable
 from app.flows.api import router as flows_router
 from app.mappings.router import router as mappings_router
 from app.models import DeliveryStatus
-from app.ops import connections, deliveries, events, inbound_events
+from app.ops import connections, deliveries, events, inbound_events, search
 from app.ops import trace as tracing
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.ops.quarantine import router as quarantine_router
@@ -344,24 +345,101 @@ async def resume_connection(
 # --- trace --------------------------------------------------------------------------------
 
 
+def connection_ids(rt: RuntimeDep) -> tuple[str, ...]:
+    """The config's connection ids: where an order number, an id or an e-mail is looked up."""
+    return tuple(c.id for c in rt.config.connections)
+
+
+# a default, so the console can call these endpoints as functions without it
+ConnectionIds = Annotated[tuple[str, ...], Depends(connection_ids)]
+SearchQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=search.MAX_QUERY_CHARS,
+        description="an order number (#1019 or 1019), a customer's e-mail (operator and "
+        "pii-reader keys), an ERP document's id (e.g. the NetSuite sales order id), a SKU, an "
+        "id at the source, or an entity key",
+        openapi_examples={
+            "order number": {"value": "#1019"},
+            "e-mail": {"value": "jane@example.com"},
+            "NetSuite sales order id": {"value": "5521"},
+            "SKU": {"value": "TSHIRT-RED-M"},
+        },
+    ),
+]
+_SEARCH_FORBIDDEN: dict[int | str, dict[str, str]] = {
+    403: {"description": "an e-mail searched with a viewer key (it may not see personal data)"}
+}
+
+
+@router.get(
+    "/search",
+    tags=["trace"],
+    summary="Find entities by order number, e-mail, ERP id or SKU",
+    description="The entities `q` names, most specific first: an entity key, an order "
+    "number (`#1019` or `1019`), an id at the source, an id another system gave it (the "
+    "NetSuite sales order id, a customer's internal id), a customer's e-mail (any case; "
+    "needs an operator or pii-reader key), a SKU (its product, prices, stock per location, "
+    f"availability and the orders with a line of it). At most {search.MAX_MATCHES}, one "
+    "page (`next_cursor` is null). Each item's `entity_key` opens its trace." + _MASKED,
+    responses=_SEARCH_FORBIDDEN,
+)
+async def search_entities(
+    session: SessionDep, pii: PiiDep, q: SearchQuery, sources: ConnectionIds = ()
+) -> Page[search.Match]:
+    found = await search.find(session, q, sources, may_see_pii=pii)
+    page: Page[search.Match] = Page(items=found, next_cursor=None)
+    return page if pii else mask_response(page)
+
+
 @router.get(
     "/trace",
     tags=["trace"],
     summary="Trace one business entity across systems",
     description="Inbound events → canonical events → deliveries (status, attempts, last "
-    "error) → the entity's ids in other systems, plus its customer's. 404 if nothing is "
-    "known about the entity. Viewer keys get e-mail addresses masked (a guest customer's "
-    "key holds one).",
-    responses=_NOT_FOUND,
+    "error) → the entity's ids in other systems, plus its customer's. Name the entity by "
+    "`entity_key`, or by what you know with `q` (the same as `/search`): the trace is of the "
+    "first match, and `matches` lists them all (an e-mail names the customer and each of "
+    "its orders). 404 if nothing is known. Viewer keys get e-mail addresses masked (a guest "
+    "customer's key holds one) and cannot search by e-mail (403).",
+    responses={**_NOT_FOUND, **_SEARCH_FORBIDDEN},
 )
 async def trace(
     session: SessionDep,
     pii: PiiDep,
     entity_key: Annotated[
-        str, Query(min_length=1, max_length=256, description="e.g. shop:order:1001")
-    ],
+        str | None,
+        Query(min_length=1, max_length=256, description="e.g. shop:order:1001"),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=search.MAX_QUERY_CHARS,
+            description="what you know: #1019, an e-mail, an ERP id, a SKU (see /search)",
+        ),
+    ] = None,
+    sources: ConnectionIds = (),
 ) -> TraceOut:
+    if (entity_key is None) == (q is None):
+        raise Unprocessable(
+            "give either entity_key or q",
+            hint="q takes an order number (#1019), an e-mail, an ERP document id or a SKU",
+        )
+    matches: list[search.Match] = []
+    if q is not None:
+        matches = await search.find(session, q, sources, may_see_pii=pii)
+        if not matches:
+            raise NotFound(
+                f"nothing matches {q!r}",
+                hint="try the order number with or without #, the customer's e-mail, the "
+                "ERP's document id, a SKU, or an entity key like shop:order:1001",
+            )
+        entity_key = matches[0].entity_key
+    assert entity_key is not None
     out = await tracing.trace_entity(session, entity_key)
+    out.matches = matches
     return out if pii else mask_response(out)
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.params import BodyId, SafeStr
 from app.models import DeliveryStatus
+from app.ops.search import Match
 
 DeliveryStatusName = Literal[
     "pending", "in_flight", "delivered", "parked", "held", "dead", "superseded", "rejected"
@@ -300,3 +301,7 @@ class TraceOut(BaseModel):
         description="the entity's ids in other systems, plus its customer's"
     )
     truncated: bool = Field(description="true if only the newest events are shown")
+    matches: list[Match] = Field(
+        default_factory=list,
+        description="with `q`: every entity it names, the traced one first",
+    )

@@ -15,8 +15,8 @@ import hmac
 import math
 import re
 import time
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal, TypeVar
 
 from kernel.canonical.common import shown
 from kernel.errors import SignatureError
@@ -25,6 +25,8 @@ Algorithm = Literal["sha256", "sha1"]
 Encoding = Literal["hex", "base64"]
 _DIGESTS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # ASCII digits only, and no absurd lengths
+K = TypeVar("K")
+R = TypeVar("R")
 
 
 def _key(secret: str | bytes) -> bytes:
@@ -85,6 +87,19 @@ def verify_hmac(
     expected = prefix + compute(secret, message, algorithm=algorithm, encoding=encoding)
     if not same(expected, given.strip()):
         raise SignatureError(f"{header} does not match {signed}")
+
+
+def verify_with_any(keys: Sequence[K], check: Callable[[K], R]) -> R:
+    """``check`` with each key in turn: the current secret first, then one being rotated out
+    (a connection's ``previous_webhook_secret``, accepted for verification only while it is
+    configured). The first that passes wins; when none does, the current key's error."""
+    first: SignatureError | None = None
+    for key in keys:
+        try:
+            return check(key)
+        except SignatureError as exc:
+            first = first or exc
+    raise first or SignatureError("no webhook secret is configured, so no signature can match")
 
 
 def require(headers: dict[str, str | None], *, scheme: str) -> dict[str, str]:

@@ -33,6 +33,7 @@ from typing import Any, cast
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from connectors._kit import signatures
 from connectors._kit.headers import checked_header
 from connectors._kit.http import StatusPolicy, send
 from connectors.custom import signing
@@ -94,8 +95,11 @@ class CustomCredentials(BaseModel):
     # whsec_<base64>: verifies the shop's webhooks, signs our pushes unless push_secret is set
     webhook_secret: Secret
     push_secret: Secret | None = None
+    # while rotating webhook_secret: the old one, still accepted on the shop's webhooks
+    # until you remove it (never used to sign)
+    previous_webhook_secret: Secret | None = None
 
-    @field_validator("webhook_secret", "push_secret")
+    @field_validator("webhook_secret", "push_secret", "previous_webhook_secret")
     @classmethod
     def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -141,6 +145,10 @@ class CustomConnector(Connector):
         creds: CustomCredentials = settings.credentials
         options: CustomOptions = settings.options
         self._webhook_key = signing.secret_key(creds.webhook_secret.get_secret_value())
+        self._verify_keys = [self._webhook_key]
+        if creds.previous_webhook_secret is not None:
+            previous = creds.previous_webhook_secret.get_secret_value()
+            self._verify_keys.append(signing.secret_key(previous))
         self._push_key = (
             signing.secret_key(creds.push_secret.get_secret_value())
             if creds.push_secret is not None
@@ -155,12 +163,12 @@ class CustomConnector(Connector):
 
     # --- inbound ----------------------------------------------------------------------
     def verify_signature(self, headers: Mapping[str, str], body: bytes) -> None:
-        signing.verify(
-            self._webhook_key,
-            headers,
-            body,
-            tolerance_seconds=self.tolerance_seconds,
-            now=self.clock(),
+        now = self.clock()
+        signatures.verify_with_any(
+            self._verify_keys,
+            lambda key: signing.verify(
+                key, headers, body, tolerance_seconds=self.tolerance_seconds, now=now
+            ),
         )
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:

@@ -97,6 +97,7 @@ from typing import Any
 
 import httpx
 
+from connectors._kit import signatures
 from connectors._kit.concurrency import limiter_for
 from connectors.netsuite import inbound, outbound
 from connectors.netsuite.auth import CREDENTIAL_KEYS, TbaCredentials
@@ -225,11 +226,13 @@ class NetSuiteConnector(Connector):
                 f"connection {self.config.id!r} has no credential {WEBHOOK_SECRET}; set it to "
                 "the secret the user-event script signs with"
             )
-        inbound.verify(
-            headers,
-            body,
-            secret.get_secret_value(),
-            tolerance_seconds=self.options.webhook_tolerance_seconds,
+        previous = self.config.credentials.previous_webhook_secret
+        secrets = [secret] if previous is None else [secret, previous]
+        signatures.verify_with_any(
+            [s.get_secret_value() for s in secrets],
+            lambda s: inbound.verify(
+                headers, body, s, tolerance_seconds=self.options.webhook_tolerance_seconds
+            ),
         )
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:

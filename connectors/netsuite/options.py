@@ -58,6 +58,8 @@ class NetSuiteCredentials(BaseModel):
     token_secret: Secret
     # only webhooks need it: a connection that only polls (or only receives) does without
     webhook_secret: Secret | None = None
+    # while rotating it: the old one, still accepted on webhooks until you remove it
+    previous_webhook_secret: Secret | None = None
 
 
 class NetSuiteOptions(BaseModel):

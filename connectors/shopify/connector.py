@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from connectors._kit import signatures
 from connectors._kit.headers import header
 from connectors.shopify import (
     backfill,
@@ -126,7 +127,10 @@ class ShopifyConnector(Connector):
             secret = self.config.secret(WEBHOOK_SECRET)
         except KeyError as exc:
             raise SignatureError(str(exc)) from None
-        inbound.verify_hmac(body, header(headers, inbound.HMAC_HEADER), secret)
+        previous = self.config.credentials.previous_webhook_secret
+        secrets = [secret] if previous is None else [secret, previous.get_secret_value()]
+        given = header(headers, inbound.HMAC_HEADER)
+        signatures.verify_with_any(secrets, lambda s: inbound.verify_hmac(body, given, s))
 
     async def receive(self, request: WebhookRequest) -> InboundAnswer:
         self.verify_signature(request.headers, request.body)

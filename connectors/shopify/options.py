@@ -18,6 +18,8 @@ class ShopifyCredentials(BaseModel):
     # the app's client secret (or the signing secret shown in the admin for webhooks made
     # there): it verifies every webhook
     webhook_secret: Secret
+    # while rotating it: the old one, still accepted on webhooks until you remove it
+    previous_webhook_secret: Secret | None = None
     # the Admin API access token (X-Shopify-Access-Token): every call out needs it
     access_token: Secret
 

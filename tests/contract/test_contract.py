@@ -328,6 +328,43 @@ async def test_a_wrong_secret_is_rejected(type_name: str) -> None:
 
 
 @pytest.mark.parametrize("type_name", TYPES)
+async def test_a_previous_webhook_secret_verifies_while_it_is_configured(type_name: str) -> None:
+    """Rotating the signing secret without downtime: the new one is webhook_secret, the old
+    one previous_webhook_secret; webhooks signed with either pass until the old one is
+    removed, then only the new one does."""
+    harness, hooks = webhooks_or_skip(type_name)
+    cls = _cls(type_name)
+    assert "previous_webhook_secret" in cls.Credentials.model_fields, (
+        f"{type_name} verifies webhooks but takes no previous_webhook_secret to rotate with"
+    )
+    old, new = harness.credentials()["webhook_secret"], harness.wrong_secret()
+    http = offline(harness).http
+    rotating = connect(
+        cls,
+        harness.connection(
+            credentials={
+                **harness.credentials(),
+                "webhook_secret": new,
+                "previous_webhook_secret": old,
+            }
+        ),
+        http,
+    )
+    rotated = connect(
+        cls, harness.connection(credentials={**harness.credentials(), "webhook_secret": new}), http
+    )
+    for webhook in hooks:  # signed with the old secret, as the sender still does
+        assert (
+            await outcome(rotating.receive(WebhookRequest(webhook.headers, webhook.body))) is None
+        )
+        resigned = harness.resign(webhook, webhook.body, secret=new)
+        assert await outcome(rotating.receive(WebhookRequest(resigned, webhook.body))) is None
+        exc = await outcome(rotated.receive(WebhookRequest(webhook.headers, webhook.body)))
+        typed(exc, SignatureError)
+        assert await outcome(rotated.receive(WebhookRequest(resigned, webhook.body))) is None
+
+
+@pytest.mark.parametrize("type_name", TYPES)
 async def test_a_stale_timestamp_is_rejected(type_name: str) -> None:
     harness, hooks = webhooks_or_skip(type_name)
     if harness.no_timestamp_reason:
