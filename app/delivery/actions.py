@@ -29,7 +29,9 @@ REPLAYABLE = (
 
 _FRESH: dict[str, Any] = {
     "status": DeliveryStatus.PENDING,
-    "attempts": 0,
+    # a new run: backoff starts over; ``attempts`` keeps counting, so the new attempts are
+    # numbered after the old ones (whose rows retention may have deleted)
+    "run_attempts": 0,
     "failing_since": None,
     "last_error": None,
     "last_error_class": None,

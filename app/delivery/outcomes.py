@@ -65,7 +65,8 @@ def decide(
     attempts: int,
     now: datetime,
 ) -> tuple[dict[str, Any], Outcome]:
-    """The delivery row's new values (status and error fields) and the engine's outcome."""
+    """The delivery row's new values (status and error fields) and the engine's outcome;
+    ``attempts`` are those of the current run (a replay starts a new one)."""
     name = classify(error)[0]
     message = error_message(error)
     if error is None:

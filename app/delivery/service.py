@@ -253,14 +253,17 @@ async def _finish(
 ) -> Outcome:
     now = utcnow()
     outcome_name, counts = classify(error)
+    # every attempt gets the next number, across replays; backoff counts this run's only
     attempts = delivery.attempts + (1 if counts else 0)
+    run_attempts = delivery.run_attempts + (1 if counts else 0)
     message = error_message(error)
     breaker = call.breaker.view if call.breaker is not None else None
     changes, outcome = decide(
-        rt.config.policy_for(delivery.destination), delivery, error, breaker, attempts, now
+        rt.config.policy_for(delivery.destination), delivery, error, breaker, run_attempts, now
     )
     values: dict[str, Any] = {
         "attempts": attempts,
+        "run_attempts": run_attempts,
         "updated_at": now,
         "lease_owner": None,
         "lease_expires_at": None,
