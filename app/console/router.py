@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import URL
 
 from app.api.deps import RuntimeDep, SessionDep
+from app.api.pii import mask_response
 from app.approvals import router as approvals_api
 from app.approvals.schemas import ApprovalOut, BulkDecisionRequest, DecisionRequest
 from app.console import health, mapping_overview
@@ -34,13 +35,13 @@ from app.console.auth import (
     sign_in,
 )
 from app.console.pages import PREFIX, ConsoleRoute, back_to, done, render
-from app.console.search import search as search_entities
-from app.errors import NotFound, Unprocessable
+from app.errors import Forbidden, NotFound, Unprocessable
 from app.flows import api as flows_api
 from app.mappings import router as mappings_api
 from app.mappings.schemas import MappingPut
 from app.models import DeliveryStatus
 from app.ops import router as ops_api
+from app.ops import search as search_service
 from app.ops.connections import connection_or_404
 from app.ops.pagination import DEFAULT_LIMIT, Page
 from app.ops.schemas import BulkReplayRequest, ConnectionOut, DeliveryOut
@@ -160,15 +161,22 @@ async def search(
     user: Viewer,
     session: SessionDep,
     rt: RuntimeDep,
-    q: Annotated[str, Query(max_length=256)] = "",
+    q: Annotated[str, Query(max_length=search_service.MAX_QUERY_CHARS)] = "",
 ) -> Response:
+    """What the operator API's search finds (``app.ops.search``); one match opens its trace."""
+    context: dict[str, Any] = {"q": q.strip(), "matches": None, "refused": None}
     if not q.strip():
-        return render(request, "search.html", {"q": "", "result": None})
-    result = await search_entities(session, rt, q, user.sees_pii)
-    if len(result.hits) == 1 and not result.mappings:
-        (hit,) = result.hits
-        return RedirectResponse(trace_url(hit.entity_key), status_code=303)
-    return render(request, "search.html", {"q": q, "result": result})
+        return render(request, "search.html", context)
+    sources = [c.id for c in rt.config.connections]
+    try:
+        found = await search_service.find(session, q, sources, may_see_pii=user.sees_pii)
+    except Forbidden as exc:  # an e-mail searched by a viewer
+        return render(request, "search.html", context | {"refused": exc.message})
+    if len(found) == 1:
+        return RedirectResponse(trace_url(found[0].entity_key), status_code=303)
+    page = Page[search_service.Match](items=found, next_cursor=None)
+    shown = page if user.sees_pii else mask_response(page)
+    return render(request, "search.html", context | {"matches": shown.items})
 
 
 def trace_url(entity_key: str) -> str:

@@ -178,7 +178,7 @@ async def test_no_page_shows_a_key_or_a_connection_secret(gw: Gateway) -> None:
         "/console/deliveries?status=held",
         f"/console/deliveries/{dead.delivery}",
         f"/console/trace?key={parked.entity_key}",
-        "/console/search?q=SKU-RED-M",
+        "/console/search?q=SKU",
         "/console/mappings",
         "/console/mappings/sku/erp",
         "/console/mappings/sku/erp/export",
