@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +20,7 @@ from app.delivery import actions
 from app.errors import Conflict, NotFound
 from app.models import Delivery, DeliveryAttempt, DeliveryStatus
 from app.ops.pagination import Page, page_of
-from app.ops.queries import newest_first
+from app.ops.queries import as_utc, newest_first
 from app.ops.schemas import (
     BULK_REPLAY_CAP,
     AttemptOut,
@@ -43,8 +44,14 @@ class DeliveryFilter:
     flow: str | None = None
     entity_key: str | None = None
     event_type: str | None = None
+    since: datetime | None = None  # created_at, inclusive
+    until: datetime | None = None  # created_at, exclusive
 
     def apply(self, stmt: Any) -> Any:
+        if self.since is not None:
+            stmt = stmt.where(col(Delivery.created_at) >= as_utc(self.since))
+        if self.until is not None:
+            stmt = stmt.where(col(Delivery.created_at) < as_utc(self.until))
         if self.statuses:
             stmt = stmt.where(col(Delivery.status).in_(list(self.statuses)))
         for column, value in (

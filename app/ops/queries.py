@@ -24,6 +24,15 @@ def as_utc(value: datetime | None) -> datetime | None:
         raise Unprocessable(f"{value.isoformat()}: {exc}") from None
 
 
+def check_range(since: datetime | None, until: datetime | None) -> None:
+    """422 for a time range that ends before it starts (it would silently list nothing)."""
+    if since is not None and until is not None and since > until:
+        raise Unprocessable(
+            f"since ({since.isoformat()}) is after until ({until.isoformat()})",
+            hint="since is inclusive, until exclusive: give since <= until",
+        )
+
+
 def newest_first(stmt: Any, id_column: Any, cursor: str | None, limit: int) -> Any:
     """``stmt`` ordered by ``id_column`` descending, from after the cursor, ``limit + 1``
     rows (``page_of`` trims the extra one into the next cursor)."""

@@ -26,6 +26,7 @@ from app.ops import connections, deliveries, events, inbound_events, search
 from app.ops import trace as tracing
 from app.ops.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from app.ops.quarantine import router as quarantine_router
+from app.ops.queries import check_range
 from app.ops.schemas import (
     BULK_REPLAY_CAP,
     BulkReplayOut,
@@ -87,9 +88,8 @@ Until = Annotated[
     summary="List canonical events",
     description="Canonical events with the inbound event they came from (topic, dedupe key) "
     "and the id and status of each delivery planned for them. `since`/`until` bound "
-    "`created_at` (since inclusive, until exclusive; no offset means UTC). "
-    + _NEWEST_FIRST
-    + _MASKED,
+    "`created_at` (since inclusive, until exclusive; no offset means UTC; 422 if since is "
+    "after until). " + _NEWEST_FIRST + _MASKED,
 )
 async def list_events(
     session: SessionDep,
@@ -103,6 +103,7 @@ async def list_events(
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[EventOut]:
+    check_range(since, until)
     where = events.EventFilter(source, entity_key, entity_type, event_type, since, until)
     page = await events.list_events(session, where, cursor, limit)
     return page if pii else mask_response(page)
@@ -175,7 +176,10 @@ async def get_inbound_event(
     summary="List deliveries",
     description="The outbox: one delivery per event and destination. Filter by one or more "
     f"`status` ({', '.join(DeliveryStatus.ALL)}); `status=dead` is what needs a person, "
-    "`status=parked` what waits for a mapping. " + _NEWEST_FIRST + _MASKED,
+    "`status=parked` what waits for a mapping. `since`/`until` bound `created_at` (since "
+    "inclusive, until exclusive; no offset means UTC; 422 if since is after until). "
+    + _NEWEST_FIRST
+    + _MASKED,
 )
 async def list_deliveries(
     session: SessionDep,
@@ -188,11 +192,14 @@ async def list_deliveries(
     flow: Annotated[str | None, Query(description="e.g. orders")] = None,
     entity_key: Annotated[str | None, Query(description="e.g. shop:order:1001")] = None,
     event_type: Annotated[str | None, Query(description="e.g. order.created")] = None,
+    since: Since = None,
+    until: Until = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[DeliveryOut]:
+    check_range(since, until)
     where = deliveries.DeliveryFilter(
-        tuple(status or ()), destination, source, flow, entity_key, event_type
+        tuple(status or ()), destination, source, flow, entity_key, event_type, since, until
     )
     page = await deliveries.list_deliveries(session, where, cursor, limit)
     return page if pii else mask_response(page)
