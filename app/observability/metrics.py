@@ -27,7 +27,8 @@ EVENTS_RECEIVED = Counter(
 DELIVERY_OUTCOMES = Counter(
     "gateway_delivery_outcomes_total",
     "Delivery attempts by destination and outcome "
-    "(delivered, transient, rate_limited, permanent, needs_mapping, dead, breaker_open).",
+    "(delivered, transient, rate_limited, permanent, needs_mapping, dead, breaker_open, "
+    "maintenance: the last two wait without a call or an attempt).",
     ["destination", "outcome"],
 )
 END_TO_END_SECONDS = Histogram(
@@ -124,6 +125,12 @@ WORKERS = Gauge(
     "(consuming, starting, queue_unreachable, stopping): none consuming, nothing is delivered.",
     ["state"],
 )
+CONNECTION_IN_MAINTENANCE = Gauge(
+    "gateway_connection_in_maintenance",
+    "1 while a connection is in a maintenance window (config file or API), else 0: its "
+    "deliveries wait without using attempts and its polls are skipped until the window ends.",
+    ["connection"],
+)
 
 INCIDENTS_OPEN = Gauge(
     "gateway_incidents_open",
@@ -152,6 +159,7 @@ DATABASE_GAUGES = frozenset(
         "gateway_findings_last_24h",
         "gateway_workers",
         "gateway_incidents_open",
+        "gateway_connection_in_maintenance",
     }
 )
 

@@ -1,8 +1,9 @@
 """The gauges the API's /metrics reads from the database at each scrape.
 
-Queue depth and age, breaker state, quarantined webhooks, failing polls, recent findings and
-live workers are facts about the whole system, not about one process: read from the database,
-they are right whatever process delivered, polled or recorded (``metrics.DATABASE_GAUGES``).
+Queue depth and age, breaker state, quarantined webhooks, failing polls, recent findings,
+live workers and connections in maintenance are facts about the whole system, not about one
+process: read from the database, they are right whatever process delivered, polled or
+recorded (``metrics.DATABASE_GAUGES``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlmodel import col
 from app.delivery.heartbeat import live_workers
 from app.delivery.sweeper import refresh_queue_gauges
 from app.ingest.quarantine import refresh_quarantine_gauge
+from app.maintenance.store import in_maintenance
 from app.models import Finding, Incident, IncidentStatus, PollCursor, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
@@ -51,7 +53,9 @@ async def refresh_database_gauges(rt: Runtime) -> None:
                 ).where(col(Incident.status) == IncidentStatus.OPEN)
             )
         ).all()
+        closed = await in_maintenance(session, rt, utcnow())
     for conn in rt.config.connections:
+        metrics.CONNECTION_IN_MAINTENANCE.labels(conn.id).set(int(conn.id in closed))
         for stream in conn.poll.streams if conn.poll is not None else ():
             metrics.POLL_FAILING.labels(conn.id, stream).set(int((conn.id, stream) in failing))
     counts = {str(kind): int(n) for kind, n in findings}

@@ -1,5 +1,5 @@
-"""Connections for operators: health (breaker, pause, queue depth, last success and error)
-from the database, and pause/resume of deliveries to one of them."""
+"""Connections for operators: health (breaker, pause, maintenance window, queue depth, last
+success and error) from the database, and pause/resume of deliveries to one of them."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from app.delivery import actions
 from app.delivery.breakers import BreakerView
 from app.delivery.sweeper import shown_state
 from app.errors import NotFound
+from app.maintenance.service import maintenance_now
+from app.maintenance.store import windows_by_connection
 from app.models import ConnectionState, Delivery, DeliveryStatus, utcnow
 from app.ops.pagination import Page
 from app.ops.schemas import ConnectionOut, QueueDepth, ResumeOut
@@ -74,6 +76,8 @@ async def _connections(
             )
         ).scalars()
     }
+    windows = await windows_by_connection(session, rt)
+    now = utcnow()
     out = []
     for conn in conns:
         state = states.get(conn.id)
@@ -93,6 +97,7 @@ async def _connections(
                 last_success_at=state.last_success_at if state else None,
                 last_error_at=state.last_error_at if state else None,
                 last_error=state.last_error if state else None,
+                maintenance=maintenance_now(windows.get(conn.id, []), now),
             )
         )
     return out

@@ -20,6 +20,7 @@ from app.audit.router import router as audit_router
 from app.audit.service import record_action
 from app.errors import NotFound, Unprocessable
 from app.flows.api import router as flows_router
+from app.maintenance.router import router as maintenance_router
 from app.mappings.router import router as mappings_router
 from app.models import DeliveryStatus
 from app.ops import connections, deliveries, events, inbound_events, search
@@ -57,6 +58,7 @@ router.include_router(flows_router)
 router.include_router(jobs_router)
 router.include_router(quarantine_router)
 router.include_router(audit_router)
+router.include_router(maintenance_router)
 
 _FORBIDDEN: dict[int | str, dict[str, str]] = {403: {"description": "needs an operator key"}}
 _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "no such resource"}}

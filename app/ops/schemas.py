@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.params import BodyId, SafeStr
+from app.maintenance.schemas import MaintenanceNowOut
 from app.models import DeliveryStatus
 from app.ops.search import Match
 
@@ -245,6 +246,10 @@ class ConnectionOut(BaseModel):
     last_success_at: datetime | None
     last_error_at: datetime | None
     last_error: str | None
+    maintenance: MaintenanceNowOut = Field(
+        description="its maintenance window open now and the next one "
+        "(GET /connections/{id}/maintenance-windows lists the windows)"
+    )
 
 
 class ResumeOut(ConnectionOut):

@@ -27,7 +27,8 @@ from app.scheduling import jobs
 from kernel.canonical.events import CanonicalEvent
 from kernel.errors import TransientError
 from kernel.types import DeliveryContext
-from tests.conftest import make_config, make_settings, wait_for
+from tests.api.conftest import OPERATOR
+from tests.conftest import make_config, make_settings, running_app, wait_for
 from tests.support.factories import make_order, seed_event
 from tests.support.fake_connector import FakeConnector, Script
 
@@ -149,6 +150,54 @@ async def test_a_window_does_not_open_the_breaker(worker_rt: Start) -> None:
     async with rt.sessions() as session:
         state = await session.get(ConnectionState, "erp")
     assert state is None or state.breaker_state in (None, "closed")
+
+
+async def test_a_window_added_through_the_api_holds_in_every_process(clean_db: str) -> None:
+    """Two processes on one database: the API's (with its worker) and a worker alone that
+    has no window in its config: both leave the ERP alone while the window is open."""
+    api_erp, worker_erp = FakeConnector("erp"), FakeConnector("erp")
+    settings = make_settings(clean_db)
+    async with running_app(settings, make_config(), connectors={"erp": api_erp}) as (app, client):
+        worker_rt, _ = await start_runtime(
+            settings, make_config(), with_worker=False, connectors={"erp": worker_erp}
+        )
+        worker = InProcessWorker(worker_rt)
+        worker.start()
+        try:
+            added = await client.post(
+                "/api/v1/connections/erp/maintenance-windows",
+                json={
+                    "from": utcnow().isoformat(),
+                    "to": (utcnow() + timedelta(hours=2)).isoformat(),
+                    "reason": "NetSuite upgrade",
+                },
+                headers=OPERATOR,
+            )
+            assert added.status_code == 201, added.text
+            api_rt: Runtime = app.state.runtime
+            # each process queues (and so claims) its own: both must see the stored window
+            ids = [await seed_event(api_rt, make_order(f"83{n}")) for n in range(3)]
+            ids += [await seed_event(worker_rt, make_order(f"84{n}")) for n in range(3)]
+
+            async def all_waiting() -> bool:
+                found = await rows(api_rt, *ids)
+                return all(r.last_error_class == "maintenance" for r in found)
+
+            await wait_for(all_waiting, timeout=5, message="both processes defer to the window")
+            assert api_erp.calls == [] and worker_erp.calls == []
+
+            # the operator ends the maintenance early: what waited goes out at once
+            window_id = added.json()["id"]
+            deleted = await client.delete(
+                f"/api/v1/connections/erp/maintenance-windows/{window_id}", headers=OPERATOR
+            )
+            assert deleted.status_code == 200, deleted.text
+            delivered = await all_delivered(api_rt, ids, timeout=10)
+            assert [r.attempts for r in delivered] == [1] * 6
+            assert len(api_erp.calls) + len(worker_erp.calls) == 6
+        finally:
+            await worker.stop()
+            await worker_rt.close()
 
 
 @pytest.fixture
