@@ -1,4 +1,4 @@
-"""The ``erp-gateway`` command: serve, worker, migrate, check-config, demo."""
+"""The ``erp-gateway`` command: serve, worker, migrate, check-config, healthcheck, demo."""
 
 from __future__ import annotations
 
@@ -125,6 +125,15 @@ def cmd_check_config(_: argparse.Namespace) -> None:
         print(f"warning: {warning}")
 
 
+def cmd_healthcheck(args: argparse.Namespace) -> None:
+    """One line; exit 0 when healthy, 1 when not (for a container's healthcheck)."""
+    from app.healthcheck import api_health, worker_health
+
+    health = worker_health(get_settings()) if args.worker else api_health(args.url)
+    print(health.line)
+    raise SystemExit(0 if health.ok else 1)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     try:
         from simulators.demo import run_demo
@@ -208,6 +217,20 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser(
         "check-config", help="validate GATEWAY_CONFIG and the settings", parents=[common]
     ).set_defaults(func=cmd_check_config)
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 when the API (or with --worker, this host's worker) is healthy, else 1",
+        parents=[common],
+    )
+    health.add_argument(
+        "--worker",
+        action="store_true",
+        help="check this host's delivery worker by its heartbeat in the database instead",
+    )
+    health.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="the API (default %(default)s)"
+    )
+    health.set_defaults(func=cmd_healthcheck)
     demo = sub.add_parser("demo", help="gateway + simulators + sample orders", parents=[common])
     demo.add_argument("--orders", type=int, default=20)
     demo.add_argument("--port", type=int, default=8000)
