@@ -22,6 +22,7 @@ from app.api.deps import RuntimeDep, SessionDep
 from app.api.pii import mask_response
 from app.approvals import router as approvals_api
 from app.approvals.schemas import ApprovalOut, BulkDecisionRequest, DecisionRequest
+from app.configuration.maintenance import WEEKDAYS, MaintenanceWindow
 from app.console import health, mapping_overview
 from app.console.auth import (
     CSRF_FIELD,
@@ -37,6 +38,7 @@ from app.console.auth import (
 from app.console.pages import PREFIX, ConsoleRoute, back_to, done, render
 from app.errors import Forbidden, NotFound, Unprocessable
 from app.flows import api as flows_api
+from app.maintenance import router as maintenance_api
 from app.mappings import router as mappings_api
 from app.mappings.schemas import MappingPut
 from app.models import DeliveryStatus
@@ -518,7 +520,17 @@ async def jobs(request: Request, user: Viewer, session: SessionDep, rt: RuntimeD
         Page[ConnectionOut],
         await ops_api.list_connections(session=session, rt=rt, pii=user.sees_pii),
     )
-    return render(request, "jobs.html", {"jobs": listed, "connections": connections.items})
+    windows = [
+        await maintenance_api.list_windows(connection_id=c.id, session=session, rt=rt)
+        for c in connections.items
+    ]
+    context = {
+        "jobs": listed,
+        "connections": connections.items,
+        "windows": windows,
+        "weekdays": WEEKDAYS,
+    }
+    return render(request, "jobs.html", context)
 
 
 @router.post("/jobs/{name}/run")
@@ -550,6 +562,56 @@ async def pause_or_resume(
         )
         return done(request, back, f"{connection_id} resumed; {out.requeued} queued again.")
     raise NotFound(f"no action {action!r}", hint="pause or resume")
+
+
+# --- maintenance windows ------------------------------------------------------------------
+
+
+@router.post("/maintenance")
+async def add_maintenance_window(
+    request: Request,
+    user: Operator,
+    session: SessionDep,
+    rt: RuntimeDep,
+    connection_id: Annotated[str, Form(alias="connection", max_length=64)],
+    starts: Annotated[str, Form(alias="from", max_length=64)],
+    to: Annotated[str, Form(max_length=64)],
+    every: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
+    timezone: Annotated[str, Form(max_length=64)] = "",
+    reason: Annotated[str, Form(max_length=200)] = "",
+    back: Back = None,
+) -> Response:
+    written = {
+        "every": every or None,
+        "from": starts.strip(),
+        "to": to.strip(),
+        "timezone": timezone.strip() or None,
+        "reason": reason.strip() or None,
+    }
+    try:
+        window = MaintenanceWindow.model_validate(written)
+    except ValidationError as exc:
+        raise _bad_input(exc) from None
+    out = await maintenance_api.add_window(
+        connection_id=connection_id, window=window, session=session, rt=rt, actor=user.actor
+    )
+    return done(request, back, f"Maintenance window for {connection_id}: {out.described}.")
+
+
+@router.post("/maintenance/{connection_id}/{window_id}/delete")
+async def delete_maintenance_window(
+    request: Request,
+    user: Operator,
+    session: SessionDep,
+    rt: RuntimeDep,
+    connection_id: str,
+    window_id: int,
+    back: Back = None,
+) -> Response:
+    await maintenance_api.delete_window(
+        connection_id=connection_id, window_id=window_id, session=session, rt=rt, actor=user.actor
+    )
+    return done(request, back, f"Maintenance window {window_id} of {connection_id} deleted.")
 
 
 __all__ = ["CSRF_FIELD", "router"]

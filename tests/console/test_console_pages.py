@@ -131,3 +131,39 @@ async def test_actions_return_only_to_console_pages_and_https_sets_secure(gw: Ga
         client.base_url = "https://gateway"  # type: ignore[assignment]
         form = await client.get("/console/login")
         assert "Secure" in form.headers["set-cookie"]
+
+
+async def test_an_operator_adds_and_deletes_a_maintenance_window(gw: Gateway) -> None:
+    async with browser(gw) as client:
+        token = await sign_in(client, "operator-key")
+        wrong = await client.post(
+            "/console/maintenance",
+            data={"csrf": token, "connection": "erp", "from": "04:00", "to": "02:00"},
+        )
+        assert wrong.status_code == 303
+        page = await client.get("/console/jobs")
+        assert "flash-error" in page.text and "timezone" in page.text  # weekly needs a zone
+        added = await client.post(
+            "/console/maintenance",
+            data={
+                "csrf": token,
+                "connection": "erp",
+                "every": ["sunday"],
+                "from": "02:00",
+                "to": "04:00",
+                "timezone": "Europe/Berlin",
+                "reason": "ERP upgrade",
+                "back": "/console/jobs",
+            },
+        )
+        assert added.status_code == 303 and added.headers["location"] == "/console/jobs"
+        page = await client.get("/console/jobs")
+        row = page.text.split('<tr data-connection="erp"><td>erp</td>')[-1].split("</tr>")[0]
+        assert "every sunday" in row and "(api)" in row and "ERP upgrade" in row
+        window_id = row.split("/console/maintenance/erp/")[1].split("/")[0]
+        deleted = await client.post(
+            f"/console/maintenance/erp/{window_id}/delete", data={"csrf": token}
+        )
+        assert deleted.status_code == 303
+        page = await client.get("/console/jobs")
+        assert "every sunday" not in page.text
