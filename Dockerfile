@@ -24,6 +24,7 @@ WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 GATEWAY_LOG_FORMAT=json
 USER gateway
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
+# the API's /readyz (no curl in the image); docker-compose.yml gives the worker its own
+HEALTHCHECK --interval=15s --timeout=10s --start-period=20s --retries=3 \
+  CMD ["erp-gateway", "healthcheck"]
 CMD ["erp-gateway", "serve", "--host", "0.0.0.0", "--port", "8000"]
