@@ -7,7 +7,8 @@ Both directions speak Standard Webhooks (``connectors.custom.signing``) with one
 Connection config:
 - credentials: ``webhook_secret`` (required, ``whsec_<base64>``: the shop signs its webhooks
   with it), ``push_secret`` (optional, what the gateway signs its pushes with; defaults to
-  ``webhook_secret``);
+  ``webhook_secret``), ``previous_webhook_secret`` (optional, while rotating: the old
+  ``webhook_secret``, still accepted on the shop's webhooks, never used to sign);
 - options: ``timestamp_tolerance_seconds`` (default 300, 1 to 3600), ``push_url`` (default
   ``{base_url}/gateway/events``), ``stock_url`` (default ``{base_url}/gateway/stock``).
 

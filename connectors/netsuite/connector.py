@@ -5,7 +5,8 @@ Inbound (``inventory``, ``products``, ``customers``, ``shipments``, ``returns``)
 - webhook ``POST /webhooks/{connection_id}`` from the user-event script
   (``user_event_script.js``): headers ``X-Gateway-Timestamp`` (unix seconds) and
   ``X-Gateway-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{raw body}">`` keyed with
-  credential ``webhook_secret``; timestamps further than ``webhook_tolerance_seconds``
+  credential ``webhook_secret`` (or, while rotating, ``previous_webhook_secret``); timestamps
+  further than ``webhook_tolerance_seconds``
   (default 300, a number from 1 to 3600) from our clock are refused; body ``{"eventId",
   "eventType", "recordType", "id", "lastModifiedDate", "record"}``, deduplicated by
   ``eventId``. Record types and what

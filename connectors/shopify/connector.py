@@ -2,8 +2,9 @@
 
 Connection config:
 - credentials: ``webhook_secret`` (required: the app's client secret, or the signing secret
-  shown in the Shopify admin for webhooks created there), ``access_token`` (Admin API, sent
-  as ``X-Shopify-Access-Token``; needed for every outbound flow);
+  shown in the Shopify admin for webhooks created there), ``previous_webhook_secret``
+  (optional, while rotating: the old one, still accepted on webhooks), ``access_token``
+  (Admin API, sent as ``X-Shopify-Access-Token``; needed for every outbound flow);
 - options (all optional, see ``options.ShopifyOptions``): ``api_version`` (default
   ``2026-01``, the first version with idempotent inventory mutations), ``location_id``
   (the store location for inventory and restocks),
