@@ -515,7 +515,9 @@ async def findings(
 
 @router.get("/jobs")
 async def jobs(request: Request, user: Viewer, session: SessionDep, rt: RuntimeDep) -> Response:
-    listed = await jobs_api.list_jobs(session=session, rt=rt, pii=user.sees_pii)
+    listed: Any = await jobs_api.list_jobs(session=session, rt=rt, pii=user.sees_pii)
+    if isinstance(listed, Page):  # the jobs list is moving to the API's page shape
+        listed = listed.items
     connections = typed(
         Page[ConnectionOut],
         await ops_api.list_connections(session=session, rt=rt, pii=user.sees_pii),

@@ -167,3 +167,18 @@ async def test_an_operator_adds_and_deletes_a_maintenance_window(gw: Gateway) ->
         assert deleted.status_code == 303
         page = await client.get("/console/jobs")
         assert "every sunday" not in page.text
+
+
+async def test_health_shows_a_connection_in_maintenance(gw: Gateway) -> None:
+    now = utcnow()
+    window = {
+        "from": (now - timedelta(minutes=5)).isoformat(),
+        "to": (now + timedelta(hours=1)).isoformat(),
+    }
+    added = await gw.write("POST", "/connections/erp/maintenance-windows", json=window)
+    assert added.status_code == 201, added.text
+    async with browser(gw) as client:
+        await sign_in(client, "viewer-key")
+        page = await client.get("/console/")
+    erp_row = page.text.split('data-connection="erp"')[1].split("</tr>")[0]
+    assert "maintenance</span>" in erp_row and "until" in erp_row
