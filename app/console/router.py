@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import URL
 
 from app.api.deps import RuntimeDep, SessionDep
+from app.api.params import id_path
 from app.api.pii import mask_response
 from app.approvals import router as approvals_api
 from app.approvals.schemas import ApprovalOut, BulkDecisionRequest, DecisionRequest
@@ -60,6 +61,8 @@ LISTS = {
     "held": "Held: waiting for a person to approve or reject",
 }
 Back = Annotated[str | None, Form()]
+DeliveryId = Annotated[int, id_path("delivery id")]
+WindowId = Annotated[int, id_path("maintenance window id")]
 Ids = Annotated[list[int], Form(alias="ids")]
 Note = Annotated[str | None, Form(max_length=1000)]
 
@@ -257,7 +260,7 @@ async def deliveries(
 
 @router.get("/deliveries/{delivery_id}")
 async def delivery(
-    request: Request, user: Viewer, session: SessionDep, delivery_id: int
+    request: Request, user: Viewer, session: SessionDep, delivery_id: DeliveryId
 ) -> Response:
     out = await ops_api.get_delivery(delivery_id=delivery_id, session=session, pii=user.sees_pii)
     return render(request, "delivery.html", {"d": out, "replayable": _REPLAYABLE})
@@ -269,7 +272,7 @@ async def replay_one(
     user: Operator,
     session: SessionDep,
     rt: RuntimeDep,
-    delivery_id: int,
+    delivery_id: DeliveryId,
     back: Back = None,
 ) -> Response:
     out = await ops_api.replay_delivery(
@@ -310,7 +313,7 @@ async def decide_one(
     user: Operator,
     session: SessionDep,
     rt: RuntimeDep,
-    delivery_id: int,
+    delivery_id: DeliveryId,
     decision: str,
     note: Note = None,
     back: Back = None,
@@ -318,7 +321,10 @@ async def decide_one(
     decide = {"approve": approvals_api.approve, "reject": approvals_api.reject}.get(decision)
     if decide is None:
         raise NotFound(f"no decision {decision!r}", hint="approve or reject")
-    body = DecisionRequest(note=note or None)
+    try:
+        body = DecisionRequest(note=note or None)
+    except ValidationError as exc:
+        raise _bad_input(exc) from None
     out = await decide(delivery_id=delivery_id, session=session, rt=rt, actor=user.actor, body=body)
     message = f"Delivery {delivery_id} {out.decision}."
     return done(request, back, message, data={"status": out.status})
@@ -607,7 +613,7 @@ async def delete_maintenance_window(
     session: SessionDep,
     rt: RuntimeDep,
     connection_id: str,
-    window_id: int,
+    window_id: WindowId,
     back: Back = None,
 ) -> Response:
     await maintenance_api.delete_window(

@@ -218,3 +218,25 @@ async def test_an_unknown_delivery_is_a_page_not_json(gw: Gateway) -> None:
 async def test_nothing_seeded_shows_no_delivery(gw: Gateway) -> None:
     async with gw.rt.sessions() as session:
         assert (await session.execute(sa.select(col(Delivery.id)))).first() is None
+
+
+async def test_bad_input_is_a_4xx_never_a_500(gw: Gateway) -> None:
+    held = await seed(gw.rt, status="held", held_reason="price cut")
+    async with browser(gw) as client:
+        token = await sign_in(client, "operator-key")
+        posts: list[tuple[str, dict[str, Any]]] = [
+            (f"/console/approvals/{held.delivery}/approve", {"note": "x\x00y"}),
+            ("/console/mappings/sku/erp", {"our_key": "A\x00B", "their_key": "1"}),
+            ("/console/deliveries/replay", {"ids": ["abc"]}),
+            ("/console/deliveries/replay", {"ids": [str(2**64)]}),
+            (f"/console/deliveries/{2**64}/replay", {}),
+            ("/console/maintenance", {"connection": "erp", "from": "02:00", "to": "x"}),
+        ]
+        for url, data in posts:
+            answer = await client.post(
+                url, data={**data, "csrf": token}, headers={"accept": "application/json"}
+            )
+            assert 400 <= answer.status_code < 500, (url, answer.text)
+        for path in (f"/console/deliveries/{2**64}", "/console/deliveries?cursor=zzz"):
+            assert 400 <= (await client.get(path)).status_code < 500, path
+    assert await gw.status_of(held.delivery) == "held"
