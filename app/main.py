@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app.api.docs import install_docs
 from app.api.limits import RequestLimits
+from app.api.query_params import reject_unknown_query_params
 from app.api.request_id import RequestContext
 from app.api.timing import RequestTiming
 from app.config import GatewayConfig, load_config
@@ -132,6 +133,8 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # app.api.docs serves them with files of its own, no CDN
         redoc_url=None,
+        # every /api/v1 route: a query parameter it does not take is a 422
+        dependencies=[Depends(reject_unknown_query_params)],
     )
     install_docs(app)
     app.state.api_keys = settings.parsed_api_keys()

@@ -19,6 +19,7 @@ from app.audit.service import record_action
 from app.db import transaction
 from app.errors import NotFound
 from app.models import PollCursor
+from app.ops.pagination import Page
 from app.retention.job import run_retention
 from app.runtime import Runtime
 from app.scheduling import jobs
@@ -58,9 +59,10 @@ def job_names(rt: Runtime) -> list[str]:
 @router.get(
     "",
     summary="Scheduled jobs and their last run",
-    description="Viewer keys get e-mail addresses in `last_error` masked.",
+    description="Every job fits one page (`next_cursor` is null). Viewer keys get e-mail "
+    "addresses in `last_error` masked.",
 )
-async def list_jobs(session: SessionDep, rt: RuntimeDep, pii: PiiDep) -> list[JobOut]:
+async def list_jobs(session: SessionDep, rt: RuntimeDep, pii: PiiDep) -> Page[JobOut]:
     rows = {
         (r.connection_id, r.stream): r
         for r in (await session.execute(sa.select(PollCursor))).scalars()
@@ -78,7 +80,7 @@ async def list_jobs(session: SessionDep, rt: RuntimeDep, pii: PiiDep) -> list[Jo
                 last_error=row.last_error if row else None,
             )
         )
-    return out if pii else [mask_response(job) for job in out]
+    return Page(items=out if pii else [mask_response(job) for job in out], next_cursor=None)
 
 
 @router.post(

@@ -6,12 +6,12 @@ from tests.api.conftest import VIEWER, Gateway
 
 
 async def test_jobs_are_listed_and_one_can_be_run_now(gw_flows: Gateway) -> None:
-    names = {job["name"] for job in await gw_flows.ok("/jobs")}
+    names = {job["name"] for job in (await gw_flows.ok("/jobs"))["items"]}
     assert {"prices", "reconcile"} <= names
     run = await gw_flows.write("POST", "/jobs/prices/run")
     assert run.status_code == 200, run.text
     assert run.json() == {"name": "prices", "result": 0}
-    after = {job["name"]: job for job in await gw_flows.ok("/jobs")}
+    after = {job["name"]: job for job in (await gw_flows.ok("/jobs"))["items"]}
     assert after["prices"]["last_error"] is None
 
 

@@ -175,7 +175,7 @@ async def test_old_rows_go_and_what_is_still_needed_stays(gw: Gateway) -> None:
         assert await session.scalar(sa.select(sa.func.count()).select_from(EntityLink)) == 1
 
     # progress: the job's row says what each kind purged; a second run has nothing left
-    jobs = {job["name"]: job for job in await gw.ok("/jobs")}
+    jobs = {job["name"]: job for job in (await gw.ok("/jobs"))["items"]}
     progress = json.loads(jobs["retention"]["cursor"])
     assert progress["payloads"]["done"] is True and progress["payloads"]["purged"] == 2
     assert progress["attempt_logs"]["purged"] == 1 and progress["findings"]["purged"] == 1
@@ -237,7 +237,7 @@ async def test_zero_days_keeps_a_kind_forever(gw: Gateway) -> None:
 
 
 async def _jobs(gw: Gateway) -> dict[str, Any]:
-    return {job["name"]: job for job in await gw.ok("/jobs")}
+    return {job["name"]: job for job in (await gw.ok("/jobs"))["items"]}
 
 
 async def test_a_backlog_goes_in_batches_and_the_job_is_due_again(gw: Gateway) -> None:

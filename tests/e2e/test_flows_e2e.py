@@ -245,7 +245,7 @@ def test_scheduled_jobs_run_as_arq_cron_jobs(flows: Flows) -> None:
     # with Redis, `serve` runs no scheduler of its own: a run recorded here is the worker's
     def ran() -> list[str]:
         with flows.api() as api:
-            jobs = api.get("/jobs").json()
+            jobs = api.get("/jobs").json()["items"]
         return [j["name"] for j in jobs if j["last_run_at"]]
 
     assert {"prices", "reconcile"} <= set(poll(ran, message="the cron jobs to run"))

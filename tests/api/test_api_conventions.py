@@ -1,0 +1,105 @@
+"""What every /api/v1 route promises, checked over every route the app has (a new route is
+checked without anyone remembering to): a query parameter it does not take is a 422 that
+names it and what the route takes; every list is ``{items, next_cursor}``; every error is
+the one ``{"error": {...}}`` shape, declared in the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+import typing
+from typing import Any
+
+import pytest
+from fastapi.routing import iter_route_contexts
+
+from app.main import create_app
+from app.ops.pagination import Page
+from tests.api.conftest import OPERATOR, Gateway, seed
+from tests.conftest import make_config, make_settings
+
+_APP = create_app(make_settings("sqlite+aiosqlite:///:memory:"), make_config())
+_ROUTES = [
+    route
+    for route in iter_route_contexts(_APP.routes)
+    if (route.path_format or "").startswith("/api/v1/")
+]
+GET_ROUTES = sorted(r.path_format for r in _ROUTES if "GET" in (r.methods or ()))
+# a list answers a page; a route whose model is a bare list would not say if there is more
+LIST_ROUTES = sorted(
+    r.path_format
+    for r in _ROUTES
+    if "GET" in (r.methods or ())
+    and isinstance(r.response_model, type)
+    and issubclass(r.response_model, Page)
+)
+# what a route's path parameters take in the test gateway (anything else: 1)
+_PATH_VALUES = {"kind": "sku", "connection_id": "erp", "section": "orders"}
+_REQUIRED_QUERY = {"/api/v1/search": {"q": "SKU-RED-M"}}
+
+
+def _url(path: str, **values: str) -> str:
+    return re.sub(
+        r"{([a-z_]+)(?::path)?}", lambda m: values.get(m[1], _PATH_VALUES.get(m[1], "1")), path
+    )
+
+
+def test_the_conventions_see_the_routes() -> None:
+    assert "/api/v1/deliveries" in LIST_ROUTES and "/api/v1/jobs" in LIST_ROUTES
+    assert len(GET_ROUTES) >= 25, GET_ROUTES
+
+
+def test_no_get_route_answers_a_bare_list() -> None:
+    bare = [
+        r.path_format
+        for r in _ROUTES
+        if "GET" in (r.methods or ()) and typing.get_origin(r.response_model) is list
+    ]
+    assert bare == [], "a list answers Page[...] ({items, next_cursor})"
+
+
+@pytest.mark.parametrize("path", GET_ROUTES)
+async def test_an_unknown_query_parameter_is_422_naming_it(gw: Gateway, path: str) -> None:
+    answer = await gw.client.get(_url(path), params={"stauts": "dead"}, headers=OPERATOR)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "unprocessable"
+    assert error["message"] == "unknown query parameter: stauts"
+    assert error["hint"].startswith(f"{path} takes "), error
+
+
+async def test_the_422_lists_what_the_route_takes_and_known_ones_still_work(gw: Gateway) -> None:
+    answer = await gw.get("/deliveries", stauts="dead", limt="5", status="dead")
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["message"] == "unknown query parameters: limt, stauts"
+    for name in ("status", "destination", "since", "until", "cursor", "limit"):
+        assert name in error["hint"], error["hint"]
+    assert (await gw.get("/deliveries", status="dead", limit="5")).status_code == 200
+
+
+async def test_dry_run_as_a_query_parameter_is_refused_not_a_silent_dry_run(gw: Gateway) -> None:
+    """``dry_run`` belongs in the body: ``?dry_run=false`` used to look like a replay and
+    quietly do a dry run."""
+    dead = await seed(gw.rt, status="dead")
+    answer = await gw.write(
+        "POST", "/deliveries/replay", params={"dry_run": "false"}, json={"status": "dead"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert "dry_run" in answer.json()["error"]["message"]
+    assert await gw.status_of(dead.delivery) == "dead"
+
+
+async def test_webhooks_still_take_any_query_parameter(gw: Gateway) -> None:
+    answer = await gw.client.post("/webhooks/shop?anything=1", content=b"{}")
+    assert answer.status_code == 401  # the signature, not the query, is what is checked
+
+
+@pytest.mark.parametrize("path", LIST_ROUTES)
+async def test_every_list_is_items_and_next_cursor(gw: Gateway, path: str) -> None:
+    params = _REQUIRED_QUERY.get(path, {})
+    answer = await gw.client.get(_url(path), params=params, headers=OPERATOR)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    assert set(body) == {"items", "next_cursor"}, body
+    assert isinstance(body["items"], list)
+    assert body["next_cursor"] is None or isinstance(body["next_cursor"], str)
