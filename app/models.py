@@ -546,6 +546,7 @@ class AuditEntry(SQLModel, table=True):
         default_factory=dict, sa_column=sa.Column(JSONType, nullable=False)
     )
 
+
 class IncidentStatus:
     PENDING = "pending"  # the symptom is seen, not yet for as long as its detector waits
     OPEN = "open"
