@@ -24,7 +24,11 @@ router = APIRouter(tags=["health"])
 DATABASE_TIMEOUT_SECONDS = 2.0
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    summary="Liveness: the process answers",
+    description="Always 200 while the process runs; /readyz says whether it can work.",
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 

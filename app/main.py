@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 
 from app.api.docs import install_docs
 from app.api.limits import RequestLimits
+from app.api.openapi import install_openapi
 from app.api.query_params import reject_unknown_query_params
 from app.api.request_id import RequestContext
 from app.api.timing import RequestTiming
@@ -137,6 +138,7 @@ def create_app(
         dependencies=[Depends(reject_unknown_query_params)],
     )
     install_docs(app)
+    install_openapi(app)
     app.state.api_keys = settings.parsed_api_keys()
     install_error_handlers(app)
     # sizes, read deadlines and the API key, before any route reads a body

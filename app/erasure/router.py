@@ -51,6 +51,8 @@ async def list_erasures(
 @router.get(
     "/{erasure_id}",
     summary="One erase request",
+    description="Its status (pending, scrubbing, awaiting_delivery, done), what was "
+    "scrubbed per table, and the request's identifiers as hashes, never the values.",
     responses={404: {"description": "no such erase request"}},
 )
 async def get_erasure(

@@ -367,6 +367,8 @@ async def list_schemas() -> Page[EventSchemaOut]:
     "/schemas/{event_type}",
     tags=["schemas"],
     summary="JSON Schema of one canonical event type",
+    description="The payload a canonical event of this type carries (what a custom "
+    "connector or a custom shop sends), with its entity and flow.",
     responses={404: {"description": "unknown event type; the message lists the known ones"}},
 )
 async def get_schema(

@@ -46,6 +46,14 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 @router.post(
     "/webhooks/{connection_id}",
     status_code=202,
+    summary="Receive a webhook",
+    description="What a storefront or an ERP sends. The signature is checked with the "
+    "connection's webhook secret (and `previous_webhook_secret` while one is configured), "
+    "then the body is stored with its events in one transaction before the answer: 202 "
+    "means committed. A re-sent webhook is 200 with `duplicate: true`, nothing stored twice; "
+    "a signed body the connector cannot parse is kept in quarantine (200, `quarantined: "
+    "true`; `/api/v1/quarantine`). Query parameters are passed to the connector (some "
+    "senders sign or route with them).",
     response_model=WebhookAccepted,
     responses={
         200: {

@@ -106,7 +106,17 @@ async def list_mappings(
 async def put_mappings(
     kind: Kind,
     connection_id: ConnectionId,
-    body: MappingPut,
+    body: Annotated[
+        MappingPut,
+        Body(
+            openapi_examples={
+                "SKUs to NetSuite item ids": {
+                    "value": {"entries": {"TSHIRT-RED-M": "1042", "TSHIRT-RED-L": "1043"}}
+                },
+                "a payment gateway": {"value": {"entries": {"shopify_payments": "7"}}},
+            }
+        ),
+    ],
     session: SessionDep,
     rt: RuntimeDep,
     actor: OperatorActor,

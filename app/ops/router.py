@@ -8,7 +8,7 @@ queueing that follows a write (replay, resume, release) runs only after that com
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -73,11 +73,17 @@ InboundEventId = Annotated[int, id_path("inbound event id")]
 DeliveryId = Annotated[int, id_path("delivery id")]
 Since = Annotated[
     UtcDateTime | None,
-    Query(description="ISO-8601, inclusive; no offset means UTC; years 2000 to 2100"),
+    Query(
+        description="ISO-8601, inclusive; no offset means UTC; years 2000 to 2100",
+        openapi_examples={"UTC": {"value": "2026-12-01T00:00:00Z"}},
+    ),
 ]
 Until = Annotated[
     UtcDateTime | None,
-    Query(description="ISO-8601, exclusive; no offset means UTC; years 2000 to 2100"),
+    Query(
+        description="ISO-8601, exclusive; no offset means UTC; years 2000 to 2100",
+        openapi_examples={"with an offset": {"value": "2026-12-02T00:00:00+01:00"}},
+    ),
 ]
 
 
@@ -187,7 +193,14 @@ async def list_deliveries(
     session: SessionDep,
     pii: PiiDep,
     status: Annotated[
-        list[DeliveryStatusName] | None, Query(description="repeat for several statuses")
+        list[DeliveryStatusName] | None,
+        Query(
+            description="repeat for several statuses",
+            openapi_examples={
+                "what needs a person": {"value": ["dead"]},
+                "waiting": {"value": ["parked", "held"]},
+            },
+        ),
     ] = None,
     destination: Annotated[str | None, Query(description="destination connection id")] = None,
     source: Annotated[str | None, Query(description="source connection id")] = None,
@@ -305,6 +318,9 @@ async def list_connections(session: SessionDep, rt: RuntimeDep, pii: PiiDep) -> 
     "/connections/{connection_id}",
     tags=["connections"],
     summary="One connection with its health",
+    description="As in the list: routed flows, breaker, pause, queue depth, last success "
+    "and error. Never credentials. E-mail addresses in `last_error` are masked for "
+    "viewer keys.",
     responses=_NOT_FOUND,
 )
 async def get_connection(
@@ -361,6 +377,12 @@ def connection_ids(rt: RuntimeDep) -> tuple[str, ...]:
 
 # a default, so the console can call these endpoints as functions without it
 ConnectionIds = Annotated[tuple[str, ...], Depends(connection_ids)]
+_SEARCH_EXAMPLES: dict[str, Any] = {
+    "order number": {"value": "#1019"},
+    "e-mail": {"value": "jane@example.com"},
+    "NetSuite sales order id": {"value": "5521"},
+    "SKU": {"value": "TSHIRT-RED-M"},
+}
 SearchQuery = Annotated[
     str,
     Query(
@@ -369,12 +391,7 @@ SearchQuery = Annotated[
         description="an order number (#1019 or 1019), a customer's e-mail (operator and "
         "pii-reader keys), an ERP document's id (e.g. the NetSuite sales order id), a SKU, an "
         "id at the source, or an entity key",
-        openapi_examples={
-            "order number": {"value": "#1019"},
-            "e-mail": {"value": "jane@example.com"},
-            "NetSuite sales order id": {"value": "5521"},
-            "SKU": {"value": "TSHIRT-RED-M"},
-        },
+        openapi_examples=_SEARCH_EXAMPLES,
     ),
 ]
 _SEARCH_FORBIDDEN: dict[int | str, dict[str, str]] = {
@@ -419,7 +436,12 @@ async def trace(
     pii: PiiDep,
     entity_key: Annotated[
         str | None,
-        Query(min_length=1, max_length=256, description="e.g. shop:order:1001"),
+        Query(
+            min_length=1,
+            max_length=256,
+            description="e.g. shop:order:1001",
+            openapi_examples={"a store order": {"value": "shop:order:5001"}},
+        ),
     ] = None,
     q: Annotated[
         str | None,
@@ -427,6 +449,7 @@ async def trace(
             min_length=1,
             max_length=search.MAX_QUERY_CHARS,
             description="what you know: #1019, an e-mail, an ERP id, a SKU (see /search)",
+            openapi_examples=_SEARCH_EXAMPLES,
         ),
     ] = None,
     sources: ConnectionIds = (),

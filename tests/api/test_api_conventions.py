@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from fastapi.routing import iter_route_contexts
 
+from app.api.openapi import Error, ErrorDetail
 from app.main import create_app
 from app.ops.pagination import Page
-from tests.api.conftest import OPERATOR, Gateway, seed
+from tests.api.conftest import OPERATOR, VIEWER, Gateway, seed
 from tests.conftest import make_config, make_settings
 
 _APP = create_app(make_settings("sqlite+aiosqlite:///:memory:"), make_config())
@@ -103,3 +104,65 @@ async def test_every_list_is_items_and_next_cursor(gw: Gateway, path: str) -> No
     assert set(body) == {"items", "next_cursor"}, body
     assert isinstance(body["items"], list)
     assert body["next_cursor"] is None or isinstance(body["next_cursor"], str)
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, operation)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    ]
+
+
+async def test_every_operation_is_described_with_one_error_schema(gw: Gateway) -> None:
+    spec = (await gw.client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    for method, path, operation in _operations(spec):
+        assert operation.get("summary") and operation.get("description"), (method, path)
+        errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
+        if path.startswith("/api/v1/"):
+            assert {"401", "422"} <= set(errors), (method, path)
+        for response in errors.values():
+            media = response["content"]["application/json"]
+            assert media["schema"] == {"$ref": "#/components/schemas/Error"}, (method, path)
+            for example in media["examples"].values():
+                Error.model_validate(example["value"])
+
+
+async def test_the_main_operations_show_examples(gw: Gateway) -> None:
+    spec = (await gw.client.get("/openapi.json")).json()
+    paths = spec["paths"]
+
+    def param_examples(path: str, name: str) -> dict[str, Any]:
+        (param,) = [p for p in paths[path]["get"]["parameters"] if p["name"] == name]
+        return dict(param.get("examples") or {})
+
+    assert "#1019" in str(param_examples("/api/v1/search", "q"))
+    assert "#1019" in str(param_examples("/api/v1/trace", "q"))
+    assert param_examples("/api/v1/deliveries", "status")
+    assert param_examples("/api/v1/deliveries", "since")
+    replay = paths["/api/v1/deliveries/replay"]["post"]["requestBody"]["content"]
+    assert replay["application/json"]["examples"]
+    put = paths["/api/v1/mappings/{kind}/{connection_id}"]["put"]["requestBody"]["content"]
+    assert put["application/json"].get("examples") or put["application/json"].get("example")
+
+
+async def test_every_error_answered_has_the_documented_shape(gw: Gateway) -> None:
+    """The schema the document declares is the one the gateway answers, for each kind."""
+    s = await seed(gw.rt, status="pending")
+    answers = [
+        await gw.client.get("/api/v1/deliveries"),  # 401
+        await gw.client.post(f"/api/v1/deliveries/{s.delivery}/replay", headers=VIEWER),  # 403
+        await gw.get("/deliveries/424242"),  # 404
+        await gw.write("POST", f"/deliveries/{s.delivery}/replay"),  # 409
+        await gw.get("/deliveries", limit="5000"),  # 422, a field
+        await gw.get("/deliveries", stauts="dead"),  # 422, an unknown parameter
+        await gw.get("/deliveries", cursor="not-a-cursor"),  # 400
+        await gw.get("/mappings/skus/erp"),  # 422, an unknown kind
+    ]
+    assert [a.status_code for a in answers] == [401, 403, 404, 409, 422, 422, 400, 422]
+    for answer in answers:
+        body = answer.json()
+        assert set(body) == {"error"}, body
+        assert set(body["error"]) <= set(ErrorDetail.model_fields), body
+        Error.model_validate(body)
