@@ -28,6 +28,7 @@ class Run:
     rates: list[RateRun]
     trips: RoundTrips
     machine: MachineLoad
+    seconds: float  # per offered rate
 
 
 def table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
@@ -121,7 +122,7 @@ def ingest_cost_section(rounds: list[IngestRound]) -> str:
     return table(["closed loop", "API / floor app", "Postgres", "Redis", "wrk", "total"], rows)
 
 
-def e2e_section(runs: list[RateRun], ceiling: float) -> str:
+def e2e_section(runs: list[RateRun], ceiling: float, seconds: float) -> str:
     rows = []
     for run in runs:
         wrk = run.wrk
@@ -130,19 +131,21 @@ def e2e_section(runs: list[RateRun], ceiling: float) -> str:
         rows.append(
             [
                 f"{run.rate:g}/s{void}",
+                f"{round(run.rate * seconds)}",
                 str(wrk.sent),
+                f"{wrk.late} ({wrk.late / max(wrk.sent, 1):.0%})",
                 str(wrk.count(202)),
                 str(wrk.failed),
-                f"{wrk.late} ({wrk.late / max(wrk.sent, 1):.0%})",
-                f"{run.deliveries.delivered} / {run.deliveries.total}",
+                str(run.deliveries.total),
+                str(run.deliveries.delivered),
                 f"{p50:,.0f} ms",
                 f"{p95:,.0f} ms",
                 f"{p99:,.0f} ms",
                 f"{wrk.latency_ms['p99']:,.0f} ms",
             ]
         )
-    header = ["offered", "sent", "accepted", "failed", "sent late", "delivered", "p50", "p95"]
-    return table([*header, "p99", "HTTP p99 (wrk)"], rows)
+    header = ["offered", "due", "sent", "sent late", "202 seen", "failed", "stored"]
+    return table([*header, "delivered", "p50", "p95", "p99", "HTTP p99 (wrk)"], rows)
 
 
 def e2e_cost_section(runs: list[RateRun]) -> str:
@@ -152,7 +155,7 @@ def e2e_cost_section(runs: list[RateRun]) -> str:
         ms = run.cpu_ms_per_order
         cores = sum(ms.values()) * run.rate / 1000
         rows.append([*_cpu_row(f"{run.rate:g}/s", ms, names), f"{cores:.2f}"])
-    header = ["offered", *names[:-2], "NetSuite sink", "wrk", "total", "cores at that rate"]
+    header = ["offered", *names[:-2], "NetSuite sink", "wrk", "total", "cores needed"]
     return table(header, rows)
 
 
@@ -267,12 +270,20 @@ Latency is the gateway's own `delivered_at - accepted_at` of each delivery (2 Ne
 per order: the customer and the sales order upserts, each signed with TBA); one API
 process, one arq worker.
 
-{e2e_section(run.rates, ceiling)}
+{e2e_section(run.rates, ceiling, run.seconds)}
+
+Due: requests the schedule had by its end; wrk sends them all, late when it must, until
+its time is up ({run.seconds:g} s plus 30 s for the answers). Stored: orders the gateway
+committed (one delivery each), whether or not wrk saw the answer in its time.
 
 CPU milliseconds per delivered order, by process (from the first request until the last
 order is delivered):
 
 {e2e_cost_section(run.rates)}
+
+Cores needed: the total CPU per order times the offered rate. Postgres: the backends serving
+the bench database (its WAL writer and checkpointer are shared and not counted). Redis: the
+shared server's CPU less its rate just before the run (its other users), an estimate.
 
 Backlog drain (the {drained} orders left in the outbox by the ingest rounds, one worker
 started on them): {drained / max(drain_seconds, 1e-9):,.0f} orders/s, worker start included.

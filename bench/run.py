@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> Run:
         f"{args.open_connections} connections, {args.seconds:g} s per rate"
     )
     tools = {"wrk": tool_version("wrk"), "nginx": tool_version("nginx")}
-    return Run(settings, tools, rounds, drain, rates, trips, machine)
+    return Run(settings, tools, rounds, drain, rates, trips, machine, args.seconds)
 
 
 def main() -> None:
