@@ -29,7 +29,8 @@ class ErrorDetail(BaseModel):
     code: str = Field(
         description="invalid_request (a field is wrong; see problems), unprocessable, "
         "bad_request, unauthorized, forbidden, not_found, conflict, payload_too_large, "
-        "request_timeout, database_unavailable, internal_error"
+        "request_timeout, http_error (e.g. a method the path does not take), unavailable, "
+        "database_unavailable, internal_error"
     )
     message: str = Field(description="what was wrong, naming the field or the resource")
     hint: str | None = Field(default=None, description="what to do next")
@@ -72,7 +73,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "delivery 42 is already on its way (status in_flight)",
         "watch GET /api/v1/deliveries/{id} for the outcome",
     ),
-    "413": _example("payload_too_large", "the body is over the limit of 1048576 bytes"),
+    "413": _example(
+        "payload_too_large",
+        "body is over the 1048576 byte limit",
+        "raise GATEWAY_MAX_BODY_BYTES (webhooks) or GATEWAY_MAX_API_BODY_BYTES if such "
+        "payloads are legitimate",
+    ),
     "422": _example(
         "invalid_request",
         "query.limit: Input should be less than or equal to 500",
