@@ -20,6 +20,7 @@ from app.db import transaction
 from app.errors import NotFound
 from app.models import PollCursor
 from app.ops.pagination import Page
+from app.incidents.job import run_incidents
 from app.retention.job import run_retention
 from app.runtime import Runtime
 from app.scheduling import jobs
@@ -28,7 +29,9 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 class JobOut(BaseModel):
-    name: str = Field(description="reconcile, prices, retention, or poll:<connection>:<stream>")
+    name: str = Field(
+        description="reconcile, prices, retention, incidents, or poll:<connection>:<stream>"
+    )
     last_run_at: datetime | None
     cursor: str | None = Field(
         default=None,
@@ -44,12 +47,13 @@ class JobOut(BaseModel):
 class JobRunOut(BaseModel):
     name: str
     result: int = Field(
-        description="events recorded (poll), prices sent, SKUs corrected, rows purged (retention)"
+        description="events recorded (poll), prices sent, SKUs corrected, rows purged "
+        "(retention), incidents raised or resolved and messages sent (incidents)"
     )
 
 
 def job_names(rt: Runtime) -> list[str]:
-    names = ["prices", "reconcile", "retention"]
+    names = ["prices", "reconcile", "retention", "incidents"]
     for conn in rt.config.connections:
         if conn.poll is not None:
             names += [f"poll:{conn.id}:{stream}" for stream in conn.poll.streams]
@@ -100,6 +104,8 @@ async def run_job(name: str, rt: RuntimeDep, actor: OperatorActor) -> JobRunOut:
         result = await jobs.reconcile_inventory(rt)
     elif name == "retention":
         result = await run_retention(rt)
+    elif name == "incidents":
+        result = await run_incidents(rt)
     else:
         _, connection_id, stream = name.split(":", 2)
         result = await jobs.poll_stream(rt, connection_id, stream)
