@@ -143,6 +143,25 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
         sa.Index("ix_deliveries_order", "destination", "ordering_key", "id"),
+        # small however big the table: what waits for a destination's breaker (the sweeper's
+        # trial candidates) and what depends on an entity (released when it is delivered)
+        sa.Index(
+            "ix_deliveries_breaker_wait",
+            "destination",
+            "updated_at",
+            "id",
+            # breaker_open: app.delivery.outbox.WAITING_FOR_DESTINATION
+            postgresql_where=sa.text("status = 'pending' AND last_error_class = 'breaker_open'"),
+            sqlite_where=sa.text("status = 'pending' AND last_error_class = 'breaker_open'"),
+        ),
+        sa.Index(
+            "ix_deliveries_pending_deps",
+            "destination",
+            "depends_on",
+            "id",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True))
