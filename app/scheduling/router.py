@@ -18,9 +18,9 @@ from app.api.pii import mask_response
 from app.audit.service import record_action
 from app.db import transaction
 from app.errors import NotFound
+from app.incidents.job import run_incidents
 from app.models import PollCursor
 from app.ops.pagination import Page
-from app.incidents.job import run_incidents
 from app.retention.job import run_retention
 from app.runtime import Runtime
 from app.scheduling import jobs
