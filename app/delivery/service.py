@@ -310,7 +310,7 @@ async def _finish(
                 delivery,
                 claimed.event,
                 claimed.context.directives,
-                sent_at=now - timedelta(seconds=call.duration),
+                answered_at=now,
             )
         if outcome.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
             await _enqueue_successor(session, rt, delivery)

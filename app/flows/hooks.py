@@ -40,10 +40,10 @@ async def after_delivered(
     event: CanonicalEvent,
     directives: dict[str, Any],
     *,
-    sent_at: datetime,
+    answered_at: datetime,
 ) -> None:
-    """Remember what a delivery changed that later rules depend on (``sent_at``: when the
-    call that succeeded went out)."""
+    """Remember what a delivery changed that later rules depend on (``answered_at``: when
+    the destination's answer to the call that succeeded was in)."""
     if event.type == AVAILABILITY and "baseline" in directives:
         item = event.payload_as(StockAvailability)
         await remember_baseline(
@@ -55,7 +55,7 @@ async def after_delivered(
         and rt.config.routes_from(delivery.destination, "inventory")
     ):
         # booked units only matter to stock pushes from this ERP
-        await book_order(session, rt, delivery, event, sent_at)
+        await book_order(session, rt, delivery, event, answered_at)
 
 
 def _store_to_erp(rt: Runtime, delivery: Delivery) -> bool:

@@ -52,7 +52,7 @@ async def test_orders_netsuite_booked_are_tracked_against_stock(flow_rt: Any) ->
         row = await session.get(Delivery, delivery.id)
         assert row is not None
         event = make_event("order.created", order, order.created_at)
-        await hooks.after_delivered(session, rt, row, event, {}, sent_at=sent)
+        await hooks.after_delivered(session, rt, row, event, {}, answered_at=sent)
     async with rt.sessions() as session:
         booked = (await session.execute(sa.select(OrderAllocation))).scalars().all()
     assert [(b.store, b.erp, b.sku, int(b.quantity)) for b in booked] == [

@@ -30,7 +30,7 @@ async def book_order(
     rt: Runtime,
     delivery: Delivery,
     event: CanonicalEvent,
-    sent_at: datetime,
+    answered_at: datetime,
 ) -> None:
     """The ERP has the order: its units now count in the ERP's levels, not as in transit.
 
@@ -60,10 +60,14 @@ async def book_order(
                     "order_key": event.entity_key,
                     "sku": sku,
                     "quantity": quantity,
-                    # when the order went out: the ERP booked it after that, so a level the
-                    # ERP stamps later includes it (our "delivered" time comes after the
-                    # ERP's own level of the same change)
-                    "booked_at": sent_at,
+                    # when the ERP's answer was in: it has booked the order by then, so a
+                    # level it stamps later holds it. Not when the call went out: a level
+                    # read between our send and the ERP's commit (the customer lookups and
+                    # upsert come first) would be taken to hold an order it does not, and
+                    # the store offered those units again (the burst oversell). A level
+                    # stamped between the commit and our answer counts the order twice: the
+                    # store shows less, never more, until the next level.
+                    "booked_at": answered_at,
                 }
                 for sku, quantity in units.items()
             ],
