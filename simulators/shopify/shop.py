@@ -5,6 +5,7 @@ every Admin call passes (version, faults, token, rate limit)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 import time
@@ -23,7 +24,12 @@ from simulators.shopify.samples import make_order
 from simulators.shopify.store import Store
 from simulators.shopify.subscriptions import AppInstallation
 from simulators.shopify.values import AdminError, not_found
-from simulators.shopify.webhooks import DEFAULT_API_VERSION, DEFAULT_SHOP_DOMAIN, WebhookSender
+from simulators.shopify.webhooks import (
+    DEFAULT_API_VERSION,
+    DEFAULT_SHOP_DOMAIN,
+    WebhookDelivery,
+    WebhookSender,
+)
 
 if TYPE_CHECKING:
     from simulators.shopify.control import FaultsIn
@@ -48,6 +54,7 @@ ALL_TOPICS: tuple[str, ...] = (
 )
 _VERSION = re.compile(r"^(\d{4}-\d{2}|unstable)$")
 DROPPED = "dropped (a lost webhook: never sent)"
+log = logging.getLogger("simulators.shopify")
 
 
 class LeakyBucket:
@@ -109,6 +116,11 @@ class SentWebhook:
     order_id: str | None
     status: int | None = None
     error: str | None = None
+    retries: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +130,7 @@ class SentWebhook:
             "order_id": self.order_id,
             "status": self.status,
             "error": self.error,
+            "retries": self.retries,
         }
 
 
@@ -138,7 +151,12 @@ class ShopifySimulator:
     store: Store = field(default_factory=Store)
     # the gateway's app: scopes and webhook subscriptions (made through the Admin API)
     app: AppInstallation = field(default_factory=AppInstallation)
+    # Shopify re-sends a failed delivery (no 2xx within 5 s, or no connection) 8 times over
+    # 4 hours, unchanged and with the same webhook id; these are the waits before each retry,
+    # compressed for tests (empty: no retries, each failure is final)
+    webhook_retry_delays: tuple[float, ...] = ()
     _next_n: int = 1
+    _retries: set[asyncio.Task[None]] = field(default_factory=set)
 
     def reset(self) -> None:
         self.orders.clear()
@@ -148,6 +166,8 @@ class ShopifySimulator:
         self.target = None
         self.sent.clear()
         self.stats.clear()
+        for task in self._retries:
+            task.cancel()
         self.bucket.reset()
         self._next_n = 1
 
@@ -207,8 +227,7 @@ class ShopifySimulator:
                 )
                 sent = await self._send_one(sender, topic, order, event_id)
                 if sub_id is not None and sent.error != DROPPED:
-                    ok = sent.status is not None and 200 <= sent.status < 300
-                    self.app.delivered(sub_id, ok)
+                    self.app.delivered(sub_id, sent.ok)
                 results.append(sent)
         return results
 
@@ -230,15 +249,45 @@ class ShopifySimulator:
         if self.app.take_drop():
             sent.error = DROPPED  # never sent: a lost webhook
         else:
-            try:
-                response = await sender.deliver(delivery)
-                sent.status = response.status_code
-            except httpx.HTTPError as exc:
-                sent.error = f"{type(exc).__name__}: {exc}"
+            await self._attempt(sender, delivery, sent)
+            if not sent.ok and self.webhook_retry_delays:
+                task = asyncio.create_task(self._retry(sender, delivery, sent))
+                self._retries.add(task)
+                task.add_done_callback(self._retries.discard)
         self.sent.append(sent)
         outcome = sent.status or ("dropped" if sent.error == DROPPED else "error")
         self.stats[f"webhook {topic} {outcome}"] += 1
         return sent
+
+    async def _attempt(
+        self, sender: WebhookSender, delivery: WebhookDelivery, sent: SentWebhook
+    ) -> None:
+        try:
+            response = await sender.deliver(delivery)
+            sent.status, sent.error = response.status_code, None
+        except httpx.HTTPError as exc:
+            sent.status, sent.error = None, f"{type(exc).__name__}: {exc}"
+        if not sent.ok:
+            log.warning(
+                "webhook %s %s to %s failed: %s",
+                delivery.topic,
+                delivery.webhook_id,
+                delivery.url,
+                sent.error or f"HTTP {sent.status}",
+            )
+
+    async def _retry(
+        self, sender: WebhookSender, delivery: WebhookDelivery, sent: SentWebhook
+    ) -> None:
+        """Shopify's retries of one failed delivery: the same bytes and webhook id."""
+        for delay in self.webhook_retry_delays:
+            await asyncio.sleep(delay)
+            await self._attempt(sender, delivery, sent)
+            sent.retries += 1
+            outcome = sent.status or "error"
+            self.stats[f"webhook {delivery.topic} retry {outcome}"] += 1
+            if sent.ok:
+                return
 
     # Admin API guard ---------------------------------------------------------------------
     async def admit(self, request: Request, version: str) -> dict[str, str]:

@@ -197,8 +197,26 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--orders", type=int, default=0, help="orders to create at start")
     serve.add_argument("--webhook-url", help="send webhooks for new orders here")
     serve.add_argument("--webhook-secret", default=os.environ.get("SHOPIFY_WEBHOOK_SECRET"))
+    serve.add_argument(
+        "--webhook-retries",
+        type=_delays,
+        default=(),
+        metavar="SECONDS,...",
+        help="re-send a failed webhook after these waits, as Shopify does (8 retries over "
+        "4 hours there), e.g. 1,2,4; default: no retries",
+    )
     serve.add_argument("--log-level", default="warning")
     return parser
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be seconds separated by commas") from None
+    if any(not d >= 0 or math.isinf(d) for d in delays):
+        raise argparse.ArgumentTypeError("each wait must be 0 or more seconds")
+    return delays
 
 
 async def _run_send(args: argparse.Namespace) -> int:
@@ -222,6 +240,7 @@ def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         access_token=args.access_token, bucket_size=args.bucket_size, leak_rate=args.leak_rate
     )
     sim: ShopifySimulator = app.state.simulator
+    sim.webhook_retry_delays = args.webhook_retries
     for _ in range(args.orders):
         sim.new_order()
     if args.webhook_url:

@@ -14,8 +14,8 @@ deliveries fail.
 - Deliveries to a subscription are signed with the app's client secret. After 8
   consecutive failed deliveries the subscription is deleted and the app's contact e-mailed
   (https://shopify.dev/changelog/updates-to-webhook-retry-mechanism: 8 retries over 4 hours,
-  then an API-made subscription is removed); the simulator does not retry, so each failed
-  delivery counts as one attempt.
+  then an API-made subscription is removed); each first attempt that fails counts (the
+  simulator's retries, ``webhook_retry_delays`` on the shop, are off by default).
 - Faults: ``drop`` makes the next deliveries vanish (never sent), as a lost webhook does.
 
 Control (no auth): ``GET /_sim/app`` (scopes, subscriptions, removals, e-mails);

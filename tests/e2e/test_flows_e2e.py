@@ -114,6 +114,25 @@ class Flows:
                 for s in ("pending", "in_flight")
             )
 
+    def where_orders_are(self, accepted: int) -> str:
+        """What a stuck order wait needs: the store's webhook outcomes, the gateway's
+        deliveries by status and the ERP's web orders."""
+        with self.shop() as shop:
+            stats = shop.get("/_sim/stats").json()
+        with self.api() as api:
+            deliveries = {
+                s: len(api.get("/deliveries", params={"status": s, "limit": 500}).json()["items"])
+                for s in ("pending", "in_flight", "delivered", "dead", "held", "parked")
+            }
+            inbound = len(api.get("/inbound-events", params={"limit": 500}).json()["items"])
+        erp = [
+            o for o in self.ns_records("salesOrder") if o.get("externalId", "").startswith("shop-")
+        ]
+        return (
+            f"accepted {accepted}, in the ERP {len(erp)}; store webhooks {stats}; "
+            f"gateway deliveries {deliveries}; inbound events {inbound}"
+        )
+
     def settle(self, timeout: float = 60.0) -> None:
         """Wait until nothing is on its way, twice in a row (webhooks may still be landing)."""
         quiet = 0
@@ -158,6 +177,7 @@ def flows(
         shop_args += ["--webhook-url", f"{gateway_url}/webhooks/shop"]
         shop_args += ["--webhook-secret", SHOP_SECRET, "--access-token", SHOP_TOKEN]
         shop_args += ["--bucket-size", "100000", "--leak-rate", "100000"]
+        shop_args += ["--webhook-retries", "1,2,4,8,16"]  # Shopify re-sends what failed
         shop = group.start("shopify", shop_args, {"PYTHONUNBUFFERED": "1"})
         gateway = group.start(
             "gateway", [sys.executable, "-m", "app.cli", "serve", "--port", str(gw_port)], env
@@ -365,8 +385,14 @@ def test_a_burst_of_500_checkouts_never_oversells(flows: Flows) -> None:
             o for o in flows.ns_records("salesOrder") if o.get("externalId", "").startswith("shop-")
         ]
 
+    def in_erp() -> bool:
+        return len(web_orders()) >= accepted
+
     # the store's webhooks trail the burst: wait for them, then for the deliveries
-    poll(lambda: len(web_orders()) >= accepted, timeout=120, message="every order in the ERP")
+    try:
+        poll(in_erp, timeout=90, message="every order in the ERP")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{flows.where_orders_are(accepted)}") from None
     flows.settle(timeout=180)
     assert len(web_orders()) == accepted  # every accepted order reached the ERP, once
     sellable = stock - accepted

@@ -289,6 +289,7 @@ async def test_new_order_sends_a_signed_orders_create_webhook(
             "order_id": str(body["order"]["id"]),
             "status": 202,
             "error": None,
+            "retries": 0,
         }
     ]
     listed = (await http.get("/_sim/webhooks")).json()

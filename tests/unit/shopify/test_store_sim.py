@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,8 +43,14 @@ class Gateway:
     def __init__(self) -> None:
         self.events: list[CanonicalEvent] = []
         self.topics: list[str] = []
+        self.failures = 0  # answer this many next webhooks with a 503
+        self.seen: list[tuple[str, bytes]] = []  # (webhook id, body) of every request
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append((request.headers["x-shopify-webhook-id"], request.content))
+        if self.failures:
+            self.failures -= 1
+            return httpx.Response(503)
         verify_hmac(request.content, request.headers.get("x-shopify-hmac-sha256"), SECRET)
         parsed = parse_webhook(request.headers, request.content, SHOP)
         self.topics.append(parsed.topic)
@@ -142,6 +149,37 @@ async def test_checkout_is_refused_when_the_store_has_none(world: World) -> None
     # the accepted checkout reached the gateway as a signed orders/create
     (order,) = [e for e in world.gateway.events if e.type == "order.created"]
     assert order.payload.lines[0].sku == "A"
+
+
+async def test_a_failed_webhook_is_re_sent_unchanged_as_shopify_does(world: World) -> None:
+    sim = world.control._transport.app.state.simulator  # type: ignore[attr-defined]
+    sim.webhook_retry_delays = (0.01, 0.01, 0.01)
+    await world.seed(A=5)
+    world.gateway.failures = 2
+    answer = await world.checkout(A=1)
+    assert answer.status_code == 201
+    (first,) = answer.json()["webhooks"]
+    assert first["status"] == 503  # the checkout's own attempt failed
+    for _ in range(100):
+        if world.gateway.events:
+            break
+        await asyncio.sleep(0.01)
+    # three attempts of one delivery: the same webhook id and the same bytes each time
+    assert len(world.gateway.seen) == 3
+    assert {wid for wid, _ in world.gateway.seen} == {first["webhook_id"]}
+    assert len({body for _, body in world.gateway.seen}) == 1
+    assert [e.type for e in world.gateway.events] == ["order.created"]
+    stats = (await world.control.get("/_sim/stats")).json()["counts"]
+    assert stats["webhook orders/create retry 503"] == 1
+    assert stats["webhook orders/create retry 202"] == 1
+
+
+async def test_without_a_retry_schedule_a_failed_webhook_is_final(world: World) -> None:
+    await world.seed(A=5)
+    world.gateway.failures = 1
+    assert (await world.checkout(A=1)).status_code == 201
+    await asyncio.sleep(0.05)
+    assert len(world.gateway.seen) == 1 and world.gateway.events == []
 
 
 # --- stock deltas: idempotent, commuting with the store's own sales -------------------------
