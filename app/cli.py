@@ -65,12 +65,23 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     _config_or_exit()
-    _schema_or_exit(get_settings())
+    settings = get_settings()
+    if args.workers > 1 and settings.database_url.startswith("sqlite"):
+        print(
+            f"erp-gateway serve --workers {args.workers} needs PostgreSQL "
+            "(GATEWAY_DATABASE_URL): SQLite takes one writer at a time; use --workers 1",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    _schema_or_exit(settings)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=args.host,
         port=args.port,
+        # each process accepts webhooks on the same socket; the database keeps them apart
+        # (a webhook is one transaction, a delivery is claimed by one process)
+        workers=args.workers,
         log_config=None,
         proxy_headers=True,
         access_log=False,
@@ -192,6 +203,16 @@ def _run(args: argparse.Namespace) -> None:
         raise SystemExit(1) from None
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -207,6 +228,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=_at_least_one,
+        default=1,
+        help="API processes sharing the port, for machines with more cores (PostgreSQL only)",
+    )
     serve.set_defaults(func=cmd_serve)
     sub.add_parser(
         "worker", help="run an arq delivery worker (needs GATEWAY_REDIS_URL)", parents=[common]

@@ -49,17 +49,18 @@ VERSIONED = {
 }
 
 
+_NEWEST_VERSION = sa.select(sa.func.max(col(CanonicalEventRow.occurred_at))).where(
+    col(CanonicalEventRow.entity_key) == sa.bindparam("key"),
+    col(CanonicalEventRow.event_type).in_(sa.bindparam("types", expanding=True)),
+)  # built once: it runs for every versioned event
+
+
 async def newer_version(session: AsyncSession, event: CanonicalEvent) -> datetime | None:
     """The time of a newer recorded version of ``event``'s entity, if one is known."""
     types = VERSIONED.get(event.type)
     if types is None:
         return None
-    newest = await session.scalar(
-        sa.select(sa.func.max(col(CanonicalEventRow.occurred_at))).where(
-            col(CanonicalEventRow.entity_key) == event.entity_key,
-            col(CanonicalEventRow.event_type).in_(types),
-        )
-    )
+    newest = await session.scalar(_NEWEST_VERSION, {"key": event.entity_key, "types": list(types)})
     if newest is None:
         return None
     newest = newest if newest.tzinfo else newest.replace(tzinfo=UTC)

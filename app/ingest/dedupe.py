@@ -28,7 +28,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.flows.state import VERSIONED
 from app.models import CanonicalEventRow
@@ -83,21 +82,21 @@ async def fresh_events(
 Known = dict[tuple[str, str], tuple[int, dict[str, Any]]]
 
 
+_EVENTS = CanonicalEventRow.__table__.c  # type: ignore[attr-defined]
+# Built once with an expanding parameter: every webhook runs it, and building the
+# statement cost more CPU than Postgres spends answering it.
+_NEWEST = sa.select(_EVENTS.id, _EVENTS.entity_key, _EVENTS.event_type, _EVENTS.payload).where(
+    _EVENTS.id.in_(
+        sa.select(sa.func.max(_EVENTS.id))
+        .where(_EVENTS.entity_key.in_(sa.bindparam("keys", expanding=True)))
+        .group_by(_EVENTS.entity_key, _EVENTS.event_type)
+    )
+)
+
+
 async def _newest(session: AsyncSession, keys: set[str]) -> Known:
     """(entity key, event type) → (rank, content) of the newest recorded event."""
-    newest_ids = (
-        sa.select(sa.func.max(col(CanonicalEventRow.id)))
-        .where(col(CanonicalEventRow.entity_key).in_(keys))
-        .group_by(col(CanonicalEventRow.entity_key), col(CanonicalEventRow.event_type))
-    )
-    rows = await session.execute(
-        sa.select(
-            col(CanonicalEventRow.id),
-            col(CanonicalEventRow.entity_key),
-            col(CanonicalEventRow.event_type),
-            col(CanonicalEventRow.payload),
-        ).where(col(CanonicalEventRow.id).in_(newest_ids))
-    )
+    rows = await session.execute(_NEWEST, {"keys": sorted(keys)})
     return {(key, kind): (int(rank), content(payload)) for rank, key, kind, payload in rows}
 
 

@@ -42,7 +42,10 @@ log = structlog.get_logger("gateway.ingest")
 
 # Deeper JSON is refused before any parser (or the erasure walk) meets it.
 MAX_JSON_DEPTH = 64
-_JSON_TOKENS = re.compile(rb'\\.|["\[\]{}]', re.DOTALL)
+# a JSON string, escapes included (unrolled, so it never backtracks)
+_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENING = frozenset(b"[{")
 
 
 @dataclass
@@ -165,22 +168,23 @@ async def ingest_webhook(
 
 
 def _check_depth(body: bytes) -> None:
-    """Refuse JSON nested deeper than MAX_JSON_DEPTH (a structural scan, no parsing)."""
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH (a structural scan, no parsing).
+
+    Strings are cut out first (one regex pass in C, escapes included), then only the
+    brackets left are walked: a per-token Python loop over the whole body cost ~0.4 ms per
+    Shopify order, more than the rest of the scan by far.
+    """
     if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
         return
+    structure = _JSON_STRINGS.sub(b"", body)
+    structure = structure.partition(b'"')[0]  # an unterminated string runs to the end
     depth = 0
-    in_string = False
-    for match in _JSON_TOKENS.finditer(body):
-        token = match.group()
-        if token == b'"':
-            in_string = not in_string
-        elif in_string:
-            continue
-        elif token in (b"[", b"{"):
+    for byte in structure.translate(None, _NOT_BRACKETS):
+        if byte in _OPENING:
             depth += 1
             if depth > MAX_JSON_DEPTH:
                 raise PayloadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-        elif token in (b"]", b"}"):
+        else:
             depth -= 1
 
 

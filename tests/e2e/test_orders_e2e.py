@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from typing import Any
 
 import httpx
@@ -10,7 +12,7 @@ import pytest
 
 from tests.conftest import SHOP_SECRET
 from tests.e2e.conftest import Stack
-from tests.support.processes import poll
+from tests.support.processes import poll, wait_http
 from tests.support.shopify import order_payload, signed
 
 pytestmark = pytest.mark.e2e
@@ -179,3 +181,40 @@ def test_bad_webhooks_are_rejected_and_signed_unparseable_ones_are_kept(stack: S
         listed = api.get("/api/v1/quarantine").json()["items"]
         assert len(listed) == len(kept)
     assert deliveries(stack) == []
+
+
+def test_two_api_processes_share_the_port_and_store_each_order_once(stack: Stack) -> None:
+    if stack.kind != "postgres-redis":
+        pytest.skip("serve --workers N needs PostgreSQL (SQLite refuses it at start)")
+    stack.gateway.kill9()
+    port = stack.gateway_url.rsplit(":", 1)[1]
+    args = [sys.executable, "-m", "app.cli", "serve", "--port", port, "--workers", "2"]
+    stack.gateway = stack.group.start("gateway", args, stack.env)
+    wait_http(f"{stack.gateway_url}/readyz", stack.gateway)
+    gateway = stack.gateway
+    poll(
+        lambda: gateway.log_tail(200).count("Application startup complete") == 2,
+        message="two API processes started",
+    )
+
+    # every order sent twice at once, by 16 connections spread over both processes
+    async def send_all() -> list[int]:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=16)) as client:
+            bodies = [json.dumps(order_payload(n)).encode() for n in range(40, 60)] * 2
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        f"{stack.gateway_url}/webhooks/shop",
+                        content=body,
+                        headers=signed(body, SHOP_SECRET, "orders/create", f"wh-{i % 20}"),
+                        timeout=10,
+                    )
+                    for i, body in enumerate(bodies)
+                )
+            )
+        return [a.status_code for a in answers]
+
+    statuses = asyncio.run(send_all())
+    assert sorted(statuses) == [200] * 20 + [202] * 20  # each order stored once
+    poll(lambda: all_delivered(stack, 20), timeout=60, message="20 orders delivered")
+    assert len(sales_orders(stack)) == 20

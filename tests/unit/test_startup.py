@@ -126,3 +126,19 @@ def test_display_url_hides_the_password() -> None:
     assert display_url("sqlite+aiosqlite:///./var/gateway.db") == (
         "sqlite+aiosqlite:///./var/gateway.db"
     )
+
+
+def test_serve_with_more_workers_on_sqlite_says_why_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "gateway.db"
+    result = cli("serve", "--workers", "2", env={"GATEWAY_DATABASE_URL": sqlite_url(db)})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs PostgreSQL" in lines[0] and "--workers 1" in lines[0]
+    assert not db.exists()  # refused before anything was touched
+
+
+def test_serve_refuses_zero_workers(tmp_path: Path) -> None:
+    result = cli(
+        "serve", "--workers", "0", env={"GATEWAY_DATABASE_URL": sqlite_url(tmp_path / "g.db")}
+    )
+    assert result.returncode == 2 and "must be 1 or more" in result.stderr
