@@ -85,9 +85,10 @@ def start_sink(servers: Servers, port: int) -> subprocess.Popen[bytes]:
 
 
 def start_api(
-    servers: Servers, port: int, env: dict[str, str], name: str = "api"
+    servers: Servers, port: int, env: dict[str, str], name: str = "api", workers: int = 1
 ) -> subprocess.Popen[bytes]:
-    proc = servers.python(name, ["-m", "app.cli", "serve", "--port", str(port)], env)
+    args = ["-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    proc = servers.python(name, args, env)
     wait_ready(f"http://127.0.0.1:{port}/readyz")
     return proc
 

@@ -14,6 +14,7 @@ from bench.database import percentile
 from bench.e2e import RateRun
 from bench.ingest import VOID_SHARE, IngestRound, Measured
 from bench.roundtrips import RoundTrips, Trips
+from bench.scaling import ScalingRun
 
 BUSY_LOAD = 1.5  # load average before the run above this: other work shared the cores
 BUSY_OTHER_CORES = 0.3  # or other processes used this much CPU during the run
@@ -29,6 +30,7 @@ class Run:
     trips: RoundTrips
     machine: MachineLoad
     seconds: float  # per offered rate
+    scaling: list[ScalingRun]
 
 
 def table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
@@ -221,6 +223,22 @@ def generator_cpu(run: Run) -> str:
     )
 
 
+def scaling_section(runs: list[ScalingRun]) -> str:
+    if not runs:
+        return "(not run)"
+    base = runs[0].accepted_per_second
+    rows = [
+        [
+            f"{r.processes}",
+            f"{r.accepted_per_second:,.0f}",
+            f"{r.accepted_per_second / max(base, 1e-9):.2f}x",
+            f"{r.wrk.responses - r.wrk.count(202):,}",
+        ]
+        for r in runs
+    ]
+    return table(["API processes", "accepted/s", "vs one", "not 202"], rows)
+
+
 def render(run: Run) -> str:
     ceiling = median(r.ceiling.throughput for r in run.rounds)
     drained, drain_seconds = run.drain
@@ -261,6 +279,14 @@ bench/wrk.lua). Null endpoint: {run.tools["nginx"]}, one worker process, `return
 CPU milliseconds per request, by process (median of the rounds):
 
 {ingest_cost_section(run.rounds)}
+
+## Scaling: `serve --workers N`
+
+The same closed loop (distinct orders, no delivery worker running) against N API processes
+sharing one port. On this machine the generator, Postgres and Redis share the same cores,
+so the gain shows what a second core is worth here, not on a machine with cores to spare.
+
+{scaling_section(run.scaling)}
 
 ## End to end: webhook accepted → sales order in the NetSuite sink
 

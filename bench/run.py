@@ -33,10 +33,18 @@ from bench.gateway import (
 from bench.ingest import Endpoints, Load, run_rounds, warm_up
 from bench.report import Run, render
 from bench.roundtrips import count_round_trips
+from bench.scaling import run_scaling
 from bench.servers import LOGS, ROOT, Servers, wait_ready
 from bench.tools import require_tools, tool_version
 
-PORTS = {"null": 8610, "floor": 8611, "sink": 8612, "api": 8613, "api counted": 8614}
+PORTS = {
+    "null": 8610,
+    "floor": 8611,
+    "sink": 8612,
+    "api": 8613,
+    "api counted": 8614,
+    "api scaled": 8615,
+}
 DATABASES = {"gateway": "bench_gateway", "floor": "bench_floor"}
 POOLS = LOGS / "pools"  # presigned requests, deleted after the run
 
@@ -94,6 +102,7 @@ def run(args: argparse.Namespace) -> Run:
         ]
         servers.stop(worker)
         servers.stop(api)
+        scaling = run_scaling(servers, PORTS["api scaled"], env, POOLS, load)
         trips = count_round_trips(
             servers,
             dsn=gateway_dsn,
@@ -116,7 +125,7 @@ def run(args: argparse.Namespace) -> Run:
         f"{args.open_connections} connections, {args.seconds:g} s per rate"
     )
     tools = {"wrk": tool_version("wrk"), "nginx": tool_version("nginx")}
-    return Run(settings, tools, rounds, drain, rates, trips, machine, args.seconds)
+    return Run(settings, tools, rounds, drain, rates, trips, machine, args.seconds, scaling)
 
 
 def main() -> None:
