@@ -183,9 +183,9 @@ def test_bad_webhooks_are_rejected_and_signed_unparseable_ones_are_kept(stack: S
     assert deliveries(stack) == []
 
 
+# serve --workers N needs PostgreSQL (on SQLite it refuses to start: tests/unit/test_startup.py)
+@pytest.mark.parametrize("stack", ["postgres-redis"], indirect=True)
 def test_two_api_processes_share_the_port_and_store_each_order_once(stack: Stack) -> None:
-    if stack.kind != "postgres-redis":
-        pytest.skip("serve --workers N needs PostgreSQL (SQLite refuses it at start)")
     stack.gateway.kill9()
     port = stack.gateway_url.rsplit(":", 1)[1]
     args = [sys.executable, "-m", "app.cli", "serve", "--port", port, "--workers", "2"]
