@@ -10,6 +10,7 @@ import asyncio
 from typing import Literal
 
 import sqlalchemy as sa
+import structlog
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,8 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.api.deps import RuntimeDep
 from app.delivery.heartbeat import live_workers
 from app.delivery.queue import ArqQueue
+from app.observability import metrics as app_metrics
 from app.observability.snapshot import refresh_database_gauges
 
+log = structlog.get_logger("gateway.health")
 router = APIRouter(tags=["health"])
 
 DATABASE_TIMEOUT_SECONDS = 2.0
@@ -82,5 +85,18 @@ async def readyz(
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(rt: RuntimeDep) -> Response:
-    await refresh_database_gauges(rt)
+    """Always answers: a database that is down or slow leaves its gauges at their last
+    values (``gateway_metrics_database_fresh`` 0) instead of failing the scrape, which would
+    hide the process's own metrics exactly during an outage."""
+    try:
+        async with asyncio.timeout(DATABASE_TIMEOUT_SECONDS):
+            await refresh_database_gauges(rt)
+    except (TimeoutError, sa.exc.SQLAlchemyError, OSError) as exc:
+        app_metrics.DATABASE_GAUGES_FRESH.set(0)
+        log.warning(
+            "metrics scrape: database gauges not refreshed; serving their last values",
+            error=type(exc).__name__,
+        )
+    else:
+        app_metrics.DATABASE_GAUGES_FRESH.set(1)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

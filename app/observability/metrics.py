@@ -146,6 +146,12 @@ NOTIFICATIONS = Counter(
     ["sink", "message", "result"],
 )
 
+DATABASE_GAUGES_FRESH = Gauge(
+    "gateway_metrics_database_fresh",
+    "1 when this scrape read the database gauges; 0 when the database did not answer in "
+    "time and they show their last values",
+)
+
 # Read from the database at each scrape of the API's /metrics (app.observability.snapshot),
 # so right whatever process acted. A worker's own copy is only what it last saw itself (stale
 # once another process changes the state), so its metrics port leaves these out.
@@ -160,6 +166,7 @@ DATABASE_GAUGES = frozenset(
         "gateway_workers",
         "gateway_incidents_open",
         "gateway_connection_in_maintenance",
+        "gateway_metrics_database_fresh",
     }
 )
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy.exc import OperationalError
 
 from tests.api.conftest import Gateway
 from tests.conftest import SHOP_SECRET
@@ -50,3 +53,27 @@ async def test_one_scrape_of_the_api_has_queues_breakers_polls_findings_workers(
         'gateway_workers{state="consuming"}',
     ):
         assert line in text, line
+
+
+async def test_a_database_that_does_not_answer_leaves_the_scrape_answering(
+    gw: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import health
+
+    async def hung(_: object) -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(health, "DATABASE_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(health, "refresh_database_gauges", hung)
+    scrape = await gw.client.get("/metrics")
+    assert scrape.status_code == 200
+    assert "gateway_metrics_database_fresh 0.0" in scrape.text
+    assert "gateway_http_request_duration_seconds" in scrape.text  # the process's own
+
+    async def down(_: object) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
+
+    monkeypatch.setattr(health, "refresh_database_gauges", down)
+    assert "gateway_metrics_database_fresh 0.0" in (await gw.client.get("/metrics")).text
+    monkeypatch.undo()
+    assert "gateway_metrics_database_fresh 1.0" in (await gw.client.get("/metrics")).text

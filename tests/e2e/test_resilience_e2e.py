@@ -268,10 +268,20 @@ def test_503_during_a_database_outage_says_when_to_retry(rig: Rig) -> None:
         headers=signed(body, SHOP_SECRET),
         timeout=10,
     )
+    # the scrape still answers, with the process's own metrics, and says the database
+    # gauges are stale: an outage is when the operator needs /metrics most
+    started = time.monotonic()
+    scrape = httpx.get(f"{rig.gateway_url}/metrics", timeout=10)
+    scrape_seconds = time.monotonic() - started
     rig.postgres.up()
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"].isdigit()
     assert response.json()["error"]["code"] == "database_unavailable"
+    assert scrape.status_code == 200 and scrape_seconds < 5, (scrape.status_code, scrape_seconds)
+    assert "gateway_metrics_database_fresh 0.0" in scrape.text
+    assert "gateway_webhooks_received_total" in scrape.text
+    fresh = httpx.get(f"{rig.gateway_url}/metrics", timeout=10)
+    assert "gateway_metrics_database_fresh 1.0" in fresh.text
 
 
 @pytest.mark.rig(workers=1, lease_seconds=60)
