@@ -43,18 +43,6 @@ class QueueUnavailable(Exception):
     """The queue could not take the job now; the sweeper will queue it later."""
 
 
-# arq's enqueue_job in one round trip: it watches the job key, checks the job and result
-# keys, then sets the job and scores it in a transaction (3 round trips, ~7% of a webhook's
-# CPU). The same steps as one script, with arq's own serialisation and key names, so arq's
-# worker reads the job exactly as if arq had queued it.
-_ENQUEUE = """
-if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
-redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-return 1
-"""
-
-
 class ArqQueue:
     """Enqueues ``deliver`` jobs; the job id is the delivery id, so duplicates collapse."""
 
@@ -63,7 +51,6 @@ class ArqQueue:
 
         assert isinstance(redis, ArqRedis)
         self.redis = redis
-        self._enqueue = redis.register_script(_ENQUEUE)
         self._skip_until = 0.0
 
     @classmethod
@@ -84,26 +71,15 @@ class ArqQueue:
         if loop.time() < self._skip_until:
             raise QueueUnavailable("Redis failed a moment ago; the sweeper will queue this")
         try:
-            await asyncio.wait_for(self._enqueue_job(delivery_id, at), ENQUEUE_TIMEOUT_SECONDS)
+            await asyncio.wait_for(
+                self.redis.enqueue_job(
+                    "deliver", delivery_id, _job_id=job_id_for(delivery_id), _defer_until=at
+                ),
+                ENQUEUE_TIMEOUT_SECONDS,
+            )
         except Exception as exc:
             self._skip_until = loop.time() + ENQUEUE_COOL_DOWN_SECONDS
             raise QueueUnavailable(f"Redis did not take the job: {type(exc).__name__}") from exc
-
-    async def _enqueue_job(self, delivery_id: int, at: datetime | None) -> bool:
-        """Queue ``deliver(delivery_id)`` unless that job (or its result) exists."""
-        from arq.constants import job_key_prefix, result_key_prefix
-        from arq.jobs import serialize_job
-        from arq.utils import timestamp_ms, to_unix_ms
-
-        job_id = job_id_for(delivery_id)
-        now_ms = timestamp_ms()
-        score = max(now_ms, to_unix_ms(at)) if at is not None else now_ms
-        expires_ms = score - now_ms + self.redis.expires_extra_ms
-        job = serialize_job(
-            "deliver", (delivery_id,), {}, None, now_ms, serializer=self.redis.job_serializer
-        )
-        keys = [job_key_prefix + job_id, result_key_prefix + job_id, self.redis.default_queue_name]
-        return bool(await self._enqueue(keys=keys, args=[expires_ms, job, score, job_id]))
 
     async def recover(self, delivery_id: int) -> None:
         # A dead worker leaves arq's in-progress marker for job_timeout + 10 s; the database
