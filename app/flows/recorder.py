@@ -21,6 +21,7 @@ from app.erasure.refs import note_event
 from app.flows.plan import PlanContext, Planned
 from app.flows.planning import plan_event
 from app.flows.rules import RulesConfig, effective_rules
+from app.flows.state import note_version
 from app.ingest.dedupe import fresh_events
 from app.models import CanonicalEventRow, DeliveryStatus, Finding, utcnow
 from app.observability import metrics
@@ -68,6 +69,7 @@ async def record_events(
     due: list[tuple[int, datetime]] = []
     for event in events:
         event_id = await _insert_event(session, source, event, inbound_event_id, received_at)
+        note_version(session, event)
         recorded.event_ids.append(event_id)
         # whom the event is about (hashes), so an erase request finds it by index later
         await note_event(session, event_id, source, event, ctx.rules.customers.default_country_code)

@@ -54,17 +54,57 @@ _NEWEST_VERSION = sa.select(sa.func.max(col(CanonicalEventRow.occurred_at))).whe
     col(CanonicalEventRow.event_type).in_(sa.bindparam("types", expanding=True)),
 )  # built once: it runs for every versioned event
 
+# entity key → event type → newest occurred_at recorded, for the keys read in this transaction
+Versions = dict[str, dict[str, datetime]]
+_VERSIONS = "known_versions"
+
+
+def remember_versions(session: AsyncSession, versions: Versions) -> None:
+    """What a read of this transaction found of these entities' versions (the webhook's
+    dedupe read has them): ``newer_version`` then answers from it instead of asking again.
+    Kept for the current transaction only; the events it records are added as they are."""
+    known = {key: {t: _aware(at) for t, at in kinds.items()} for key, kinds in versions.items()}
+    session.info[_VERSIONS] = (session.sync_session.get_transaction(), known)
+
+
+def note_version(session: AsyncSession, event: CanonicalEvent) -> None:
+    """An event recorded in this transaction: a version ``newer_version`` must count."""
+    known = _known_versions(session)
+    if known is not None and event.entity_key in known:
+        kinds = known[event.entity_key]
+        stamp = _aware(event.occurred_at)
+        kinds[event.type] = max(kinds.get(event.type, stamp), stamp)
+
+
+def _known_versions(session: AsyncSession) -> Versions | None:
+    cached = session.info.get(_VERSIONS)
+    if cached is None or cached[0] is not session.sync_session.get_transaction():
+        return None
+    known: Versions = cached[1]
+    return known
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
 
 async def newer_version(session: AsyncSession, event: CanonicalEvent) -> datetime | None:
     """The time of a newer recorded version of ``event``'s entity, if one is known."""
     types = VERSIONED.get(event.type)
     if types is None:
         return None
-    newest = await session.scalar(_NEWEST_VERSION, {"key": event.entity_key, "types": list(types)})
+    known = _known_versions(session)
+    if known is not None and event.entity_key in known:
+        stamps = [known[event.entity_key][t] for t in types if t in known[event.entity_key]]
+        newest = max(stamps, default=None)
+    else:
+        newest = await session.scalar(
+            _NEWEST_VERSION, {"key": event.entity_key, "types": list(types)}
+        )
     if newest is None:
         return None
-    newest = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
-    return newest if newest > event.occurred_at else None
+    newest = _aware(newest)
+    return newest if newest > _aware(event.occurred_at) else None
 
 
 async def entity_has_link(

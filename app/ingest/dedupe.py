@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.flows.state import VERSIONED
+from app.flows.state import VERSIONED, Versions, remember_versions
 from app.models import CanonicalEventRow
 from kernel.canonical.events import CanonicalEvent
 
@@ -84,20 +84,33 @@ Known = dict[tuple[str, str], tuple[int, dict[str, Any]]]
 
 _EVENTS = CanonicalEventRow.__table__.c  # type: ignore[attr-defined]
 # Built once with an expanding parameter: every webhook runs it, and building the
-# statement cost more CPU than Postgres spends answering it.
-_NEWEST = sa.select(_EVENTS.id, _EVENTS.entity_key, _EVENTS.event_type, _EVENTS.payload).where(
-    _EVENTS.id.in_(
-        sa.select(sa.func.max(_EVENTS.id))
-        .where(_EVENTS.entity_key.in_(sa.bindparam("keys", expanding=True)))
-        .group_by(_EVENTS.entity_key, _EVENTS.event_type)
+# statement cost more CPU than Postgres spends answering it. Each (entity, type)'s newest
+# event, with the latest occurred_at of its type (the planner's out-of-order check).
+_GROUPS = (
+    sa.select(
+        sa.func.max(_EVENTS.id).label("id"),
+        sa.func.max(_EVENTS.occurred_at).label("newest_at"),
     )
+    .where(_EVENTS.entity_key.in_(sa.bindparam("keys", expanding=True)))
+    .group_by(_EVENTS.entity_key, _EVENTS.event_type)
+    .subquery()
 )
+_NEWEST = sa.select(
+    _EVENTS.id, _EVENTS.entity_key, _EVENTS.event_type, _EVENTS.payload, _GROUPS.c.newest_at
+).join(_GROUPS, _GROUPS.c.id == _EVENTS.id)
 
 
 async def _newest(session: AsyncSession, keys: set[str]) -> Known:
-    """(entity key, event type) → (rank, content) of the newest recorded event."""
-    rows = await session.execute(_NEWEST, {"keys": sorted(keys)})
-    return {(key, kind): (int(rank), content(payload)) for rank, key, kind, payload in rows}
+    """(entity key, event type) → (rank, content) of the newest recorded event.
+
+    What it read of the versions is kept for the planner's out-of-order check, which then
+    asks nothing more in this transaction (``remember_versions``)."""
+    rows = (await session.execute(_NEWEST, {"keys": sorted(keys)})).all()
+    versions: Versions = {key: {} for key in keys}
+    for _, key, kind, _, newest_at in rows:
+        versions[key][kind] = newest_at
+    remember_versions(session, versions)
+    return {(key, kind): (int(rank), content(payload)) for rank, key, kind, payload, _ in rows}
 
 
 def _seen(known: Known, key: str, family: tuple[str, ...]) -> bool:

@@ -82,3 +82,77 @@ async def test_an_older_price_arriving_late_leaves_the_newer_held_cut_alone(flow
     statuses = [d.status for d in await deliveries(rt, flow="products")]
     # the first stays on its way (a held cut replaces nothing until approved)
     assert statuses == ["pending", "held", "superseded"], statuses
+
+
+# --- the webhook path: the dedupe read's versions answer the out-of-order check ---------
+
+
+async def _record_as_webhook(rt: object, *events: object, statements: list[str]) -> None:
+    """What ingest does: the dedupe read, then recording, in one transaction; the SQL sent
+    is collected so a test can see which reads were asked."""
+    import sqlalchemy as sa
+
+    from app.db import transaction
+    from app.flows.recorder import record_events
+    from app.ingest.dedupe import fresh_events
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    engine = rt.engine.sync_engine  # type: ignore[attr-defined]
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        async with transaction(rt.sessions) as session:  # type: ignore[attr-defined]
+            fresh = await fresh_events(session, list(events), webhook=True)
+            await record_events(session, rt, "shop", fresh)  # type: ignore[arg-type]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+
+
+def _asked_newest_version(statements: list[str]) -> bool:
+    return any("max(canonical_events.occurred_at) AS max_1" in s for s in statements)
+
+
+async def test_a_late_older_webhook_version_is_superseded_without_asking_again(flow_rt) -> None:  # type: ignore[no-untyped-def]
+    rt = await flow_rt()
+    statements: list[str] = []
+    await _record_as_webhook(rt, _order_version("5", minutes=10), statements=statements)
+    await _record_as_webhook(rt, _order_version("3", minutes=5), statements=statements)
+    v2, v1 = await deliveries(rt, destination="erp")
+    assert v2.status == "pending"
+    assert v1.status == "superseded" and "older than the version of" in (v1.last_error or "")
+    assert not _asked_newest_version(statements)  # the dedupe read's versions answered
+
+
+async def test_a_newer_webhook_version_still_goes_out(flow_rt) -> None:  # type: ignore[no-untyped-def]
+    rt = await flow_rt()
+    statements: list[str] = []
+    await _record_as_webhook(rt, _order_version("3", minutes=5), statements=statements)
+    await _record_as_webhook(rt, _order_version("5", minutes=10), statements=statements)
+    assert [d.status for d in await deliveries(rt, destination="erp")] == ["pending", "pending"]
+
+
+async def test_versions_of_one_batch_count_for_the_next_event_of_it(flow_rt) -> None:  # type: ignore[no-untyped-def]
+    # one webhook carrying two versions, the newer first: the older is superseded by the
+    # version recorded moments before in the same transaction, which no read had seen
+    rt = await flow_rt()
+    statements: list[str] = []
+    await _record_as_webhook(
+        rt, _order_version("5", minutes=10), _order_version("3", minutes=5), statements=statements
+    )
+    newer, older = await deliveries(rt, destination="erp")
+    assert newer.status == "pending" and older.status == "superseded"
+
+
+async def test_versions_read_in_one_transaction_are_not_trusted_in_the_next(flow_rt) -> None:  # type: ignore[no-untyped-def]
+    # a session that outlives its transaction: what it read then may be stale now
+    from app.flows.state import newer_version, remember_versions
+
+    rt = await flow_rt()
+    older = _order_version("3", minutes=5)
+    async with rt.sessions() as session:
+        async with session.begin():
+            remember_versions(session, {older.entity_key: {}})  # type: ignore[attr-defined]
+        await record(rt, "shop", _order_version("5", minutes=10))  # another transaction
+        async with session.begin():
+            assert await newer_version(session, older) is not None  # type: ignore[arg-type]
