@@ -53,14 +53,21 @@ def parse_rules(data: dict[str, Any]) -> RulesConfig:
         raise RulesError("; ".join(problems)) from None
 
 
+# Core columns, built once: every planning transaction reads them (no ORM objects needed)
+_OVERRIDES = sa.select(
+    RuleOverride.__table__.c.flow,  # type: ignore[attr-defined]
+    RuleOverride.__table__.c.rules,  # type: ignore[attr-defined]
+)
+
+
 async def effective_rules(session: AsyncSession, base: dict[str, Any]) -> RulesConfig:
     """The config's rules with each overridden section's fields replaced."""
-    rows = (await session.execute(sa.select(RuleOverride))).scalars().all()
+    rows = await session.execute(_OVERRIDES)
     merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-    for row in rows:
-        section = dict(merged.get(row.flow) or {})
-        section.update(row.rules)
-        merged[row.flow] = section
+    for flow, rules in rows:
+        section = dict(merged.get(flow) or {})
+        section.update(rules)
+        merged[flow] = section
     return parse_rules(merged)
 
 

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.dbutil import insert_for
 from app.models import InboundEvent, utcnow
@@ -76,10 +75,9 @@ def _insert_inbound_statement(session: AsyncSession) -> Any:
     dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
     stmt = _INBOUND_INSERTS.get(dialect)
     if stmt is None:
-        stmt = (
-            insert_for(session, InboundEvent)
-            .on_conflict_do_nothing()
-            .returning(col(InboundEvent.id))
-        )
+        # the Core table, not the ORM class: the ORM's bulk-insert path cost more CPU than
+        # the statement itself, and nothing here needs ORM objects
+        table = InboundEvent.__table__  # type: ignore[attr-defined]
+        stmt = insert_for(session, table).on_conflict_do_nothing().returning(table.c.id)
         _INBOUND_INSERTS[dialect] = stmt
     return stmt
