@@ -23,6 +23,7 @@ from arq.worker import Worker
 from prometheus_client import start_http_server
 
 from app.config import GatewayConfig
+from app.delivery.arq_jobs import DeliveryWorker
 from app.delivery.heartbeat import HeartbeatState, heartbeat_loop
 from app.delivery.queue import ArqQueue, InProcessQueue
 from app.delivery.service import process_delivery
@@ -220,7 +221,7 @@ class ArqWorker:
             socket_timeout=WORKER_REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=WORKER_REDIS_TIMEOUT_SECONDS,
         )
-        return Worker(
+        return DeliveryWorker(
             **worker_options(self.settings),
             redis_pool=pool,
             ctx={"runtime": self.rt},

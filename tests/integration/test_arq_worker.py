@@ -11,6 +11,7 @@ import pytest
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
+from app.delivery.arq_jobs import DeliveryWorker
 from app.delivery.service import process_delivery
 from app.delivery.worker import deliver, sweep_task, worker_options
 from app.main import start_runtime
@@ -39,7 +40,7 @@ async def arq_stack(clean_db: str, redis_url: str | None) -> AsyncIterator[Any]:
             settings, config, with_worker=False, connectors={"erp": connector}
         )
         runtimes.extend([api_rt, worker_rt])
-        worker = Worker(
+        worker = DeliveryWorker(  # what ``erp-gateway worker`` runs
             **{**worker_options(settings), "poll_delay": 0.05},
             redis_settings=RedisSettings.from_dsn(redis_url),
             ctx={"runtime": worker_rt},
