@@ -20,7 +20,7 @@ full, so a connector can turn a pydantic ValidationError into a 422 that names t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -287,10 +287,27 @@ class CanonicalModel(BaseModel):
 
     @model_validator(mode="after")
     def _keys_fit(self) -> Any:
-        related = getattr(self, "related_keys", None)
-        if callable(related):
-            check_keys(related())
+        related = _related_keys_of(type(self))
+        if related is not None:
+            check_keys(related(self))
         return self
+
+
+_RELATED_KEYS: dict[type, Callable[[Any], list[str]] | None] = {}
+
+
+def _related_keys_of(cls: type) -> Callable[[Any], list[str]] | None:
+    """The model's ``related_keys`` method, looked up once per class: ``getattr`` on a
+    model without one went through pydantic's slow missing-attribute path for every
+    nested model of every order (~0.2 ms of CPU per Shopify order)."""
+    try:
+        return _RELATED_KEYS[cls]
+    except KeyError:
+        found = next(
+            (vars(k)["related_keys"] for k in cls.__mro__ if "related_keys" in vars(k)), None
+        )
+        _RELATED_KEYS[cls] = found if callable(found) else None
+        return _RELATED_KEYS[cls]
 
 
 def check_keys(keys: list[str]) -> None:
