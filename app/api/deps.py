@@ -25,7 +25,9 @@ from app.settings import Role
 PII_ROLES: frozenset[str] = frozenset({"operator", "pii-reader"})
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are coroutines although none awaits: FastAPI runs a plain ``def`` dependency
+# in its thread pool, a thread hand-off per request that cost more than the webhook's parsing.
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
@@ -67,7 +69,7 @@ def _role_of(request: Request, creds: HTTPAuthorizationCredentials | None) -> Ro
     return _key_of(request, creds)[1]
 
 
-def require_viewer(
+async def require_viewer(
     request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Role:
     return _role_of(request, creds)
@@ -81,13 +83,13 @@ def _an_operator(role: Role) -> Role:
     return role
 
 
-def require_operator(
+async def require_operator(
     request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Role:
     return _an_operator(_role_of(request, creds))
 
 
-def operator_actor(
+async def operator_actor(
     request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Actor:
     """The operator acting (for the audit trail): the key's fingerprint and role, never the
@@ -96,7 +98,7 @@ def operator_actor(
     return Actor.api_key(key, _an_operator(role))
 
 
-def may_see_pii(role: Annotated[Role, Depends(require_viewer)]) -> bool:
+async def may_see_pii(role: Annotated[Role, Depends(require_viewer)]) -> bool:
     """Whether the caller's key may see personal data (operator, pii-reader); viewers may not."""
     return role in PII_ROLES
 

@@ -132,7 +132,7 @@ def sign_in(request: Request, response: Response, key: str, role: Role) -> None:
     write_session(request, response, data)
 
 
-def current_user(request: Request) -> ConsoleUser:
+async def current_user(request: Request) -> ConsoleUser:
     """The signed-in user; SignInRequired if there is none or its key is no longer configured."""
     data = session_data(request)
     role, fingerprint, csrf = data.get("role"), data.get("fp"), data.get("csrf")

@@ -370,7 +370,7 @@ async def resume_connection(
 # --- trace --------------------------------------------------------------------------------
 
 
-def connection_ids(rt: RuntimeDep) -> tuple[str, ...]:
+async def connection_ids(rt: RuntimeDep) -> tuple[str, ...]:
     """The config's connection ids: where an order number, an id or an e-mail is looked up."""
     return tuple(c.id for c in rt.config.connections)
 

@@ -166,3 +166,33 @@ async def test_every_error_answered_has_the_documented_shape(gw: Gateway) -> Non
         assert set(body) == {"error"}, body
         assert set(body["error"]) <= set(ErrorDetail.model_fields), body
         Error.model_validate(body)
+
+
+def _runs_on_the_loop(call: Any) -> bool:
+    import inspect
+
+    return (
+        inspect.iscoroutinefunction(call)
+        or inspect.isasyncgenfunction(call)
+        or inspect.iscoroutinefunction(type(call).__call__)  # an instance (HTTPBearer)
+    )
+
+
+def test_no_endpoint_or_dependency_runs_in_the_thread_pool() -> None:
+    # FastAPI runs a plain ``def`` endpoint or dependency in its thread pool: a thread
+    # hand-off per request (the runtime dependency of every webhook cost more CPU than the
+    # order's parsing). None of ours blocks, so every one is a coroutine.
+    in_pool: set[str] = set()
+    for context in iter_route_contexts(_APP.routes):
+        dependant = getattr(context.route, "dependant", None)
+        if dependant is None:
+            continue
+        stack = [dependant]
+        while stack:
+            current = stack.pop()
+            stack.extend(current.dependencies)
+            if current.call is not None and not _runs_on_the_loop(current.call):
+                in_pool.add(
+                    f"{context.path_format}: {getattr(current.call, '__qualname__', current.call)}"
+                )
+    assert not in_pool, sorted(in_pool)
