@@ -24,6 +24,7 @@ from app.delivery.breakers import Transition
 from app.delivery.capture import capture_exchanges
 from app.delivery.claim import Claimed, claim
 from app.delivery.destination import record_breaker, record_connection_health, release_waiting
+from app.delivery.finish import Recorded, record_finish
 from app.delivery.outbox import (
     DELIVERIES,
     WAITING_FOR_DESTINATION,
@@ -270,29 +271,45 @@ async def _finish(
         **changes,
     }
 
+    attempt: dict[str, Any] = {
+        "number": attempts,
+        "started_at": now - timedelta(seconds=call.duration),
+        "duration_ms": round(call.duration * 1000, 3),
+        "outcome": outcome_name,
+        "error_class": None if error is None else type(error).__name__,
+        "error_message": message,
+        "exchanges": call.exchanges,
+    }
+    result = call.result
+    links = list(result.links) if result is not None else []
+    if isinstance(error, ConnectorError) and error.links:
+        # half of a two-step write went through: the retry must not redo it
+        links += error.links
+    links = list({(link.entity_type, link.our_key): link for link in links}.values())
+    # what waited behind it may go now (a dead one no longer holds its entity up)
+    release = outcome.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)
+
     async with transaction(rt.sessions) as session:
-        updated = await session.execute(_owned(delivery.id, owner).values(**values))
-        if not rowcount(updated):
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            recorded = await record_finish(
+                session,
+                delivery_id=int(delivery.id or 0),
+                owner=owner,
+                destination=delivery.destination,
+                ordering_key=delivery.ordering_key,
+                values=values,
+                attempt=attempt,
+                links=links,
+                release=release,
+                now=now,
+            )
+        else:
+            recorded = await _record_step_by_step(
+                session, delivery, owner, values, attempt, links, release
+            )
+        if not recorded.owned:
             log.warning("lease lost before the outcome was recorded; another worker owns it now")
             return Outcome("skipped", "lease_lost")
-        await session.execute(
-            sa.insert(DeliveryAttempt.__table__).values(  # type: ignore[attr-defined]
-                delivery_id=delivery.id,
-                number=attempts,
-                started_at=now - timedelta(seconds=call.duration),
-                duration_ms=round(call.duration * 1000, 3),
-                outcome=outcome_name,
-                error_class=None if error is None else type(error).__name__,
-                error_message=message,
-                exchanges=call.exchanges,
-            )
-        )
-        result = call.result
-        if result is not None and result.links:
-            await _remember_links(session, delivery.destination, result.links)
-        if isinstance(error, ConnectorError) and error.links:
-            # half of a two-step write went through: the retry must not redo it
-            await _remember_links(session, delivery.destination, error.links)
         if result is not None and result.findings:
             await _record_findings(session, delivery, result)
         if rt.health_due(delivery.destination, ok=error is None):
@@ -312,8 +329,7 @@ async def _finish(
                 claimed.context.directives,
                 answered_at=now,
             )
-        if outcome.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
-            await _enqueue_successor(session, rt, delivery)
+        enqueue_after_commit(session, rt, recorded.waiting)
 
     metrics.DELIVERY_OUTCOMES.labels(delivery.destination, outcome_name).inc()
     if outcome.status == DeliveryStatus.DEAD:
@@ -357,11 +373,28 @@ async def _remember_links(
     )
 
 
-async def _enqueue_successor(session: AsyncSession, rt: Runtime, delivery: Delivery) -> None:
-    """Queue what waited for this one: the next of the same entity, and its dependents."""
-    ids = await waiting_behind(session, delivery)
-    if ids:
-        enqueue_after_commit(session, rt, ids)
+async def _record_step_by_step(
+    session: AsyncSession,
+    delivery: Delivery,
+    owner: str,
+    values: dict[str, Any],
+    attempt: dict[str, Any],
+    links: list[RemoteLink],
+    release: bool,
+) -> Recorded:
+    """What ``record_finish`` does in one statement, a statement at a time (SQLite)."""
+    updated = await session.execute(_owned(delivery.id, owner).values(**values))
+    if not rowcount(updated):
+        return Recorded(owned=False, waiting=[])
+    await session.execute(
+        sa.insert(DeliveryAttempt.__table__).values(  # type: ignore[attr-defined]
+            delivery_id=delivery.id, **attempt
+        )
+    )
+    if links:
+        await _remember_links(session, delivery.destination, links)
+    waiting = await waiting_behind(session, delivery) if release else []
+    return Recorded(owned=True, waiting=waiting)
 
 
 async def _record_findings(

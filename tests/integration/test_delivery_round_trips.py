@@ -1,0 +1,171 @@
+"""What one delivery costs the database on Postgres, in round trips: each statement the
+engine executes (a prepared statement, once warm: one Bind/Execute/Sync) and each BEGIN and
+COMMIT asyncpg sends. The counts are the engine's budget; a change that adds a round trip to
+every delivery fails here first (bench/trips_once.py counts the same on the wire)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import col
+
+from app.delivery.service import process_delivery
+from app.main import start_runtime
+from app.models import Delivery, DeliveryAttempt, EntityLink
+from app.runtime import Runtime
+from kernel.errors import PermanentError, TransientError
+from tests.conftest import make_config, make_settings, require_postgres
+from tests.integration.test_delivery_engine import scripted
+from tests.support.factories import make_order, seed_event
+from tests.support.fake_connector import FakeConnector
+
+pytestmark = pytest.mark.integration
+
+
+class Queued:
+    """A queue that records what the engine queues after its commits."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    async def enqueue(self, delivery_id: int, *, at: datetime | None = None) -> None:
+        self.ids.append(delivery_id)
+
+    async def recover(self, delivery_id: int) -> None:
+        self.ids.append(delivery_id)
+
+    async def close(self) -> None:
+        return None
+
+
+class Queries:
+    """The round trips on the runtime's connections, in order: statements, BEGIN, COMMIT."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.log: list[str] = []
+        self._seen: set[int] = set()
+        sa.event.listen(rt.engine.sync_engine, "checkout", self._watch)
+        sa.event.listen(rt.engine.sync_engine, "before_cursor_execute", self._statement)
+
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.log.append(" ".join(statement.split()[:3]))
+
+    def _watch(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        raw = dbapi_connection.driver_connection
+        if id(raw) not in self._seen:
+            self._seen.add(id(raw))
+            # the simple queries (BEGIN, COMMIT) the adapter sends itself
+            raw.add_query_logger(lambda record: self.log.append(record.query))
+
+    def take(self) -> list[str]:
+        taken, self.log = self.log, []
+        return taken
+
+
+@pytest.fixture
+async def counted(clean_db: str) -> AsyncIterator[Any]:
+    if not clean_db.startswith("postgresql"):
+        require_postgres()
+    runtimes: list[Runtime] = []
+
+    async def start(connector: FakeConnector) -> tuple[Runtime, Queries, Queued]:
+        rt, _ = await start_runtime(
+            make_settings(clean_db), make_config(), with_worker=False, connectors={"erp": connector}
+        )
+        runtimes.append(rt)
+        queue = Queued()
+        rt.queue = queue
+        return rt, Queries(rt), queue
+
+    yield start
+    for rt in runtimes:
+        await rt.close()
+
+
+def quiet_health(rt: Runtime) -> None:
+    """``last_success_at`` is written at most once a second: not in the counted delivery."""
+    rt._health_written["erp"] = time.monotonic()
+
+
+async def warm(rt: Runtime, queries: Queries, order_id: str) -> None:
+    """One delivery first: connections opened, statements prepared (asyncpg caches them)."""
+    await process_delivery(rt, await seed_event(rt, make_order(order_id), enqueue=False))
+    queries.take()
+
+
+async def test_a_delivered_order_costs_five_round_trips(counted: Any) -> None:
+    rt, queries, queue = await counted(scripted())
+    await warm(rt, queries, "7001")
+    order = make_order("7002")
+    first = await seed_event(rt, order, "order.created", enqueue=False)
+    behind = await seed_event(rt, order, "order.updated", enqueue=False)
+    queries.take()
+    quiet_health(rt)
+    outcome = await process_delivery(rt, first)
+    sent = queries.take()
+    assert outcome.status == "delivered"
+    # claim: BEGIN, UPDATE … RETURNING (with the event), mappings and links, COMMIT;
+    # finish: BEGIN, one statement (state, attempt, links, what waited), COMMIT
+    assert len(sent) == 7, sent
+    assert queue.ids == [behind]  # the update waited for the create: queued after the commit
+    async with rt.sessions() as session:
+        link = await session.scalar(
+            sa.select(col(EntityLink.remote_id)).where(col(EntityLink.our_key) == order.entity_key)
+        )
+        tries = await session.scalar(
+            sa.select(sa.func.count()).where(col(DeliveryAttempt.delivery_id) == first)
+        )
+    assert link is not None and tries == 1
+
+
+async def test_a_lost_lease_writes_nothing(counted: Any) -> None:
+    connector = scripted()
+    rt, _, queue = await counted(connector)
+    order = make_order("7003")
+    first = await seed_event(rt, order, enqueue=False)
+    await seed_event(rt, order, "order.updated", enqueue=False)
+
+    async def steal(*_: Any) -> None:
+        # the lease ran out mid-call and another worker took the delivery
+        async with rt.sessions() as session:
+            await session.execute(
+                sa.update(Delivery).where(col(Delivery.id) == first).values(lease_owner="other")
+            )
+            await session.commit()
+
+    connector.script.decide = lambda event, ctx: steal()
+    outcome = await process_delivery(rt, first)
+    assert (outcome.kind, outcome.status) == ("skipped", "lease_lost")
+    async with rt.sessions() as session:
+        row = await session.get(Delivery, first)
+        tries = await session.scalar(
+            sa.select(sa.func.count()).where(col(DeliveryAttempt.delivery_id) == first)
+        )
+        links = await session.scalar(
+            sa.select(sa.func.count()).where(col(EntityLink.our_key) == order.entity_key)
+        )
+    assert row is not None and (row.status, row.lease_owner) == ("in_flight", "other")
+    assert tries == 0 and links == 0 and queue.ids == []
+
+
+async def test_a_dead_delivery_releases_what_waited_and_a_retry_does_not(counted: Any) -> None:
+    rt, _, queue = await counted(scripted([TransientError("502"), PermanentError("refused")]))
+    order = make_order("7004")
+    first = await seed_event(rt, order, enqueue=False)
+    behind = await seed_event(rt, order, "order.updated", enqueue=False)
+    retry = await process_delivery(rt, first)
+    assert retry.kind == "retry" and queue.ids == []
+    async with rt.sessions() as session:
+        await session.execute(
+            sa.update(Delivery)
+            .where(col(Delivery.id) == first)
+            .values(next_attempt_at=sa.func.now())
+        )
+        await session.commit()
+    dead = await process_delivery(rt, first)
+    assert dead.status == "dead" and queue.ids == [behind]
