@@ -92,3 +92,33 @@ async def test_a_queue_outage_after_commit_still_answers_202_and_the_sweeper_del
     assert response.status_code == 202  # the order is committed; only the nudge was lost
     (delivery,) = (await gw.ok("/deliveries"))["items"]
     await gw.wait_status(delivery["id"], "delivered")
+
+
+async def test_a_commit_that_fails_is_never_answered_2xx_and_queues_nothing(
+    gw: Gateway, monkeypatch: object
+) -> None:
+    # the endpoint owns its transaction: the answer is built only after the commit returned
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    queued: list[int] = []
+
+    class CountingQueue:
+        async def enqueue(self, delivery_id: int, **_: object) -> None:
+            queued.append(delivery_id)
+
+    async def failing_commit(self: AsyncSession) -> None:
+        raise OperationalError("COMMIT", {}, ConnectionError("the server closed the connection"))
+
+    queue = gw.rt.require_queue()
+    gw.rt.queue = CountingQueue()  # type: ignore[assignment]
+    monkeypatch.setattr(AsyncSession, "commit", failing_commit)  # type: ignore[attr-defined]
+    body = json.dumps(order_payload(80)).encode()
+    response = await gw.client.post(
+        "/webhooks/shop", content=body, headers=signed(body, SHOP_SECRET)
+    )
+    monkeypatch.undo()  # type: ignore[attr-defined]
+    gw.rt.queue = queue
+    assert response.status_code >= 500, response.text  # the sender retries
+    assert await count(gw, InboundEvent) == 0 and await count(gw, Delivery) == 0
+    assert queued == []
