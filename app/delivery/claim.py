@@ -1,8 +1,19 @@
 """Claiming a delivery: one UPDATE with a lease, then what the attempt needs (the event,
-the mappings it asks for and the remote ids already known), in as few round trips as can be."""
+the mappings it asks for and the remote ids already known), in as few round trips as can be.
+
+On Postgres the claim's statements run without a transaction around them (autocommit): the
+UPDATE that takes the lease is atomic on its own and everything after it reads, so BEGIN and
+COMMIT would be two round trips per delivery for nothing. The writes that may follow (a
+maintenance window puts the delivery back, a stock push records what it will send) are each
+a statement of their own, made while this worker holds the lease; a crash between two of
+them leaves a leased delivery that the sweeper takes again when the lease ends, as a crash
+right after the claim does. SQLite keeps one transaction (it has no other writer to race).
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from app.db import transaction
+from app.db import run_after_commit, transaction
 from app.delivery.outbox import DELIVERIES, Outcome
 from app.maintenance.store import IN_MAINTENANCE, has_stored_windows, windows_for
 from app.maintenance.windows import Window, window_at
@@ -138,10 +149,30 @@ class Claimed:
     broken: Exception | None = None  # the connector failed while the claim prepared
 
 
+@asynccontextmanager
+async def claim_session(rt: Runtime) -> AsyncIterator[AsyncSession]:
+    """The claim's session: each statement commits by itself on Postgres (no BEGIN/COMMIT
+    round trips), one transaction on SQLite; after-commit work runs once it ends well."""
+    if rt.engine.dialect.name != "postgresql":
+        async with transaction(rt.sessions) as session:
+            yield session
+        return
+    async with rt.engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        async with rt.sessions(bind=connection) as session:
+            try:
+                yield session
+                await session.commit()  # flushes what the ORM holds; sends no COMMIT
+            except BaseException:
+                session.info.pop("after_commit", None)
+                raise
+    await run_after_commit(session)
+
+
 async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
     now = utcnow()
     lease = timedelta(seconds=rt.settings.lease_seconds)
-    async with transaction(rt.sessions) as session:
+    async with claim_session(rt) as session:
         postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
         claimed = (
             await session.execute(
@@ -164,7 +195,7 @@ async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
         )
         window = window_at(windows, now) if windows else None
         if window is not None:
-            return await _wait_for_window(session, delivery, window, now)
+            return await _wait_for_window(session, delivery, owner, window, now)
         if postgres:
             occurred_at, event_payload = returned["event_occurred_at"], returned["event_payload"]
         else:
@@ -265,19 +296,20 @@ def rule_needs(directives: dict[str, Any] | None) -> list[MappingNeed]:
 
 
 async def _wait_for_window(
-    session: AsyncSession, delivery: Delivery, window: Window, now: datetime
+    session: AsyncSession, delivery: Delivery, owner: str, window: Window, now: datetime
 ) -> Outcome:
-    """The destination is in a maintenance window: back to pending until it ends, in the
-    claim's own transaction (nobody sees it in flight), without an attempt, a call or a
-    breaker failure. The sweeper queues it when it is due; the window's time does not count
-    against the retry window of a delivery that was failing before."""
+    """The destination is in a maintenance window: back to pending until it ends, right
+    after the claim (in its transaction on SQLite; on Postgres it shows in flight, leased to
+    this worker, for that moment), without an attempt, a call or a breaker failure. The
+    sweeper queues it when it is due; the window's time does not count against the retry
+    window of a delivery that was failing before."""
     failing_since = delivery.failing_since
     if failing_since is not None:
         failing_since += window.end - now
     reason = f" ({window.reason})" if window.reason else ""
     await session.execute(
         sa.update(DELIVERIES)
-        .where(DELIVERIES.c.id == delivery.id)
+        .where(DELIVERIES.c.id == delivery.id, DELIVERIES.c.lease_owner == owner)
         .values(
             status=DeliveryStatus.PENDING,
             next_attempt_at=window.end,
