@@ -141,14 +141,9 @@ def render_memory(result: MemoryResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--orders", type=int, default=100_000)
-    parser.add_argument("--rate", type=float, default=60, help="offered orders/s")
-    args = parser.parse_args()
-    require_tools()
+def measure_memory(orders: int, rate: float) -> MemoryResult:
+    """The whole pass on its own database, Redis database and ports (dropped after)."""
     servers = Servers()
-    pools = LOGS / "memory-pools"
     try:
         dsn = reset_database(DATABASE)
         redis.Redis.from_url(REDIS).flushdb()
@@ -156,13 +151,21 @@ def main() -> None:
         start_sink(servers, PORTS["sink"])
         env = gateway_env(dsn, REDIS, sink_url)
         migrate(env)
-        result = run_memory(
-            servers, dsn, env, PORTS["api"], pools, orders=args.orders, rate=args.rate
-        )
+        pools = LOGS / "memory-pools"
+        result = run_memory(servers, dsn, env, PORTS["api"], pools, orders=orders, rate=rate)
     finally:
         servers.stop_all()
     drop_database(DATABASE)
-    print(render_memory(result))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=60, help="offered orders/s")
+    args = parser.parse_args()
+    require_tools()
+    print(render_memory(measure_memory(args.orders, args.rate)))
 
 
 if __name__ == "__main__":
