@@ -15,9 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from app.dbutil import id_list
 from app.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized, Unprocessable
 from app.flows.recorder import record_events
 from app.ingest.dedupe import fresh_events
@@ -241,33 +239,19 @@ async def _duplicate(
     dedupe_key: str,
     body: bytes,
 ) -> IngestResult:
-    original = await session.execute(
-        sa.select(col(InboundEvent.id), col(InboundEvent.status), col(InboundEvent.note))
-        .where(
-            col(InboundEvent.connection_id) == connection_id,
-            sa.or_(
-                col(InboundEvent.dedupe_key) == stored_dedupe_key(dedupe_key),
-                sa.and_(
-                    col(InboundEvent.topic) == topic,
-                    col(InboundEvent.body_hash) == hashlib.sha256(body).hexdigest(),
-                ),
-            ),
+    rows = (
+        await session.execute(
+            _DUPLICATE,
+            {
+                "connection_id": connection_id,
+                "dedupe_key": stored_dedupe_key(dedupe_key),
+                "topic": topic,
+                "body_hash": hashlib.sha256(body).hexdigest(),
+            },
         )
-        .order_by(col(InboundEvent.id))
-        .limit(1)
-    )
-    row = original.one()
-    ids = (
-        (
-            await session.execute(
-                sa.select(col(CanonicalEventRow.id))
-                .where(col(CanonicalEventRow.inbound_event_id) == row.id)
-                .order_by(col(CanonicalEventRow.id))
-            )
-        )
-        .scalars()
-        .all()
-    )
+    ).all()
+    row = rows[0]
+    ids = [int(event_id) for *_, event_id in rows if event_id is not None]
     metrics.WEBHOOKS_RECEIVED.labels(connection_id, "duplicate").inc()
     log.info(
         "duplicate webhook acknowledged",
@@ -276,4 +260,32 @@ async def _duplicate(
         dedupe_key=dedupe_key,
     )
     quarantined = (row.note or "quarantined") if row.status == "quarantined" else None
-    return IngestResult(int(row.id), id_list(ids), True, topic, quarantined=quarantined)
+    return IngestResult(int(row.id), ids, True, topic, quarantined=quarantined)
+
+
+_INBOUND = InboundEvent.__table__.c  # type: ignore[attr-defined]
+_EVENTS_TABLE: sa.Table = CanonicalEventRow.__table__  # type: ignore[attr-defined]
+_EVENTS = _EVENTS_TABLE.c
+# The stored original of a re-sent webhook (the same dedupe key, or the same body under the
+# same topic) with its events' ids: one statement, built once (the hot-order path runs it).
+_ORIGINAL = (
+    sa.select(_INBOUND.id, _INBOUND.status, _INBOUND.note)
+    .where(
+        _INBOUND.connection_id == sa.bindparam("connection_id"),
+        sa.or_(
+            _INBOUND.dedupe_key == sa.bindparam("dedupe_key"),
+            sa.and_(
+                _INBOUND.topic == sa.bindparam("topic"),
+                _INBOUND.body_hash == sa.bindparam("body_hash"),
+            ),
+        ),
+    )
+    .order_by(_INBOUND.id)
+    .limit(1)
+    .subquery()
+)
+_DUPLICATE = (
+    sa.select(_ORIGINAL.c.id, _ORIGINAL.c.status, _ORIGINAL.c.note, _EVENTS.id.label("event_id"))
+    .select_from(_ORIGINAL.outerjoin(_EVENTS_TABLE, _EVENTS.inbound_event_id == _ORIGINAL.c.id))
+    .order_by(_EVENTS.id)
+)
