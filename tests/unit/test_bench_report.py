@@ -1,0 +1,64 @@
+"""The benchmark report's verdicts on issue 12's targets: computed from the run's own
+figures, never claimed. Fakes stand in for a run (no servers)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from bench.report import best_e2e_rate, targets_section
+
+
+def _rate_run(rate: float, p99_seconds: float, *, accepted: int, delivered: int) -> Any:
+    return SimpleNamespace(
+        rate=rate,
+        wrk=SimpleNamespace(failed=0, count=lambda *_: accepted),
+        deliveries=SimpleNamespace(total=accepted, delivered=delivered),
+        latencies=[p99_seconds] * 100,
+    )
+
+
+def test_the_best_end_to_end_rate_is_the_highest_that_held_its_p99_and_lost_nothing() -> None:
+    runs = [
+        _rate_run(25, 0.04, accepted=500, delivered=500),
+        _rate_run(100, 12.0, accepted=2000, delivered=2000),  # too slow
+        _rate_run(50, 0.3, accepted=1000, delivered=999),  # one not delivered
+    ]
+    assert best_e2e_rate(runs) == 25
+    assert best_e2e_rate([_rate_run(100, 12.0, accepted=10, delivered=10)]) is None
+
+
+def _round(floor: float, gateway: float, hot: float) -> Any:
+    def wrk(rate: float) -> Any:
+        return SimpleNamespace(rate=rate, seconds=1.0, count=lambda *_: rate)
+
+    measured = {
+        name: SimpleNamespace(wrk=wrk(r))
+        for name, r in {"floor": floor, "gateway": gateway, "hot": hot}.items()
+    }
+    return SimpleNamespace(**measured, void=lambda _m: False)
+
+
+def test_targets_say_missed_where_the_run_falls_short() -> None:
+    trips = SimpleNamespace(
+        per_webhook=SimpleNamespace(postgres=7.0), per_delivery=SimpleNamespace(postgres=2.0)
+    )
+    run = SimpleNamespace(
+        rounds=[_round(1000, 600, 100)],
+        rates=[_rate_run(25, 0.04, accepted=500, delivered=500)],
+        trips=trips,
+        scaling=[
+            SimpleNamespace(processes=1, accepted_per_second=200.0),
+            SimpleNamespace(processes=2, accepted_per_second=260.0),
+        ],
+    )
+    lines = {line.split(" | ")[0].strip("| "): line for line in targets_section(run).splitlines()}
+    assert (
+        "0.60x" in lines["ingest, distinct orders"]
+        and "| met |" in lines["ingest, distinct orders"]
+    )
+    assert "**missed**" in lines["ingest, one hot order"]  # 0.10x
+    assert "**missed**" in lines["end to end, p99 ≤ 1 s, nothing lost"]  # 25/s
+    assert "**missed**" in lines["Postgres round trips per webhook"]
+    assert "| met |" in lines["Postgres round trips per delivery"]
+    assert "1.30x" in lines["serve --workers 2 faster than 1"]
