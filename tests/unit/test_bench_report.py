@@ -52,7 +52,8 @@ def test_targets_say_missed_where_the_run_falls_short() -> None:
             SimpleNamespace(processes=2, accepted_per_second=260.0),
         ],
     )
-    lines = {line.split(" | ")[0].strip("| "): line for line in targets_section(run).splitlines()}
+    section = targets_section(run)  # type: ignore[arg-type]
+    lines = {line.split(" | ")[0].strip("| "): line for line in section.splitlines()}
     assert (
         "0.60x" in lines["ingest, distinct orders"]
         and "| met |" in lines["ingest, distinct orders"]
