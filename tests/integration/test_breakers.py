@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -120,3 +121,90 @@ async def test_concurrent_admissions_give_exactly_one_trial(
         *(store.admit("erp", POLICY, at(40)) for store in (a, b) * 10)
     )
     assert sum(1 for adm in admissions if adm.trial) == 1
+
+
+# --- the trust in "closed" (RedisBreakers) ---------------------------------------------------
+
+
+@pytest.fixture
+async def two_processes(redis_url: str | None) -> AsyncIterator[tuple[RedisBreakers, ...]]:
+    if redis_url is None:
+        require_redis()
+    assert redis_url
+    a, b = RedisBreakers(redis_url), RedisBreakers(redis_url)
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+def count_redis_calls(store: RedisBreakers) -> list[str]:
+    calls: list[str] = []
+    run = store._run
+
+    async def counted(script: Any, name: str, *args: Any) -> Any:
+        calls.append(name)
+        return await run(script, name, *args)
+
+    store._run = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def test_a_closed_breaker_admits_without_asking_redis_for_a_moment(
+    two_processes: tuple[RedisBreakers, RedisBreakers],
+) -> None:
+    a, _ = two_processes
+    calls = count_redis_calls(a)
+    assert (await a.admit("erp", POLICY, at(0))).go
+    assert (await a.admit("erp", POLICY, at(0.5))).go
+    await a.record("erp", POLICY, at(0.6), "success", trial=False)
+    assert (await a.admit("erp", POLICY, at(1.5))).go  # trusted again from the record's answer
+    assert calls == ["erp", "erp"]  # the first admission and the record
+    assert (await a.admit("erp", POLICY, at(1.7))).go  # past the trust: asks again
+    assert calls == ["erp", "erp", "erp"]
+
+
+async def test_a_breaker_opened_elsewhere_is_seen_after_the_trust_or_the_next_failure(
+    two_processes: tuple[RedisBreakers, RedisBreakers],
+) -> None:
+    a, b = two_processes
+    assert (await a.admit("erp", POLICY, at(0))).go
+    for tenth in range(3):  # the destination fails for the other process: it opens
+        await b.record("erp", POLICY, at(0.1 + tenth / 10), "failure", trial=False)
+    # the gap: like a call already in flight when the breaker opened
+    assert (await a.admit("erp", POLICY, at(0.5))).go
+    # that call's failure is answered "open": the trust ends at once
+    failed = await a.record("erp", POLICY, at(0.6), "failure", trial=False)
+    assert failed.view.state == "open" and not failed.changed
+    assert not (await a.admit("erp", POLICY, at(0.7))).go
+    # a process trusting "closed" asks again once its trust is up
+    assert (await b.admit("erp", POLICY, at(40))).trial
+    await b.record("erp", POLICY, at(40.1), "success", trial=True)
+    assert (await a.admit("erp", POLICY, at(40.2))).go
+    for second in range(3):
+        await b.record("erp", POLICY, at(41 + second / 10), "failure", trial=False)
+    assert not (await a.admit("erp", POLICY, at(41.3))).go  # trusted until 41.2 only
+
+
+async def test_the_trust_ends_before_an_open_breaker_can_let_a_second_trial_through(
+    two_processes: tuple[RedisBreakers, RedisBreakers],
+) -> None:
+    a, b = two_processes
+    short = DeliveryPolicy(breaker_fail_max=1, breaker_reset_seconds=0.4, request_timeout_seconds=5)
+    assert (await a.admit("erp", short, at(0))).go  # trusted for 0.2 s, half the reset period
+    await b.record("erp", short, at(0.05), "failure", trial=False)  # open until 0.45
+    assert (await b.admit("erp", short, at(0.5))).trial
+    assert not (await a.admit("erp", short, at(0.5))).go  # no second call while it runs
+
+
+async def test_the_trust_is_bounded_by_the_monotonic_clock_too(
+    two_processes: tuple[RedisBreakers, RedisBreakers], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.delivery.breakers as breakers
+
+    monkeypatch.setattr(breakers, "CLOSED_TRUST_SECONDS", 0.05)
+    a, _ = two_processes
+    calls = count_redis_calls(a)
+    await a.admit("erp", POLICY, at(0))
+    await asyncio.sleep(0.06)
+    await a.admit("erp", POLICY, at(0))  # the wall clock stood still (or stepped back)
+    assert calls == ["erp", "erp"]
