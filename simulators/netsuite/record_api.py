@@ -85,7 +85,7 @@ class RecordApi(RecordStore):
             if not isinstance(q, str) or not q.strip():
                 raise required("q")
             try:
-                rows = suiteql.run(q, self.tables)
+                rows = self.tables.query(q)
             except suiteql.QueryError as exc:
                 # NetSuite names the query parameter, not a path (captured live: see suiteql.py)
                 body = wire.error_body(400, "INVALID_PARAMETER", str(exc))

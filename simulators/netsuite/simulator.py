@@ -69,7 +69,10 @@ the line amounts).
 
 Run alone: ``python -m simulators.netsuite.simulator --port 8101 --account-id 1234567 …``
 (credentials default to ``NS_ACCOUNT_ID``, ``NS_CONSUMER_KEY``, ``NS_CONSUMER_SECRET``,
-``NS_TOKEN_ID``, ``NS_TOKEN_SECRET``).
+``NS_TOKEN_ID``, ``NS_TOKEN_SECRET``). ``--query-cache`` keeps SuiteQL's tables from one query
+to the next until a request writes (each query builds them otherwise, which takes seconds
+for an account seeded with tens of thousands of items); a served simulator changes only
+through its requests, so the answers are the same.
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ class NetSuiteSimulator(Controls):
         customers: Iterable[Mapping[str, Any]] = (),
         concurrency_limit: int = DEFAULT_CONCURRENCY_LIMIT,
         max_clock_skew_seconds: float | None = 300.0,
+        query_cache: bool = False,
     ) -> None:
         self.credentials = credentials
         self.concurrency_limit = concurrency_limit
@@ -140,7 +144,7 @@ class NetSuiteSimulator(Controls):
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0)
         self.webhooks = WebhookEmitter()
         self.erp = ErpState(self)
-        self.tables = ErpTables(self.erp)
+        self.tables = ErpTables(self.erp, reuse=query_cache)
         self.returns = ReturnsDesk(self)
         self.reset()
         self.app = self._build_app()
@@ -153,6 +157,15 @@ class NetSuiteSimulator(Controls):
         return app
 
     async def _dispatch(self, request: Request) -> Response:
+        if request.method == "GET" or request.url.path.endswith(wire.SUITEQL_API):
+            return await self._serve(request)  # reads
+        self.tables.changed()  # a write: SuiteQL tables kept from before are stale…
+        try:
+            return await self._serve(request)
+        finally:
+            self.tables.changed()  # … and so are any built while it ran
+
+    async def _serve(self, request: Request) -> Response:
         path = request.url.path
         if "/_sim/" in path + "/":
             return await self._control(request, path[path.index("/_sim") + len("/_sim") :])
@@ -189,10 +202,13 @@ def create_app(
     customers: Iterable[Mapping[str, Any]] = (),
     concurrency_limit: int = DEFAULT_CONCURRENCY_LIMIT,
     max_clock_skew_seconds: float | None = 300.0,
+    query_cache: bool = False,
 ) -> Starlette:
     """The simulator as an ASGI app; ``app.state.simulator`` is the NetSuiteSimulator.
 
     ``credentials`` default to the ``NS_*`` environment variables; ``items`` to 1042 and 959.
+    ``query_cache``: SuiteQL's tables are built once and kept until a request writes (only
+    for a simulator whose every change comes through its HTTP API, never from Python).
     """
     if credentials is None:
         creds = credentials_from_env()
@@ -206,6 +222,7 @@ def create_app(
         customers=customers,
         concurrency_limit=concurrency_limit,
         max_clock_skew_seconds=max_clock_skew_seconds,
+        query_cache=query_cache,
     )
     return sim.app
 
@@ -226,6 +243,12 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated item internal ids that exist from the start",
     )
     parser.add_argument("--concurrency-limit", type=int, default=DEFAULT_CONCURRENCY_LIMIT)
+    parser.add_argument(
+        "--query-cache",
+        action="store_true",
+        help="build SuiteQL's tables once and keep them until a request writes (each query "
+        "builds them otherwise: slow for a large seeded account)",
+    )
     parser.add_argument("--log-level", default="warning")
     return parser
 
@@ -241,7 +264,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"netsuite simulator: {exc.args[0]}", file=sys.stderr)
         raise SystemExit(2) from None
     items = [i.strip() for i in args.items.split(",") if i.strip()]
-    app = create_app(creds, items=items, concurrency_limit=args.concurrency_limit)
+    app = create_app(
+        creds,
+        items=items,
+        concurrency_limit=args.concurrency_limit,
+        query_cache=args.query_cache,
+    )
     print(
         f"NetSuite simulator for account {creds.account_id} on http://{args.host}:{args.port} "
         f"(record API {wire.RECORD_API}, control /_sim/)",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -234,12 +234,18 @@ def _row(labels: Iterable[str], values: Iterable[Any]) -> dict[str, str]:
     return row
 
 
-def run(q: str, data: SuiteQLData) -> list[dict[str, str]]:
-    """Every row of ``q`` (before paging); QueryError with NetSuite's wording otherwise."""
+def run(
+    q: str, data: SuiteQLData, database: Callable[[], sqlite3.Connection] | None = None
+) -> list[dict[str, str]]:
+    """Every row of ``q`` (before paging); QueryError with NetSuite's wording otherwise.
+
+    ``database`` gives tables built earlier (``build``) and kept for the next query; without
+    it they are built for this query alone.
+    """
     text = q.strip().rstrip(";")
     if not re.match(r"(?is)^\s*(SELECT|WITH)\b", text):
         raise QueryError(f"{ERROR_PREFIX}Search error occurred: Invalid or unsupported search.")
-    db = build(data)
+    db = build(data) if database is None else database()
     try:
         cursor = db.execute(_rewrite(text))
         labels = [d[0].lower() for d in cursor.description or ()]
@@ -247,7 +253,8 @@ def run(q: str, data: SuiteQLData) -> list[dict[str, str]]:
     except sqlite3.Error as exc:  # OperationalError, ProgrammingError (two statements)…
         raise QueryError(_explain(exc, text)) from None
     finally:
-        db.close()
+        if database is None:
+            db.close()
 
 
 def page(rows: list[dict[str, Any]], limit: int, offset: int, href: str) -> dict[str, Any]:
@@ -274,16 +281,15 @@ def page(rows: list[dict[str, Any]], limit: int, offset: int, href: str) -> dict
     }
 
 
-def display_name(rows: Mapping[str, list[dict[str, Any]]], table: str, ident: Any) -> str | None:
-    """What BUILTIN.DF shows for row ``ident`` of ``table`` (its name, item id, entity id)."""
-    if ident in (None, ""):
-        return None
+def display_names(rows: Mapping[str, list[dict[str, Any]]], table: str) -> dict[str, str | None]:
+    """What BUILTIN.DF shows for each row of ``table`` (its name, item id, entity id), by the
+    row's id; the first row with an id wins."""
     column = DISPLAY_COLUMN.get(table, "name")
+    names: dict[str, str | None] = {}
     for row in rows.get(table, []):
-        if str(row.get("id")) == str(ident):
-            value = row.get(column)
-            return None if value is None else str(value)
-    return str(ident)
+        value = row.get(column)
+        names.setdefault(str(row.get("id")), None if value is None else str(value))
+    return names
 
 
 __all__ = ["DATE_MARK", "QueryError", "SuiteQLData", "build", "page", "run", "stamp"]

@@ -15,14 +15,16 @@ records and stock the way NetSuite records them (``schema`` names the columns):
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from simulators.netsuite import suiteql
 from simulators.netsuite.erp import ErpState, dec, ref_id, ref_name, sublist_lines
 from simulators.netsuite.schema import NEGATIVE_LINES, TRAN_TYPES
-from simulators.netsuite.suiteql import display_name
+from simulators.netsuite.suiteql import display_names
 
 if TYPE_CHECKING:
     from simulators.netsuite.state import SimRecord
@@ -53,11 +55,32 @@ class _Names:
 class ErpTables:
     """The rows SuiteQL reads, built from the records and the stock of one account."""
 
-    def __init__(self, erp: ErpState) -> None:
+    def __init__(self, erp: ErpState, *, reuse: bool = False) -> None:
         self.erp = erp
         self.sim = erp.sim
         self._rows: dict[str, list[dict[str, Any]]] = {}
-        self._names: dict[tuple[str, str], str | None] = {}
+        self._names: dict[str, dict[str, str | None]] = {}  # table → id → display value
+        # reuse: the tables are built once and kept until the account changes (``changed``);
+        # for a served simulator, where every change comes through a request
+        self.reuse = reuse
+        self._built: sqlite3.Connection | None = None
+
+    # --- queries -------------------------------------------------------------------------
+    def query(self, q: str) -> list[dict[str, str]]:
+        """Every row of SuiteQL ``q`` (``suiteql.run``) over the account as it is now."""
+        return suiteql.run(q, self, self._database if self.reuse else None)
+
+    def changed(self) -> None:
+        """The account changed (or is about to): tables kept from before are stale."""
+        if self._built is not None:
+            self._built.close()
+            self._built = None
+
+    def _database(self) -> sqlite3.Connection:
+        if self._built is None:
+            self._built = suiteql.build(self)
+            self._built.execute("PRAGMA query_only = ON")  # shared by the next queries
+        return self._built
 
     # --- suiteql.SuiteQLData -------------------------------------------------------------
     def custom_columns(self) -> Mapping[str, Sequence[str]]:
@@ -68,10 +91,9 @@ class ErpTables:
             return None
         if table not in self._rows:  # status letters, unit names: shown as they are
             return str(ident)
-        key = (table, str(ident))
-        if key not in self._names:
-            self._names[key] = display_name(self._rows, table, ident)
-        return self._names[key]
+        if table not in self._names:  # one pass over the table, not one per value shown
+            self._names[table] = display_names(self._rows, table)
+        return self._names[table].get(str(ident), str(ident))
 
     def table_rows(self) -> Mapping[str, list[dict[str, Any]]]:
         self._names.clear()

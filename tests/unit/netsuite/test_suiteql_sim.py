@@ -10,7 +10,7 @@ import httpx
 from connectors.netsuite import wire
 from connectors.netsuite.auth import TbaCredentials, sign_request
 from simulators.netsuite.simulator import NetSuiteSimulator
-from tests.unit.netsuite.conftest import BASE_URL, context, event_for, realistic_order
+from tests.unit.netsuite.conftest import BASE_URL, RECORDS, context, event_for, realistic_order
 
 URL = f"{BASE_URL}/services/rest/query/v1/suiteql"
 
@@ -149,3 +149,39 @@ async def test_values_come_back_as_netsuite_writes_them(
     assert row["trandate"] == "11/1/2026"
     assert (row["currencyname"], row["currency"]) == ("US Dollar", "USD")
     assert "shipcarrier" not in row and row["tranid"] == "SO1001"
+
+
+async def test_kept_tables_answer_as_tables_built_for_each_query(tba: TbaCredentials) -> None:
+    """``--query-cache``: the tables are built once and kept until a request writes; every
+    answer is the one a simulator building them for each query gives."""
+    kept = NetSuiteSimulator(tba, items=("1042", "959"), query_cache=True)
+    fresh = NetSuiteSimulator(tba, items=("1042", "959"))
+    stock = (
+        "SELECT ail.item, BUILTIN.DF(ail.item) AS sku, ail.quantityonhand FROM "
+        "aggregateitemlocation ail ORDER BY ail.item"
+    )
+    names = "SELECT item.id, item.displayname FROM item ORDER BY item.id"
+    writes: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", f"{BASE_URL}/_sim/stock", {"item": "1042", "location": "1", "on_hand": 7}),
+        ("POST", f"{BASE_URL}/_sim/seed", {"items": [{"id": "77", "itemId": "MUG"}]}),
+        ("PATCH", f"{RECORDS}/inventoryItem/959", {"displayName": "Blue L"}),
+        ("POST", f"{BASE_URL}/_sim/stock", {"item": "MUG", "location": "2", "on_hand": 3}),
+        ("POST", f"{BASE_URL}/_sim/reset", {}),
+    ]
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=kept.app)) as kept_http,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=fresh.app)) as fresh_http,
+    ):
+        for method, url, body in [("GET", "", {}), *writes]:
+            for http in (kept_http, fresh_http):
+                if method != "GET":
+                    headers = {"Authorization": sign_request(method, url, tba)}
+                    answer = await http.request(method, url, json=body, headers=headers)
+                    assert answer.status_code < 300, answer.text
+            for q in (stock, names):
+                assert await rows(kept_http, tba, q) == await rows(fresh_http, tba, q), (url, q)
+            built = kept.tables._built
+            assert built is not None
+            await rows(kept_http, tba, stock)
+            assert kept.tables._built is built  # no write in between: the same tables
+    assert fresh.tables._built is None  # built for each query, never kept
