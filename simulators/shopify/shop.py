@@ -155,12 +155,18 @@ class ShopifySimulator:
     # 4 hours, unchanged and with the same webhook id; these are the waits before each retry,
     # compressed for tests (empty: no retries, each failure is final)
     webhook_retry_delays: tuple[float, ...] = ()
+    # GraphQL cost points restored per second (Shopify's standard plan: 100, Plus: 1000);
+    # kept across resets, like the REST bucket's size and leak rate
+    graphql_restore_rate: float = 100.0
     _next_n: int = 1
     _retries: set[asyncio.Task[None]] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self.store.graphql_restore_rate = self.graphql_restore_rate
+
     def reset(self) -> None:
         self.orders.clear()
-        self.store = Store()
+        self.store = Store(graphql_restore_rate=self.graphql_restore_rate)
         self.app = AppInstallation(client_secret=self.app.client_secret)
         self.faults = Faults()
         self.target = None

@@ -52,7 +52,9 @@ deliveries are in ``subscriptions`` (control: ``/_sim/app``); ``GET customers.js
 Not simulated: webhook retries by the simulator itself.
 
 CLI: ``python -m simulators.shopify.simulator send --url URL --secret S --count N --rate R
-[--sku SKU ...]`` and ``python -m simulators.shopify.simulator serve --port P``.
+[--sku SKU ...]`` and ``python -m simulators.shopify.simulator serve --port P`` (limits:
+``--bucket-size`` and ``--leak-rate`` for REST, ``--graphql-restore-rate`` for GraphQL's cost
+points, 100 a second as on Shopify's standard plan).
 """
 
 from __future__ import annotations
@@ -194,6 +196,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--bucket-size", type=_positive_int, default=40)
     serve.add_argument("--leak-rate", type=_positive_float, default=2.0)
+    serve.add_argument(
+        "--graphql-restore-rate",
+        type=_positive_float,
+        default=100.0,
+        help="GraphQL cost points restored per second (standard plan 100, Plus 1000)",
+    )
     serve.add_argument("--orders", type=int, default=0, help="orders to create at start")
     serve.add_argument("--webhook-url", help="send webhooks for new orders here")
     serve.add_argument("--webhook-secret", default=os.environ.get("SHOPIFY_WEBHOOK_SECRET"))
@@ -241,6 +249,7 @@ def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     )
     sim: ShopifySimulator = app.state.simulator
     sim.webhook_retry_delays = args.webhook_retries
+    sim.graphql_restore_rate = sim.store.graphql_restore_rate = args.graphql_restore_rate
     for _ in range(args.orders):
         sim.new_order()
     if args.webhook_url:

@@ -13,7 +13,8 @@ from pytest_httpx import HTTPXMock
 from connectors.shopify.inbound import dedupe_key, verify_hmac
 from connectors.shopify.webhooks import parse_webhook
 from kernel.errors import SignatureError
-from simulators.shopify.simulator import main
+from simulators.shopify.shop import ShopifySimulator
+from simulators.shopify.simulator import _parser, main
 from tests.support.processes import ROOT, free_port, process_group, wait_http
 from tests.unit.shopify.conftest import SECRET, SOURCE
 
@@ -131,3 +132,13 @@ def test_serve_runs_as_its_own_process(tmp_path: Path) -> None:
         assert [o["name"] for o in response.json()["orders"]] == ["#1001", "#1002", "#1003"]
         assert response.headers["x-shopify-shop-api-call-limit"] == "1/40"
         assert httpx.get(url).status_code == 401
+
+
+def test_the_graphql_restore_rate_is_set_and_kept_across_a_reset() -> None:
+    sim = ShopifySimulator(graphql_restore_rate=1000.0)
+    assert sim.store.graphql_restore_rate == 1000.0
+    sim.reset()
+    assert sim.store.graphql_restore_rate == 1000.0
+    assert ShopifySimulator().store.graphql_restore_rate == 100.0  # the standard plan's
+    args = _parser().parse_args(["serve", "--graphql-restore-rate", "5000"])
+    assert args.graphql_restore_rate == 5000.0
