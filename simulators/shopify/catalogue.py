@@ -11,7 +11,9 @@ store; a product made without one gets one from its title, with "-1", "-2"… wh
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, insort
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,87 @@ REST_MAX_VARIANTS = 100
 GRAPHQL_MAX_VARIANTS = 2048
 
 
+class Levels(dict[tuple[int, int], int]):
+    """Available quantity by (inventory item, location), keeping each item's locations too,
+    so the levels of a few items are found without reading every level of the store."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self._locations: dict[int, set[int]] = {}
+        self.update(*args, **kwargs)
+
+    def __setitem__(self, key: tuple[int, int], value: int) -> None:
+        if key not in self:
+            self._locations.setdefault(key[0], set()).add(key[1])
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: tuple[int, int]) -> None:
+        super().__delitem__(key)
+        self._forget(key)
+
+    def _forget(self, key: tuple[int, int]) -> None:
+        locations = self._locations.get(key[0], set())
+        locations.discard(key[1])
+        if not locations:
+            self._locations.pop(key[0], None)
+
+    def setdefault(self, key: tuple[int, int], default: int = 0) -> int:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: tuple[int, int], *default: Any) -> Any:
+        if key not in self:
+            return super().pop(key, *default)  # the default, or KeyError
+        value = super().pop(key)
+        self._forget(key)
+        return value
+
+    def popitem(self) -> tuple[tuple[int, int], int]:
+        key, value = super().popitem()
+        self._forget(key)
+        return key, value
+
+    def clear(self) -> None:
+        super().clear()
+        self._locations.clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __ior__(self, other: Any) -> Levels:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def keys_of(self, items: Iterable[int]) -> list[tuple[int, int]]:
+        """The (item, location) keys of these items (each item once)."""
+        return [(i, loc) for i in set(items) for loc in self._locations.get(i, ())]
+
+
+@dataclass
+class _Index:
+    """What the catalogue's lookups read (SKU search, SKU, handle, inventory item), made from
+    the products in one pass instead of one pass per lookup."""
+
+    key: tuple[int, int]  # (products, next id) when made: a new product or variant moves it
+    variants: list[dict[str, Any]] = field(default_factory=list)  # in catalogue order
+    skus: list[tuple[str, int]] = field(default_factory=list)  # (sku, position), sorted
+    by_sku: dict[Any, dict[str, Any]] = field(default_factory=dict)  # the first of each SKU
+    handles: dict[Any, dict[str, Any]] = field(default_factory=dict)  # the first of each
+    items: set[Any] = field(default_factory=set)
+
+    def add(self, product: dict[str, Any]) -> None:
+        """``product``, the catalogue's last, into the index."""
+        self.handles.setdefault(product.get("handle"), product)
+        for variant in product["variants"]:
+            position = len(self.variants)
+            self.variants.append(variant)
+            insort(self.skus, (variant.get("sku") or "", position))
+            self.by_sku.setdefault(variant.get("sku"), variant)
+            self.items.add(variant["inventory_item_id"])
+
+
 @dataclass
 class Catalogue:
     """The store's data (every part's fields) and its catalogue: products and variants."""
@@ -37,7 +120,7 @@ class Catalogue:
     default_location_id: int = DEFAULT_LOCATION_ID
     locations: set[int] = field(default_factory=lambda: {DEFAULT_LOCATION_ID})
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
-    inventory: dict[tuple[int, int], int] = field(default_factory=dict)
+    inventory: Levels = field(default_factory=Levels)
     fulfillment_orders: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
     checkouts: dict[str, Counter[str]] = field(default_factory=dict)
@@ -55,12 +138,30 @@ class Catalogue:
     graphql_restore_rate: float = 100.0  # points per second (Shopify Plus: 1000)
     graphql_stamp: float | None = None
     throttle_next: int = 0
+    # made when a lookup needs it; dropped by ``catalogue_changed`` (a SKU, a handle or a
+    # product's variants changed), made again once a product or variant is added
+    _index: _Index | None = field(default=None, repr=False, compare=False)
 
     def new_id(self) -> int:
         self._next_id += 1
         return self._next_id
 
     # catalogue ---------------------------------------------------------------------------
+    def catalogue_changed(self) -> None:
+        """A product's handle, a variant's SKU or a product's list of variants changed."""
+        self._index = None
+
+    def _index_key(self) -> tuple[int, int]:
+        return (len(self.products), self._next_id)
+
+    def _lookups(self) -> _Index:
+        key = self._index_key()
+        if self._index is None or self._index.key != key:
+            self._index = _Index(key)
+            for product in self.products.values():
+                self._index.add(product)
+        return self._index
+
     def variants(self) -> list[dict[str, Any]]:
         return [v for p in self.products.values() for v in p["variants"]]
 
@@ -71,10 +172,10 @@ class Catalogue:
         raise not_found()
 
     def variant_by_sku(self, sku: str) -> dict[str, Any] | None:
-        return next((v for v in self.variants() if v.get("sku") == sku), None)
+        return self._lookups().by_sku.get(sku)
 
     def item_exists(self, item_id: int) -> bool:
-        return any(v["inventory_item_id"] == item_id for v in self.variants())
+        return item_id in self._lookups().items
 
     def _new_variant(self, product_id: int, data: dict[str, Any]) -> dict[str, Any]:
         variant = {
@@ -100,6 +201,8 @@ class Catalogue:
         for key in ("sku", "barcode", "weight", "weight_unit", "option1", "option2", "option3"):
             if key in data:
                 variant[key] = data[key]
+        if "sku" in data:
+            self.catalogue_changed()
         if "price" in data:
             variant["price"] = text(money(data["price"]))
         if "compare_at_price" in data:
@@ -110,7 +213,7 @@ class Catalogue:
         variant["updated_at"] = now_text()
 
     def product_by_handle(self, handle: str) -> dict[str, Any] | None:
-        return next((p for p in self.products.values() if p.get("handle") == handle), None)
+        return self._lookups().handles.get(handle)
 
     def unique_handle(self, wanted: str) -> str:
         base = re.sub(r"[^a-z0-9]+", "-", wanted.lower()).strip("-") or "product"
@@ -125,10 +228,12 @@ class Catalogue:
             raise invalid("title", "can't be blank")
         if len(data.get("variants") or []) > REST_MAX_VARIANTS:
             raise invalid("variants", f"can't exceed {REST_MAX_VARIANTS} through REST")
+        handle = self.unique_handle(str(data.get("handle") or data["title"]))
+        index, key = self._index, self._index_key()
         product_id = self.new_id()
         product = {
             "id": product_id,
-            "handle": self.unique_handle(str(data.get("handle") or data["title"])),
+            "handle": handle,
             "title": data["title"],
             "body_html": data.get("body_html"),
             "status": data.get("status") or "active",
@@ -140,6 +245,12 @@ class Catalogue:
         for v in data.get("variants") or [{}]:
             product["variants"].append(self._new_variant(product_id, v))
         self.products[product_id] = product
+        if index is not None and index.key == key:
+            # nothing listed before changed (the new variants' SKUs dropped the index): it
+            # stays current with this product added, so seeding thousands of them is linear
+            index.add(product)
+            index.key = self._index_key()
+            self._index = index
         return product
 
     def update_product(self, product_id: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -163,6 +274,7 @@ class Catalogue:
                 else:
                     kept.append(self._new_variant(product_id, v))
             product["variants"] = kept
+            self.catalogue_changed()
         product["updated_at"] = now_text()
         return product
 
@@ -171,13 +283,19 @@ class Catalogue:
         self._apply_variant(variant, data)
         return variant
 
-    def search_variants(self, query: str, first: int) -> list[dict[str, Any]]:
-        """Variants whose SKU starts with a ``sku:`` term: loose, like Shopify's search."""
+    def search_variants(self, query: str, first: int | None = None) -> list[dict[str, Any]]:
+        """Variants whose SKU starts with a ``sku:`` term: loose, like Shopify's search (in
+        catalogue order; the first ``first``, or all)."""
         terms = [
             (quoted.replace('\\"', '"').replace("\\\\", "\\") if quoted else bare)
             for quoted, bare in re.findall(r'sku:(?:"((?:[^"\\]|\\.)*)"|([^\s"]+))', query)
         ]
-        hits = [
-            v for v in self.variants() if any((v.get("sku") or "").startswith(t) for t in terms)
-        ]
-        return hits[:first]
+        index = self._lookups()
+        positions: set[int] = set()
+        for term in terms:  # the SKUs starting with a term sort together, from the term on
+            at = bisect_left(index.skus, (term,))
+            while at < len(index.skus) and index.skus[at][0].startswith(term):
+                positions.add(index.skus[at][1])
+                at += 1
+        hits = [index.variants[p] for p in sorted(positions)]
+        return hits if first is None else hits[:first]

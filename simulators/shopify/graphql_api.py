@@ -180,7 +180,7 @@ class Root(WebhookFields):
     def productVariants(self, _info: Any, first: int | None = None, query: str = "", **kw: Any):
         if first is None and kw.get("last") is None:
             raise GraphQLError("you must provide one of first or last")
-        hits = self.store.search_variants(query or "", len(self.store.variants()))
+        hits = self.store.search_variants(query or "")
         return connection([variant_view(self.store, v) for v in hits], first, kw.get("after"))
 
     def productByIdentifier(self, _info: Any, identifier: dict[str, Any]):

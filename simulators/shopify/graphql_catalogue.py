@@ -215,6 +215,7 @@ def _update(store: Store, product: dict[str, Any], data: dict[str, Any]) -> None
         product["status"] = str(data["status"]).lower()
     if data.get("handle"):
         product["handle"] = data["handle"]
+        store.catalogue_changed()
     _replace_lists(store, product, data)
     product["updated_at"] = now_text()
 
@@ -255,6 +256,7 @@ def _replace_lists(store: Store, product: dict[str, Any], data: dict[str, Any]) 
         for key in [k for k in store.inventory if k[0] == v["inventory_item_id"]]:
             del store.inventory[key]
     product["variants"] = kept
+    store.catalogue_changed()
     _stock_new(store, kept)
 
 
@@ -318,6 +320,7 @@ def _bulk_create(
         for key in [k for k in store.inventory if k[0] == lone["inventory_item_id"]]:
             del store.inventory[key]
     product["variants"] = kept + created
+    store.catalogue_changed()
     _stock_new(store, created)
     return created
 
@@ -328,6 +331,8 @@ def bulk_update(store: Store, product_id: Any, specs: list[dict]) -> dict:
         updated = _bulk_update(product, specs)
     except UserErrors as exc:
         return {"product": None, "productVariants": None, "userErrors": exc.errors}
+    finally:
+        store.catalogue_changed()  # SKUs may have changed
     return {
         "product": product_view(store, product),
         "productVariants": [variant_view(store, v, product) for v in updated],

@@ -146,10 +146,11 @@ def _add_admin_writes(app: FastAPI) -> None:
                 raise AdminError(
                     422, {"errors": "inventory_item_ids or location_ids must be present"}
                 )
+            keys = store.inventory if items is None else store.inventory.keys_of(items)
             return {
                 "inventory_levels": [
                     store.level(item, loc)
-                    for (item, loc) in sorted(store.inventory)
+                    for (item, loc) in sorted(keys)
                     if (items is None or item in items) and (locations is None or loc in locations)
                 ]
             }
