@@ -113,6 +113,11 @@ def run(args: argparse.Namespace) -> Run:
         # last: it leaves its orders in the outbox (no worker runs), which would otherwise
         # be drained while the round-trip pass measures idle traffic
         scaling = run_scaling(servers, PORTS["api scaled"], env, POOLS, load)
+        # the scaling pass left its orders in the outbox: two workers drain them
+        two = [start_worker(servers, env, name=f"worker {n}") for n in (1, 2)]
+        drain_two = drain_backlog(gateway_dsn, timeout=900)
+        for worker in two:
+            servers.stop(worker)
     finally:
         servers.stop_all()
         machine.stop()
@@ -127,7 +132,9 @@ def run(args: argparse.Namespace) -> Run:
         f"{args.open_connections} connections, {args.seconds:g} s per rate"
     )
     tools = {"wrk": tool_version("wrk"), "nginx": tool_version("nginx")}
-    return Run(settings, tools, rounds, drain, rates, trips, machine, args.seconds, scaling)
+    return Run(
+        settings, tools, rounds, drain, rates, trips, machine, args.seconds, scaling, drain_two
+    )
 
 
 def main() -> None:

@@ -47,6 +47,8 @@ def test_targets_say_missed_where_the_run_falls_short() -> None:
         rounds=[_round(1000, 600, 100)],
         rates=[_rate_run(25, 0.04, accepted=500, delivered=500)],
         trips=trips,
+        drain=(4800, 60.0),
+        drain_two=(6000, 60.0),
         scaling=[
             SimpleNamespace(processes=1, accepted_per_second=200.0),
             SimpleNamespace(processes=2, accepted_per_second=260.0),
@@ -63,3 +65,4 @@ def test_targets_say_missed_where_the_run_falls_short() -> None:
     assert "**missed**" in lines["Postgres round trips per webhook"]
     assert "| met |" in lines["Postgres round trips per delivery"]
     assert "1.30x" in lines["serve --workers 2 faster than 1"]
+    assert "1.25x" in lines["two workers drain a backlog faster than one"]
