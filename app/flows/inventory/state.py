@@ -25,23 +25,26 @@ from kernel.canonical.inventory import InventoryLevel
 from kernel.mappings import order_location_keys
 
 STOCK_LEVELS: sa.Table = StockLevel.__table__  # type: ignore[attr-defined]
+# SKUs per query: a statement takes at most 32,767 bound values on PostgreSQL (asyncpg) and
+# 32,766 on SQLite, and a reconciliation asks for every SKU of an ERP
+SKUS_PER_QUERY = 5_000
 
 
 async def stock_levels_for(
     session: AsyncSession, source: str, skus: Iterable[str]
 ) -> dict[str, list[InventoryLevel]]:
     """The newest known level of each SKU at each location of ``source``."""
-    skus = list(skus)
-    if not skus:
-        return {}
-    rows = await session.execute(
-        sa.select(col(StockLevel.sku), col(StockLevel.level)).where(
-            col(StockLevel.source) == source, col(StockLevel.sku).in_(skus)
-        )
-    )
+    wanted = list(dict.fromkeys(skus))
     found: dict[str, list[InventoryLevel]] = {}
-    for sku, level in rows:
-        found.setdefault(str(sku), []).append(InventoryLevel.model_validate(level))
+    for start in range(0, len(wanted), SKUS_PER_QUERY):
+        rows = await session.execute(
+            sa.select(col(StockLevel.sku), col(StockLevel.level)).where(
+                col(StockLevel.source) == source,
+                col(StockLevel.sku).in_(wanted[start : start + SKUS_PER_QUERY]),
+            )
+        )
+        for sku, level in rows:
+            found.setdefault(str(sku), []).append(InventoryLevel.model_validate(level))
     return found
 
 
