@@ -408,7 +408,8 @@ async def reconcile_inventory(rt: Runtime) -> int:
                 "reconciliation skipped: the store did not answer", store=route.to, error=str(exc)
             )
             continue
-        actual = {k: Decimal(v) for k, v in actual.items() if k[0] in set(skus)}
+        known = set(skus)
+        actual = {k: Decimal(v) for k, v in actual.items() if k[0] in known}
         # a store without locations answers per its default location: compare like with like
         if rules.inventory.mode == "aggregate":
             summed: dict[tuple[str, str | None], Decimal] = {}
