@@ -64,6 +64,32 @@ async def upsert(
     )
 
 
+async def upsert_many(
+    session: AsyncSession,
+    table: Any,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: Sequence[str],
+    update: Sequence[str],
+    where: Callable[[Any], Any] | None = None,
+    batch: int = 5_000,
+) -> None:
+    """``upsert`` for many rows: one statement, compiled once and run for every row (the
+    driver's executemany: the rows go out together, not a round trip each), ``batch`` rows
+    per call. Rows are applied in order, as many ``upsert`` calls would be, so a key may
+    repeat (a single multi-row statement may not touch one row twice). ``table`` is a
+    ``Table`` (an ORM entity would take the ORM's own bulk path).
+    """
+    stmt = insert_for(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(key),
+        set_={name: getattr(stmt.excluded, name) for name in update},
+        where=where(stmt.excluded) if where is not None else None,
+    )
+    for start in range(0, len(rows), batch):
+        await session.execute(stmt, [dict(row) for row in rows[start : start + batch]])
+
+
 async def insert_ignore(
     session: AsyncSession, table: Any, values: Values, *, key: Sequence[str] | None = None
 ) -> Any:

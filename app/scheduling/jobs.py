@@ -25,7 +25,7 @@ from app.dbutil import insert_ignore, rowcount, upsert
 from app.erasure.job import run_erasures
 from app.flows.inventory import rules as inventory_rules
 from app.flows.inventory.planning import availability_deliveries
-from app.flows.inventory.state import stock_levels_for, upsert_stock_level
+from app.flows.inventory.state import stock_levels_for, upsert_stock_levels
 from app.flows.plan import PlanContext, Planned
 from app.flows.recorder import not_seen, record_events, record_planned
 from app.flows.rules import effective_rules
@@ -436,8 +436,7 @@ async def _reread_levels(rt: Runtime, source: str, erp: Any, skus: list[str]) ->
         )
         return False
     async with transaction(rt.sessions) as session:
-        for level in fresh:
-            await upsert_stock_level(session, level)
+        await upsert_stock_levels(session, fresh)
     return True
 
 

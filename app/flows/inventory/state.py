@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.dbutil import rowcount, upsert
+from app.dbutil import rowcount, upsert, upsert_many
 from app.models import (
     CanonicalEventRow,
     Delivery,
@@ -48,6 +48,41 @@ async def stock_levels_for(
     return found
 
 
+def _sellable(level: InventoryLevel) -> Decimal:
+    """On hand less everything not for sale: decides between two levels of the same time."""
+    return level.on_hand - level.allocated - level.reserved - level.damaged - level.quarantined
+
+
+def _newer(proposed: Any) -> Any:
+    """The stored level is older than ``proposed`` (the row an upsert proposes).
+
+    ERPs stamp changes to the second (NetSuite): of two levels with the same time, the one
+    with less to sell wins, so a burst of sales can never leave the higher one.
+    """
+    return sa.or_(
+        STOCK_LEVELS.c.as_of < proposed.as_of,
+        sa.and_(
+            STOCK_LEVELS.c.as_of == proposed.as_of,
+            STOCK_LEVELS.c.sellable > proposed.sellable,
+        ),
+    )
+
+
+def _row(level: InventoryLevel, sellable: Decimal) -> dict[str, Any]:
+    return {
+        "source": level.source,
+        "sku": level.sku,
+        "location": level.location,
+        "level": level.model_dump(mode="json"),
+        "as_of": level.as_of,
+        "sellable": sellable,
+    }
+
+
+_KEY = ["source", "sku", "location"]
+_UPDATED = ["level", "as_of", "sellable"]
+
+
 async def upsert_stock_level(
     session: AsyncSession, level: InventoryLevel, *, force: bool = False
 ) -> bool:
@@ -56,35 +91,23 @@ async def upsert_stock_level(
     One statement, so two workers racing with levels of the same item cannot let the older
     one win: the update only applies when the stored level is older.
     """
-    sellable = level.on_hand - level.allocated - level.reserved - level.damaged - level.quarantined
-
-    def newer(proposed: Any) -> Any:
-        # ERPs stamp changes to the second (NetSuite): of two levels with the same time, the
-        # one with less to sell wins, so a burst of sales can never leave the higher one
-        return sa.or_(
-            STOCK_LEVELS.c.as_of < proposed.as_of,
-            sa.and_(
-                STOCK_LEVELS.c.as_of == proposed.as_of,
-                STOCK_LEVELS.c.sellable > proposed.sellable,
-            ),
-        )
-
     result = await upsert(
         session,
         StockLevel,
-        {
-            "source": level.source,
-            "sku": level.sku,
-            "location": level.location,
-            "level": level.model_dump(mode="json"),
-            "as_of": level.as_of,
-            "sellable": sellable,
-        },
-        key=["source", "sku", "location"],
-        update=["level", "as_of", "sellable"],
-        where=None if force else newer,
+        _row(level, _sellable(level)),
+        key=_KEY,
+        update=_UPDATED,
+        where=None if force else _newer,
     )
     return rowcount(result) > 0
+
+
+async def upsert_stock_levels(session: AsyncSession, levels: Iterable[InventoryLevel]) -> None:
+    """Store many levels, each as ``upsert_stock_level`` stores one (unless a newer one is
+    known), without a round trip per level. They are applied in order, so the same item
+    twice ends as if they had been stored one after the other: the newer wins."""
+    rows = [_row(level, _sellable(level)) for level in levels]
+    await upsert_many(session, STOCK_LEVELS, rows, key=_KEY, update=_UPDATED, where=_newer)
 
 
 @dataclass(frozen=True)
