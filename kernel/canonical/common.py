@@ -186,6 +186,8 @@ def check_text(value: str) -> str:
     """Refuse what no database column or JSON encoder downstream accepts."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters (\\u0000)")
+    if value.isascii():  # most text; no surrogate can hide in it (and no copy is made)
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -259,13 +261,22 @@ Moment = Annotated[datetime, AfterValidator(check_moment)]
 # --- the base model ---------------------------------------------------------------------
 
 
+# Values no string can hide in: skipped before any slower isinstance check (this runs for
+# every field of every model of every event).
+_NO_TEXT = frozenset({int, float, bool, Decimal, datetime, type(None)})
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
 def _check_strings(value: Any, depth: int = 0) -> None:
     """Every string inside a field value (lists, dict keys and values) is clean and bounded."""
+    kind = type(value)
+    if kind in _NO_TEXT or isinstance(value, BaseModel):  # a model checked its own fields
+        return
     if isinstance(value, str):
         check_text(value)
         if len(value) > MAX_TEXT_LENGTH:
             raise ValueError(f"must be at most {MAX_TEXT_LENGTH} characters")
-    elif isinstance(value, list | tuple | set | frozenset) and depth < 5:
+    elif isinstance(value, _COLLECTIONS) and depth < 5:
         for item in value:
             _check_strings(item, depth + 1)
     elif isinstance(value, Mapping) and depth < 5:
