@@ -174,7 +174,9 @@ async def _attempt(
     ) as exchanges:
         try:
             assert claimed.event is not None
-            result = await connector.deliver(claimed.event, claimed.context)
+            # a concurrency slot stays with this attempt between its calls (``keeping``)
+            async with rt.limiter.keeping():
+                result = await connector.deliver(claimed.event, claimed.context)
         except ConnectorError as exc:
             error = exc
         except Exception as exc:  # a connector bug must not lose the delivery

@@ -333,3 +333,120 @@ async def test_embedded_gateway_keeps_netsuite_calls_to_the_limit_and_waits_are_
     assert all(r.retry_after > 0 for r in limited)
     assert sum(sim.stats.requests.values()) == len(ok)
     await limiter.close()
+
+
+# --- a delivery keeps its slot between its calls (keeping) ------------------------------------
+
+
+def count_shared(limiter: GatewayLimiter) -> dict[str, int]:
+    """How often the limiter asks Redis for a slot and gives one back."""
+    shared = limiter._shared
+    assert shared is not None
+    counts = {"acquire": 0, "release": 0}
+    acquire, release = shared.acquire, shared.release
+
+    async def counted_acquire(*args: Any) -> str:
+        counts["acquire"] += 1
+        return await acquire(*args)
+
+    async def counted_release(*args: Any) -> None:
+        counts["release"] += 1
+        await release(*args)
+
+    shared.acquire = counted_acquire  # type: ignore[method-assign]
+    shared.release = counted_release  # type: ignore[method-assign]
+    return counts
+
+
+async def test_a_delivery_takes_one_slot_for_its_calls_and_gives_it_back_at_the_end(
+    shared_redis: str,
+) -> None:
+    key = "netsuite:keep"
+    limiter = GatewayLimiter(shared_redis, max_wait_seconds=2)
+    client = aioredis.Redis.from_url(shared_redis)
+    counts = count_shared(limiter)
+    try:
+        async with limiter.keeping():
+            for _ in range(3):  # e.g. a customer upsert, the order, the read back of its tax
+                async with limiter.slot(key, LIMIT, hold_seconds=5):
+                    pass
+            assert await client.zcard(redis_keys(key)[0]) == 1  # kept between the calls
+        assert counts == {"acquire": 1, "release": 1}
+        assert await client.zcard(redis_keys(key)[0]) == 0  # back when the delivery ends
+        assert limiter._local.in_use(key) == 0
+        # without the block every call takes and gives back its own
+        for _ in range(2):
+            async with limiter.slot(key, LIMIT, hold_seconds=5):
+                pass
+        assert counts == {"acquire": 3, "release": 3}
+    finally:
+        await limiter.close()
+        await client.aclose()
+
+
+async def test_kept_slots_never_let_more_calls_in_flight_than_the_limit(
+    shared_redis: str,
+) -> None:
+    key = "netsuite:keep-limit"
+    limiters = [GatewayLimiter(shared_redis, max_wait_seconds=10) for _ in range(2)]
+    flight = InFlight()
+
+    async def delivery(limiter: GatewayLimiter, n: int) -> None:
+        async with limiter.keeping():
+            for call in range(3):
+                async with (
+                    limiter.slot(key, LIMIT, hold_seconds=5),
+                    flight.call(f"{n}.{call}", 0.02),
+                ):
+                    pass
+                await asyncio.sleep(0.005)  # the connector's own work between its calls
+
+    try:
+        await asyncio.gather(*(delivery(limiters[n % 2], n) for n in range(8)))
+        assert flight.most <= LIMIT and len(flight.order) == 24
+    finally:
+        for limiter in limiters:
+            await limiter.close()
+
+
+async def test_a_kept_slot_whose_lease_cannot_cover_the_next_call_is_replaced(
+    shared_redis: str,
+) -> None:
+    key = "netsuite:keep-lease"
+    limiter = GatewayLimiter(shared_redis, max_wait_seconds=2, lease_margin_seconds=2)
+    client = aioredis.Redis.from_url(shared_redis)
+    counts = count_shared(limiter)
+    try:
+        async with limiter.keeping():
+            async with limiter.slot(key, LIMIT, hold_seconds=0.1):  # leased for 2.1 s
+                pass
+            async with limiter.slot(key, LIMIT, hold_seconds=30):  # needs 31 s of it
+                assert counts == {"acquire": 2, "release": 1}
+                assert await client.zcard(redis_keys(key)[0]) == 1
+        assert counts == {"acquire": 2, "release": 2}
+    finally:
+        await limiter.close()
+        await client.aclose()
+
+
+async def test_calls_of_one_delivery_at_once_each_get_a_slot_and_none_waits_on_a_kept_one(
+    shared_redis: str,
+) -> None:
+    key = "netsuite:keep-gather"
+    limiter = GatewayLimiter(shared_redis, max_wait_seconds=1)
+    flight = InFlight()
+
+    async def call(name: str) -> None:
+        async with limiter.slot(key, 1, hold_seconds=5), flight.call(name, 0.05):
+            pass
+
+    try:
+        started = time.monotonic()
+        async with limiter.keeping():
+            # one slot for two calls at once: the second waits for the first, which must
+            # give its slot back instead of keeping it (or the second waits out its bound)
+            await asyncio.gather(call("a"), call("b"))
+        assert flight.most == 1 and sorted(flight.order) == ["a", "b"]
+        assert time.monotonic() - started < 0.9
+    finally:
+        await limiter.close()
