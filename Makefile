@@ -12,7 +12,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 RUN_DB ?= sqlite+aiosqlite:///./var/gateway.db
 PORT ?= 8000
 
-.PHONY: help env chromium run test test-fast lint audit fmt bench clean
+.PHONY: help env chromium run test test-fast lint audit fmt bench bench-scale clean
 
 help:
 	@echo "make run    start the gateway with the demo config (SQLite, simulators) on :$(PORT)"
@@ -20,6 +20,7 @@ help:
 	@echo "make lint   ruff (format check + lint), mypy and the import graph"
 	@echo "make audit  known vulnerabilities in the locked dependencies"
 	@echo "make bench  ingest and end-to-end benchmarks on Postgres + Redis (docs/benchmarks.md)"
+	@echo "make bench-scale  50,000-SKU reconciliation, memory over 100,000 orders (docs/benchmarks-scale.md; ~40 min)"
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -66,6 +67,9 @@ fmt: env
 # installs wrk and nginx-light with apt when missing; BENCH_ARGS="--help" lists the settings
 bench: env
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-scale: env
+	$(BIN)/python -m bench.scale $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .tools var .pytest_cache .mypy_cache .ruff_cache
