@@ -24,7 +24,11 @@ from app.db import transaction
 from app.dbutil import insert_ignore, rowcount, upsert
 from app.erasure.job import run_erasures
 from app.flows.inventory import rules as inventory_rules
-from app.flows.inventory.planning import availability_deliveries
+from app.flows.inventory.planning import (
+    availability_deliveries,
+    in_transit_for,
+    minus_in_transit,
+)
 from app.flows.inventory.state import stock_levels_for, upsert_stock_levels
 from app.flows.plan import PlanContext, Planned
 from app.flows.recorder import not_seen, record_events, record_planned
@@ -394,12 +398,16 @@ async def reconcile_inventory(rt: Runtime) -> int:
             rules = await effective_rules(session, rt.config.rules)
             locations = await mapping_table(session, route.to, "location")
             levels = await stock_levels_for(session, route.from_, skus)
+            # what the store sold that the ERP has not booked: its stock is already that much
+            # lower (and so is what a correction would send), which is no drift
+            in_transit = await in_transit_for(session, route.to, route.from_, rules.inventory)
         now = utcnow()
         expected: dict[tuple[str, str | None], Decimal] = {}
         for sku in skus:
             for item in inventory_rules.availability(
                 sku, levels.get(sku, []), rules.inventory, locations, source=route.from_, as_of=now
             ):
+                item = minus_in_transit(item, in_transit, locations, rules.inventory)
                 expected[(sku, item.location)] = item.available
         try:
             actual = await connector.fetch_availability(skus)

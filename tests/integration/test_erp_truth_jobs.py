@@ -138,3 +138,40 @@ async def test_a_crashing_poll_is_reported_too(job_rt: Any) -> None:
     erp.poll_error = KeyError("items")  # a connector bug: still not "nothing new"
     assert await jobs.poll_stream(rt, "erp", "inventory") == 0
     assert await count(rt, Finding, Finding.kind == "poll_failed") == 1
+
+
+async def test_an_order_the_erp_has_not_booked_yet_is_no_drift(job_rt: Any) -> None:
+    # the store sold 2 of SKU-1 (7 → 5); the order is on its way to NetSuite, which still
+    # holds 7. The store is right: no drift, no correction (each run used to report one)
+    from kernel.canonical.events import make_event
+    from tests.support.factories import make_order
+
+    store = StoreShowing({("SKU-1", None): Decimal(5)})
+    rt = await job_rt(shop=store, erp=ErpSaying({"SKU-1": Decimal(7)}))
+    order = make_order("5001", skus=("SKU-1", "SKU-1"))
+    async with transaction(rt.sessions) as session:
+        await record_events(session, rt, "erp", [level("SKU-1", "7", 1)])
+        await record_events(session, rt, "shop", [make_event("order.created", order, utcnow())])
+    assert await jobs.reconcile_inventory(rt) == 0
+    assert await count(rt, Finding, Finding.kind == "stock_drift") == 0
+
+
+async def test_a_store_that_shows_less_than_its_unbooked_orders_leave_is_still_drift(
+    job_rt: Any,
+) -> None:
+    # 7 in NetSuite, 2 sold and not booked: the store should show 5; it shows 3
+    from kernel.canonical.events import make_event
+    from tests.support.factories import make_order
+
+    store = StoreShowing({("SKU-1", None): Decimal(3)})
+    rt = await job_rt(shop=store, erp=ErpSaying({"SKU-1": Decimal(7)}))
+    order = make_order("5002", skus=("SKU-1", "SKU-1"))
+    async with transaction(rt.sessions) as session:
+        await record_events(session, rt, "erp", [level("SKU-1", "7", 1)])
+        await record_events(session, rt, "shop", [make_event("order.created", order, utcnow())])
+    assert await jobs.reconcile_inventory(rt) == 1
+    async with rt.sessions() as session:
+        drift = (
+            await session.execute(sa.select(Finding).where(Finding.kind == "stock_drift"))  # type: ignore[arg-type]
+        ).scalar_one()
+    assert drift.data["expected"] == "5" and drift.data["actual"] == "3"

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Route
 from app.flows.inventory import rules as inventory_rules
@@ -49,22 +50,25 @@ async def availability_deliveries(
     skus = [sku, *inventory_rules.bundles_containing(sku, rules)]
     for route in ctx.config.routes_from(source, "inventory"):
         locations = await mapping_table(ctx.session, route.to, "location")
-        in_transit = (
-            await not_yet_booked(
-                ctx.session,
-                route.to,
-                source,
-                await order_locations(ctx.session, source, rules),
-            )
-            if rules.subtract_orders_in_transit
-            else InTransit()
-        )
+        in_transit = await in_transit_for(ctx.session, route.to, source, rules)
         for target in skus:
             items = await _availability_of(ctx, source, target, locations, as_of)
             for item in items:
-                item = _minus_in_transit(item, in_transit, locations, rules)
+                item = minus_in_transit(item, in_transit, locations, rules)
                 planned.append(_availability_delivery(ctx, route, source, item))
     return planned
+
+
+async def in_transit_for(
+    session: AsyncSession, store: str, source: str, rules: inventory_rules.InventoryRules
+) -> InTransit:
+    """``store``'s orders ``source`` has not booked yet (none when the rules do not
+    subtract them)."""
+    if not rules.subtract_orders_in_transit:
+        return InTransit()
+    return await not_yet_booked(
+        session, store, source, await order_locations(session, source, rules)
+    )
 
 
 async def availability_now(
@@ -100,7 +104,7 @@ async def availability_now(
     )
     for key, quantity in not_yet.units.items():
         in_transit.add(*key, quantity)
-    item = _minus_in_transit(item, in_transit, locations, rules)
+    item = minus_in_transit(item, in_transit, locations, rules)
     if rules.push_mode != "delta" or item.location is not None or planned.sku in rules.bundles:
         return item, None
     raw = sum(
@@ -110,7 +114,7 @@ async def availability_now(
     return item, raw + in_level
 
 
-def _minus_in_transit(
+def minus_in_transit(
     item: StockAvailability,
     in_transit: InTransit,
     locations: dict[str, str],
