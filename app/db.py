@@ -82,3 +82,27 @@ async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[
             session.info.pop("after_commit", None)
             raise
     await run_after_commit(session)
+
+
+@asynccontextmanager
+async def autocommit(
+    engine: AsyncEngine, maker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[AsyncSession]:
+    """A session whose statements each commit by themselves on Postgres: no BEGIN and no
+    COMMIT, two round trips fewer, for work that is one statement or needs no atomicity
+    across its statements. On SQLite, one transaction (``transaction``). After-commit
+    callbacks run once the block ends well, as with ``transaction``."""
+    if engine.dialect.name != "postgresql":
+        async with transaction(maker) as session:
+            yield session
+        return
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        async with maker(bind=connection) as session:
+            try:
+                yield session
+                await session.commit()  # flushes what the ORM holds; sends no COMMIT
+            except BaseException:
+                session.info.pop("after_commit", None)
+                raise
+    await run_after_commit(session)

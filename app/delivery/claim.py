@@ -7,13 +7,11 @@ COMMIT would be two round trips per delivery for nothing. The writes that may fo
 maintenance window puts the delivery back, a stock push records what it will send) are each
 a statement of their own, made while this worker holds the lease; a crash between two of
 them leaves a leased delivery that the sweeper takes again when the lease ends, as a crash
-right after the claim does. SQLite keeps one transaction (it has no other writer to race).
+right after the claim does. SQLite keeps one transaction around the claim.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from app.db import run_after_commit, transaction
+from app.db import autocommit
 from app.delivery.outbox import DELIVERIES, Outcome
 from app.maintenance.store import IN_MAINTENANCE, has_stored_windows, windows_for
 from app.maintenance.windows import Window, window_at
@@ -149,30 +147,10 @@ class Claimed:
     broken: Exception | None = None  # the connector failed while the claim prepared
 
 
-@asynccontextmanager
-async def claim_session(rt: Runtime) -> AsyncIterator[AsyncSession]:
-    """The claim's session: each statement commits by itself on Postgres (no BEGIN/COMMIT
-    round trips), one transaction on SQLite; after-commit work runs once it ends well."""
-    if rt.engine.dialect.name != "postgresql":
-        async with transaction(rt.sessions) as session:
-            yield session
-        return
-    async with rt.engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        async with rt.sessions(bind=connection) as session:
-            try:
-                yield session
-                await session.commit()  # flushes what the ORM holds; sends no COMMIT
-            except BaseException:
-                session.info.pop("after_commit", None)
-                raise
-    await run_after_commit(session)
-
-
 async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
     now = utcnow()
     lease = timedelta(seconds=rt.settings.lease_seconds)
-    async with claim_session(rt) as session:
+    async with autocommit(rt.engine, rt.sessions) as session:
         postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
         claimed = (
             await session.execute(

@@ -12,13 +12,13 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import transaction
+from app.db import autocommit, transaction
 from app.dbutil import rowcount, upsert
 from app.delivery.breakers import Transition
 from app.delivery.capture import capture_exchanges
@@ -49,6 +49,7 @@ from app.models import (
 )
 from app.observability import metrics
 from app.runtime import Runtime
+from kernel import types as kernel_types
 from kernel.contract import Connector
 from kernel.errors import ConnectorError, NeedsMappingError, PermanentError
 from kernel.types import DeliveryResult, RemoteLink
@@ -123,7 +124,7 @@ async def _process_claimed(
 async def release_lease(rt: Runtime, delivery: Delivery, owner: str) -> None:
     """Give an in-flight delivery back: pending and due now, for any worker to take."""
     try:
-        async with transaction(rt.sessions) as session:
+        async with autocommit(rt.engine, rt.sessions) as session:
             await session.execute(
                 _owned(delivery.id, owner).values(
                     status=DeliveryStatus.PENDING,
@@ -140,7 +141,7 @@ async def release_lease(rt: Runtime, delivery: Delivery, owner: str) -> None:
 
 async def _renew_lease(rt: Runtime, delivery: Delivery, owner: str) -> bool:
     until = utcnow() + timedelta(seconds=rt.settings.lease_seconds)
-    async with transaction(rt.sessions) as session:
+    async with autocommit(rt.engine, rt.sessions) as session:
         result = await session.execute(_owned(delivery.id, owner).values(lease_expires_at=until))
         return rowcount(result) == 1
 
@@ -218,7 +219,7 @@ async def _wait_for_destination(
     """The destination is known to be down: wait for it, without an attempt or a failure."""
     now = utcnow()
     metrics.DELIVERY_OUTCOMES.labels(delivery.destination, "breaker_open").inc()
-    async with transaction(rt.sessions) as session:
+    async with autocommit(rt.engine, rt.sessions) as session:  # one statement
         await session.execute(
             _owned(delivery.id, owner).values(
                 status=DeliveryStatus.PENDING,
@@ -291,7 +292,16 @@ async def _finish(
     # what waited behind it may go now (a dead one no longer holds its entity up)
     release = outcome.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)
 
-    async with transaction(rt.sessions) as session:
+    findings = result.findings if result is not None else []
+    health = rt.health_due(delivery.destination, ok=error is None)
+    breaker_changed = call.breaker is not None and call.breaker.changed
+    hook = outcome.status == DeliveryStatus.DELIVERED and claimed.event is not None
+    # the common case is the one statement alone: it needs no transaction around it
+    alone = not findings and not health and not breaker_changed
+    if alone and hook:
+        alone = not await _after_delivered_needs_session(rt, delivery, claimed, now)
+
+    async with autocommit(rt.engine, rt.sessions) if alone else transaction(rt.sessions) as session:
         if session.bind is not None and session.bind.dialect.name == "postgresql":
             recorded = await record_finish(
                 session,
@@ -312,17 +322,18 @@ async def _finish(
         if not recorded.owned:
             log.warning("lease lost before the outcome was recorded; another worker owns it now")
             return Outcome("skipped", "lease_lost")
-        if result is not None and result.findings:
-            await _record_findings(session, delivery, result)
-        if rt.health_due(delivery.destination, ok=error is None):
+        if findings:
+            await _record_findings(session, delivery, findings)
+        if health:
             await record_connection_health(session, delivery.destination, error, message, now)
         if call.breaker is not None and call.breaker.changed:
             await record_breaker(session, delivery.destination, call.breaker.view, now)
             if call.breaker.view.state == "closed":
                 await release_waiting(session, rt, delivery.destination)
-        if outcome.status == DeliveryStatus.DELIVERED and claimed.event is not None:
+        if hook and not alone:
             from app.flows import hooks
 
+            assert claimed.event is not None
             await hooks.after_delivered(
                 session,
                 rt,
@@ -400,7 +411,7 @@ async def _record_step_by_step(
 
 
 async def _record_findings(
-    session: AsyncSession, delivery: Delivery, result: DeliveryResult
+    session: AsyncSession, delivery: Delivery, findings: list[kernel_types.Finding]
 ) -> None:
     now = utcnow()
     await session.execute(
@@ -415,9 +426,45 @@ async def _record_findings(
                 "data": f.data,
                 "created_at": now,
             }
-            for f in result.findings
+            for f in findings
         ],
     )
-    for f in result.findings:
+    for f in findings:
         metrics.FINDINGS.labels(f.kind).inc()
         log.warning("finding", kind=f.kind, message=f.message)
+
+
+class _SessionWanted(BaseException):
+    """The flows' after-delivery hook reached for its session (see ``_NoSession``)."""
+
+
+class _NoSession:
+    """Handed to the after-delivery hook in place of a session, to learn before the finish
+    whether the hook has anything to write: it has not unless it uses its session, and any
+    use of this one raises ``_SessionWanted`` (a BaseException, so no ``except Exception``
+    in a hook swallows it). When it has, the finish runs in a transaction and the hook runs
+    again, for real, after the delivery's own statement (so a hook must do nothing before it
+    first uses its session, as every hook does: it reads and writes through it)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise _SessionWanted(name)
+
+
+async def _after_delivered_needs_session(
+    rt: Runtime, delivery: Delivery, claimed: Claimed, now: datetime
+) -> bool:
+    from app.flows import hooks
+
+    assert claimed.event is not None
+    try:
+        await hooks.after_delivered(
+            cast(AsyncSession, _NoSession()),
+            rt,
+            delivery,
+            claimed.event,
+            claimed.context.directives,
+            answered_at=now,
+        )
+    except _SessionWanted:
+        return True
+    return False

@@ -16,9 +16,10 @@ from sqlmodel import col
 
 from app.delivery.service import process_delivery
 from app.main import start_runtime
-from app.models import Delivery, DeliveryAttempt, EntityLink
+from app.models import Delivery, DeliveryAttempt, EntityLink, OrderAllocation
 from app.runtime import Runtime
 from kernel.errors import PermanentError, TransientError
+from kernel.types import DeliveryResult, Finding, RemoteLink
 from tests.conftest import make_config, make_settings, require_postgres
 from tests.integration.test_delivery_engine import scripted
 from tests.support.factories import make_order, seed_event
@@ -59,8 +60,9 @@ class Queries:
         raw = dbapi_connection.driver_connection
         if id(raw) not in self._seen:
             self._seen.add(id(raw))
-            # the simple queries (BEGIN, COMMIT) the adapter sends itself
-            raw.add_query_logger(lambda record: self.log.append(record.query))
+            # the simple queries the adapter sends itself: BEGIN (logged once done, so after
+            # the statement that made the adapter send it) and COMMIT
+            raw.add_query_logger(lambda record: self.log.append(record.query.split()[0]))
 
     def take(self) -> list[str]:
         taken, self.log = self.log, []
@@ -98,7 +100,7 @@ async def warm(rt: Runtime, queries: Queries, order_id: str) -> None:
     queries.take()
 
 
-async def test_a_delivered_order_costs_five_round_trips(counted: Any) -> None:
+async def test_a_delivered_order_costs_three_round_trips(counted: Any) -> None:
     rt, queries, queue = await counted(scripted())
     await warm(rt, queries, "7001")
     order = make_order("7002")
@@ -110,10 +112,8 @@ async def test_a_delivered_order_costs_five_round_trips(counted: Any) -> None:
     sent = queries.take()
     assert outcome.status == "delivered"
     # claim, no transaction around it: UPDATE … RETURNING (with the event), then the
-    # mappings and links; finish: BEGIN, one statement (state, attempt, links, what
-    # waited), COMMIT
-    assert len(sent) == 5, sent
-    assert sent[:2] == ["UPDATE deliveries SET", "SELECT $1::VARCHAR AS"], sent
+    # mappings and links; finish: one statement (state, attempt, links, what waited)
+    assert sent == ["UPDATE deliveries SET", "SELECT $1::VARCHAR AS", "WITH finished AS"]
     assert queue.ids == [behind]  # the update waited for the create: queued after the commit
     async with rt.sessions() as session:
         link = await session.scalar(
@@ -171,3 +171,72 @@ async def test_a_dead_delivery_releases_what_waited_and_a_retry_does_not(counted
         await session.commit()
     dead = await process_delivery(rt, first)
     assert dead.status == "dead" and queue.ids == [behind]
+
+
+async def test_an_after_delivery_hook_that_writes_gets_the_finish_s_transaction(
+    counted: Any,
+) -> None:
+    rt, queries, _ = await counted(scripted())
+    # stock flows from the ERP to the store: a delivered order is booked against it
+    route = rt.config.routes[0]
+    rt.config.routes.append(
+        route.model_copy(update={"flow": "inventory", "from_": "erp", "to": "shop"})
+    )
+    await warm(rt, queries, "7005")
+    order = make_order("7006")
+    first = await seed_event(rt, order, enqueue=False)
+    queries.take()
+    quiet_health(rt)
+    assert (await process_delivery(rt, first)).status == "delivered"
+    sent = queries.take()
+    finish = sent[2:]  # after the claim's UPDATE and look-up
+    assert finish[0] == "WITH finished AS" and finish[-1] == "COMMIT;", sent
+    assert finish.count("BEGIN") == 1 and any("order_allocations" in q for q in finish), sent
+    async with rt.sessions() as session:
+        booked = await session.scalar(
+            sa.select(sa.func.count()).where(col(OrderAllocation.order_key) == order.entity_key)
+        )
+    assert booked == 1
+
+
+async def test_a_failing_hook_leaves_the_delivery_unfinished(
+    counted: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.flows import hooks
+
+    rt, _, queue = await counted(scripted())
+    order = make_order("7007")
+    first = await seed_event(rt, order, enqueue=False)
+    await seed_event(rt, order, "order.updated", enqueue=False)
+
+    async def broken(session: Any, *_: Any, **__: Any) -> None:
+        await session.execute(sa.select(1))
+        raise RuntimeError("booking failed")
+
+    monkeypatch.setattr(hooks, "after_delivered", broken)
+    with pytest.raises(RuntimeError):
+        await process_delivery(rt, first)
+    async with rt.sessions() as session:
+        row = await session.get(Delivery, first)
+        tries = await session.scalar(
+            sa.select(sa.func.count()).where(col(DeliveryAttempt.delivery_id) == first)
+        )
+    # all or nothing: still in flight (the sweeper retries it when the lease ends)
+    assert row is not None and row.status == "in_flight" and tries == 0 and queue.ids == []
+
+
+async def test_a_finding_or_a_health_write_takes_the_transaction_too(counted: Any) -> None:
+    connector = scripted()
+    connector.script.decide = lambda event, ctx: DeliveryResult(
+        links=[RemoteLink("order", event.entity_key, "SO-1")],
+        findings=[Finding("tax_difference", "NetSuite computed 1.00 more tax")],
+    )
+    rt, queries, _ = await counted(connector)
+    await warm(rt, queries, "7008")
+    quiet_health(rt)
+    first = await seed_event(rt, make_order("7009"), enqueue=False)
+    queries.take()
+    await process_delivery(rt, first)
+    sent = queries.take()
+    assert sent[2] == "WITH finished AS" and sent.count("BEGIN") == 1, sent
+    assert sent[-1] == "COMMIT;" and any("findings" in q for q in sent), sent
