@@ -35,6 +35,7 @@ from bench.report import Run, render
 from bench.roundtrips import count_round_trips
 from bench.scaling import run_scaling
 from bench.servers import LOGS, ROOT, Servers, wait_ready
+from bench.sqlite_ingest import run_sqlite_rounds
 from bench.tools import require_tools, tool_version
 
 PORTS = {
@@ -44,6 +45,8 @@ PORTS = {
     "api": 8613,
     "api counted": 8614,
     "api scaled": 8615,
+    "floor sqlite": 8616,
+    "api sqlite": 8617,
 }
 DATABASES = {"gateway": "bench_gateway", "floor": "bench_floor"}
 POOLS = LOGS / "pools"  # presigned requests, deleted after the run
@@ -118,6 +121,9 @@ def run(args: argparse.Namespace) -> Run:
         drain_two = drain_backlog(gateway_dsn, timeout=900)
         for worker in two:
             servers.stop(worker)
+        sqlite = run_sqlite_rounds(
+            servers, (PORTS["floor sqlite"], PORTS["api sqlite"]), POOLS, load, rounds=2
+        )
     finally:
         servers.stop_all()
         machine.stop()
@@ -133,7 +139,17 @@ def run(args: argparse.Namespace) -> Run:
     )
     tools = {"wrk": tool_version("wrk"), "nginx": tool_version("nginx")}
     return Run(
-        settings, tools, rounds, drain, rates, trips, machine, args.seconds, scaling, drain_two
+        settings,
+        tools,
+        rounds,
+        drain,
+        rates,
+        trips,
+        machine,
+        args.seconds,
+        scaling,
+        drain_two,
+        sqlite,
     )
 
 

@@ -49,6 +49,7 @@ def test_targets_say_missed_where_the_run_falls_short() -> None:
         trips=trips,
         drain=(4800, 60.0),
         drain_two=(6000, 60.0),
+        sqlite=[SimpleNamespace(ratio=0.02)],
         scaling=[
             SimpleNamespace(processes=1, accepted_per_second=200.0),
             SimpleNamespace(processes=2, accepted_per_second=260.0),
@@ -66,3 +67,4 @@ def test_targets_say_missed_where_the_run_falls_short() -> None:
     assert "| met |" in lines["Postgres round trips per delivery"]
     assert "1.30x" in lines["serve --workers 2 faster than 1"]
     assert "1.25x" in lines["two workers drain a backlog faster than one"]
+    assert "**missed**" in lines["ingest on the embedded default (SQLite)"]
