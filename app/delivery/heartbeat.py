@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.db import transaction
+from app.db import autocommit
 from app.dbutil import upsert
 from app.models import WorkerHeartbeat, utcnow
 from app.runtime import Runtime
@@ -32,7 +32,7 @@ STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 3)
 
 async def beat(rt: Runtime, kind: str, state: str, started_at: datetime) -> None:
     now = utcnow()
-    async with transaction(rt.sessions) as session:
+    async with autocommit(rt.engine, rt.sessions) as session:  # one statement
         await upsert(
             session,
             WorkerHeartbeat,
@@ -70,7 +70,7 @@ async def heartbeat_loop(
         for waiting in waits:
             waiting.cancel()
     with contextlib.suppress(Exception):
-        async with transaction(rt.sessions) as session:
+        async with autocommit(rt.engine, rt.sessions) as session:
             await session.execute(
                 sa.delete(WorkerHeartbeat).where(col(WorkerHeartbeat.worker_id) == rt.worker_id)
             )

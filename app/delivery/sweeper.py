@@ -52,8 +52,7 @@ async def sweep(rt: Runtime) -> int:
     async with transaction(rt.sessions) as session:
         if not await _take_sweep_lock(session):
             return 0
-        await _reconcile_breakers(session, rt, now)
-        breakers = await _mirrored_breakers(session)
+        breakers = await _reconcile_breakers(session, rt, now)
         await _release_recovered(session, rt, breakers, now)
         await release_ended(session, rt, now)
         trials = await _trial_candidates(session, breakers, now)
@@ -138,8 +137,11 @@ async def _mirrored_breakers(session: AsyncSession) -> dict[str, BreakerView]:
     }
 
 
-async def _reconcile_breakers(session: AsyncSession, rt: Runtime, now: datetime) -> None:
-    """Make the database's copy match the breakers (a process may have died before writing)."""
+async def _reconcile_breakers(
+    session: AsyncSession, rt: Runtime, now: datetime
+) -> dict[str, BreakerView]:
+    """Make the database's copy match the breakers (a process may have died before writing);
+    returns the copy as it now is."""
     mirrored = await _mirrored_breakers(session)
     for destination in _destinations(rt):
         view = await rt.breakers.shared_view(destination, now)
@@ -151,6 +153,8 @@ async def _reconcile_breakers(session: AsyncSession, rt: Runtime, now: datetime)
             continue
         if known != shared:
             await record_breaker(session, destination, shared, now)
+            mirrored[destination] = shared
+    return mirrored
 
 
 async def _release_recovered(

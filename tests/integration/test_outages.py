@@ -179,3 +179,31 @@ async def test_one_sweep_queues_what_still_waits_for_a_destination_that_recovere
     assert delivery_id in queue.ids  # queued by this sweep, not postponed to the next one
     await process_delivery(rt, queue.ids.pop(0))
     assert await statuses(rt) == {"delivered": 1}
+
+
+async def test_a_breaker_no_process_mirrored_is_mirrored_and_tried_in_the_same_sweep(
+    simulated: tuple[Runtime, FakeConnector, Any],
+) -> None:
+    # the breaker opened in the shared store; the process died before writing its copy
+    rt, _, _ = simulated
+    waiting = [await seed_event(rt, make_order(f"74{i:02}"), enqueue=False) for i in range(5)]
+    async with rt.sessions() as session, session.begin():
+        await session.execute(
+            sa.update(Delivery)
+            .where(sa.column("id").in_(waiting))
+            .values(
+                last_error_class="breaker_open",
+                next_attempt_at=models.utcnow() + timedelta(minutes=10),
+            )
+        )
+    opened = models.utcnow() - timedelta(seconds=40)  # the reset period (30 s) is over
+    for _ in range(rt.breakers.policy("erp").breaker_fail_max):
+        await rt.breakers.record("erp", opened, "failure", trial=False)
+    queue = rt.queue
+    assert isinstance(queue, ManualQueue)
+    await sweep(rt)
+    async with rt.sessions() as session:
+        state = await session.get(ConnectionState, "erp")
+    assert state is not None and state.breaker_state == "open"
+    # this sweep saw the copy it just wrote: trial candidates, not the whole backlog
+    assert len(queue.ids) == 3 and set(queue.ids) <= set(waiting)
