@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     schedule_tick_seconds: float = 5.0
     # How often an arq worker looks for due jobs; it bounds the queueing delay of every order.
     worker_poll_seconds: float = 0.02
+    # ... and how often once it has had nothing to do for a second (the first order after a
+    # quiet spell may wait this long to start); worker_poll_seconds or less: always poll fast
+    worker_idle_poll_seconds: float = 0.1
     db_pool_size: int = 10
     # On SIGTERM a worker finishes deliveries in flight for up to this long, then hands the
     # rest back at once (keep it below your orchestrator's kill timeout).

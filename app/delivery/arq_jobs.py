@@ -1,5 +1,5 @@
-"""arq's worker with a cheaper way to start a job: one Redis round trip instead of four, and
-none for a job this worker is running already.
+"""arq's worker with a cheaper way to start a job (one Redis round trip instead of four, and
+none for a job this worker is running already) and slower polls when there is nothing to do.
 
 arq polls its queue (a sorted set of job ids by due time) and, for every due id it sees,
 watches the job's in-progress key, reads it and the job's score, and sets the key in a
@@ -17,10 +17,18 @@ here or in another worker, only to find its in-progress key set.
   expiry. Two workers can never both take a job.
 
 Everything after the take (reading the job, running it, retries, finishing) is arq's own.
+
+arq polls every ``poll_delay`` (``worker_poll_seconds``, 20 ms: it bounds the queueing delay of
+every order), 50 round trips a second for a worker with nothing to do. Once a worker has seen no
+due job and run none for ``IDLE_AFTER_SECONDS``, it polls every ``idle_poll_seconds``
+(``worker_idle_poll_seconds``) instead, until it sees one again: the first order after a quiet
+spell may wait that much longer to start; under steady traffic nothing changes. Its own cron
+jobs (the sweeper, the scheduler) do not count as work.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -29,6 +37,9 @@ from arq.utils import timestamp_ms
 from arq.worker import Worker
 
 log = structlog.get_logger("gateway.worker")
+
+# a worker that has seen no due job and run none for this long polls at its idle pace
+IDLE_AFTER_SECONDS = 1.0
 
 # KEYS: the job's in-progress key, the queue. ARGV: job id, now (ms), in-progress expiry (ms).
 # Returns the job's score once taken, else 0 (running elsewhere, finished, or not due yet).
@@ -45,8 +56,22 @@ class DeliveryWorker(Worker):
     """arq's ``Worker``; only ``start_jobs`` differs (see the module docstring)."""
 
     _take: Any = None  # the registered script, once Redis is connected
+    # how often to poll once idle (``worker_idle_poll_seconds``); at most ``poll_delay``: never
+    idle_poll_seconds: float = 0.0
+    _busy_at: float = 0.0  # loop time a due job was last seen or one was last running
+
+    async def _poll_iteration(self) -> None:
+        await super()._poll_iteration()
+        now = self.loop.time()
+        if any(not task.done() and _work(job_id) for job_id, task in self.tasks.items()):
+            self._busy_at = now
+        extra = self.idle_poll_seconds - self.poll_delay_s
+        if extra > 0 and now - self._busy_at >= IDLE_AFTER_SECONDS:
+            await asyncio.sleep(extra)
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
+        if any(_work(job_id.decode()) for job_id in job_ids):
+            self._busy_at = self.loop.time()
         running = {job_id for job_id, task in self.tasks.items() if not task.done()}
         for job_id_b in job_ids:
             job_id = job_id_b.decode()
@@ -80,3 +105,9 @@ class DeliveryWorker(Worker):
             args=[job_id, timestamp_ms(), int(self.in_progress_timeout_s * 1000)],
         )
         return int(result or 0)
+
+
+def _work(job_id: str) -> bool:
+    """A delivery's job, not one of the worker's own cron jobs (the sweeper, the scheduler):
+    those run every few seconds and are no reason to poll fast."""
+    return not job_id.startswith("cron:")

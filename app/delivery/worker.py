@@ -221,12 +221,14 @@ class ArqWorker:
             socket_timeout=WORKER_REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=WORKER_REDIS_TIMEOUT_SECONDS,
         )
-        return DeliveryWorker(
+        worker = DeliveryWorker(
             **worker_options(self.settings),
             redis_pool=pool,
             ctx={"runtime": self.rt},
             on_startup=self._connected,  # type: ignore[arg-type]
         )
+        worker.idle_poll_seconds = self.settings.worker_idle_poll_seconds
+        return worker
 
     async def _connected(self, _: dict[str, Any]) -> None:
         self._set_state("consuming")

@@ -137,3 +137,49 @@ async def test_redis_failing_mid_take_leaves_no_slot_taken(arq_redis: Any) -> No
     for _ in range(3):  # max_jobs + 1 permits, all free again
         await asyncio.wait_for(worker.sem.acquire(), 1)
     await stop(worker)
+
+
+class CountedWorker(DeliveryWorker):
+    polls = 0
+
+    async def _poll_iteration(self) -> None:
+        self.polls += 1
+        await super()._poll_iteration()
+
+
+async def test_an_idle_worker_polls_at_its_idle_pace_and_picks_up_new_work(
+    arq_redis: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.delivery.arq_jobs as arq_jobs
+
+    monkeypatch.setattr(arq_jobs, "IDLE_AFTER_SECONDS", 0.3)
+    url, pool = arq_redis
+    worker = CountedWorker(
+        functions=[slow],
+        redis_settings=RedisSettings.from_dsn(url),
+        poll_delay=0.01,
+        keep_result=0,
+        handle_signals=False,
+    )
+    worker.idle_poll_seconds = 0.2
+    # a cron job of the worker's own (named as arq names them) running all along: not work
+    await pool.enqueue_job("slow", "cron", _job_id="cron:slow:1")
+    runner = asyncio.create_task(worker.async_run())
+    await asyncio.sleep(1.3)  # 0.3 s at 10 ms, then 1 s at 200 ms
+    assert started == ["cron"]
+    assert worker.polls < 50  # about 35; polling fast all along: about 130
+    gate.set()  # jobs from now on finish at once
+    enqueued = asyncio.get_running_loop().time()
+    await pool.enqueue_job("slow", "c", _job_id="job-c")
+    for _ in range(100):
+        if len(started) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert started == ["cron", "c"]
+    assert asyncio.get_running_loop().time() - enqueued < 0.5  # within the idle pace
+    before = worker.polls
+    await asyncio.sleep(0.2)  # it just had work: fast again
+    assert worker.polls - before > 8
+    await stop(worker)
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
