@@ -63,8 +63,10 @@ class DeliveryWorker(Worker):
     async def _poll_iteration(self) -> None:
         await super()._poll_iteration()
         now = self.loop.time()
-        if any(not task.done() and _work(job_id) for job_id, task in self.tasks.items()):
-            self._busy_at = now
+        if not self._busy_at or any(
+            not task.done() and _work(job_id) for job_id, task in self.tasks.items()
+        ):
+            self._busy_at = now  # (a worker just started polls fast for its first second)
         extra = self.idle_poll_seconds - self.poll_delay_s
         if extra > 0 and now - self._busy_at >= IDLE_AFTER_SECONDS:
             await asyncio.sleep(extra)

@@ -167,7 +167,7 @@ async def test_an_idle_worker_polls_at_its_idle_pace_and_picks_up_new_work(
     runner = asyncio.create_task(worker.async_run())
     await asyncio.sleep(1.3)  # 0.3 s at 10 ms, then 1 s at 200 ms
     assert started == ["cron"]
-    assert worker.polls < 50  # about 35; polling fast all along: about 130
+    assert 15 < worker.polls < 50  # about 35 (fast in its first moments); fast all along: 130
     gate.set()  # jobs from now on finish at once
     enqueued = asyncio.get_running_loop().time()
     await pool.enqueue_job("slow", "c", _job_id="job-c")
