@@ -13,15 +13,16 @@ on every call) and lets every half-open call through. Every Redis call has a sho
 when Redis does not answer, the process falls back to its own in-memory breaker (the local
 view) and logs it once, so a Redis blip never stops delivery to a healthy destination.
 
-Admitting a call to a closed breaker changes nothing in Redis, so a process that Redis told
-"closed" (in an admission or in the answer to its last recorded outcome) admits calls without
-asking again for ``CLOSED_TRUST_SECONDS`` (at most half the reset period): one round trip
-less per delivery in the common case. Another process opening the breaker meanwhile is seen
-at the latest when that time is up, or at once by this process's next recorded outcome (a
-failure answered "open" ends the trust); calls admitted in that gap are like the ones already
-in flight when a breaker opens: their failures are recorded, the breaker being open, and
-their deliveries wait for the destination instead of using their retry window. Trials are
-never taken from the trust: an open breaker always asks Redis, and the trust cannot outlive
+Admitting a call to a closed breaker changes nothing in Redis, so a process whose own last
+call to the destination succeeded (Redis answering its record "closed") admits calls without
+asking again for ``CLOSED_TRUST_SECONDS`` (at most half the reset period), until one of its
+calls fails: one round trip less per delivery while the destination answers. Nothing else
+earns that trust, an admission included: a process that has not just been answered asks. A
+breaker opened meanwhile by another process's failures is seen when the trust is up or at this
+process's first failure; the calls admitted in that gap went to a destination that had just
+answered this process, and if they fail they are like the calls already in flight when a
+breaker opens: recorded against the open breaker, their deliveries wait for the destination,
+never dead-lettered. Open and half-open breakers always ask Redis, and the trust cannot outlive
 the open period (it ends before the breaker could turn half-open), so there is still one trial
 at a time across processes.
 """
@@ -46,7 +47,7 @@ State = Literal["closed", "open", "half-open"]
 Signal = Literal["success", "failure"]
 
 REDIS_TIMEOUT_SECONDS = 0.5
-# how long a process admits calls to a breaker Redis said was closed without asking again
+# how long after its own call succeeded a process admits calls without asking Redis again
 CLOSED_TRUST_SECONDS = 1.0
 _KEY = "erp-gateway:breaker:{}"
 
@@ -245,8 +246,8 @@ class RedisBreakers:
         self._closed_until: dict[str, tuple[datetime, float]] = {}
 
     def _trust_closed(self, name: str, policy: DeliveryPolicy, now: datetime) -> None:
-        """Redis said closed at ``now``: admit without asking for a short while (both clocks,
-        so a step of the wall clock cannot stretch it)."""
+        """Our call succeeded and Redis says closed at ``now``: admit without asking for a
+        short while (both clocks, so a step of the wall clock cannot stretch it)."""
         ttl = min(CLOSED_TRUST_SECONDS, policy.breaker_reset_seconds / 2)
         self._closed_until[name] = (now + timedelta(seconds=ttl), time.monotonic() + ttl)
 
@@ -287,9 +288,7 @@ class RedisBreakers:
             self._closed_until.pop(name, None)
             return await self._local.admit(name, policy, now)
         go, trial, retry_ms = got
-        if go and not trial:
-            self._trust_closed(name, policy, now)
-        else:
+        if not go or trial:
             self._closed_until.pop(name, None)
         return Admission(go=bool(go), trial=bool(trial), retry_at=_at(retry_ms) if not go else None)
 
@@ -309,10 +308,10 @@ class RedisBreakers:
             self._closed_until.pop(name, None)
             return await self._local.record(name, policy, now, signal, trial=trial)
         is_open, changed, reopens_ms = got
-        if is_open:
-            self._closed_until.pop(name, None)
+        if signal == "success" and not is_open:
+            self._trust_closed(name, policy, now)  # the destination just answered us
         else:
-            self._trust_closed(name, policy, now)
+            self._closed_until.pop(name, None)
         view = BreakerView("open", _at(reopens_ms)) if is_open else CLOSED
         return Transition(view, changed=bool(changed))
 

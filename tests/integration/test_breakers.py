@@ -149,26 +149,40 @@ def count_redis_calls(store: RedisBreakers) -> list[str]:
     return calls
 
 
-async def test_a_closed_breaker_admits_without_asking_redis_for_a_moment(
+async def test_a_process_just_answered_admits_without_asking_redis_for_a_moment(
     two_processes: tuple[RedisBreakers, RedisBreakers],
 ) -> None:
     a, _ = two_processes
     calls = count_redis_calls(a)
     assert (await a.admit("erp", POLICY, at(0))).go
+    assert (await a.admit("erp", POLICY, at(0.1))).go  # an admission earns no trust
+    assert calls == ["erp", "erp"]
+    await a.record("erp", POLICY, at(0.2), "success", trial=False)
     assert (await a.admit("erp", POLICY, at(0.5))).go
-    await a.record("erp", POLICY, at(0.6), "success", trial=False)
-    assert (await a.admit("erp", POLICY, at(1.5))).go  # trusted again from the record's answer
-    assert calls == ["erp", "erp"]  # the first admission and the record
-    assert (await a.admit("erp", POLICY, at(1.7))).go  # past the trust: asks again
-    assert calls == ["erp", "erp", "erp"]
+    assert (await a.admit("erp", POLICY, at(1.1))).go
+    assert calls == ["erp", "erp", "erp"]  # the record only
+    assert (await a.admit("erp", POLICY, at(1.3))).go  # past the trust: asks again
+    assert len(calls) == 4
+
+
+async def test_a_failure_of_the_process_ends_its_trust_at_once(
+    two_processes: tuple[RedisBreakers, RedisBreakers],
+) -> None:
+    a, _ = two_processes
+    await a.record("erp", POLICY, at(0), "success", trial=False)
+    calls = count_redis_calls(a)
+    failed = await a.record("erp", POLICY, at(0.1), "failure", trial=False)
+    assert failed.view.state == "closed"  # one failure of three
+    assert (await a.admit("erp", POLICY, at(0.2))).go
+    assert calls == ["erp", "erp"]  # the failure, then the admission asked
 
 
 async def test_a_breaker_opened_elsewhere_is_seen_after_the_trust_or_the_next_failure(
     two_processes: tuple[RedisBreakers, RedisBreakers],
 ) -> None:
     a, b = two_processes
-    assert (await a.admit("erp", POLICY, at(0))).go
-    for tenth in range(3):  # the destination fails for the other process: it opens
+    await a.record("erp", POLICY, at(0), "success", trial=False)  # the ERP answered a
+    for tenth in range(3):  # then it fails for the other process: it opens
         await b.record("erp", POLICY, at(0.1 + tenth / 10), "failure", trial=False)
     # the gap: like a call already in flight when the breaker opened
     assert (await a.admit("erp", POLICY, at(0.5))).go
@@ -179,7 +193,7 @@ async def test_a_breaker_opened_elsewhere_is_seen_after_the_trust_or_the_next_fa
     # a process trusting "closed" asks again once its trust is up
     assert (await b.admit("erp", POLICY, at(40))).trial
     await b.record("erp", POLICY, at(40.1), "success", trial=True)
-    assert (await a.admit("erp", POLICY, at(40.2))).go
+    await a.record("erp", POLICY, at(40.2), "success", trial=False)
     for second in range(3):
         await b.record("erp", POLICY, at(41 + second / 10), "failure", trial=False)
     assert not (await a.admit("erp", POLICY, at(41.3))).go  # trusted until 41.2 only
@@ -190,7 +204,7 @@ async def test_the_trust_ends_before_an_open_breaker_can_let_a_second_trial_thro
 ) -> None:
     a, b = two_processes
     short = DeliveryPolicy(breaker_fail_max=1, breaker_reset_seconds=0.4, request_timeout_seconds=5)
-    assert (await a.admit("erp", short, at(0))).go  # trusted for 0.2 s, half the reset period
+    await a.record("erp", short, at(0), "success", trial=False)  # trusted 0.2 s: half the reset
     await b.record("erp", short, at(0.05), "failure", trial=False)  # open until 0.45
     assert (await b.admit("erp", short, at(0.5))).trial
     assert not (await a.admit("erp", short, at(0.5))).go  # no second call while it runs
@@ -204,7 +218,7 @@ async def test_the_trust_is_bounded_by_the_monotonic_clock_too(
     monkeypatch.setattr(breakers, "CLOSED_TRUST_SECONDS", 0.05)
     a, _ = two_processes
     calls = count_redis_calls(a)
-    await a.admit("erp", POLICY, at(0))
+    await a.record("erp", POLICY, at(0), "success", trial=False)
     await asyncio.sleep(0.06)
     await a.admit("erp", POLICY, at(0))  # the wall clock stood still (or stepped back)
     assert calls == ["erp", "erp"]
