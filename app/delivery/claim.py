@@ -24,7 +24,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from app.db import autocommit
-from app.delivery.outbox import DELIVERIES, Outcome
+from app.delivery.outbox import DELIVERIES, WAITING_FOR_DESTINATION, Outcome
 from app.maintenance.store import IN_MAINTENANCE, has_stored_windows, windows_for
 from app.maintenance.windows import Window, window_at
 from app.models import (
@@ -307,9 +307,14 @@ async def _wait_for_window(
 
 
 def _why_not_claimed(delivery: Delivery, now: datetime) -> Outcome:
-    if delivery.status == DeliveryStatus.PENDING and delivery.last_error_class == IN_MAINTENANCE:
-        # the sweeper takes it when its window ends; a job held until then would swallow
-        # the earlier wake-up of a deleted window
+    if delivery.status == DeliveryStatus.PENDING and delivery.last_error_class in (
+        IN_MAINTENANCE,
+        WAITING_FOR_DESTINATION,
+    ):
+        # it is woken by an enqueue: the end (or deletion) of its maintenance window, the
+        # breaker's closing, a trial; the sweeper takes it when it is due. A job held until
+        # then (the same job id) would swallow those wake-ups: a stale wake-up that finds it
+        # waiting again must not park a job for BREAKER_WAIT_SECONDS
         return Outcome("skipped", delivery.status)
     if delivery.status == DeliveryStatus.PENDING and delivery.next_attempt_at > now:
         return Outcome("retry", delivery.status, delivery.next_attempt_at)

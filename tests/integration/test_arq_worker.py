@@ -32,9 +32,9 @@ async def arq_stack(clean_db: str, redis_url: str | None) -> AsyncIterator[Any]:
     runtimes: list[Runtime] = []
     workers: list[tuple[Worker, asyncio.Task[None]]] = []
 
-    async def start(connector: FakeConnector) -> Runtime:
+    async def start(connector: FakeConnector, config: Any = None) -> Runtime:
         settings = make_settings(clean_db, redis_url=redis_url)
-        config = make_config()
+        config = config or make_config()
         api_rt, _ = await start_runtime(settings, config, with_worker=False)  # enqueues via arq
         worker_rt, _ = await start_runtime(
             settings, config, with_worker=False, connectors={"erp": connector}
@@ -97,3 +97,52 @@ def test_worker_settings_tie_job_timeout_to_the_lease() -> None:
     assert opts["handle_signals"] is False  # ours: finish in-flight work, hand back the rest
     assert opts["functions"] == [deliver]
     assert opts["cron_jobs"][0].coroutine is sweep_task
+
+
+async def test_a_stale_wake_up_of_a_waiting_delivery_does_not_hold_its_job(
+    arq_stack: Any,
+) -> None:
+    # A wake-up (a trial candidate queued by one sweeper) can reach a worker after another
+    # worker took the delivery and put it back to wait for its destination. The job must not
+    # then sit in arq until the wait's safety net (600 s): the breaker's closing enqueues the
+    # delivery under the same job id, which would be a no-op, and the delivery stuck.
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+    from arq.constants import default_queue_name, job_key_prefix
+
+    from app.delivery.outbox import WAITING_FOR_DESTINATION
+    from app.delivery.queue import job_id_for
+    from app.models import Delivery, utcnow
+
+    connector = scripted()
+    rt = await arq_stack(connector, make_config(breaker_reset_seconds=600))
+    for _ in range(3):  # the ERP is down: the breaker opens, no trial for ten minutes
+        await rt.breakers.record("erp", utcnow(), "failure", trial=False)
+    delivery_id = await seed_event(rt, make_order("4004"), enqueue=False)
+
+    async def set_due(due: Any) -> None:
+        async with rt.sessions() as session, session.begin():
+            await session.execute(
+                sa.update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(last_error_class=WAITING_FOR_DESTINATION, next_attempt_at=due)
+            )
+
+    await set_due(utcnow() + timedelta(seconds=600))  # waiting for its destination
+    queue = rt.require_queue()
+    redis = queue.redis  # type: ignore[attr-defined]
+    job = job_id_for(delivery_id)
+    await queue.enqueue(delivery_id)  # the stale wake-up
+    for _ in range(200):
+        if not await redis.exists(job_key_prefix + job):
+            break
+        await asyncio.sleep(0.05)
+    assert not await redis.exists(job_key_prefix + job)  # done with, not deferred
+    assert await redis.zscore(default_queue_name, job) is None
+    assert connector.calls == []
+    # the ERP answers a trial: the breaker closes and what waited is released and queued
+    await rt.breakers.record("erp", utcnow(), "success", trial=True)
+    await set_due(utcnow())
+    await queue.enqueue(delivery_id)
+    await wait_status(rt, delivery_id, "delivered", timeout=10)
