@@ -85,6 +85,16 @@ def _send(url: str, dsn: str, pools: Path, run: str, count: int, rate: float) ->
     return count, max(0, before.delivered + accepted - after.delivered)
 
 
+def _read(orders: int, api_pid: int, worker_pid: int) -> Reading:
+    reading = Reading(orders, rss_mb(api_pid), rss_mb(worker_pid))
+    print(
+        f"memory: {orders} orders, API {reading.api_mb:.1f} MiB, "
+        f"worker {reading.worker_mb:.1f} MiB",
+        flush=True,
+    )
+    return reading
+
+
 def run_memory(
     servers: Servers,
     dsn: str,
@@ -100,18 +110,13 @@ def run_memory(
     worker = start_worker(servers, env, name="worker-memory")
     started = time.perf_counter()
     sent, _ = _send(url, dsn, pools, "memory-warm", max(200, orders // PARTS // 5), rate)
-    readings = [Reading(sent, rss_mb(api.pid), rss_mb(worker.pid))]
+    readings = [_read(sent, api.pid, worker.pid)]
     lost = 0
     for i in range(1, PARTS + 1):
         count, missing = _send(url, dsn, pools, f"memory-{i}", orders // PARTS, rate)
         sent += count
         lost += missing
-        readings.append(Reading(sent, rss_mb(api.pid), rss_mb(worker.pid)))
-        print(
-            f"memory: {sent} orders, API {readings[-1].api_mb:.0f} MiB, "
-            f"worker {readings[-1].worker_mb:.0f} MiB",
-            flush=True,
-        )
+        readings.append(_read(sent, api.pid, worker.pid))
     servers.stop(worker)
     servers.stop(api)
     return MemoryResult(orders, rate, time.perf_counter() - started, readings, lost)
