@@ -167,7 +167,9 @@ async def test_an_idle_worker_polls_at_its_idle_pace_and_picks_up_new_work(
     runner = asyncio.create_task(worker.async_run())
     await asyncio.sleep(1.3)  # 0.3 s at 10 ms, then 1 s at 200 ms
     assert started == ["cron"]
-    assert 15 < worker.polls < 50  # about 35 (fast in its first moments); fast all along: 130
+    # about 35 (fast in its first moments); fast all along: 130. The lower bound is loose: on a
+    # loaded machine (the full suite in CI) the loop gets fewer turns (14 once)
+    assert 3 < worker.polls < 50
     gate.set()  # jobs from now on finish at once
     enqueued = asyncio.get_running_loop().time()
     await pool.enqueue_job("slow", "c", _job_id="job-c")
@@ -176,10 +178,10 @@ async def test_an_idle_worker_polls_at_its_idle_pace_and_picks_up_new_work(
             break
         await asyncio.sleep(0.01)
     assert started == ["cron", "c"]
-    assert asyncio.get_running_loop().time() - enqueued < 0.5  # within the idle pace
+    assert asyncio.get_running_loop().time() - enqueued < 1.0  # the idle pace, with slack
     before = worker.polls
     await asyncio.sleep(0.2)  # it just had work: fast again
-    assert worker.polls - before > 8
+    assert worker.polls - before > 3  # fast (about 20); the idle pace would give 1
     await stop(worker)
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
