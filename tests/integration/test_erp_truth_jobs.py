@@ -140,18 +140,23 @@ async def test_a_crashing_poll_is_reported_too(job_rt: Any) -> None:
     assert await count(rt, Finding, Finding.kind == "poll_failed") == 1
 
 
-async def test_an_order_the_erp_has_not_booked_yet_is_no_drift(job_rt: Any) -> None:
-    # the store sold 2 of SKU-1 (7 → 5); the order is on its way to NetSuite, which still
-    # holds 7. The store is right: no drift, no correction (each run used to report one)
+async def _seven_in_the_erp_two_sold_unbooked(job_rt: Any, store_shows: int) -> Any:
+    """NetSuite holds 7 of SKU-1; the store sold 2 in an order on its way to NetSuite."""
     from kernel.canonical.events import make_event
     from tests.support.factories import make_order
 
-    store = StoreShowing({("SKU-1", None): Decimal(5)})
+    store = StoreShowing({("SKU-1", None): Decimal(store_shows)})
     rt = await job_rt(shop=store, erp=ErpSaying({"SKU-1": Decimal(7)}))
     order = make_order("5001", skus=("SKU-1", "SKU-1"))
     async with transaction(rt.sessions) as session:
         await record_events(session, rt, "erp", [level("SKU-1", "7", 1)])
         await record_events(session, rt, "shop", [make_event("order.created", order, utcnow())])
+    return rt
+
+
+async def test_an_order_the_erp_has_not_booked_yet_is_no_drift(job_rt: Any) -> None:
+    # the store shows 5: right (each run used to report a drift and re-send the 5)
+    rt = await _seven_in_the_erp_two_sold_unbooked(job_rt, store_shows=5)
     assert await jobs.reconcile_inventory(rt) == 0
     assert await count(rt, Finding, Finding.kind == "stock_drift") == 0
 
@@ -159,16 +164,7 @@ async def test_an_order_the_erp_has_not_booked_yet_is_no_drift(job_rt: Any) -> N
 async def test_a_store_that_shows_less_than_its_unbooked_orders_leave_is_still_drift(
     job_rt: Any,
 ) -> None:
-    # 7 in NetSuite, 2 sold and not booked: the store should show 5; it shows 3
-    from kernel.canonical.events import make_event
-    from tests.support.factories import make_order
-
-    store = StoreShowing({("SKU-1", None): Decimal(3)})
-    rt = await job_rt(shop=store, erp=ErpSaying({"SKU-1": Decimal(7)}))
-    order = make_order("5002", skus=("SKU-1", "SKU-1"))
-    async with transaction(rt.sessions) as session:
-        await record_events(session, rt, "erp", [level("SKU-1", "7", 1)])
-        await record_events(session, rt, "shop", [make_event("order.created", order, utcnow())])
+    rt = await _seven_in_the_erp_two_sold_unbooked(job_rt, store_shows=3)  # should show 5
     assert await jobs.reconcile_inventory(rt) == 1
     async with rt.sessions() as session:
         drift = (
