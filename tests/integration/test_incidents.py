@@ -44,7 +44,13 @@ from app.scheduling.jobs import poll_stream, run_due_jobs
 from kernel.canonical.events import make_event
 from kernel.errors import TransientError
 from tests.api.conftest import seed
-from tests.conftest import SHOP_SECRET, gateway_config_yaml, make_settings, running_app
+from tests.conftest import (
+    SHOP_SECRET,
+    gateway_config_yaml,
+    make_settings,
+    running_app,
+    wait_for,
+)
 from tests.support.factories import make_order
 from tests.support.fake_connector import FakeConnector, Script
 from tests.support.shopify import order_payload, signed
@@ -167,6 +173,16 @@ async def findings(rt: Runtime, kind: str) -> list[Finding]:
 # --- the done-when ----------------------------------------------------------------------------
 
 
+async def _evaluated_at_start(rt: Runtime) -> bool:
+    async with rt.sessions() as session:
+        polled = await session.scalar(
+            sa.select(col(PollCursor.polled_at)).where(
+                col(PollCursor.connection_id) == "*", col(PollCursor.stream) == "incidents"
+            )
+        )
+    return polled is not None
+
+
 async def test_the_store_stops_sending_orders_one_incident_one_message_resolved_once(
     clean_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,6 +208,9 @@ async def test_the_store_stops_sending_orders_one_incident_one_message_resolved_
                 monkeypatch.setattr(models, "CLOCK_OFFSET", timedelta(minutes=minutes))
                 return await run_due_jobs(rt)  # the scheduler's tick, claimed like any job
 
+            # the app evaluates once at start, in the background: wait for it before moving
+            # the clock (run late, it would take the +4 minutes' turn as its own)
+            await wait_for(lambda: _evaluated_at_start(rt), message="the start evaluation")
             # (the worker evaluated once at start: not due again at once)
             assert (await minutes_later(0)).get("incidents", 0) == 0
             assert (await minutes_later(4))["incidents"] == 0  # 29 quiet minutes: not yet
