@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     # ... and how often once it has had nothing to do for a second (the first order after a
     # quiet spell may wait this long to start); worker_poll_seconds or less: always poll fast
     worker_idle_poll_seconds: float = 0.1
-    db_pool_size: int = 10
+    # Postgres connections per process (no overflow beyond them)
+    db_pool_size: int = 20
     # On SIGTERM a worker finishes deliveries in flight for up to this long, then hands the
     # rest back at once (keep it below your orchestrator's kill timeout).
     worker_grace_seconds: float = 20.0
