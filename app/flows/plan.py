@@ -13,13 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import GatewayConfig, Route
 from app.flows.rules import RulesConfig, effective_rules
-from app.flows.state import canonical_payloads, newer_version
+from app.flows.state import canonical_payloads, newer_version, previous_payloads
 from app.models import DeliveryStatus, utcnow
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent
 from kernel.types import Finding
-
-log = structlog.get_logger("gateway.flows")
 
 log = structlog.get_logger("gateway.flows")
 
@@ -108,9 +106,7 @@ async def older_than_known(ctx: PlanContext, event: CanonicalEvent) -> list[Plan
 
 async def previous_payload(ctx: PlanContext, event: CanonicalEvent, model: type[Any]) -> Any:
     """The entity as the event before this one described it (for amendments)."""
-    payloads = await canonical_payloads(ctx.session, entity_key=event.entity_key, newest=2)
-    # the newest is this event itself (already inserted)
-    for payload in payloads[1:]:
+    for payload in await previous_payloads(ctx.session, event):
         try:
             return model.model_validate(payload)
         except ValueError:

@@ -73,7 +73,7 @@ async def record_events(
         recorded.event_ids.append(event_id)
         # whom the event is about (hashes), so an erase request finds it by index later
         await note_event(session, event_id, source, event, ctx.rules.customers.default_country_code)
-        planned = [p for p in await plan_event(ctx, event) if _takes(rt, p)]
+        planned = [p for p in await plan_event(ctx, event) if destination_takes(rt, p)]
         for plan in planned:
             if plan.supersedes:
                 await _supersede(session, plan)
@@ -91,7 +91,7 @@ async def record_events(
     return recorded
 
 
-def _takes(rt: Runtime, plan: Planned) -> bool:
+def destination_takes(rt: Runtime, plan: Planned) -> bool:
     """Whether the destination takes this event type (``Connector.outbound_events``): a
     delivery it refuses could only die, so none is made (the event stays stored)."""
     connector = rt.connector(plan.destination)
@@ -156,11 +156,20 @@ async def _insert_event(
     inbound_event_id: int | None,
     received_at: datetime,
 ) -> int:
+    values = event_values(source, event, inbound_event_id, received_at)
+    # Core insert with RETURNING: the ORM unit of work costs more than the SQL here.
+    return int(await session.scalar(_INSERT_EVENT, values))
+
+
+def event_values(
+    source: str, event: CanonicalEvent, inbound_event_id: int | None, received_at: datetime
+) -> dict[str, Any]:
+    """The ``canonical_events`` row of one event (its id aside)."""
     payload = event.payload
     total = getattr(getattr(payload, "totals", None), "total", None)
     amount = getattr(payload, "amount", None)
     money = total if total is not None else amount
-    values = {
+    return {
         "inbound_event_id": inbound_event_id,
         "source": source,
         "event_type": event.type,
@@ -173,8 +182,6 @@ async def _insert_event(
         "total_amount": Decimal(money.amount) if money is not None else None,
         "payload": event.payload_json(),
     }
-    # Core insert with RETURNING: the ORM unit of work costs more than the SQL here.
-    return int(await session.scalar(_INSERT_EVENT, values))
 
 
 async def _supersede(session: AsyncSession, plan: Planned) -> None:
@@ -207,8 +214,16 @@ async def _supersede(session: AsyncSession, plan: Planned) -> None:
 async def _insert_delivery(
     session: AsyncSession, event_id: int, source: str, plan: Planned, accepted_at: datetime
 ) -> int:
+    values = delivery_values(event_id, source, plan, accepted_at)
+    return int(await session.scalar(_INSERT_DELIVERY, values))
+
+
+def delivery_values(
+    event_id: int | None, source: str, plan: Planned, accepted_at: datetime
+) -> dict[str, Any]:
+    """The outbox row of one planned delivery (its id aside)."""
     now = utcnow()
-    values: dict[str, Any] = {
+    return {
         "canonical_event_id": event_id,
         "flow": plan.flow,
         "event_type": plan.event_type,
@@ -232,7 +247,6 @@ async def _insert_delivery(
         if plan.dead_reason
         else ("held" if plan.held_reason else ("superseded" if plan.superseded_reason else None)),
     }
-    return int(await session.scalar(_INSERT_DELIVERY, values))
 
 
 async def _insert_findings(session: AsyncSession, ctx: PlanContext) -> None:

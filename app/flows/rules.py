@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,12 +64,36 @@ _OVERRIDES = sa.select(
 async def effective_rules(session: AsyncSession, base: dict[str, Any]) -> RulesConfig:
     """The config's rules with each overridden section's fields replaced."""
     rows = await session.execute(_OVERRIDES)
+    return rules_with_overrides(base, [(str(flow), dict(rules)) for flow, rules in rows])
+
+
+def rules_with_overrides(
+    base: dict[str, Any], overrides: list[tuple[str, dict[str, Any]]]
+) -> RulesConfig:
+    """The config's rules with these stored overrides (section, fields) on top.
+
+    Validated once per distinct input: every webhook plans with the rules, and validating
+    them cost more than reading the overrides. The cached model is shared: never change it.
+    """
+    key = orjson.dumps([base, sorted(overrides)], option=orjson.OPT_SORT_KEYS, default=str)
+    cached = _MERGED.get(key)
+    if cached is not None:
+        return cached
     merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-    for flow, rules in rows:
+    for flow, rules in overrides:
         section = dict(merged.get(flow) or {})
         section.update(rules)
         merged[flow] = section
-    return parse_rules(merged)
+    parsed = parse_rules(merged)
+    if len(_MERGED) >= _MERGED_MAX:
+        _MERGED.clear()
+    _MERGED[key] = parsed
+    return parsed
+
+
+# the config's rules and the overrides, as JSON → the merged rules
+_MERGED: dict[bytes, RulesConfig] = {}
+_MERGED_MAX = 64
 
 
 async def set_override(

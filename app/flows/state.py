@@ -57,6 +57,7 @@ _NEWEST_VERSION = sa.select(sa.func.max(col(CanonicalEventRow.occurred_at))).whe
 # entity key → event type → newest occurred_at recorded, for the keys read in this transaction
 Versions = dict[str, dict[str, datetime]]
 _VERSIONS = "known_versions"
+_PREVIOUS = "previous_payloads"
 
 
 def remember_versions(session: AsyncSession, versions: Versions) -> None:
@@ -65,6 +66,24 @@ def remember_versions(session: AsyncSession, versions: Versions) -> None:
     Kept for the current transaction only; the events it records are added as they are."""
     known = {key: {t: _aware(at) for t, at in kinds.items()} for key, kinds in versions.items()}
     session.info[_VERSIONS] = (session.sync_session.get_transaction(), known)
+
+
+def remember_previous(session: AsyncSession, payloads: dict[str, dict[str, Any] | None]) -> None:
+    """Each entity's newest recorded payload (None: none recorded), read before its event
+    is inserted (the one-statement webhook path): ``previous_payloads`` answers from it."""
+    session.info[_PREVIOUS] = (session.sync_session.get_transaction(), payloads)
+
+
+async def previous_payloads(session: AsyncSession, event: CanonicalEvent) -> list[dict[str, Any]]:
+    """The payloads recorded before ``event`` of its entity, newest first (at most one)."""
+    cached = session.info.get(_PREVIOUS)
+    if cached is not None and cached[0] is session.sync_session.get_transaction():
+        remembered: dict[str, dict[str, Any] | None] = cached[1]
+        if event.entity_key in remembered:
+            payload = remembered[event.entity_key]
+            return [] if payload is None else [payload]
+    # the newest is this event itself (inserted before it is planned)
+    return (await canonical_payloads(session, entity_key=event.entity_key, newest=2))[1:]
 
 
 def note_version(session: AsyncSession, event: CanonicalEvent) -> None:

@@ -54,10 +54,21 @@ async def fresh_events(
 ) -> list[CanonicalEvent]:
     """``events`` without those that change nothing (``order.created`` of a known order
     relabelled ``order.updated``); ``webhook`` limits the rules to ``WEBHOOK_CHECKED``."""
-    checked = [e for e in events if not webhook or e.type in WEBHOOK_CHECKED]
-    if not checked:
+    keys = keys_to_check(events, webhook=webhook)
+    if not keys:
         return list(events)
-    known = await _newest(session, {e.entity_key for e in checked})
+    return choose_fresh(events, await _newest(session, keys), webhook=webhook)
+
+
+def keys_to_check(events: list[CanonicalEvent], *, webhook: bool = False) -> set[str]:
+    """The entities whose recorded events ``choose_fresh`` needs to know."""
+    return {e.entity_key for e in events if not webhook or e.type in WEBHOOK_CHECKED}
+
+
+def choose_fresh(
+    events: list[CanonicalEvent], known: Known, *, webhook: bool = False
+) -> list[CanonicalEvent]:
+    """``fresh_events`` once the newest recorded events (``known_events``) are read."""
     # events of this batch rank after everything recorded (ids only grow)
     rank = max((r for r, _ in known.values()), default=0)
     fresh: list[CanonicalEvent] = []
@@ -106,6 +117,15 @@ async def _newest(session: AsyncSession, keys: set[str]) -> Known:
     What it read of the versions is kept for the planner's out-of-order check, which then
     asks nothing more in this transaction (``remember_versions``)."""
     rows = (await session.execute(_NEWEST, {"keys": sorted(keys)})).all()
+    return known_events(session, keys, [tuple(row) for row in rows])
+
+
+Newest = tuple[int, str, str, dict[str, Any], Any]  # id, entity key, type, payload, newest_at
+
+
+def known_events(session: AsyncSession, keys: set[str], rows: list[Newest]) -> Known:
+    """What ``_NEWEST`` found for ``keys``: each (entity, type)'s newest event (rank,
+    content); the versions are remembered for the planner (``remember_versions``)."""
     versions: Versions = {key: {} for key in keys}
     for _, key, kind, _, newest_at in rows:
         versions[key][kind] = newest_at

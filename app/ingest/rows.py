@@ -49,7 +49,29 @@ async def insert_inbound(
 ) -> int | None:
     """Insert the raw event; None when it is already stored: the same dedupe key, or the same
     body under the same topic (a replayed body with a fresh webhook id is still a replay)."""
-    values = {
+    values = inbound_values(
+        connection_id, headers, body, topic=topic, dedupe_key=dedupe_key, status=status, note=note
+    )
+    return await insert_inbound_row(session, values)
+
+
+async def insert_inbound_row(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """``insert_inbound`` with the row's values made (``inbound_values``)."""
+    return await session.scalar(_insert_inbound_statement(session), values)
+
+
+def inbound_values(
+    connection_id: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    topic: str,
+    dedupe_key: str,
+    status: str,
+    note: str | None,
+) -> dict[str, Any]:
+    """The ``inbound_events`` row of one webhook (its id aside)."""
+    return {
         "connection_id": connection_id,
         "topic": topic,
         "dedupe_key": stored_dedupe_key(dedupe_key),
@@ -60,7 +82,6 @@ async def insert_inbound(
         "status": status,
         "note": note,
     }
-    return await session.scalar(_insert_inbound_statement(session), values)
 
 
 _INBOUND_INSERTS: dict[str, Any] = {}

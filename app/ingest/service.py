@@ -1,8 +1,10 @@
-"""Ingest: verify, dedupe, store raw + canonical + outbox rows in one transaction.
+"""Ingest: verify, dedupe, store raw + canonical + outbox rows atomically.
 
-The caller's transaction commits before the HTTP answer goes out; deliveries are queued
-only after that commit. A signed body the connector cannot parse is kept in quarantine
-(``app.ingest.quarantine``) and acknowledged, unless the connector refuses such bodies.
+An order webhook on Postgres is written in one statement (``app.ingest.one_statement``);
+anything else in one transaction. Either commits before the HTTP answer goes out, and
+deliveries are queued only after that commit. A signed body the connector cannot parse is
+kept in quarantine (``app.ingest.quarantine``) and acknowledged, unless the connector
+refuses such bodies.
 """
 
 from __future__ import annotations
@@ -11,17 +13,26 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import autocommit, transaction
 from app.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized, Unprocessable
 from app.flows.recorder import record_events
+from app.ingest import one_statement
 from app.ingest.dedupe import fresh_events
 from app.ingest.quarantine import REASON_MAX, quarantine
 from app.ingest.reads import record_reads
-from app.ingest.rows import TOPIC_MAX, insert_inbound, stored_dedupe_key
+from app.ingest.rows import (
+    TOPIC_MAX,
+    inbound_values,
+    insert_inbound,
+    insert_inbound_row,
+    stored_dedupe_key,
+)
 from app.models import CanonicalEventRow, InboundEvent
 from app.observability import metrics
 from app.runtime import Runtime
@@ -68,13 +79,14 @@ class HandshakeResult:
 
 
 async def ingest_webhook(
-    session: AsyncSession,
     rt: Runtime,
     connection_id: str,
     headers: Mapping[str, str],
     body: bytes,
     query: Mapping[str, str] | None = None,
 ) -> IngestResult | HandshakeResult:
+    """Verify and parse the webhook, then store it: committed before this returns, its
+    deliveries queued after the commit."""
     connector = rt.connector(connection_id)
     if connector is None:
         metrics.WEBHOOKS_RECEIVED.labels("unknown", "rejected").inc()
@@ -95,7 +107,8 @@ async def ingest_webhook(
         ) from None
     except PayloadError as exc:
         if exc.signed and connector.unparseable == "quarantine":
-            return await _quarantined(session, connection_id, headers, body, exc)
+            async with transaction(rt.sessions) as session:
+                return await _quarantined(session, connection_id, headers, body, exc)
         metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
         log.warning("webhook rejected: unparseable", connection_id=connection_id, reason=str(exc))
         error = BadRequest if exc.status_code == 400 else Unprocessable
@@ -119,8 +132,7 @@ async def ingest_webhook(
     if len(answer.topic) > TOPIC_MAX:
         metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
         raise BadRequest(f"topic is longer than {TOPIC_MAX} characters")
-    inbound_id = await insert_inbound(
-        session,
+    inbound = inbound_values(
         connection_id,
         headers,
         body,
@@ -129,8 +141,54 @@ async def ingest_webhook(
         status=_status_of(answer),
         note=_note_of(answer),
     )
+    if isinstance(answer, ParsedWebhook) and one_statement.takes(
+        rt.engine.dialect.name, answer.events
+    ):
+        async with autocommit(rt.engine, rt.sessions) as session:
+            result = await _store_orders(session, rt, connection_id, inbound, answer)
+        if result is not None:
+            return result
+    async with transaction(rt.sessions) as session:
+        return await _store(session, rt, connection_id, inbound, answer)
+
+
+async def _store_orders(
+    session: AsyncSession,
+    rt: Runtime,
+    connection_id: str,
+    inbound: dict[str, Any],
+    answer: ParsedWebhook,
+) -> IngestResult | None:
+    """An order webhook in one write statement (``app.ingest.one_statement``); None: it
+    needs the general path (nothing was written)."""
+    written = await one_statement.write_in_one_statement(
+        session, rt, connection_id, inbound, answer.events
+    )
+    if written is None:
+        return None
+    if written.inbound_event_id is None:
+        return await _duplicate(
+            session, connection_id, answer.topic, answer.dedupe_key, inbound["body_hash"]
+        )
+    _accepted(
+        connection_id, answer, written.inbound_event_id, written.event_ids, written.delivery_ids
+    )
+    return IngestResult(written.inbound_event_id, written.event_ids, False, answer.topic)
+
+
+async def _store(
+    session: AsyncSession,
+    rt: Runtime,
+    connection_id: str,
+    inbound: dict[str, Any],
+    answer: ParsedWebhook | ReadLater,
+) -> IngestResult:
+    """The general path: one transaction, a statement per row."""
+    inbound_id = await insert_inbound_row(session, inbound)
     if inbound_id is None:
-        return await _duplicate(session, connection_id, answer.topic, answer.dedupe_key, body)
+        return await _duplicate(
+            session, connection_id, answer.topic, answer.dedupe_key, inbound["body_hash"]
+        )
     if isinstance(answer, ReadLater):
         await record_reads(session, inbound_id, connection_id, answer.refs)
         metrics.WEBHOOKS_RECEIVED.labels(connection_id, "accepted").inc()
@@ -145,24 +203,34 @@ async def ingest_webhook(
 
     # the same version may already be here (read by a backfill poll before a late retry)
     fresh = await fresh_events(session, answer.events, webhook=True)
-    if len(fresh) < len(answer.events):
+    recorded = await record_events(session, rt, connection_id, fresh, inbound_event_id=inbound_id)
+    _accepted(connection_id, answer, inbound_id, recorded.event_ids, recorded.delivery_ids)
+    return IngestResult(inbound_id, recorded.event_ids, False, answer.topic)
+
+
+def _accepted(
+    connection_id: str,
+    answer: ParsedWebhook,
+    inbound_id: int,
+    event_ids: list[int],
+    delivery_ids: list[int],
+) -> None:
+    if len(event_ids) < len(answer.events):
         log.info(
             "webhook events already recorded; not recorded again",
             connection_id=connection_id,
             inbound_event_id=inbound_id,
-            unchanged=len(answer.events) - len(fresh),
+            unchanged=len(answer.events) - len(event_ids),
         )
-    recorded = await record_events(session, rt, connection_id, fresh, inbound_event_id=inbound_id)
     metrics.WEBHOOKS_RECEIVED.labels(connection_id, "accepted").inc()
     log.info(
         "webhook accepted",
         connection_id=connection_id,
         topic=answer.topic,
         inbound_event_id=inbound_id,
-        event_ids=recorded.event_ids,
-        delivery_ids=recorded.delivery_ids,
+        event_ids=event_ids,
+        delivery_ids=delivery_ids,
     )
-    return IngestResult(inbound_id, recorded.event_ids, False, answer.topic)
 
 
 def _check_depth(body: bytes) -> None:
@@ -221,7 +289,9 @@ async def _quarantined(
         note=reason,
     )
     if inbound_id is None:
-        return await _duplicate(session, connection_id, topic, dedupe_key, body)
+        return await _duplicate(
+            session, connection_id, topic, dedupe_key, hashlib.sha256(body).hexdigest()
+        )
     await quarantine(session, connection_id, inbound_id, topic, reason, exc)
     return IngestResult(inbound_id, [], False, topic, quarantined=reason)
 
@@ -237,7 +307,7 @@ async def _duplicate(
     connection_id: str,
     topic: str,
     dedupe_key: str,
-    body: bytes,
+    body_hash: str,
 ) -> IngestResult:
     rows = (
         await session.execute(
@@ -246,7 +316,7 @@ async def _duplicate(
                 "connection_id": connection_id,
                 "dedupe_key": stored_dedupe_key(dedupe_key),
                 "topic": topic,
-                "body_hash": hashlib.sha256(body).hexdigest(),
+                "body_hash": body_hash,
             },
         )
     ).all()

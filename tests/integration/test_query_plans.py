@@ -31,6 +31,7 @@ from app.erasure.scrubbing import scrub_all
 from app.flows.inventory.state import orders_in_transit
 from app.flows.rules import effective_rules
 from app.flows.state import canonical_payloads, entity_has_link
+from app.ingest import one_statement
 from app.ingest.dedupe import fresh_events
 from app.ingest.service import _duplicate
 from app.models import Delivery, utcnow
@@ -188,7 +189,13 @@ async def _run_hot_paths(rt: Runtime, label: list[str]) -> None:
         await orders_in_transit(session, "shop", "erp")
     label[0] = "webhook dedupe"
     async with rt.sessions() as session:
-        await _duplicate(session, "shop", "orders/create", "seed-1", b"{}")
+        await _duplicate(session, "shop", "orders/create", "seed-1", "0" * 64)
+        label[0] = "webhook read (one-statement path)"
+        await session.execute(
+            sa.text(one_statement._CONTEXT.replace("$1::varchar[]", ":keys")),
+            {"keys": ["shop:order:seed", "shop:order:1"]},
+        )
+        label[0] = "webhook dedupe"
         event = CanonicalEvent.model_validate(
             {
                 "type": "customer.erase_requested",
