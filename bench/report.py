@@ -34,11 +34,22 @@ class Run:
     scaling: list[ScalingRun]
     drain_two: tuple[int, float]  # the scaling pass's backlog, drained by two workers
     sqlite: list[SqliteRound]  # the embedded default against a SQLite floor
+    # the NetSuite sink's requests by kind over the end-to-end rates, and the orders delivered
+    sink_requests: dict[str, int]
+    sink_orders: int
 
     @staticmethod
     def drain_rate(drain: tuple[int, float]) -> float:
         orders, seconds = drain
         return orders / max(seconds, 1e-9)
+
+
+def sink_calls(requests: dict[str, int], orders: int) -> str:
+    if not orders or not requests:
+        return "not counted"
+    each = sorted(requests.items(), key=lambda item: -item[1])
+    total = sum(requests.values()) / orders
+    return f"{total:.2f} in all (" + ", ".join(f"{k} {n / orders:.2f}" for k, n in each) + ")"
 
 
 def table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
@@ -425,9 +436,9 @@ commit per request, the gateway's pragmas).
 
 Open loop: wrk sends on a fixed schedule whatever the answers (a request more than 50 ms
 behind its due time is counted as sent late: every connection was waiting on the gateway).
-Latency is the gateway's own `delivered_at - accepted_at` of each delivery (2 NetSuite calls
-per order: the customer and the sales order upserts, each signed with TBA); one API
-process, one arq worker.
+Latency is the gateway's own `delivered_at - accepted_at` of each delivery; one API
+process, one arq worker. NetSuite calls per delivered order, as the sink counted them (each
+signed with TBA): {sink_calls(run.sink_requests, run.sink_orders)}.
 
 {e2e_section(run.rates, ceiling, run.seconds)}
 

@@ -16,6 +16,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+import httpx
 import redis
 
 from bench.cpu import CpuMeter, MachineLoad
@@ -50,6 +51,12 @@ PORTS = {
 }
 DATABASES = {"gateway": "bench_gateway", "floor": "bench_floor"}
 POOLS = LOGS / "pools"  # presigned requests, deleted after the run
+
+
+def sink_requests(sink_url: str) -> dict[str, int]:
+    """The NetSuite simulator's request counts by kind (``PUT salesOrder``...) so far."""
+    counts: dict[str, int] = httpx.get(f"{sink_url}/_sim/stats", timeout=10).json()["requests"]
+    return counts
 
 
 def run(args: argparse.Namespace) -> Run:
@@ -91,6 +98,7 @@ def run(args: argparse.Namespace) -> Run:
         e2e_meter = meter(
             {"API": api.pid, "worker": worker.pid, "sink": sink.pid}, DATABASES["gateway"]
         )
+        sink_before = sink_requests(sink_url)
         rates: list[RateRun] = [
             run_rate(
                 endpoints.gateway_url,
@@ -103,6 +111,9 @@ def run(args: argparse.Namespace) -> Run:
             )
             for rate in args.rates
         ]
+        sink_after = sink_requests(sink_url)
+        sink_calls = {k: n - sink_before.get(k, 0) for k, n in sink_after.items()}
+        sink_orders = sum(rate.deliveries.delivered for rate in rates)
         servers.stop(worker)
         servers.stop(api)
         trips = count_round_trips(
@@ -150,6 +161,8 @@ def run(args: argparse.Namespace) -> Run:
         scaling,
         drain_two,
         sqlite,
+        {k: n for k, n in sink_calls.items() if n},
+        sink_orders,
     )
 
 

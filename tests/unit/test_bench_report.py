@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from bench.report import best_e2e_rate, targets_section
+from bench.report import best_e2e_rate, sink_calls, targets_section
 
 
 def _rate_run(rate: float, p99_seconds: float, *, accepted: int, delivered: int) -> Any:
@@ -68,3 +68,9 @@ def test_targets_say_missed_where_the_run_falls_short() -> None:
     assert "1.30x" in lines["serve --workers 2 faster than 1"]
     assert "1.25x" in lines["two workers drain a backlog faster than one"]
     assert "**missed**" in lines["ingest on the embedded default (SQLite)"]
+
+
+def test_sink_calls_are_per_delivered_order_most_first() -> None:
+    shown = sink_calls({"PUT salesOrder": 100, "GET salesOrder": 100, "PUT customer": 50}, 100)
+    assert shown == "2.50 in all (PUT salesOrder 1.00, GET salesOrder 1.00, PUT customer 0.50)"
+    assert sink_calls({}, 0) == "not counted"
