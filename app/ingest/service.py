@@ -26,6 +26,7 @@ from app.ingest import one_statement
 from app.ingest.dedupe import fresh_events
 from app.ingest.quarantine import REASON_MAX, quarantine
 from app.ingest.reads import record_reads
+from app.ingest.recent import RECENT_BODIES
 from app.ingest.rows import (
     TOPIC_MAX,
     inbound_values,
@@ -161,11 +162,19 @@ async def _store_orders(
 ) -> IngestResult | None:
     """An order webhook in one write statement (``app.ingest.one_statement``); None: it
     needs the general path (nothing was written)."""
+    body_key = (connection_id, answer.topic, inbound["body_hash"])
+    if body_key in RECENT_BODIES:
+        original = await _original(
+            session, connection_id, answer.topic, answer.dedupe_key, inbound["body_hash"]
+        )
+        if original is not None:
+            return original
     written = await one_statement.write_in_one_statement(
         session, rt, connection_id, inbound, answer.events
     )
     if written is None:
         return None
+    RECENT_BODIES.add(body_key)
     if written.inbound_event_id is None:
         return await _duplicate(
             session, connection_id, answer.topic, answer.dedupe_key, inbound["body_hash"]
@@ -309,6 +318,19 @@ async def _duplicate(
     dedupe_key: str,
     body_hash: str,
 ) -> IngestResult:
+    result = await _original(session, connection_id, topic, dedupe_key, body_hash)
+    assert result is not None, "called once the insert found the original"
+    return result
+
+
+async def _original(
+    session: AsyncSession,
+    connection_id: str,
+    topic: str,
+    dedupe_key: str,
+    body_hash: str,
+) -> IngestResult | None:
+    """The answer to a re-sent webhook: its stored original; None when none is stored."""
     rows = (
         await session.execute(
             _DUPLICATE,
@@ -320,6 +342,8 @@ async def _duplicate(
             },
         )
     ).all()
+    if not rows:
+        return None
     row = rows[0]
     ids = [int(event_id) for *_, event_id in rows if event_id is not None]
     metrics.WEBHOOKS_RECEIVED.labels(connection_id, "duplicate").inc()
