@@ -239,13 +239,17 @@ _OVERRIDES_FINGERPRINT = """(
 # fingerprint (the last column, on a row of its own)
 _CONTEXT = f"""
 SELECT g.id, e.id, e.entity_key, e.event_type, e.payload, g.newest_at, NULL::text
-FROM canonical_events e
-JOIN (
-    SELECT max(id) AS id, max(occurred_at) AS newest_at
-    FROM canonical_events
-    WHERE entity_key = ANY($1::varchar[])
-    GROUP BY entity_key, event_type
-) g ON g.id = e.id
+FROM unnest($1::varchar[]) AS k(key)
+CROSS JOIN LATERAL (
+    SELECT max(c.id) AS id, max(c.occurred_at) AS newest_at
+    FROM canonical_events c
+    WHERE c.entity_key = k.key
+    GROUP BY c.event_type
+) g
+CROSS JOIN LATERAL (
+    SELECT c.id, c.entity_key, c.event_type, c.payload FROM canonical_events c WHERE c.id = g.id
+    LIMIT 1  -- kept a look-up per row: a plain join may become a hash join over the table
+) e
 UNION ALL
 SELECT NULL, NULL, o.flow, NULL, o.rules, NULL, NULL FROM rule_overrides o
 UNION ALL
@@ -296,6 +300,9 @@ _DELIVERY_COLUMNS = (
 )
 _DELIVERY_JSON = ("payload", "directives")
 
+# Every look-up is by one key at a time (a LATERAL per key, not ``= ANY(array)``): a prepared
+# statement's generic plan, made while a table is still small, scanned the whole table for
+# an array of keys, and kept doing so as it grew.
 # Ids come from the tables' sequences in MATERIALIZED CTEs (evaluated once per row), so each
 # event's refs and deliveries are joined to it by their position (n), and the answer lists
 # the ids in the order the rows were given. No raw event inserted: no rows at all. A guessed
@@ -303,8 +310,12 @@ _DELIVERY_JSON = ("payload", "directives")
 # writes nothing when the guess is wrong, and then names an original the webhook repeats.
 _WRITE = f"""
 WITH state AS MATERIALIZED (
-    SELECT NOT EXISTS (SELECT 1 FROM canonical_events WHERE entity_key = ANY($44::varchar[]))
-        AND ($45::text IS NULL OR $45::text = {_OVERRIDES_FINGERPRINT}) AS planned_right
+    SELECT NOT EXISTS (
+        SELECT 1 FROM unnest($44::varchar[]) AS k(key)
+        CROSS JOIN LATERAL (
+            SELECT 1 FROM canonical_events c WHERE c.entity_key = k.key LIMIT 1
+        ) recorded
+    ) AND ($45::text IS NULL OR $45::text = {_OVERRIDES_FINGERPRINT}) AS planned_right
 ), inbound AS (
     INSERT INTO inbound_events
         (connection_id, topic, dedupe_key, body_hash, received_at, body, status, note, headers)
@@ -360,16 +371,17 @@ WITH state AS MATERIALIZED (
 )
 SELECT
     (SELECT planned_right FROM state) AS planned_right,
-    (
-        SELECT i.id FROM inbound_events i
-        WHERE NOT (SELECT planned_right FROM state)
-            AND i.connection_id = $1::varchar
-            AND (
-                i.dedupe_key = $3::varchar
-                OR (i.topic = $2::varchar AND i.body_hash = $4::varchar)
-            )
-        LIMIT 1
-    ) AS original,
+    CASE WHEN NOT (SELECT planned_right FROM state) THEN coalesce(
+        (
+            SELECT i.id FROM inbound_events i
+            WHERE i.connection_id = $1::varchar AND i.dedupe_key = $3::varchar
+        ),
+        (
+            SELECT i.id FROM inbound_events i
+            WHERE i.connection_id = $1::varchar AND i.topic = $2::varchar
+                AND i.body_hash = $4::varchar
+        )
+    ) END AS original,
     (SELECT id FROM inbound) AS inbound_id,
     ARRAY(SELECT id FROM event_rows ORDER BY n) AS event_ids,
     ARRAY(SELECT id FROM delivery_rows ORDER BY m) AS delivery_ids

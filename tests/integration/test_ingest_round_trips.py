@@ -301,3 +301,42 @@ async def test_a_lost_database_connection_is_unreachable_not_an_error(gateway: A
     assert database_unreachable(lost.value)  # answered 503, the sender retries
     retried = await post(rt, order_payload(11))
     assert not retried.duplicate and (await counts(rt))["inbound_events"] == 2
+
+
+async def test_the_generic_plans_look_entities_up_by_index(gateway: Any) -> None:
+    """Prepared statements are planned once for any parameters; made while the tables are
+    small (a new install), a plan for ``= ANY(array)`` read whole tables, and kept doing so
+    as they grew. Both statements must look each key up by index even then."""
+    rt, _, _ = gateway
+    await post(rt, order_payload(40))
+    async with rt.engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.execute("SET plan_cache_mode = force_generic_plan")
+        keys = "{shop:order:5000000000040}"  # an array literal
+        await raw.execute(f"PREPARE read_context AS {one_statement._CONTEXT}")
+        await raw.execute(f"PREPARE write_guessed AS {one_statement._WRITE}")
+        write_types = await raw.fetch(
+            "SELECT unnest(parameter_types)::text FROM pg_prepared_statements "
+            "WHERE name = 'write_guessed'"
+        )
+        nulls = ", ".join(f"NULL::{t[0]}" for t in write_types[:-2])
+        plans = [
+            await raw.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE read_context('{keys}')"),
+            await raw.fetchval(
+                f"EXPLAIN (FORMAT JSON) EXECUTE write_guessed({nulls}, '{keys}', 'fp')"
+            ),
+        ]
+        await raw.execute("DEALLOCATE ALL; RESET plan_cache_mode")
+    for plan in plans:
+        document = json.loads(plan) if isinstance(plan, str) else plan
+        scans = _scans(document[0]["Plan"])
+        assert ("Seq Scan", "canonical_events") not in scans, scans
+        assert ("Seq Scan", "inbound_events") not in scans, scans
+
+
+def _scans(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    found = [(plan["Node Type"], plan.get("Relation Name", ""))]
+    for child in plan.get("Plans", []):
+        found += _scans(child)
+    return found

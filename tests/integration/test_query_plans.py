@@ -192,7 +192,7 @@ async def _run_hot_paths(rt: Runtime, label: list[str]) -> None:
         await _duplicate(session, "shop", "orders/create", "seed-1", "0" * 64)
         label[0] = "webhook read (one-statement path)"
         await session.execute(
-            sa.text(one_statement._CONTEXT.replace("$1::varchar[]", ":keys")),
+            sa.text(one_statement._CONTEXT.replace("$1::varchar[]", "CAST(:keys AS VARCHAR[])")),
             {"keys": ["shop:order:seed", "shop:order:1"]},
         )
         label[0] = "webhook dedupe"
