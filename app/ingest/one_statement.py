@@ -83,9 +83,9 @@ async def write_in_one_statement(
         # rule overrides this process saw last, and written in one round trip by a
         # statement that checks both (nothing written if either is wrong).
         written = await _plan_and_write(
-            session, rt, connection_id, inbound, events, [], seen, guess=True
+            session, rt, connection_id, inbound, events, keys, [], seen, guess=True
         )
-        if written is not _WRONG_GUESS:
+        if not isinstance(written, _WrongGuess):
             return written
     rows: list[Any] = list(await connection.exec_driver_sql(_CONTEXT, (sorted(keys),)))
     newest: list[Newest] = [(r[1], r[2], r[3], r[4], r[5]) for r in rows if r[0] is not None]
@@ -97,9 +97,9 @@ async def write_in_one_statement(
         _overrides_seen.clear()
     _overrides_seen[id(rt)] = seen
     written = await _plan_and_write(
-        session, rt, connection_id, inbound, events, newest, seen, guess=False
+        session, rt, connection_id, inbound, events, keys, newest, seen, guess=False
     )
-    assert written is not _WRONG_GUESS  # its statement checks nothing it did not just read
+    assert not isinstance(written, _WrongGuess)  # nothing checked that was not just read
     return written
 
 
@@ -111,9 +111,11 @@ class _Overrides:
 
 # id of a runtime → the rule overrides its last webhook read
 _overrides_seen: dict[int, _Overrides] = {}
-# the guess that no event of the webhook's entities is recorded, or of the overrides, was
-# wrong: nothing was written
-_WRONG_GUESS = Written(None, [-1], [])
+
+
+class _WrongGuess:
+    """The guess (no event of the webhook's entities recorded, the overrides as last seen)
+    was wrong: nothing was written."""
 
 
 async def _plan_and_write(
@@ -122,15 +124,15 @@ async def _plan_and_write(
     connection_id: str,
     inbound: dict[str, Any],
     events: list[CanonicalEvent],
+    keys: set[str],
     newest: list[Newest],
     overrides: _Overrides,
     *,
     guess: bool,
-) -> Written | None:
-    """Dedupe and plan against ``newest`` (the entities' recorded events) and ``overrides``,
-    then write. ``guess``: they were not read (none recorded, the overrides as last seen),
-    and the statement checks them; ``_WRONG_GUESS`` when they were wrong."""
-    keys = keys_to_check(events, webhook=True)
+) -> Written | _WrongGuess | None:
+    """Dedupe and plan against ``newest`` (the recorded events of ``keys``, the entities)
+    and ``overrides``, then write. ``guess``: they were not read (none recorded, the
+    overrides as last seen), and the statement checks them first."""
     fresh = choose_fresh(events, known_events(session, keys, newest), webhook=True)
     if len({e.entity_key for e in fresh}) < len(fresh):
         return None  # a second version's previous one would be the first, unwritten
@@ -160,7 +162,7 @@ async def _plan_and_write(
     written_row: Any = (await connection.exec_driver_sql(_WRITE, (*parameters, *guards))).one()
     right, original, inbound_id, event_ids, delivery_ids = written_row
     if not right:
-        return Written(None, [], []) if original is not None else _WRONG_GUESS
+        return Written(None, [], []) if original is not None else _WrongGuess()
     if inbound_id is None:
         return Written(None, [], [])
     written = Written(int(inbound_id), list(event_ids), list(delivery_ids))
