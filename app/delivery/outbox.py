@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.db import after_commit
+from app.delivery.queue import ArqQueue
 from app.models import Delivery, DeliveryStatus, utcnow
 from app.runtime import Runtime
 
@@ -56,7 +57,11 @@ def enqueue_after_commit(
         try:
             queue = rt.require_queue()
             for delivery_id, at in due:
-                await queue.enqueue(delivery_id, at=at if at is not None and at > now else None)
+                when = at if at is not None and at > now else None
+                if isinstance(queue, ArqQueue):  # the answer does not wait for Redis
+                    queue.enqueue_soon(delivery_id, at=when)
+                else:
+                    await queue.enqueue(delivery_id, at=when)
         except Exception as exc:
             # The rows are committed; the sweeper queues them once the queue is back.
             log.warning(

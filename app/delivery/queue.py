@@ -11,7 +11,7 @@ import contextlib
 import heapq
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -60,6 +60,7 @@ return 1
 class _Batch:
     jobs: list[tuple[list[Any], list[Any]]]
     sent: asyncio.Future[None]
+    unwaited: list[int] = field(default_factory=list)  # delivery ids nobody waits for
 
 
 class ArqQueue:
@@ -92,6 +93,23 @@ class ArqQueue:
         """Queue the delivery: it joins the batch being gathered, sent on the next turn of
         the event loop with whatever else was enqueued meanwhile (one Redis round trip)."""
         loop = asyncio.get_running_loop()
+        batch = self._join(delivery_id, at)
+        try:
+            await asyncio.wait_for(asyncio.shield(batch.sent), ENQUEUE_TIMEOUT_SECONDS)
+        except Exception as exc:
+            self._skip_until = loop.time() + ENQUEUE_COOL_DOWN_SECONDS
+            raise QueueUnavailable(f"Redis did not take the job: {type(exc).__name__}") from exc
+
+    def enqueue_soon(self, delivery_id: int, *, at: datetime | None = None) -> None:
+        """Queue without waiting for Redis: what a webhook answer does, so a busy event loop
+        (whose turns the 0.25 s deadline counted too) never leaves a delivery to the sweeper,
+        and a slow Redis never slows the answer. A batch Redis does not take is logged with
+        its delivery ids; the sweeper queues them."""
+        self._join(delivery_id, at, waited=False)
+
+    def _join(self, delivery_id: int, at: datetime | None, *, waited: bool = True) -> _Batch:
+        """Add the job to the batch being gathered (started here if none is)."""
+        loop = asyncio.get_running_loop()
         if loop.time() < self._skip_until:
             raise QueueUnavailable("Redis failed a moment ago; the sweeper will queue this")
         batch = self._gathering
@@ -103,11 +121,9 @@ class ArqQueue:
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         batch.jobs.append(self._job(delivery_id, at))
-        try:
-            await asyncio.wait_for(asyncio.shield(batch.sent), ENQUEUE_TIMEOUT_SECONDS)
-        except Exception as exc:
-            self._skip_until = loop.time() + ENQUEUE_COOL_DOWN_SECONDS
-            raise QueueUnavailable(f"Redis did not take the job: {type(exc).__name__}") from exc
+        if not waited:
+            batch.unwaited.append(delivery_id)
+        return batch
 
     def _job(self, delivery_id: int, at: datetime | None) -> tuple[list[Any], list[Any]]:
         """The keys and arguments of ``_ENQUEUE_SCRIPT`` for arq's ``enqueue_job("deliver",
@@ -139,6 +155,13 @@ class ArqQueue:
         try:
             await self._run_scripts(batch.jobs)
         except Exception as exc:
+            self._skip_until = asyncio.get_running_loop().time() + ENQUEUE_COOL_DOWN_SECONDS
+            if batch.unwaited:  # the others' callers hear of it themselves
+                log.warning(
+                    "enqueue failed; the sweeper will queue these deliveries",
+                    delivery_ids=batch.unwaited,
+                    error=f"Redis did not take the jobs: {type(exc).__name__}",
+                )
             batch.sent.set_exception(exc)
         else:
             batch.sent.set_result(None)

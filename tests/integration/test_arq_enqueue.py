@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import structlog
 from arq.constants import default_queue_name, job_key_prefix, result_key_prefix
 from arq.jobs import Job, JobStatus
 
@@ -96,5 +97,31 @@ async def test_no_redis_is_a_clear_failure_then_a_quick_one() -> None:
         with pytest.raises(QueueUnavailable, match="a moment ago"):
             await down.enqueue(48)  # no second wait: the sweeper queues both
         assert time.monotonic() - started < 0.05
+    finally:
+        await down.close()
+
+
+async def test_a_webhook_s_enqueue_does_not_wait_for_redis(queue: ArqQueue) -> None:
+    started = time.monotonic()
+    queue.enqueue_soon(49)  # returns at once: the answer goes out
+    assert time.monotonic() - started < 0.01
+    assert await queue.redis.zscore(default_queue_name, job_id_for(49)) is None  # not yet
+    deadline = time.monotonic() + 5
+    while await queue.redis.zscore(default_queue_name, job_id_for(49)) is None:
+        assert time.monotonic() < deadline, "the batch was never sent"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_batch_redis_refused_is_logged_for_the_sweeper() -> None:
+    down = ArqQueue.connect_lazily("redis://127.0.0.1:1/0")
+    try:
+        with structlog.testing.capture_logs() as logs:
+            down.enqueue_soon(50)
+            down.enqueue_soon(51)
+            await asyncio.gather(*down._sending)
+        failed = [e for e in logs if e["event"].startswith("enqueue failed")]
+        assert [e["delivery_ids"] for e in failed] == [[50, 51]]
+        with pytest.raises(QueueUnavailable, match="a moment ago"):
+            down.enqueue_soon(52)  # the sweeper queues it; no wait for Redis meanwhile
     finally:
         await down.close()
