@@ -26,7 +26,7 @@ from app.errors import NotFound
 from app.flows.recorder import record_events
 from app.ingest.dedupe import fresh_events
 from app.ingest.reads import record_reads
-from app.ingest.rows import TOPIC_MAX, insert_inbound, stored_dedupe_key
+from app.ingest.rows import TOPIC_MAX, inbound_values, insert_inbound, stored_dedupe_key
 from app.models import Finding, InboundEvent, utcnow
 from app.observability import metrics
 from app.runtime import Runtime
@@ -89,13 +89,15 @@ async def keep_unparsed(session: AsyncSession, connection_id: str, record: Unpar
     topic = record.topic if 0 < len(record.topic) <= TOPIC_MAX else "unparsed"
     inbound_id = await insert_inbound(
         session,
-        connection_id,
-        record.headers,
-        record.body,
-        topic=topic,
-        dedupe_key=record.dedupe_key,
-        status=QUARANTINED,
-        note=reason,
+        inbound_values(
+            connection_id,
+            record.headers,
+            record.body,
+            topic=topic,
+            dedupe_key=record.dedupe_key,
+            status=QUARANTINED,
+            note=reason,
+        ),
     )
     if inbound_id is not None:
         await quarantine(session, connection_id, inbound_id, topic, reason, None)

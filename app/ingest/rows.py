@@ -36,27 +36,10 @@ def stored_dedupe_key(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-async def insert_inbound(
-    session: AsyncSession,
-    connection_id: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    topic: str,
-    dedupe_key: str,
-    status: str,
-    note: str | None,
-) -> int | None:
-    """Insert the raw event; None when it is already stored: the same dedupe key, or the same
-    body under the same topic (a replayed body with a fresh webhook id is still a replay)."""
-    values = inbound_values(
-        connection_id, headers, body, topic=topic, dedupe_key=dedupe_key, status=status, note=note
-    )
-    return await insert_inbound_row(session, values)
-
-
-async def insert_inbound_row(session: AsyncSession, values: dict[str, Any]) -> int | None:
-    """``insert_inbound`` with the row's values made (``inbound_values``)."""
+async def insert_inbound(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """Insert the raw event (its row: ``inbound_values``); None when it is already stored: the
+    same dedupe key, or the same body under the same topic (a replayed body with a fresh
+    webhook id is still a replay)."""
     return await session.scalar(_insert_inbound_statement(session), values)
 
 

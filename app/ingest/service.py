@@ -31,7 +31,6 @@ from app.ingest.rows import (
     TOPIC_MAX,
     inbound_values,
     insert_inbound,
-    insert_inbound_row,
     stored_dedupe_key,
 )
 from app.models import CanonicalEventRow, InboundEvent
@@ -193,7 +192,7 @@ async def _store(
     answer: ParsedWebhook | ReadLater,
 ) -> IngestResult:
     """The general path: one transaction, a statement per row."""
-    inbound_id = await insert_inbound_row(session, inbound)
+    inbound_id = await insert_inbound(session, inbound)
     if inbound_id is None:
         return await _duplicate(
             session, connection_id, answer.topic, answer.dedupe_key, inbound["body_hash"]
@@ -289,13 +288,15 @@ async def _quarantined(
     reason = safe_text(str(exc), REASON_MAX)
     inbound_id = await insert_inbound(
         session,
-        connection_id,
-        headers,
-        body,
-        topic=topic,
-        dedupe_key=dedupe_key,
-        status="quarantined",
-        note=reason,
+        inbound_values(
+            connection_id,
+            headers,
+            body,
+            topic=topic,
+            dedupe_key=dedupe_key,
+            status="quarantined",
+            note=reason,
+        ),
     )
     if inbound_id is None:
         return await _duplicate(
