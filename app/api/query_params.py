@@ -54,7 +54,7 @@ def _matched(scope: Mapping[str, Any]) -> tuple[Any, Dependant, str] | None:
 async def reject_unknown_query_params(request: Request) -> None:
     """An app-wide dependency; acts on /api/v1 routes only (webhooks may carry anything)."""
     matched = _matched(request.scope)
-    if not request.url.path.startswith(API_PREFIX) or matched is None:
+    if not request.scope.get("path", "").startswith(API_PREFIX) or matched is None:
         return
     route, dependant, path = matched
     allowed = _ALLOWED.get(id(route))

@@ -10,7 +10,6 @@ refuses such bodies.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,9 +50,7 @@ log = structlog.get_logger("gateway.ingest")
 
 # Deeper JSON is refused before any parser (or the erasure walk) meets it.
 MAX_JSON_DEPTH = 64
-# a JSON string, escapes included (unrolled, so it never backtracks)
-_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 _OPENING = frozenset(b"[{")
 
 
@@ -244,16 +241,18 @@ def _accepted(
 def _check_depth(body: bytes) -> None:
     """Refuse JSON nested deeper than MAX_JSON_DEPTH (a structural scan, no parsing).
 
-    Strings are cut out first (one regex pass in C, escapes included), then only the
-    brackets left are walked: a per-token Python loop over the whole body cost ~0.4 ms per
-    Shopify order, more than the rest of the scan by far.
+    Escapes go first (``\\\\`` pairs, then ``\\"``), so every quote left opens or closes a
+    string; then only quotes and brackets are kept (C-speed byte passes), the strings between
+    quotes dropped, and the few brackets left walked. A regex cutting strings out of the whole
+    body cost ~90 us per Shopify order, twice the JSON parse.
     """
     if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
         return
-    structure = _JSON_STRINGS.sub(b"", body)
-    structure = structure.partition(b'"')[0]  # an unterminated string runs to the end
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # even pieces lie outside strings; an unterminated string runs to the end (an odd piece)
+    structure = b"".join(unescaped.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
     depth = 0
-    for byte in structure.translate(None, _NOT_BRACKETS):
+    for byte in structure:
         if byte in _OPENING:
             depth += 1
             if depth > MAX_JSON_DEPTH:
