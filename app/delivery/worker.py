@@ -28,6 +28,7 @@ from app.delivery.heartbeat import HeartbeatState, heartbeat_loop
 from app.delivery.queue import ArqQueue, InProcessQueue
 from app.delivery.service import process_delivery
 from app.delivery.sweeper import sweep
+from app.heap import freeze_startup_heap
 from app.models import utcnow
 from app.observability import metrics
 from app.runtime import Runtime, build_runtime
@@ -236,6 +237,7 @@ class ArqWorker:
             log.info("worker reconnected to Redis; consuming again")
         else:
             self._connected_once = True
+            freeze_startup_heap()
             log.info("worker started", connections=[c.id for c in self.rt.config.connections])
 
     async def run(self) -> None:
