@@ -154,6 +154,14 @@ class Delivery(SQLModel, table=True):
             postgresql_where=sa.text("status = 'pending' AND last_error_class = 'breaker_open'"),
             sqlite_where=sa.text("status = 'pending' AND last_error_class = 'breaker_open'"),
         ),
+        sa.Index(  # the next pending delivery of an entity, found when one finishes
+            "ix_deliveries_pending_order",
+            "destination",
+            "ordering_key",
+            "id",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
         sa.Index(
             "ix_deliveries_pending_deps",
             "destination",

@@ -120,22 +120,28 @@ def _statement(columns: tuple[str, ...]) -> Any:
         .returning(LINKS.c.id)
         .cte("links")
     )
-    # what waited behind this delivery: the first pending one of each ordering key
-    behind = (
-        sa.select(sa.func.min(DELIVERIES.c.id).label("next_id"))
-        .where(
+
+    # what waited behind this delivery: the first pending one of each ordering key, its own
+    # key's and each dependent's. Two look-ups, each by its index: with one OR between them,
+    # the generic plan (prepared statements get one after five runs) walked every delivery
+    # of the destination after this one, 2.9 ms per finish with 4,000 pending.
+    def waiting(*where: Any) -> Any:
+        return sa.select(sa.func.min(DELIVERIES.c.id).label("next_id")).where(
             param("p_release", type_=sa.Boolean()),
             DELIVERIES.c.destination == param("p_destination", type_=sa.String()),
-            sa.or_(
-                DELIVERIES.c.ordering_key == param("p_ordering_key", type_=sa.String()),
-                DELIVERIES.c.depends_on == param("p_ordering_key", type_=sa.String()),
-            ),
             DELIVERIES.c.id > param("p_id"),
-            DELIVERIES.c.status == DeliveryStatus.PENDING,
+            # a literal, not a parameter: a generic plan may then use the partial index
+            DELIVERIES.c.status == sa.literal_column(f"'{DeliveryStatus.PENDING}'"),
+            *where,
         )
-        .group_by(DELIVERIES.c.ordering_key)
-        .subquery("behind")
-    )
+
+    ordering_key = param("p_ordering_key", type_=sa.String())
+    behind = sa.union_all(
+        waiting(DELIVERIES.c.ordering_key == ordering_key),
+        waiting(
+            DELIVERIES.c.depends_on == ordering_key, DELIVERIES.c.ordering_key != ordering_key
+        ).group_by(DELIVERIES.c.ordering_key),
+    ).subquery("behind")
 
     def count(cte: Any) -> Any:
         return sa.select(sa.func.count()).select_from(cte).scalar_subquery()

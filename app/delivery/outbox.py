@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.db import after_commit
+from app.dbutil import constant
 from app.delivery.queue import ArqQueue
 from app.models import Delivery, DeliveryStatus, utcnow
 from app.runtime import Runtime
@@ -87,7 +88,7 @@ async def waiting_behind(session: AsyncSession, delivery: Delivery) -> list[int]
                 col(Delivery.destination) == delivery.destination,
                 waiting,
                 col(Delivery.id) > delivery.id,
-                col(Delivery.status) == DeliveryStatus.PENDING,
+                col(Delivery.status) == constant(DeliveryStatus.PENDING),
             )
             .group_by(col(Delivery.ordering_key))
         )

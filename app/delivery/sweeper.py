@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.db import transaction
-from app.dbutil import id_list
+from app.dbutil import constant, constants, id_list
 from app.delivery.breakers import CLOSED, BreakerView
 from app.delivery.claim import not_blocked
 from app.delivery.destination import record_breaker, release_waiting
@@ -92,7 +92,7 @@ async def _due(session: AsyncSession, now: datetime) -> list[int]:
             await session.execute(
                 sa.select(col(Delivery.id))
                 .where(
-                    col(Delivery.status) == DeliveryStatus.PENDING,
+                    col(Delivery.status) == constant(DeliveryStatus.PENDING),
                     col(Delivery.next_attempt_at) <= now,
                 )
                 # high-velocity stock first when a backlog builds up, then oldest first
@@ -109,7 +109,7 @@ async def _abandoned(session: AsyncSession, now: datetime) -> list[int]:
             await session.execute(
                 sa.select(col(Delivery.id))
                 .where(
-                    col(Delivery.status) == DeliveryStatus.IN_FLIGHT,
+                    col(Delivery.status) == constant(DeliveryStatus.IN_FLIGHT),
                     col(Delivery.lease_expires_at) < now,
                 )
                 .order_by(col(Delivery.id))
@@ -166,8 +166,8 @@ async def _release_recovered(
         await session.execute(
             sa.select(DELIVERIES.c.destination)
             .where(
-                DELIVERIES.c.status == DeliveryStatus.PENDING,
-                DELIVERIES.c.last_error_class == WAITING_FOR_DESTINATION,
+                DELIVERIES.c.status == constant(DeliveryStatus.PENDING),
+                DELIVERIES.c.last_error_class == constant(WAITING_FOR_DESTINATION),
             )
             .distinct()
         )
@@ -197,8 +197,8 @@ async def _trial_candidates(
                     sa.select(col(Delivery.id))
                     .where(
                         col(Delivery.destination) == destination,
-                        col(Delivery.status) == DeliveryStatus.PENDING,
-                        col(Delivery.last_error_class) == WAITING_FOR_DESTINATION,
+                        col(Delivery.status) == constant(DeliveryStatus.PENDING),
+                        col(Delivery.last_error_class) == constant(WAITING_FOR_DESTINATION),
                         not_blocked(),
                     )
                     .order_by(col(Delivery.updated_at), col(Delivery.id))
@@ -239,7 +239,7 @@ async def refresh_queue_gauges(rt: Runtime) -> None:
                     sa.func.count(),
                     sa.func.min(col(Delivery.created_at)),
                 )
-                .where(col(Delivery.status).in_(QUEUE_GAUGE_STATUSES))
+                .where(col(Delivery.status).in_(constants(QUEUE_GAUGE_STATUSES)))
                 .group_by(col(Delivery.destination), col(Delivery.status))
             )
         ).all()

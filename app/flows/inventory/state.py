@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.dbutil import rowcount, upsert, upsert_many
+from app.dbutil import constants, rowcount, upsert, upsert_many
 from app.models import (
     CanonicalEventRow,
     Delivery,
@@ -145,7 +145,7 @@ async def orders_in_transit(session: AsyncSession, store: str, erp: str) -> list
             col(Delivery.source) == store,
             col(Delivery.destination) == erp,
             col(Delivery.flow) == "orders",
-            col(Delivery.status).in_(DeliveryStatus.BLOCKING),
+            col(Delivery.status).in_(constants(DeliveryStatus.BLOCKING)),
         )
         .order_by(col(Delivery.id))
     )
