@@ -154,18 +154,20 @@ class Delivery(SQLModel, table=True):
             postgresql_where=sa.text("status = 'pending' AND last_error_class = 'breaker_open'"),
             sqlite_where=sa.text("status = 'pending' AND last_error_class = 'breaker_open'"),
         ),
-        sa.Index(  # the next pending delivery of an entity, found when one finishes
+        # what waited behind a finished delivery: the next pending one of its own key, and
+        # of each key that depends on it (each index leads with the key it answers for, 0015)
+        sa.Index(
             "ix_deliveries_pending_order",
-            "destination",
             "ordering_key",
+            "destination",
             "id",
             postgresql_where=sa.text("status = 'pending'"),
             sqlite_where=sa.text("status = 'pending'"),
         ),
         sa.Index(
-            "ix_deliveries_pending_deps",
-            "destination",
+            "ix_deliveries_pending_dependents",
             "depends_on",
+            "destination",
             "id",
             postgresql_where=sa.text("status = 'pending'"),
             sqlite_where=sa.text("status = 'pending'"),

@@ -109,11 +109,13 @@ _FILL = (
         last_error_class, depends_on, accepted_at, created_at, updated_at, priority)
        SELECT i + 1, 'orders', 'order.updated', 'shop', 'erp', 'shop:order:' || i,
         'shop:order:' || i, backlog.status, 1, 1, now() + (i % 3600) * interval '1 second',
-        backlog.error_class, 'shop:customer:' || i, now(), now(), now(), 0
+        backlog.error_class, backlog.depends_on, now(), now(), now(), 0
        FROM generate_series(1, {ROWS}) AS i,
         LATERAL (SELECT
           CASE WHEN i % 1000 = 0 THEN 'pending' ELSE 'delivered' END AS status,
-          CASE WHEN i % 1000 = 0 THEN 'breaker_open' END AS error_class) AS backlog""",
+          CASE WHEN i % 1000 = 0 THEN 'breaker_open' END AS error_class,
+          -- most orders are guests' (no customer to wait for), as on the benchmark's shop
+          CASE WHEN i % 10 = 0 THEN 'shop:customer:' || i END AS depends_on) AS backlog""",
     f"""INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, outcome,
         exchanges)
        SELECT i + 3, 1, now(), 120.0, 'delivered', '[]'
@@ -129,11 +131,11 @@ _FILL = (
 # Queries over what waits for a destination: without their partial index (0014) they read
 # every pending delivery, the whole backlog of an outage, at every sweep or finish.
 EXPECTED_INDEX = {
-    "outbox: waiting behind": "ix_deliveries_pending_deps",
+    "outbox: waiting behind": {"ix_deliveries_pending_order", "ix_deliveries_pending_dependents"},
     # the next of its own entity, and the first of each entity that depends on it (0015)
-    "finish": "ix_deliveries_pending_order",
-    "sweeper: trial candidates": "ix_deliveries_breaker_wait",
-    "sweeper: destinations waiting": "ix_deliveries_breaker_wait",
+    "finish": {"ix_deliveries_pending_order", "ix_deliveries_pending_dependents"},
+    "sweeper: trial candidates": {"ix_deliveries_breaker_wait"},
+    "sweeper: destinations waiting": {"ix_deliveries_breaker_wait"},
 }
 
 Recorded = list[tuple[str, str, Any]]  # (what ran, SQL, bound values)
@@ -294,21 +296,29 @@ async def test_hot_queries_use_indexes_on_large_tables(rt: Runtime) -> None:
     async with rt.engine.begin() as conn:
         for statement in _FILL:
             await conn.execute(sa.text(statement))
+        for table in BIG_TABLES:  # the statistics are ours to take, not autovacuum's
+            await conn.execute(sa.text(f"ALTER TABLE {table} SET (autovacuum_enabled = off)"))
+    scans = []
     async with rt.engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text("ANALYZE"))
         raw = (await conn.get_raw_connection()).driver_connection
         assert raw is not None
-        scans = []
-        for what, statement, params in touching:
-            for kind, plan in await _plans(raw, statement, params):
-                tables = _seq_scans(plan)
-                indexes = {n.split(":")[2] for n in _nodes(plan)}
-                if what in EXPECTED_INDEX and EXPECTED_INDEX[what] not in indexes:
-                    scans.append(f"{what} ({kind}): not by {EXPECTED_INDEX[what]}: {_nodes(plan)}")
-                if tables:
-                    sql = " ".join(statement.split())[:300]
-                    scans.append(f"{what} ({kind}): {tables} read whole: {_nodes(plan)} for {sql}")
+        # first as a new install under its first burst: no statistics taken yet, and the
+        # indexes made when the table was empty; then with the statistics of the big tables
+        for stats in ("no statistics", "analyzed"):
+            if stats == "analyzed":
+                await raw.execute("ANALYZE")
+            for what, statement, params in touching:
+                for kind, plan in await _plans(raw, statement, params):
+                    tables = _seq_scans(plan)
+                    indexes = {n.split(":")[2] for n in _nodes(plan)}
+                    found = f"{what} ({kind} plan, {stats})"
+                    expected = EXPECTED_INDEX.get(what, set())
+                    if expected - indexes:
+                        scans.append(f"{found}: not by {expected - indexes}: {_nodes(plan)}")
+                    if tables and stats == "analyzed":
+                        sql = " ".join(statement.split())[:300]
+                        scans.append(f"{found}: {tables} read whole: {_nodes(plan)} for {sql}")
     assert not scans, "\n".join(scans)
 
 
