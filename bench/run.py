@@ -3,7 +3,7 @@ the floor and the generator's ceiling, end-to-end latency at fixed offered rates
 order by process and database round trips per webhook and per delivery.
 
     make bench
-    python -m bench.run --rates 100,25 --seconds 20 --round-seconds 8
+    python -m bench.run --rates 300,100,25 --seconds 20 --round-seconds 8
 
 Needs wrk and nginx (installed with apt when missing), PostgreSQL (BENCH_PG, default
 postgresql://postgres@127.0.0.1:5432; it creates and drops bench_* databases) and Redis
@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument(
         "--rates",
         type=lambda text: [float(x) for x in text.split(",")],
-        default=[100.0, 25.0],
+        default=[300.0, 150.0, 100.0, 50.0, 25.0],
         help="offered orders/s, comma separated (open loop)",
     )
     parser.add_argument("--seconds", type=float, default=20, help="per offered rate")
