@@ -33,6 +33,7 @@ from app.delivery.claim import not_blocked
 from app.delivery.destination import record_breaker, release_waiting
 from app.delivery.outbox import DELIVERIES, WAITING_FOR_DESTINATION
 from app.delivery.queue import QueueUnavailable
+from app.delivery.statistics import analyze_stale_tables
 from app.maintenance.store import release_ended
 from app.models import ConnectionState, Delivery, DeliveryStatus, utcnow
 from app.observability import metrics
@@ -58,6 +59,7 @@ async def sweep(rt: Runtime) -> int:
         trials = await _trial_candidates(session, breakers, now)
         due = await _due(session, now)
         abandoned = await _abandoned(session, now)
+    await analyze_stale_tables(rt.engine)  # the plans of the next pass and of every worker
     queue = rt.require_queue()
     try:
         for delivery_id in [*trials, *due]:
