@@ -8,7 +8,10 @@ index of them as tiny, and may walk a whole backlog through the wrong index (3.4
 finished delivery with 7,000 pending, seen on the benchmark). The sweeper calls this after
 each pass: a table changed by more than ``STALE_ROWS`` plus ``STALE_SHARE`` of its rows
 since its last ANALYZE (the thresholds autovacuum's own analyze uses, by default) is
-analyzed now. Postgres only; SQLite plans without such statistics.
+analyzed now, once it holds ``MIN_ROWS``: statistics of a tiny table make the planner prefer
+reading it whole, and a prepared statement planned then keeps that plan while the table
+grows; a table never analyzed is planned with defaults that favour the indexes. Postgres
+only; SQLite plans without such statistics.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ HOT_TABLES = (
 )
 STALE_ROWS = 500
 STALE_SHARE = 0.1
+MIN_ROWS = 2000
 
 _STALE = sa.text(
     "SELECT relname FROM pg_stat_user_tables"
     " WHERE schemaname = current_schema() AND relname = ANY(:tables)"
-    " AND n_mod_since_analyze > :rows + :share * greatest(n_live_tup, 0)"
+    " AND n_live_tup >= :min_rows"
+    " AND n_mod_since_analyze > :rows + :share * n_live_tup"
     " ORDER BY relname"
 )
 
@@ -45,7 +50,12 @@ async def analyze_stale_tables(engine: AsyncEngine) -> list[str]:
     try:
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            params = {"tables": list(HOT_TABLES), "rows": STALE_ROWS, "share": STALE_SHARE}
+            params = {
+                "tables": list(HOT_TABLES),
+                "rows": STALE_ROWS,
+                "share": STALE_SHARE,
+                "min_rows": MIN_ROWS,
+            }
             stale = [str(name) for name in (await conn.execute(_STALE, params)).scalars()]
             for table in stale:  # names from HOT_TABLES only, never from input
                 # SKIP_LOCKED: autovacuum (or another gateway) analyzing it now is as good
