@@ -29,14 +29,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if settings.is_sqlite:
         _ensure_sqlite_dir(url)
-        # One connection: SQLite takes one writer at a time. With a pool, concurrent webhooks
-        # collided on the file's lock and waited in SQLite's busy handler, which sleeps (up
-        # to 100 ms a turn); in the pool's queue they wait only for each other. Measured on
-        # the ingest benchmark: 77 -> 125 webhooks/s. A session is never held across a call
-        # to another system, so an ERP call does not hold up the webhooks.
-        engine = create_async_engine(
-            url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
-        )
+        engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
