@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulators.demo import ITEMS, STOCK, UNMAPPED_ITEM, UNMAPPED_SKU, _basket
+from simulators.demo import ITEMS, STOCK, UNMAPPED_ITEM, UNMAPPED_SKU, _basket, _port_taken
 from tests.support.processes import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
@@ -78,18 +78,6 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _bindable(port: int) -> bool:
-    """Free as the demo checks it: a bind, which also fails on a port some client
-    connection uses as its own (a listening check misses those)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def _base_port_with_free_neighbours() -> int:
     """A base port whose +101 and +102 are free too, below the kernel's ephemeral range:
     picked from it, they were now and then some test's client connection (Postgres, Redis)
@@ -97,7 +85,7 @@ def _base_port_with_free_neighbours() -> int:
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(200):
         port = random.randrange(10_000, max(low, 10_200) - 200)
-        if all(_bindable(port + d) for d in (0, 101, 102)):
+        if not any(_port_taken(port + d) for d in (0, 101, 102)):  # as the demo checks
             return port
     raise AssertionError("no free port with free +101 and +102")
 
