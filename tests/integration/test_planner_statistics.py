@@ -24,14 +24,23 @@ FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) AS i
 """
 
 
-async def _stale_after_a_while(engine: AsyncEngine) -> list[str]:
-    stale: list[str] = []
-    for _ in range(30):  # the activity counters reach pg_stat_user_tables within a second
-        stale = await analyze_stale_tables(engine)
-        if stale:
-            break
-        await asyncio.sleep(0.1)
-    return stale
+async def _fill(engine: AsyncEngine, first: int, last: int) -> None:
+    """Insert rows, and wait (with a deadline) until the activity counters show them: a
+    backend reports its counters to pg_stat_user_tables some time after its commit."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(_FILL), {"first": first, "last": last})
+        await conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        async with engine.connect() as conn:
+            live = await conn.scalar(
+                sa.text(
+                    "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'inbound_events'"
+                )
+            )
+        if live == last or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -58,13 +67,11 @@ async def test_a_table_changed_since_its_last_analyze_is_analyzed_once(
     engine: AsyncEngine,
 ) -> None:
     assert await analyze_stale_tables(engine) == []  # nothing changed: nothing to do
-    async with engine.begin() as conn:  # changed, but still small: left to the defaults
-        await conn.execute(sa.text(_FILL), {"first": 1, "last": 1500})
-    assert await _stale_after_a_while(engine) == []
+    await _fill(engine, 1, 1500)  # changed, but still small: left to the defaults
+    assert await analyze_stale_tables(engine) == []
     assert not await _analyzed(engine)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(_FILL), {"first": 1501, "last": 3000})
-    assert await _stale_after_a_while(engine) == ["inbound_events"]
+    await _fill(engine, 1501, 3000)
+    assert await analyze_stale_tables(engine) == ["inbound_events"]
     assert await _analyzed(engine)
     async with engine.connect() as conn:
         planned = await conn.scalar(
