@@ -307,6 +307,17 @@ class Connector:
                 signed=True,
             ) from exc
 
+    def resent_topic(self, headers: Mapping[str, str]) -> str | None:
+        """The topic a webhook names in its headers, read before its body is parsed; None
+        (the default) when only the body says, or the headers are not sane.
+
+        With it, the core answers a body it stored lately under the same topic (a re-send
+        under a new webhook id) after ``verify_signature`` alone, without parsing it again.
+        Implement it only when ``verify_signature`` is all that authenticates a webhook and
+        the topic it returns is the one ``parse_webhook`` gives the same request.
+        """
+        return None
+
     def verify_signature(self, headers: Mapping[str, str], body: bytes) -> None:
         """The request is authentic (and carries the headers its sender always sends); a
         PayloadError from here is refused, never kept."""

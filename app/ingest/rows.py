@@ -52,13 +52,15 @@ def inbound_values(
     dedupe_key: str,
     status: str,
     note: str | None,
+    body_hash: str | None = None,
 ) -> dict[str, Any]:
-    """The ``inbound_events`` row of one webhook (its id aside)."""
+    """The ``inbound_events`` row of one webhook (its id aside); ``body_hash``: the body's
+    SHA-256 when the caller has it already."""
     return {
         "connection_id": connection_id,
         "topic": topic,
         "dedupe_key": stored_dedupe_key(dedupe_key),
-        "body_hash": hashlib.sha256(body).hexdigest(),
+        "body_hash": body_hash or hashlib.sha256(body).hexdigest(),
         "received_at": utcnow(),
         "headers": stored_headers(headers),
         "body": body,

@@ -58,7 +58,7 @@ from kernel.contract import (
     JobReport,
     WebhookRequest,
 )
-from kernel.errors import PermanentError, SignatureError
+from kernel.errors import PayloadError, PermanentError, SignatureError
 from kernel.types import DeliveryContext, DeliveryResult, ParsedWebhook, PollPage
 
 WEBHOOK_SECRET = "webhook_secret"
@@ -139,6 +139,12 @@ class ShopifyConnector(Connector):
         # while a body the parser cannot handle is kept in quarantine (``unparseable``)
         webhooks.check_envelope(request.headers)
         return await self.reparse(request)  # the parse of a signed body
+
+    def resent_topic(self, headers: Mapping[str, str]) -> str | None:
+        try:
+            return webhooks.check_envelope(headers)
+        except PayloadError:  # receive refuses it, and says why
+            return None
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
         return webhooks.parse_webhook(headers, body, self.config.id)

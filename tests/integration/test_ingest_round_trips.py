@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from app.errors import database_unreachable
+from app.errors import Unauthorized, database_unreachable
 from app.flows.rules import set_override
 from app.ingest import one_statement
 from app.ingest.recent import RECENT_BODIES
@@ -128,6 +128,39 @@ async def test_a_re_sent_webhook_writes_nothing(gateway: Any) -> None:
     # this process stored that body: its original is read, nothing planned or written
     assert trips(queries) == ["SELECT"]
     assert await counts(rt) == before and queue.ids == []
+
+
+async def test_a_re_sent_body_is_answered_without_parsing_it_again(
+    gateway: Any, monkeypatch: Any
+) -> None:
+    rt, _, _ = gateway
+    first = await post(rt, order_payload(32), webhook_id="w-1")
+    shop = rt.connector("shop")
+    parsed: list[str] = []
+    real_parse = shop.parse_webhook
+
+    def counting_parse(headers: Any, body: bytes) -> Any:
+        parsed.append(headers["X-Shopify-Topic"])
+        return real_parse(headers, body)
+
+    monkeypatch.setattr(shop, "parse_webhook", counting_parse)
+    again = await post(rt, order_payload(32), webhook_id="w-2")
+    assert again.duplicate and again.event_ids == first.event_ids
+    assert parsed == []  # the signature and the remembered body sufficed
+    # the same body under another topic is another webhook: parsed as usual
+    await post(rt, order_payload(32), topic="orders/updated", webhook_id="w-3")
+    assert parsed == ["orders/updated"]
+
+
+async def test_a_re_sent_body_with_a_bad_signature_is_refused(gateway: Any) -> None:
+    rt, queries, _ = gateway
+    payload = order_payload(33)
+    await post(rt, payload)
+    body = json.dumps(payload).encode()
+    queries.take()
+    with pytest.raises(Unauthorized):
+        await ingest_webhook(rt, "shop", signed(body, "not-the-secret", "orders/create"), body)
+    assert trips(queries) == []  # refused before any read
 
 
 async def test_a_body_another_process_stored_is_found_by_the_guessed_write(
