@@ -34,6 +34,8 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import orjson
 
+from app.delivery.network import asyncio_transport
+
 MAX_BODY_CHARS = 4000
 MAX_PARSED_BYTES = 1 << 20  # bodies up to 1 MiB are parsed and redacted field by field
 MASK = "***"
@@ -313,10 +315,14 @@ async def _on_response(response: httpx.Response) -> None:
 
 
 def make_http_client(timeout_seconds: float = 30.0, **kwargs: Any) -> httpx.AsyncClient:
-    """The one shared httpx client of a process."""
+    """The one shared httpx client of a process (on asyncio's own transports:
+    ``app.delivery.network``), unless a ``transport`` is given."""
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    if "transport" not in kwargs:
+        kwargs["transport"] = asyncio_transport(limits=limits)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        limits=limits,
         event_hooks={"request": [_on_request], "response": [_on_response]},
         **kwargs,
     )
