@@ -205,7 +205,13 @@ def test_an_erp_outage_longer_than_the_retry_window_dead_letters_nothing(rig: Ri
     time.sleep(15)
     assert not rig.deliveries(status="dead")
     waiting = rig.deliveries(status="pending")
-    assert waiting and all(d["attempts"] <= 4 for d in waiting), waiting
+    # the open breaker holds them: about a try each before it opened, then one trial call
+    # per reset (1 s). Retrying on their own (backoff <= 1 s) would have been ~15 attempts
+    # each. Bounded by the sum, not per delivery: which one a trial takes depends on timing
+    # (seen: sums of 13-15, at most 3 on one delivery)
+    attempts = [d["attempts"] for d in waiting]
+    assert waiting and sum(attempts) <= 2 * len(waiting) + 16, attempts
+    assert max(attempts) <= 6, attempts
     rig.start_netsuite()
     poll(
         lambda: delivered_once(rig, set(range(1, 11))),
