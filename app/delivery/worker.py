@@ -301,10 +301,14 @@ class ArqWorker:
         the rest (their leases are released at once, so another worker takes them now)."""
         worker.allow_pick_jobs = False
         grace = self.settings.worker_grace_seconds
+        # the worker's own cron jobs (sweeper, scheduler) finish the same way, counted apart:
+        # the operator reads these counts as deliveries
+        scheduled = {t for job_id, t in worker.tasks.items() if job_id.startswith("cron:")}
         in_flight = [t for t in (*worker.tasks.values(), *self._orphans) if not t.done()]
         log.info(
             "worker stopping: no new work; finishing deliveries in flight",
-            in_flight=len(in_flight),
+            in_flight=len([t for t in in_flight if t not in scheduled]),
+            scheduled_jobs=len([t for t in in_flight if t in scheduled]),
             grace_seconds=grace,
         )
         finished, unfinished = (
@@ -319,8 +323,9 @@ class ArqWorker:
             await asyncio.wait_for(worker.pool.aclose(), WORKER_REDIS_TIMEOUT_SECONDS)
         log.info(
             "worker stopped",
-            finished_in_flight=len(finished),
-            handed_back=len(unfinished),
+            finished_in_flight=len(finished - scheduled),
+            handed_back=len(unfinished - scheduled),
+            scheduled_jobs_cut_short=len(unfinished & scheduled),
         )
 
 
