@@ -138,7 +138,12 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(
     server = await serve(close_after=True)
     async with client() as http:
         assert (await http.get(server.url)).status_code == 200
-        await asyncio.sleep(0.05)  # the server's FIN reaches the idle pooled connection
+        # the server's FIN reaches the idle pooled connection: the pool sees it readable
+        pool = http._transport._pool  # type: ignore[attr-defined]
+        async with asyncio.timeout(5):
+            # httpcore's pool state: there is no event to wait on
+            while not all(c.has_expired() for c in pool.connections):  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
         assert (await http.get(server.url)).status_code == 200
     assert server.connections == 2
 
