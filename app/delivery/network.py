@@ -64,18 +64,14 @@ class _Connection(asyncio.Protocol):
         self.eof = True
         self.error = exc
         self._wake_reader()
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake_writer()
 
     def pause_writing(self) -> None:
         self._writing_paused = True
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake_writer()
 
     # what the stream uses ----------------------------------------------------------------
     async def wait_for_data(self) -> None:
@@ -97,16 +93,21 @@ class _Connection(asyncio.Protocol):
             self._reading_paused = False
         return data
 
+    @property
+    def must_drain(self) -> bool:
+        """The transport's write buffer is over its limit (and the connection still open)."""
+        return self._writing_paused and not self.eof
+
     async def drain(self) -> None:
-        if not self._writing_paused or self.eof:
-            return
         self._drain_waiter = asyncio.get_running_loop().create_future()
         await self._drain_waiter
 
     def _wake_reader(self) -> None:
-        waiter = self._data_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        _release(self._data_waiter)
+
+    def _wake_writer(self) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        _release(waiter)
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -137,8 +138,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(_describe(connection.error) if connection.error else "closed")
         try:
             transport.write(buffer)
-            async with asyncio.timeout(timeout):
-                await connection.drain()
+            if connection.must_drain:  # a timer only when it has to wait
+                async with asyncio.timeout(timeout):
+                    while connection.must_drain:
+                        await connection.drain()
         except TimeoutError:
             raise httpcore.WriteTimeout(f"could not send within {timeout} s") from None
         except OSError as exc:
@@ -249,6 +252,11 @@ def _set_options(connection: _Connection, options: Iterable[Any] | None) -> None
     for option in options or ():
         if sock is not None:
             sock.setsockopt(*option)
+
+
+def _release(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 def _describe(exc: BaseException) -> str:

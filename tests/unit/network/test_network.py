@@ -230,3 +230,23 @@ async def test_tls_connections_are_verified_and_carry_requests(
         with pytest.raises(httpx.ConnectError):
             await http.put(server.url, content=b"never sent")
     assert len(server.requests) == 3
+
+
+async def test_a_server_that_stops_reading_is_a_write_timeout_not_a_hang() -> None:
+    done = asyncio.Event()
+
+    async def never_read(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await done.wait()  # the socket buffers fill: the client's writes must wait
+        writer.close()
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(
+            transport=asyncio_transport(), timeout=httpx.Timeout(5.0, write=0.3)
+        ) as http:
+            with pytest.raises(httpx.WriteTimeout):
+                await http.put(f"http://127.0.0.1:{port}/", content=b"x" * (64 << 20))
+    finally:
+        done.set()
+        server.close()
