@@ -109,7 +109,7 @@ async def ingest_webhook(
     except PayloadError as exc:
         if exc.signed and connector.unparseable == "quarantine":
             async with transaction(rt.sessions) as session:
-                return await _quarantined(session, connection_id, headers, body, exc)
+                return await _quarantined(session, connection_id, headers, body, body_hash, exc)
         metrics.WEBHOOKS_RECEIVED.labels(connection_id, "rejected").inc()
         log.warning("webhook rejected: unparseable", connection_id=connection_id, reason=str(exc))
         error = BadRequest if exc.status_code == 400 else Unprocessable
@@ -306,11 +306,12 @@ async def _quarantined(
     connection_id: str,
     headers: Mapping[str, str],
     body: bytes,
+    body_hash: str,
     exc: PayloadError,
 ) -> IngestResult:
     """Keep a signed body the parser refused (or crashed on); a re-sent copy is a duplicate."""
     topic = _quarantine_topic(exc.topic)
-    dedupe_key = exc.dedupe_key or "sha256:" + hashlib.sha256(body).hexdigest()
+    dedupe_key = exc.dedupe_key or "sha256:" + body_hash
     # stored and shown: a parser's message may quote the body (NUL, lone surrogates)
     reason = safe_text(str(exc), REASON_MAX)
     inbound_id = await insert_inbound(
@@ -323,12 +324,11 @@ async def _quarantined(
             dedupe_key=dedupe_key,
             status="quarantined",
             note=reason,
+            body_hash=body_hash,
         ),
     )
     if inbound_id is None:
-        return await _duplicate(
-            session, connection_id, topic, dedupe_key, hashlib.sha256(body).hexdigest()
-        )
+        return await _duplicate(session, connection_id, topic, dedupe_key, body_hash)
     await quarantine(session, connection_id, inbound_id, topic, reason, exc)
     return IngestResult(inbound_id, [], False, topic, quarantined=reason)
 
