@@ -19,13 +19,14 @@ import httpx
 import pytest
 
 from simulators.demo import ITEMS, STOCK, UNMAPPED_ITEM, UNMAPPED_SKU, _basket, _port_taken
-from tests.support.processes import ROOT, free_port
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.e2e
 
 
 def test_demo_sends_orders_and_prints_where_to_look(tmp_path: Path) -> None:
-    port = free_port()
+    # the demo binds PORT+101 and PORT+102 too: an ephemeral port's neighbours may be taken
+    port = _base_port_with_free_neighbours()
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "demo", "--orders", "5", "--port", str(port), "--exit"],
         cwd=tmp_path,
