@@ -42,11 +42,15 @@ chromium:
 	  || [ "$$(id -u)" != 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y \
 	  --no-install-recommends chromium || true
 
+# the suite runs on every core (pytest-xdist; TEST_WORKERS=0 runs it in one process): each
+# worker has a Postgres database and a Redis db of its own
+TEST_WORKERS ?= auto
+
 test: env chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: env
-	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not e2e" $(PYTEST_ARGS)
 
 lint: env
 	$(BIN)/ruff format --check .

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 CONNECT_TIMEOUT_SECONDS = 2.0
+REDIS_DATABASES = 16  # a default Redis server's ``databases``
 
 
 @dataclass(frozen=True)
@@ -85,15 +86,28 @@ def postgres(env: Mapping[str, str], default: str | None = None) -> Service:
 
 
 def redis(env: Mapping[str, str], default: str | None = None) -> Service:
-    default = default or DEFAULT_REDIS_URL
+    default = for_xdist_worker(default or DEFAULT_REDIS_URL, env.get("PYTEST_XDIST_WORKER"))
     variable = "GATEWAY_TEST_REDIS_URL"
     if env.get(variable):
-        return Service("Redis", variable, env[variable], env[variable])
+        given = for_xdist_worker(env[variable], env.get("PYTEST_XDIST_WORKER"))
+        return Service("Redis", variable, given, given)
     try:
         _redis_answers(default)
     except Exception as exc:
         return Service("Redis", variable, default, None, _short(exc))
     return Service("Redis", variable, default, default)
+
+
+def for_xdist_worker(url: str, worker: str | None) -> str:
+    """The Redis db of one pytest-xdist worker (``gw0``, ``gw1``, …): the given db for the
+    first, the ones below it for the others, so no worker flushes another's jobs. Each
+    worker's Postgres database is its own already (``tests/conftest.py``)."""
+    if not worker or not worker.startswith("gw") or not worker[2:].isdigit():
+        return url
+    parts = urlsplit(url)
+    given = parts.path.strip("/")
+    db = (int(given) if given.isdigit() else 0) - int(worker[2:])
+    return parts._replace(path=f"/{db % REDIS_DATABASES}").geturl()
 
 
 def skipped_summary(reasons: Iterable[str], services: Iterable[Service]) -> str | None:

@@ -3,8 +3,10 @@
 Building a database (``trytond-admin`` activating sale, stock, account_invoice,
 sale_shipment_cost, stock_package_shipping and their dependencies, then ``seed_db.py``) takes
 about half a minute; the finished SQLite file is cached as
-``.tools/tryton-cache/<hash>.sqlite``, the hash covering the installed trytond distributions,
-the seed script and its data, so only the first run on a machine (or after an upgrade) pays.
+``~/.cache/erp-gateway/tryton/<hash>.sqlite`` (under ``$XDG_CACHE_HOME`` when set;
+``$ERP_GATEWAY_TRYTON_CACHE`` names another directory), the hash covering the installed
+trytond distributions, the seed script and its data, so only the first run on a machine (or
+after an upgrade) pays, not every fresh clone of the repository.
 Each test session serves a fresh copy of it with ``trytond -c <conf> -d <db>``.
 """
 
@@ -28,7 +30,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE_DIR = ROOT / ".tools" / "tryton-cache"
+CACHE_DIR = Path(
+    os.environ.get("ERP_GATEWAY_TRYTON_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "erp-gateway" / "tryton"
+)
 SEED_SCRIPT = Path(__file__).with_name("seed_db.py")
 DATABASE = "gateway"
 MODULES = ("sale", "sale_shipment_cost", "account_invoice", "stock_package_shipping")

@@ -40,6 +40,18 @@ def test_a_variable_is_used_as_given_without_a_probe() -> None:
     )
 
 
+def test_each_xdist_worker_has_a_redis_db_of_its_own() -> None:
+    """``make test`` runs the suite on every core: a worker flushing its Redis db before a
+    test must not drop another worker's queued jobs."""
+    given = "redis://127.0.0.1:6379/15"
+    dbs = [services.for_xdist_worker(given, f"gw{n}") for n in range(4)]
+    assert dbs == [f"redis://127.0.0.1:6379/{n}" for n in (15, 14, 13, 12)]
+    assert services.for_xdist_worker("redis://h:1/2", "gw3") == "redis://h:1/15"  # wraps
+    assert services.for_xdist_worker(given, None) == given  # not under xdist
+    env = {"GATEWAY_TEST_REDIS_URL": "redis://127.0.0.1:1/3", "PYTEST_XDIST_WORKER": "gw1"}
+    assert services.redis(env).url == "redis://127.0.0.1:1/2"
+
+
 def test_the_summary_counts_only_the_tests_skipped_for_a_missing_service() -> None:
     missing = services.Service("PostgreSQL", "GATEWAY_TEST_DATABASE_URL", "pg://h:1/x", None, "no")
     present = services.Service(
