@@ -207,6 +207,10 @@ class Delivery(SQLModel, table=True):
     payload: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
     # rule decisions the connector obeys (tax source, notify customer, …)
     directives: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType))
+    # what the claim reads with the lease (app/delivery/lookup.py): the mapping kinds and
+    # keys and the related entity keys the attempt will ask for, known when it was written;
+    # None: read after the claim
+    lookup: dict[str, list[str]] | None = Field(default=None, sa_column=sa.Column(JSONType))
     # waits while a delivery of this entity key to the same destination is unfinished
     depends_on: str | None = Field(default=None, max_length=256)
     held_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))

@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from app.db import autocommit
+from app.delivery.lookup import PREFETCHED, covers, needs_of, split_rows
 from app.delivery.outbox import DELIVERIES, WAITING_FOR_DESTINATION, Outcome
 from app.maintenance.store import IN_MAINTENANCE, has_stored_windows, windows_for
 from app.maintenance.windows import Window, window_at
@@ -41,7 +42,6 @@ from app.observability import metrics
 from app.runtime import Runtime
 from kernel.canonical.events import CanonicalEvent
 from kernel.canonical.validation import describe_errors
-from kernel.mappings import mapping_needs
 from kernel.types import DeliveryContext, MappingNeed
 
 log = structlog.get_logger("gateway.delivery")
@@ -124,11 +124,13 @@ def _claim_statement(*, with_event: bool = False) -> Any:
     # Postgres: UPDATE … FROM the event row, so the claim also brings the event (one round
     # trip less per delivery). SQLite cannot return columns of a FROM table.
     events = CanonicalEventRow.__table__  # type: ignore[attr-defined]
+    # and the mappings and remote ids its stored ``lookup`` names (app/delivery/lookup.py)
     return stmt.where(events.c.id == DELIVERIES.c.canonical_event_id).returning(
         *DELIVERIES.columns,
         events.c.occurred_at.label("event_occurred_at"),
         events.c.payload.label("event_payload"),
         windows,
+        PREFETCHED,
     )
 
 
@@ -203,19 +205,19 @@ async def claim(rt: Runtime, delivery_id: int, owner: str) -> Claimed | Outcome:
             return Claimed(delivery, None, DeliveryContext(), [], unreadable=describe_errors(exc))
         connector = rt.connector(delivery.destination)
         try:
-            needs = connector.required_mappings(event) if connector else []
-            optional = mapping_needs(event, connector.mapping_kinds) if connector else []
+            needs, optional = needs_of(connector, event, delivery.directives)
         except Exception as exc:  # a connector bug: retried like one, never a stuck claim
             log.exception("connector failed to say which mappings it needs")
             return Claimed(delivery, event, DeliveryContext(), [], broken=exc)
-        needs = list(dict.fromkeys(needs + rule_needs(delivery.directives)))
         # handed over when mapped, never required: the kinds the connector uses when they
         # exist, and what it found missing on an earlier attempt (the operator may have
         # fixed that in the remote system instead)
         optional += [MappingNeed(n["kind"], n["key"]) for n in delivery.needs or []]
-        found, links = await _mappings_and_links(
-            session, delivery.destination, list(dict.fromkeys(needs + optional)), event
-        )
+        wanted, related = list(dict.fromkeys(needs + optional)), event.related_keys()
+        if postgres and covers(delivery.lookup, wanted, related):
+            found, links = split_rows(returned["prefetched"], wanted, related)
+        else:
+            found, links = await _mappings_and_links(session, delivery.destination, wanted, related)
         missing = [n for n in needs if n.key not in found.get(n.kind, {})]
         from app.flows import hooks  # the flows build on the engine, not the other way
 
@@ -249,7 +251,7 @@ _LOOKUP = sa.union_all(
 
 
 async def _mappings_and_links(
-    session: AsyncSession, destination: str, needs: list[MappingNeed], event: CanonicalEvent
+    session: AsyncSession, destination: str, needs: list[MappingNeed], related: list[str]
 ) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], str]]:
     rows = await session.execute(
         _LOOKUP,
@@ -257,24 +259,10 @@ async def _mappings_and_links(
             "destination": destination,
             "kinds": sorted({n.kind for n in needs}),
             "keys": sorted({n.key for n in needs}),
-            "related": event.related_keys(),
+            "related": related,
         },
     )
-    found: dict[str, dict[str, str]] = {}
-    links: dict[tuple[str, str], str] = {}
-    wanted = set(needs)
-    for src, a, b, c in rows:
-        if src == "l":
-            links[(a, b)] = c
-        elif MappingNeed(a, b) in wanted:
-            found.setdefault(a, {})[b] = c
-    return found, links
-
-
-def rule_needs(directives: dict[str, Any] | None) -> list[MappingNeed]:
-    """Mappings the flow rules require (e.g. payment method), resolved like a connector's."""
-    wanted = (directives or {}).get("required_mappings") or {}
-    return [MappingNeed(kind, key) for kind, keys in wanted.items() for key in keys]
+    return split_rows([list(row) for row in rows], needs, related)
 
 
 async def _wait_for_window(

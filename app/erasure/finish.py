@@ -147,6 +147,7 @@ async def _scrub_request_rows(
                 DELIVERIES.c.id,
                 DELIVERIES.c.payload,
                 DELIVERIES.c.directives,
+                DELIVERIES.c.lookup,
                 DELIVERIES.c.last_error,
             ).where(DELIVERIES.c.id.in_(delivery_ids))
         )
@@ -167,6 +168,8 @@ async def _scrub_request_rows(
                 values["last_error"] = text
                 n_all += n
         counts.add("deliveries", n_all)
+        if d.lookup is not None:  # the keys its claim read by (app/delivery/lookup.py)
+            values["lookup"] = sa.null()
         if values:
             await session.execute(
                 sa.update(DELIVERIES).where(DELIVERIES.c.id == d.id).values(**values)

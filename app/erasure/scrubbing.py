@@ -87,6 +87,7 @@ async def _scrub_events(
                 DELIVERIES.c.payload,
                 DELIVERIES.c.directives,
                 DELIVERIES.c.needs,
+                DELIVERIES.c.lookup,
                 DELIVERIES.c.last_error,
                 DELIVERIES.c.held_reason,
                 DELIVERIES.c.parked_reason,
@@ -160,6 +161,10 @@ async def _scrub_events(
                     values[name] = key
                     replaced += n
         counts.add("deliveries", replaced)
+        if d.lookup is not None:
+            # the keys its claim reads by (a customer's may be made of an email): dropped,
+            # the claim then asks the connector again, of the scrubbed payload
+            values["lookup"] = sa.null()
         if values:
             await session.execute(
                 sa.update(DELIVERIES).where(DELIVERIES.c.id == d.id).values(**values)

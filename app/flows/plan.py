@@ -45,6 +45,8 @@ class Planned:
     delay_seconds: float = 0.0
     # a level (stock, price): a newer value replaces every undelivered older one
     supersedes: bool = False
+    # what the claim reads with the lease (app/delivery/lookup.py); set once routed
+    lookup: dict[str, list[Any]] | None = None
 
 
 @dataclass

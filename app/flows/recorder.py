@@ -16,6 +16,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.delivery.lookup import lookup_for
 from app.delivery.outbox import DELIVERIES, enqueue_after_commit
 from app.erasure.refs import note_event
 from app.flows.plan import PlanContext, Planned
@@ -73,7 +74,7 @@ async def record_events(
         recorded.event_ids.append(event_id)
         # whom the event is about (hashes), so an erase request finds it by index later
         await note_event(session, event_id, source, event, ctx.rules.customers.default_country_code)
-        planned = [p for p in await plan_event(ctx, event) if destination_takes(rt, p)]
+        planned = routed(rt, event, await plan_event(ctx, event))
         for plan in planned:
             if plan.supersedes:
                 await _supersede(session, plan)
@@ -89,6 +90,20 @@ async def record_events(
     await _insert_findings(session, ctx)
     enqueue_after_commit(session, rt, due)
     return recorded
+
+
+def routed(rt: Runtime, event: CanonicalEvent, plans: list[Planned]) -> list[Planned]:
+    """The plans whose destination takes them, each with what its claim will read."""
+    taken = [plan for plan in plans if destination_takes(rt, plan)]
+    for plan in taken:
+        # the event as it goes out: a rule-made payload is read (and looked up) at the claim
+        if plan.payload is None and plan.event_type == event.type and plan.status in SENDABLE:
+            plan.lookup = lookup_for(rt.connector(plan.destination), event, plan.directives)
+    return taken
+
+
+# statuses of a delivery that will be claimed (a held one once it is approved)
+SENDABLE = frozenset({DeliveryStatus.PENDING, DeliveryStatus.HELD})
 
 
 def destination_takes(rt: Runtime, plan: Planned) -> bool:
@@ -239,6 +254,7 @@ def delivery_values(
         "updated_at": now,
         "payload": plan.payload,
         "directives": plan.directives,
+        "lookup": plan.lookup,
         "depends_on": plan.depends_on,
         "held_reason": plan.held_reason,
         "priority": plan.priority,

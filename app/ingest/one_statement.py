@@ -39,7 +39,7 @@ from app.delivery.outbox import enqueue_after_commit
 from app.erasure.refs import event_refs, ref_hash, ref_kind
 from app.flows.plan import PlanContext, Planned
 from app.flows.planning import plan_event
-from app.flows.recorder import delivery_values, destination_takes, event_values
+from app.flows.recorder import delivery_values, event_values, routed
 from app.flows.rules import rules_with_overrides
 from app.flows.state import note_version, remember_previous
 from app.ingest.dedupe import Newest, choose_fresh, keys_to_check, known_events
@@ -150,7 +150,7 @@ async def _plan_and_write(
     plans: list[list[Planned]] = []
     for event in fresh:
         note_version(session, event)
-        planned = [p for p in await plan_event(ctx, event) if destination_takes(rt, p)]
+        planned = routed(rt, event, await plan_event(ctx, event))
         if ctx.findings or any(p.supersedes for p in planned):
             return None
         plans.append(planned)
@@ -300,7 +300,7 @@ _DELIVERY_COLUMNS = (
     "last_error",
     "last_error_class",
 )
-_DELIVERY_JSON = ("payload", "directives")
+_DELIVERY_JSON = ("payload", "directives", "lookup")
 
 # Every look-up is by one key at a time (a LATERAL per key, not ``= ANY(array)``): a prepared
 # statement's generic plan, made while a table is still small, scanned the whole table for
@@ -308,16 +308,16 @@ _DELIVERY_JSON = ("payload", "directives")
 # Ids come from the tables' sequences in MATERIALIZED CTEs (evaluated once per row), so each
 # event's refs and deliveries are joined to it by their position (n), and the answer lists
 # the ids in the order the rows were given. No raw event inserted: no rows at all. A guessed
-# write ($44: entities of which no event may be recorded; $45: the overrides' fingerprint)
+# write ($45: entities of which no event may be recorded; $46: the overrides' fingerprint)
 # writes nothing when the guess is wrong, and then names an original the webhook repeats.
 _WRITE = f"""
 WITH state AS MATERIALIZED (
     SELECT NOT EXISTS (
-        SELECT 1 FROM unnest($44::varchar[]) AS k(key)
+        SELECT 1 FROM unnest($45::varchar[]) AS k(key)
         CROSS JOIN LATERAL (
             SELECT 1 FROM canonical_events c WHERE c.entity_key = k.key LIMIT 1
         ) recorded
-    ) AND ($45::text IS NULL OR $45::text = {_OVERRIDES_FINGERPRINT}) AS planned_right
+    ) AND ($46::text IS NULL OR $46::text = {_OVERRIDES_FINGERPRINT}) AS planned_right
 ), inbound AS (
     INSERT INTO inbound_events
         (connection_id, topic, dedupe_key, body_hash, received_at, body, status, note, headers)
@@ -354,21 +354,23 @@ WITH state AS MATERIALIZED (
         $24::int[], $25::varchar[], $26::varchar[], $27::varchar[], $28::varchar[],
         $29::varchar[], $30::varchar[], $31::varchar[], $32::int[], $33::timestamptz[],
         $34::timestamptz[], $35::timestamptz[], $36::timestamptz[], $37::varchar[], $38::text[],
-        $39::int[], $40::text[], $41::varchar[], $42::jsonb[], $43::jsonb[]
+        $39::int[], $40::text[], $41::varchar[], $42::jsonb[], $43::jsonb[], $44::jsonb[]
     ) WITH ORDINALITY AS d(
         n, flow, event_type, source, destination, entity_key, ordering_key, status, attempts,
         next_attempt_at, accepted_at, created_at, updated_at, depends_on, held_reason,
-        priority, last_error, last_error_class, payload, directives, m
+        priority, last_error, last_error_class, payload, directives, lookup, m
     )
     JOIN event_rows r USING (n)
 ), deliveries AS (
     INSERT INTO deliveries
         (id, canonical_event_id, flow, event_type, source, destination, entity_key,
          ordering_key, status, attempts, next_attempt_at, accepted_at, created_at, updated_at,
-         depends_on, held_reason, priority, last_error, last_error_class, payload, directives)
+         depends_on, held_reason, priority, last_error, last_error_class, payload, directives,
+         lookup)
     SELECT id, event_id, flow, event_type, source, destination, entity_key,
         ordering_key, status, attempts, next_attempt_at, accepted_at, created_at, updated_at,
-        depends_on, held_reason, priority, last_error, last_error_class, payload, directives
+        depends_on, held_reason, priority, last_error, last_error_class, payload, directives,
+        lookup
     FROM delivery_rows
 )
 SELECT

@@ -100,8 +100,12 @@ async def payloads(session: AsyncSession, horizon: datetime, after: int, size: i
     if ids:
         await session.execute(
             sa.update(DELIVERIES)
-            .where(DELIVERIES.c.canonical_event_id.in_(ids), DELIVERIES.c.payload.is_not(None))
-            .values(payload=sa.null())  # SQL NULL, not JSON null
+            .where(
+                DELIVERIES.c.canonical_event_id.in_(ids),
+                sa.or_(DELIVERIES.c.payload.is_not(None), DELIVERIES.c.lookup.is_not(None)),
+            )
+            # SQL NULL, not JSON null; the look-up keys go with the payload they came from
+            .values(payload=sa.null(), lookup=sa.null())
         )
         result = await session.execute(
             sa.update(EVENTS)

@@ -146,13 +146,20 @@ async def test_old_rows_go_and_what_is_still_needed_stays(gw: Gateway) -> None:
     live_attempt = await _attempt(rt, parked, OLD)
     new_attempt = await _attempt(rt, delivered, timedelta(hours=1))
     old_finding, new_finding = await _finding(rt, OLD), await _finding(rt, timedelta(days=2))
+    keys = {"mappings": [["sku", "SKU-1"]], "related": ["shop:customer:ann@example.com"]}
+    async with transaction(rt.sessions) as session:
+        await session.execute(
+            sa.update(Delivery).where(col(Delivery.id).in_([delivered, parked])).values(lookup=keys)
+        )
 
     assert await run_retention(rt) > 0
 
     # old and done: payloads (event's and delivery's), raw body, attempt log, finding
     event = await _row(rt, CanonicalEventRow, purged_event)
     assert event.payload == {} and event.purged_at is not None
-    assert (await _row(rt, Delivery, delivered)).payload is None
+    purged_delivery = await _row(rt, Delivery, delivered)
+    # the keys its claim read by go with the payload they came from
+    assert purged_delivery.payload is None and purged_delivery.lookup is None
     inbound = await _row(rt, InboundEvent, inbound_id)
     assert inbound.body == b"" and inbound.headers == {} and inbound.purged_at is not None
     assert inbound.dedupe_key and inbound.status == "accepted"  # what dedupe reads stays
@@ -169,6 +176,7 @@ async def test_old_rows_go_and_what_is_still_needed_stays(gw: Gateway) -> None:
     assert (await _row(rt, CanonicalEventRow, recent_event)).purged_at is None
     assert (await _row(rt, InboundEvent, quarantined.id)).body == b'{"id": "not parseable"}'
     assert await _row(rt, DeliveryAttempt, live_attempt) is not None
+    assert (await _row(rt, Delivery, parked)).lookup == keys  # still to be sent
     assert await _row(rt, DeliveryAttempt, new_attempt) is not None
     assert await _row(rt, Finding, new_finding) is not None
     async with rt.sessions() as session:

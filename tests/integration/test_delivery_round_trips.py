@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from app.delivery.service import process_delivery
 from app.main import start_runtime
-from app.models import Delivery, DeliveryAttempt, EntityLink, OrderAllocation
+from app.models import Delivery, DeliveryAttempt, EntityLink, Mapping, OrderAllocation, utcnow
 from app.runtime import Runtime
 from kernel.errors import PermanentError, TransientError
 from kernel.types import DeliveryResult, Finding, RemoteLink
@@ -100,21 +100,41 @@ async def warm(rt: Runtime, queries: Queries, order_id: str) -> None:
     queries.take()
 
 
-async def test_a_delivered_order_costs_three_round_trips(counted: Any) -> None:
-    rt, queries, queue = await counted(scripted())
+async def add_link(rt: Runtime, entity_type: str, our_key: str, remote_id: str) -> None:
+    async with rt.sessions() as session:
+        session.add(
+            EntityLink(
+                connection_id="erp",
+                entity_type=entity_type,
+                our_key=our_key,
+                remote_id=remote_id,
+                updated_at=utcnow(),
+            )
+        )
+        await session.commit()
+
+
+async def test_a_delivered_order_costs_two_round_trips(counted: Any) -> None:
+    connector = scripted()
+    rt, queries, queue = await counted(connector)
     await warm(rt, queries, "7001")
     order = make_order("7002")
     first = await seed_event(rt, order, "order.created", enqueue=False)
     behind = await seed_event(rt, order, "order.updated", enqueue=False)
+    assert order.customer_key
+    await add_link(rt, "customer", order.customer_key, "CUST-77")  # known from an earlier order
     queries.take()
     quiet_health(rt)
     outcome = await process_delivery(rt, first)
     sent = queries.take()
     assert outcome.status == "delivered"
-    # claim, no transaction around it: UPDATE … RETURNING (with the event), then the
-    # mappings and links; finish: one statement (state, attempt, links, what waited)
-    assert sent == ["UPDATE deliveries SET", "SELECT $1::VARCHAR AS", "WITH finished AS"]
+    # claim, no transaction around it: UPDATE … RETURNING with the event, the mappings and
+    # the remote ids it asks for; finish: one statement (state, attempt, links, what waited)
+    assert sent == ["UPDATE deliveries SET", "WITH finished AS"]
     assert queue.ids == [behind]  # the update waited for the create: queued after the commit
+    ctx = connector.contexts[-1]
+    assert ctx.mappings == {"sku": {"SKU-RED-M": "1042"}}
+    assert ctx.links == {("customer", order.customer_key): "CUST-77"}
     async with rt.sessions() as session:
         link = await session.scalar(
             sa.select(col(EntityLink.remote_id)).where(col(EntityLink.our_key) == order.entity_key)
@@ -189,7 +209,7 @@ async def test_an_after_delivery_hook_that_writes_gets_the_finish_s_transaction(
     quiet_health(rt)
     assert (await process_delivery(rt, first)).status == "delivered"
     sent = queries.take()
-    finish = sent[2:]  # after the claim's UPDATE and look-up
+    finish = sent[1:]  # after the claim's UPDATE
     assert finish[0] == "WITH finished AS" and finish[-1] == "COMMIT;", sent
     assert finish.count("BEGIN") == 1 and any("order_allocations" in q for q in finish), sent
     async with rt.sessions() as session:
@@ -238,5 +258,75 @@ async def test_a_finding_or_a_health_write_takes_the_transaction_too(counted: An
     queries.take()
     await process_delivery(rt, first)
     sent = queries.take()
-    assert sent[2] == "WITH finished AS" and sent.count("BEGIN") == 1, sent
+    assert sent[1] == "WITH finished AS" and sent.count("BEGIN") == 1, sent
     assert sent[-1] == "COMMIT;" and any("findings" in q for q in sent), sent
+
+
+async def test_a_delivery_written_without_its_lookup_reads_it_after_the_claim(
+    counted: Any,
+) -> None:
+    """Rows written before 0017 (or by a path that does not know the keys): one round trip
+    more, the same context."""
+    connector = scripted()
+    rt, queries, _ = await counted(connector)
+    await warm(rt, queries, "7010")
+    order = make_order("7011")
+    first = await seed_event(rt, order, enqueue=False, lookup=False)
+    assert order.customer_key
+    await add_link(rt, "customer", order.customer_key, "CUST-77")
+    queries.take()
+    quiet_health(rt)
+    assert (await process_delivery(rt, first)).status == "delivered"
+    assert queries.take() == ["UPDATE deliveries SET", "SELECT $1::VARCHAR AS", "WITH finished AS"]
+    ctx = connector.contexts[-1]
+    assert ctx.mappings == {"sku": {"SKU-RED-M": "1042"}}
+    assert ctx.links == {("customer", order.customer_key): "CUST-77"}
+
+
+async def test_a_mapping_added_after_the_order_came_in_is_read_with_the_claim(
+    counted: Any,
+) -> None:
+    """The stored keys name what to read, not what was found: the operator's fix between
+    the webhook and the attempt goes out with it."""
+    connector = scripted()
+    rt, queries, _ = await counted(connector)
+    await warm(rt, queries, "7012")
+    first = await seed_event(rt, make_order("7013", skus=("SKU-NEW",)), enqueue=False)
+    async with rt.sessions() as session:
+        session.add(
+            Mapping(
+                kind="sku",
+                connection_id="erp",
+                our_key="SKU-NEW",
+                their_key="2001",
+                updated_at=utcnow(),
+            )
+        )
+        await session.commit()
+    queries.take()
+    quiet_health(rt)
+    assert (await process_delivery(rt, first)).status == "delivered"
+    assert queries.take() == ["UPDATE deliveries SET", "WITH finished AS"]
+    assert connector.contexts[-1].mappings == {"sku": {"SKU-NEW": "2001"}}
+
+
+async def test_a_connector_that_now_needs_more_than_was_stored_is_asked_at_the_claim(
+    counted: Any,
+) -> None:
+    """The connector's answer at the claim decides: a kind it requires since the delivery
+    was written (an upgrade, a changed option) is looked up, and parks the delivery when
+    missing, instead of going out without it."""
+    connector = scripted()
+    rt, queries, _ = await counted(connector)
+    await warm(rt, queries, "7014")
+    first = await seed_event(rt, make_order("7015"), enqueue=False)
+    connector.required_kinds = frozenset({"sku", "location"})
+    queries.take()
+    quiet_health(rt)
+    outcome = await process_delivery(rt, first)
+    sent = queries.take()
+    assert sent[:2] == ["UPDATE deliveries SET", "SELECT $1::VARCHAR AS"], sent
+    async with rt.sessions() as session:
+        row = await session.get(Delivery, first)
+    assert row is not None and row.status == "parked", (outcome, row)
+    assert row.needs and {n["kind"] for n in row.needs} == {"location"}

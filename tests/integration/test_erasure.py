@@ -691,14 +691,22 @@ async def test_the_persons_own_waiting_order_goes_out_without_their_data(world: 
     assert paused.status_code == 200
     assert (await world.shopify("orders/create", shopify_order(1, X))).status_code == 202
     assert (await world.redact(X)).status_code == 202
+    async with world.rt.sessions() as session:
+        keys = await session.scalar(
+            sa.text("SELECT lookup FROM deliveries WHERE event_type = 'order.created'")
+        )
+    assert keys and f"shop:customer:{X.customer_id}" in _json(keys)["related"]
     await world.scrub()  # scrubbed while the order still waits in the outbox
     async with world.rt.sessions() as session:
-        waiting = (
+        waiting, keys = (
             await session.execute(
-                sa.text("SELECT payload FROM deliveries WHERE event_type = 'order.created'")
+                sa.text("SELECT payload, lookup FROM deliveries WHERE event_type = 'order.created'")
             )
-        ).scalar_one()
+        ).one()
     assert waiting is not None and X.first not in json.dumps(_json(waiting))
+    # the keys its claim would read by (the person's customer key among them) are dropped:
+    # the claim asks the connector again, of the scrubbed payload
+    assert keys is None
     await world.client.post("/api/v1/connections/erp/resume", headers=OPERATOR)
     await world.settle()
     await world.erase()

@@ -631,7 +631,7 @@ async def test_orders_not_yet_in_the_erp_are_not_offered_again(flow_rt: Any) -> 
 
 
 async def test_required_payment_mapping_is_asked_for_by_the_rules(flow_rt: Any) -> None:
-    from app.delivery.claim import rule_needs
+    from app.delivery.lookup import rule_needs
     from kernel.canonical.order import Payment
 
     rt = await flow_rt(flows_config("  orders: {required_mappings: [payment_method]}"))

@@ -312,6 +312,42 @@ async def test_a_failed_write_leaves_nothing(gateway: Any, monkeypatch: Any) -> 
     assert not result.duplicate and len(result.event_ids) == 1
 
 
+async def test_both_paths_write_what_the_claim_reads_with_the_lease(
+    gateway: Any, monkeypatch: Any
+) -> None:
+    """The mapping keys and related entity keys the destination's connector asks for are
+    stored with the delivery (app/delivery/lookup.py), the same on either path."""
+    rt, queries, _ = gateway
+    connector = rt.connector("erp")
+    connector.required_kinds = frozenset({"sku"})
+    connector.mapping_kinds = frozenset({"location"})
+    await post(rt, order_payload(20))
+    queries.take()
+    one = await post(rt, order_payload(21))
+    assert trips(queries) == ["WITH"]
+    monkeypatch.setattr(one_statement, "takes", lambda *_: False)
+    general = await post(rt, order_payload(22))
+    assert "WITH" not in trips(queries)
+    async with rt.sessions() as session:
+        rows = (
+            await session.execute(
+                sa.text(
+                    "SELECT d.lookup, c.entity_key, "
+                    "'shop:customer:' || (c.payload -> 'customer' ->> 'external_id') AS customer "
+                    "FROM deliveries d JOIN canonical_events c ON c.id = d.canonical_event_id "
+                    "WHERE c.id IN (:one, :general) ORDER BY c.id"
+                ),
+                {"one": one.event_ids[0], "general": general.event_ids[0]},
+            )
+        ).all()
+    assert len(rows) == 2
+    for row in rows:
+        assert row.lookup == {
+            "mappings": [["sku", "SKU-RED-M"], ["sku", "SKU-BLUE-L"], ["location", "shop"]],
+            "related": [row.entity_key, row.customer],
+        }, row
+
+
 def test_only_order_events_on_postgres_take_the_path() -> None:
     assert not one_statement.takes("sqlite", [object()])  # type: ignore[list-item]
     assert not one_statement.takes("postgresql", [])

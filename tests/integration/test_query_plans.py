@@ -59,6 +59,7 @@ BIG_TABLES = frozenset(
         "inbound_events",
         "entity_links",
         "person_refs",
+        "mappings",
     }
 )
 HASH = "a" * 64  # the person's ref hash (hex, like ref_hash makes)
@@ -75,15 +76,19 @@ _SEED = (
         '{"order_key": "shop:order:seed", "lines": [{"sku": "SKU-RED-M", "quantity": 1}]}')""",
     """INSERT INTO deliveries (canonical_event_id, flow, event_type, source, destination,
         entity_key, ordering_key, status, attempts, run_attempts, next_attempt_at,
-        lease_expires_at, last_error_class, accepted_at, created_at, updated_at, priority)
+        lease_expires_at, last_error_class, accepted_at, created_at, updated_at, priority,
+        lookup)
        VALUES
         (1, 'orders', 'order.created', 'shop', 'erp', 'shop:order:seed', 'shop:order:seed',
-         'pending', 0, 0, now() - interval '1 minute', NULL, NULL, now(), now(), now(), 0),
+         'pending', 0, 0, now() - interval '1 minute', NULL, NULL, now(), now(), now(), 0,
+         '{"mappings": [["sku", "SKU-RED-M"], ["location", "shop"]],
+           "related": ["shop:order:seed", "shop:customer:seed"]}'),
         (1, 'orders', 'order.created', 'shop', 'erp', 'shop:order:b', 'shop:order:b',
-         'in_flight', 1, 1, now(), now() - interval '1 minute', NULL, now(), now(), now(), 0),
+         'in_flight', 1, 1, now(), now() - interval '1 minute', NULL, now(), now(), now(), 0,
+         NULL),
         (1, 'orders', 'order.created', 'shop', 'erp', 'shop:order:c', 'shop:order:c',
          'pending', 1, 1, now() + interval '1 hour', NULL, 'waiting_for_destination',
-         now(), now(), now(), 0)""",
+         now(), now(), now(), 0, NULL)""",
     """INSERT INTO entity_links (connection_id, entity_type, our_key, remote_id, updated_at)
        VALUES ('erp', 'customer', 'shop:customer:seed', '77', now())""",
     f"""INSERT INTO person_refs (source, kind, ref_hash, canonical_event_id)
@@ -125,6 +130,10 @@ _FILL = (
        FROM generate_series(1, {ROWS}) AS i""",
     f"""INSERT INTO person_refs (source, kind, ref_hash, canonical_event_id)
        SELECT 'shop', 'email', md5(i::text) || md5(i::text), i + 1
+       FROM generate_series(1, {ROWS}) AS i""",
+    # a large catalogue's SKU mappings (the claim reads a delivery's by index)
+    f"""INSERT INTO mappings (kind, connection_id, our_key, their_key, origin, updated_at)
+       SELECT 'sku', 'erp', 'SKU-' || i, i::text, 'api', now()
        FROM generate_series(1, {ROWS}) AS i""",
 )
 
@@ -233,7 +242,9 @@ async def _run_hot_paths(rt: Runtime, label: list[str]) -> None:
         await fresh_events(session, [event])
     label[0] = "delivery lookups"
     async with rt.sessions() as session:
-        await _mappings_and_links(session, "erp", [MappingNeed("sku", "SKU-RED-M")], event)
+        await _mappings_and_links(
+            session, "erp", [MappingNeed("sku", "SKU-RED-M")], event.related_keys()
+        )
         await entity_has_link(session, "erp", "customer", "shop:customer:seed")
         await canonical_payloads(session, entity_key="shop:order:seed")
     label[0] = "erasure"

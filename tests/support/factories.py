@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.db import transaction
+from app.delivery.lookup import lookup_for
 from app.delivery.outbox import enqueue_after_commit
 from app.models import CanonicalEventRow, Delivery, DeliveryStatus, utcnow
 from app.runtime import Runtime
@@ -57,8 +58,10 @@ async def seed_event(
     event_type: str = "order.created",
     destination: str = "erp",
     enqueue: bool = True,
+    lookup: bool = True,
 ) -> int:
-    """Store a canonical event with one delivery, like ingest does; returns the delivery id."""
+    """Store a canonical event with one delivery, like ingest does; returns the delivery id.
+    ``lookup=False``: without what its claim reads with the lease (as before 0017)."""
     event = CanonicalEvent(
         type=event_type,
         entity_key=order.entity_key,  # type: ignore[arg-type]
@@ -80,6 +83,8 @@ async def seed_event(
         session.add(row)
         await session.flush()
         delivery = plan_delivery(row, destination, "orders", utcnow())
+        if lookup:
+            delivery.lookup = lookup_for(rt.connector(destination), event, None)
         session.add(delivery)
         await session.flush()
         delivery_id = int(delivery.id)  # type: ignore[arg-type]
