@@ -118,15 +118,22 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> 
         for key, value in NS_CREDS.items():
             sim_args += [f"--{key.replace('_', '-')}", value]
         sim_args += ["--items", "1042,959,900"]
+        # started together (each needs only the database, none the others), then awaited:
+        # a process's start is mostly its imports, which the cores do side by side
         netsuite = group.start("netsuite", sim_args, {"PYTHONUNBUFFERED": "1"})
-        wait_http(f"{netsuite_url}/_sim/stats", netsuite)
         gateway = group.start(
             "gateway", [sys.executable, "-m", "app.cli", "serve", "--port", str(gw_port)], env
         )
-        wait_http(f"http://127.0.0.1:{gw_port}/readyz", gateway)
-        s = Stack(kind, group, env, f"http://127.0.0.1:{gw_port}", netsuite_url, gateway, netsuite)
+        worker = None
         if kind == "postgres-redis":
-            s.start_worker()
+            worker = group.start("worker", [sys.executable, "-m", "app.cli", "worker"], env)
+        wait_http(f"{netsuite_url}/_sim/stats", netsuite)
+        wait_http(f"http://127.0.0.1:{gw_port}/readyz", gateway)
+        if worker is not None:
+            wait_log(worker, "worker started")
+        s = Stack(
+            kind, group, env, f"http://127.0.0.1:{gw_port}", netsuite_url, gateway, netsuite, worker
+        )
         yield s
         if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
             for proc in group.procs:

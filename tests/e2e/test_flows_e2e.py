@@ -170,8 +170,8 @@ def flows(
         ns_args += ["--port", str(ns_port)]
         for key, value in NS_CREDS.items():
             ns_args += [f"--{key.replace('_', '-')}", value]
+        # all four started together (each needs only the database), then awaited
         netsuite = group.start("netsuite", ns_args, {"PYTHONUNBUFFERED": "1"})
-        wait_http(f"{ns_url}/_sim/stats", netsuite)
         shop_args = [sys.executable, "-m", "simulators.shopify.simulator", "serve"]
         shop_args += ["--host", "127.0.0.1", "--port", str(shop_port)]
         shop_args += ["--webhook-url", f"{gateway_url}/webhooks/shop"]
@@ -182,8 +182,9 @@ def flows(
         gateway = group.start(
             "gateway", [sys.executable, "-m", "app.cli", "serve", "--port", str(gw_port)], env
         )
-        wait_http(f"{gateway_url}/readyz", gateway)
         worker = group.start("worker", [sys.executable, "-m", "app.cli", "worker"], env)
+        wait_http(f"{ns_url}/_sim/stats", netsuite)
+        wait_http(f"{gateway_url}/readyz", gateway)
         wait_log(worker, "worker started")
         wait_http(f"{shop_url}/_sim/state", shop)
         with httpx.Client(base_url=ns_url, timeout=10) as ns:

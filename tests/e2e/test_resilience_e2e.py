@@ -49,12 +49,13 @@ class Rig:
     postgres: TcpProxy
     workers: list[Proc] = field(default_factory=list)
 
-    def start_netsuite(self) -> Proc:
+    def start_netsuite(self, *, wait: bool = True) -> Proc:
         args = [sys.executable, "-m", "simulators.netsuite.simulator", "--port", str(self.ns_port)]
         for key, value in NS_CREDS.items():
             args += [f"--{key.replace('_', '-')}", value]
         self.netsuite = self.group.start("netsuite", [*args, "--items", "1042,959,900"])
-        wait_http(f"http://127.0.0.1:{self.ns_port}/_sim/stats", self.netsuite)
+        if wait:
+            wait_http(f"http://127.0.0.1:{self.ns_port}/_sim/stats", self.netsuite)
         return self.netsuite
 
     def start_worker(self, **env: str) -> Proc:
@@ -116,15 +117,18 @@ def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
             rig = Rig(
                 group, env, f"http://127.0.0.1:{gw_port}", ns_port, None, redis_proxy, pg_proxy
             )  # type: ignore[arg-type]
-            rig.start_netsuite()
+            # all started together (each needs only the database), then awaited
+            rig.start_netsuite(wait=False)
             gateway = group.start(
                 "gateway",
                 [sys.executable, "-m", "app.cli", "serve", "--port", str(gw_port)],
                 env,
             )
+            workers = [rig.start_worker() for _ in range(options.pop("workers", 2))]
+            wait_http(f"http://127.0.0.1:{ns_port}/_sim/stats", rig.netsuite)
             wait_http(f"{rig.gateway_url}/readyz", gateway)
-            for _ in range(options.pop("workers", 2)):
-                wait_log_line(rig.start_worker(), "worker started")
+            for worker in workers:
+                wait_log_line(worker, "worker started")
             yield rig
             if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
                 for proc in group.procs:
