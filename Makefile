@@ -42,12 +42,12 @@ chromium:
 	  || [ "$$(id -u)" != 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y \
 	  --no-install-recommends chromium || true
 
-# the suite runs in parallel (pytest-xdist; TEST_WORKERS=0 runs it in one process): two
-# workers per core, at most 8, as many tests wait on processes, timers and sockets more than
-# they compute (on 2 cores: 10.5 min with 4 workers, 12.7 with 2). Each worker has a Postgres
-# database and a Redis db of its own; an idle worker takes tests queued for a busy one
-# (worksteal), so a few long end-to-end tests do not leave a core idle at the end
-TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(8, 2 * len(os.sched_getaffinity(0))))" 2>/dev/null || echo 2)
+# the suite runs in parallel (pytest-xdist; TEST_WORKERS=0 runs it in one process), one
+# worker per core: on 2 cores 12.7 min instead of 17. Two per core was faster (10.5 min) but
+# starved the timing tests of an arq worker's poll pace. Each worker has a Postgres database
+# and a Redis db of its own; an idle worker takes tests queued for a busy one (worksteal), so
+# a few long end-to-end tests do not leave a core idle at the end
+TEST_WORKERS ?= auto
 
 test: env chromium
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
