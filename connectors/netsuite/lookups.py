@@ -19,6 +19,7 @@ Both are SuiteQL over standard tables (no custom field):
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from connectors.netsuite.client import NetSuiteClient
@@ -46,24 +47,23 @@ def literal(text: str) -> str:
 
 
 class Currencies:
-    """ISO code → internal id, read from the account once."""
+    """ISO code → internal id, read from the account once.
+
+    Once per process, not once per delivery in flight: the deliveries a worker starts
+    together (``max_concurrency`` of them) wait for the one query instead of each sending
+    it, which would spend the account's concurrency limit on the same answer."""
 
     def __init__(self, client: NetSuiteClient) -> None:
         self.client = client
         self._ids: dict[str, str] | None = None
+        self._reading = asyncio.Lock()
 
     async def id_of(self, code: str, base_currency: str) -> str | None:
         """The currency's internal id; None for the base currency of an account without
         Multiple Currencies (no ``currency`` rows: NetSuite then takes the subsidiary's)."""
-        if self._ids is None:
-            data = await self.client.suiteql("SELECT id, symbol FROM currency", 1000, 0)
-            self._ids = {
-                str(row.get("symbol") or "").upper(): str(row["id"])
-                for row in data.get("items", [])
-                if row.get("id") not in (None, "")
-            }
-        found = self._ids.get(code.upper())
-        if found is None and not self._ids and code.upper() == base_currency.upper():
+        ids = self._ids if self._ids is not None else await self._read()
+        found = ids.get(code.upper())
+        if found is None and not ids and code.upper() == base_currency.upper():
             return None
         if found is None:
             raise PermanentError(
@@ -71,6 +71,17 @@ class Currencies:
                 "or check the Multiple Currencies feature, then replay the delivery"
             )
         return found
+
+    async def _read(self) -> dict[str, str]:
+        async with self._reading:
+            if self._ids is None:  # not read by the delivery this one waited for
+                data = await self.client.suiteql("SELECT id, symbol FROM currency", 1000, 0)
+                self._ids = {
+                    str(row.get("symbol") or "").upper(): str(row["id"])
+                    for row in data.get("items", [])
+                    if row.get("id") not in (None, "")
+                }
+            return self._ids
 
 
 def customer_query(who: Identity, on: list[str], ours: str) -> str:
