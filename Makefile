@@ -26,8 +26,11 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
 
+# byte-compiled at install: the tests start hundreds of Python processes (servers, workers,
+# simulators), and where PYTHONDONTWRITEBYTECODE is set (CI images, containers) each one
+# compiled every module it imported again: 4.3 s to import the app instead of 1.5 s
 $(BIN)/erp-gateway: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 env: $(BIN)/erp-gateway
@@ -49,10 +52,15 @@ chromium:
 # long end-to-end tests do not leave a core idle at the end (12.7 min without it)
 TEST_WORKERS ?= auto
 
+# the project's own modules byte-compiled first, for the same reason (under a second)
+COMPILE := $(BIN)/python -m compileall -q -j 0 app kernel connectors simulators bench tests
+
 test: env chromium
+	$(COMPILE)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-fast: env
+	$(COMPILE)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not e2e" $(PYTEST_ARGS)
 
 lint: env
