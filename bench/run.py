@@ -21,6 +21,7 @@ import redis
 
 from bench.cpu import CpuMeter, MachineLoad
 from bench.database import drop_database, reset_database
+from bench.drain import compare_drains
 from bench.e2e import RateRun, drain_backlog, run_rate
 from bench.gateway import (
     REDIS,
@@ -127,11 +128,21 @@ def run(args: argparse.Namespace) -> Run:
         # last: it leaves its orders in the outbox (no worker runs), which would otherwise
         # be drained while the round-trip pass measures idle traffic
         scaling = run_scaling(servers, PORTS["api scaled"], env, POOLS, load)
-        # the scaling pass left its orders in the outbox: two workers drain them
-        two = [start_worker(servers, env, name=f"worker {n}") for n in (1, 2)]
-        drain_two = drain_backlog(gateway_dsn, timeout=900)
-        for worker in two:
-            servers.stop(worker)
+        # the scaling pass left its orders in the outbox: cleared before the drains compared
+        clearing = start_worker(servers, env, name="worker clearing")
+        drain_backlog(gateway_dsn, timeout=900)
+        servers.stop(clearing)
+        api = start_api(servers, PORTS["api"], env)
+        drains = compare_drains(
+            servers,
+            env,
+            gateway_dsn,
+            endpoints.gateway_url,
+            POOLS,
+            seconds=args.round_seconds,
+            connections=args.connections,
+        )
+        servers.stop(api)
         sqlite = run_sqlite_rounds(
             servers, (PORTS["floor sqlite"], PORTS["api sqlite"]), POOLS, load, rounds=2
         )
@@ -159,7 +170,7 @@ def run(args: argparse.Namespace) -> Run:
         machine,
         args.seconds,
         scaling,
-        drain_two,
+        drains,
         sqlite,
         {k: n for k, n in sink_calls.items() if n},
         sink_orders,

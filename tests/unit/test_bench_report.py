@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from bench.drain import Drain, ratio
 from bench.report import best_e2e_rate, sink_calls, targets_section
 
 
@@ -48,7 +49,12 @@ def test_targets_say_missed_where_the_run_falls_short() -> None:
         rates=[_rate_run(25, 0.04, accepted=500, delivered=500)],
         trips=trips,
         drain=(4800, 60.0),
-        drain_two=(6000, 60.0),
+        drains=[
+            Drain(1, 4800, 60.0, 58.0),
+            Drain(2, 6000, 60.0, 58.0),
+            Drain(1, 4800, 60.0, 58.0),
+            Drain(2, 6000, 60.0, 58.0),
+        ],
         sqlite=[SimpleNamespace(ratio=0.02)],
         scaling=[
             SimpleNamespace(processes=1, accepted_per_second=200.0),
@@ -74,3 +80,18 @@ def test_sink_calls_are_per_delivered_order_most_first() -> None:
     shown = sink_calls({"PUT salesOrder": 100, "GET salesOrder": 100, "PUT customer": 50}, 100)
     assert shown == "2.50 in all (PUT salesOrder 1.00, GET salesOrder 1.00, PUT customer 0.50)"
     assert sink_calls({}, 0) == "not counted"
+
+
+def test_two_workers_are_compared_with_the_one_worker_rounds_beside_them() -> None:
+    # the sink slows as the run goes on: each two-worker round is set against its neighbours
+    drains = [
+        Drain(1, 1000, 10.0, 9.0),  # 100/s
+        Drain(2, 1000, 12.5, 12.0),  # 80/s: against (100 + 50) / 2 = 75/s
+        Drain(1, 1000, 20.0, 19.0),  # 50/s
+        Drain(2, 1000, 25.0, 24.0),  # 40/s: against 50/s
+    ]
+    assert round(ratio(drains, steady=False) or 0, 4) == round((80 / 75 + 40 / 50) / 2, 4)
+    # first to last delivery (start-up left out): 1000/12 against (1000/9 + 1000/19) / 2, ...
+    steady = ((1000 / 12) / ((1000 / 9 + 1000 / 19) / 2) + (1000 / 24) / (1000 / 19)) / 2
+    assert round(ratio(drains) or 0, 4) == round(steady, 4)
+    assert ratio([Drain(1, 1000, 10.0, 9.0)]) is None
