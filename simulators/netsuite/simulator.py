@@ -275,7 +275,16 @@ def main(argv: list[str] | None = None) -> None:
         f"(record API {wire.RECORD_API}, control /_sim/)",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    # a request the test left hanging (a simulated outage) is cut after a second when the
+    # simulator is stopped, instead of holding its shutdown until it is killed
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
 
 
 if __name__ == "__main__":

@@ -261,7 +261,11 @@ def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         f"(Admin API /admin/api/{DEFAULT_API_VERSION}/orders.json, control /_sim/)",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # a request the test left hanging (a simulated outage) is cut after a second when the
+    # simulator is stopped, instead of holding its shutdown until it is killed
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=1
+    )
     return 0
 
 
