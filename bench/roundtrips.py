@@ -18,7 +18,7 @@ from bench.wire import Counts, Proxies, Proxy
 from bench.wrk import run_wrk
 
 PROXY_PORTS = {"api": (8620, 8622), "worker": (8621, 8623)}  # process → (Postgres, Redis)
-IDLE_SECONDS = 10.0  # two of the sweeper's 5 s ticks, so its work is in the idle rate
+IDLE_SECONDS = 20.0  # four of the sweeper's 5 s ticks, so its work is in the idle rate
 
 
 @dataclass
@@ -90,7 +90,7 @@ def count_round_trips(
     api_port: int,
     pools: Path,
     rate: float = 50,
-    count: int = 300,
+    count: int = 1000,  # a sweeper tick more or less in the window: ±0.01 per order
 ) -> RoundTrips:
     pg_port = urlsplit(dsn).port or 5432
     redis_port = urlsplit(redis_url).port or 6379

@@ -1,4 +1,4 @@
-"""The round-trip pass of the benchmark on its own (bench/roundtrips.py), in under a minute:
+"""The round-trip pass of the benchmark on its own (bench/roundtrips.py), in ~90 seconds:
 Postgres and Redis round trips per webhook and per delivery, and what the API and the worker
 do per second when idle. Round trips are counted on the wire, so they are deterministic and
 a reliable measure on a busy machine (timings are not).
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--database", default="bench_trips", help="a bench_* database")
     parser.add_argument("--redis", default=_redis_db(bench.gateway.REDIS, 11))
     parser.add_argument("--base-port", type=int, default=8630)
-    parser.add_argument("--count", type=int, default=300, help="orders in the counted run")
+    parser.add_argument("--count", type=int, default=1000, help="orders in the counted run")
     parser.add_argument("--rate", type=float, default=50, help="orders per second offered")
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")

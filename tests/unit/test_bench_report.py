@@ -95,3 +95,29 @@ def test_two_workers_are_compared_with_the_one_worker_rounds_beside_them() -> No
     steady = ((1000 / 12) / ((1000 / 9 + 1000 / 19) / 2) + (1000 / 24) / (1000 / 19)) / 2
     assert round(ratio(drains) or 0, 4) == round(steady, 4)
     assert ratio([Drain(1, 1000, 10.0, 9.0)]) is None
+
+
+def test_round_trips_are_judged_as_shown() -> None:
+    # the idle subtraction is good to a few hundredths: 1.0007 is one round trip, 1.06 is not
+    def verdicts(webhook: float, delivery: float) -> dict[str, str]:
+        trips = SimpleNamespace(
+            per_webhook=SimpleNamespace(postgres=webhook),
+            per_delivery=SimpleNamespace(postgres=delivery),
+        )
+        run = SimpleNamespace(
+            rounds=[_round(1000, 600, 100)],
+            rates=[],
+            trips=trips,
+            drains=[],
+            sqlite=[],
+            scaling=[],
+        )
+        section = targets_section(run)  # type: ignore[arg-type]
+        return {line.split(" | ")[0].strip("| "): line for line in section.splitlines()}
+
+    met = verdicts(1.0007, 2.04)
+    assert "| met |" in met["Postgres round trips per webhook"]
+    assert "| met |" in met["Postgres round trips per delivery"]
+    missed = verdicts(1.06, 2.2)
+    assert "**missed**" in missed["Postgres round trips per webhook"]
+    assert "**missed**" in missed["Postgres round trips per delivery"]
