@@ -457,7 +457,8 @@ so the gain shows what a second core is worth here, not on a machine with cores 
 ## Ingest on the embedded default: SQLite, no Redis
 
 The same closed loop against `make run` as it comes (SQLite file, deliveries in process;
-the ERP is a closed port, so its breaker opens and the in-process worker stays idle) and
+the ERP is a closed port, so its breaker opens and the in-process worker defers each new
+delivery until the ERP is back: a claim and a deferral per webhook, as in an ERP outage) and
 a SQLite floor (bench/baseline_app.py --sqlite: FastAPI + aiosqlite, one INSERT and its
 commit per request, the gateway's pragmas).
 

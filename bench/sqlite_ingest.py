@@ -1,9 +1,10 @@
 """Ingest on the embedded default (SQLite, no Redis: `make run` as it comes) against a SQLite
 floor: the same closed loop, rounds alternating floor and gateway.
 
-The gateway's ERP is a closed port here: its in-process worker finds it unreachable, its
-breaker opens and the worker stays idle, so the figure is ingest alone, like the Postgres
-rounds (which run with no worker at all)."""
+The gateway's ERP is a closed port here: its in-process worker finds it unreachable and its
+breaker opens; from then on the worker claims each new delivery and defers it until the ERP
+is back (two writes per webhook beside ingest's, on the one SQLite file), as it would during
+an ERP outage. The Postgres rounds run with no worker at all."""
 
 from __future__ import annotations
 
