@@ -301,6 +301,30 @@ def _verdict(met: bool) -> str:
 
 
 def targets_section(run: Run) -> str:
+    return table(["target (issue 12)", "aim", "this run", ""], target_rows(run))
+
+
+def spread_section(runs: list[Run]) -> str:
+    """Each target in each of the runs made in a row, and whether every run met it."""
+    if len(runs) < 2:
+        return ""
+    by_run = [target_rows(run) for run in runs]
+    rows = []
+    for i, (name, aim, *_) in enumerate(by_run[0]):
+        values = [rows_of_run[i][2] for rows_of_run in by_run]
+        met = sum(rows_of_run[i][3] == "met" for rows_of_run in by_run)
+        rows.append([name, aim, *values, f"{met} of {len(runs)}"])
+    header = ["target", "aim", *(f"run {n}" for n in range(1, len(runs) + 1)), "met in"]
+    return f"""## {len(runs)} runs in a row
+
+The whole benchmark run {len(runs)} times one after the other (`--runs {len(runs)}`); the
+sections below are the last run's. A target is met when every run meets it.
+
+{table(header, rows)}
+"""
+
+
+def target_rows(run: Run) -> list[list[str]]:
     ingest, hot = _median_ratio(run.rounds, "gateway"), _median_ratio(run.rounds, "hot")
     best = best_e2e_rate(run.rates)
     sqlite = median(r.ratio for r in run.sqlite) if run.sqlite else None
@@ -356,7 +380,7 @@ def targets_section(run: Run) -> str:
             _verdict(len(scaled) > 1 and scaled[-1] > scaled[0]),
         ],
     ]
-    return table(["target (issue 12)", "aim", "this run", ""], rows)
+    return rows
 
 
 def sqlite_section(rounds: list[SqliteRound]) -> str:
@@ -396,7 +420,8 @@ def drain_section(drains: list[Drain]) -> str:
     )
 
 
-def render(run: Run) -> str:
+def render(run: Run, earlier: list[Run] | None = None) -> str:
+    """The report of ``run``, with the spread over ``earlier`` runs made in a row before it."""
     ceiling = median(r.ceiling.throughput for r in run.rounds)
     drained = run.drain[0]
     cores = os.cpu_count() or 1
@@ -417,6 +442,7 @@ bench/wrk.lua). Null endpoint: {run.tools["nginx"]}, one worker process, `return
 
 {targets_section(run)}
 
+{spread_section([*(earlier or []), run])}
 Not measured by `make bench`: n8n beside the gateway in the same run (the peer's figures,
 ~30 orders/s here, are from the issue's own measurement), and the scale targets (50,000-SKU
 reconciliation, memory over 100,000 orders), which `make bench-scale` writes to

@@ -195,9 +195,17 @@ def main() -> None:
     parser.add_argument("--open-connections", type=int, default=64)
     parser.add_argument("--keep-databases", action="store_true")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="the whole benchmark this many times in a row"
+    )
     args = parser.parse_args()
     require_tools()
-    text = render(run(args))
+    runs = []
+    for n in range(1, args.runs + 1):
+        if args.runs > 1:
+            print(f"run {n} of {args.runs}", flush=True)
+        runs.append(run(args))
+    text = render(runs[-1], runs[:-1])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(text)

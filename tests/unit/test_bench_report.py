@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from bench.drain import Drain, ratio
-from bench.report import best_e2e_rate, sink_calls, targets_section
+from bench.report import best_e2e_rate, sink_calls, spread_section, targets_section
 
 
 def _rate_run(rate: float, p99_seconds: float, *, accepted: int, delivered: int) -> Any:
@@ -121,3 +121,25 @@ def test_round_trips_are_judged_as_shown() -> None:
     missed = verdicts(1.06, 2.2)
     assert "**missed**" in missed["Postgres round trips per webhook"]
     assert "**missed**" in missed["Postgres round trips per delivery"]
+
+
+def test_runs_in_a_row_show_each_target_in_each_run() -> None:
+    def run(gateway: float) -> Any:
+        trips = SimpleNamespace(
+            per_webhook=SimpleNamespace(postgres=1.0), per_delivery=SimpleNamespace(postgres=2.0)
+        )
+        return SimpleNamespace(
+            rounds=[_round(1000, gateway, 400)],
+            rates=[],
+            trips=trips,
+            drains=[],
+            sqlite=[],
+            scaling=[],
+        )
+
+    assert spread_section([run(600)]) == ""  # one run: nothing to spread
+    section = spread_section([run(600), run(450), run(520)])
+    lines = {line.split(" | ")[0].strip("| "): line for line in section.splitlines()}
+    ingest = lines["ingest, distinct orders"]
+    assert "| 0.60x | 0.45x | 0.52x | 2 of 3 |" in ingest  # the second run missed it
+    assert lines["ingest, one hot order"].endswith("| 3 of 3 |")
