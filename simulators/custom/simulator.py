@@ -48,6 +48,7 @@ from connectors.custom import signing
 from kernel.canonical.inventory import StockAvailability
 from kernel.errors import SignatureError
 from simulators.faults import FaultControls, FaultCounters
+from simulators.serving import serve
 
 SECRET_ENV = "CUSTOM_SHOP_SECRET"
 DEFAULT_PORT = 8103
@@ -441,24 +442,13 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(f"--data is not JSON: {exc}")
         return asyncio.run(_run_send(args, payload))
-    import uvicorn
-
     app = create_app(args.secret)
     print(
         f"Custom shop simulator on http://{args.host}:{args.port} "
         "(pushes /gateway/events, stock /gateway/stock, control /_sim/)",
         flush=True,
     )
-    # a request the test left hanging (a simulated outage) is cut after a second when the
-    # simulator is stopped, instead of holding its shutdown until it is killed
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
+    serve(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
 
 

@@ -100,6 +100,7 @@ from simulators.netsuite.returns import ReturnsDesk
 from simulators.netsuite.state import KNOWN_TYPES, Faults, SimError, SimRecord, Stats
 from simulators.netsuite.tables import ErpTables
 from simulators.netsuite.webhooks import WebhookEmitter
+from simulators.serving import serve
 
 DEFAULT_ITEMS: tuple[str, ...] = ("1042", "959")
 DEFAULT_CONCURRENCY_LIMIT = 5
@@ -254,8 +255,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
     args = _parser().parse_args(argv)
     values = {key: getattr(args, key) or "" for key in CREDENTIAL_KEYS}
     try:
@@ -275,16 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         f"(record API {wire.RECORD_API}, control /_sim/)",
         flush=True,
     )
-    # a request the test left hanging (a simulated outage) is cut after a second when the
-    # simulator is stopped, instead of holding its shutdown until it is killed
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=1,
-    )
+    serve(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from simulators.serving import serve
 from simulators.shopify.control import add_control_routes
 from simulators.shopify.customers_api import add_customer_list_route
 from simulators.shopify.orders_api import add_order_routes, admin_call
@@ -242,8 +243,6 @@ async def _run_send(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    import uvicorn
-
     app = create_app(
         access_token=args.access_token, bucket_size=args.bucket_size, leak_rate=args.leak_rate
     )
@@ -261,11 +260,7 @@ def _run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         f"(Admin API /admin/api/{DEFAULT_API_VERSION}/orders.json, control /_sim/)",
         flush=True,
     )
-    # a request the test left hanging (a simulated outage) is cut after a second when the
-    # simulator is stopped, instead of holding its shutdown until it is killed
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=1
-    )
+    serve(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
