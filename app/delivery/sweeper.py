@@ -73,7 +73,9 @@ async def sweep(rt: Runtime) -> int:
             abandoned=len(abandoned),
             error=str(exc),
         )
+        await analyze_stale_tables(rt.engine)
         return 0
+    # after the enqueues, which follow the reads as closely as they can
     await analyze_stale_tables(rt.engine)  # the plans of the next pass and of every worker
     if abandoned:
         log.warning("re-queued deliveries whose worker lease expired", delivery_ids=abandoned)
@@ -89,7 +91,7 @@ async def _enqueue_all(queue: DeliveryQueue, delivery_ids: list[int]) -> None:
     finishes before its enqueue arrives has no job left to collapse into, so the enqueue
     makes a new one that the worker then claims for nothing (an UPDATE, a read and a job's
     Redis traffic). One at a time, a backlog's thousand took a thousand round trips, and a
-    busy worker finished ~15% of them in that window; ANALYZE now runs after the enqueue."""
+    busy worker finished ~15% of them in that window."""
     for start in range(0, len(delivery_ids), ENQUEUE_BATCH):
         batch = delivery_ids[start : start + ENQUEUE_BATCH]
         results = await asyncio.gather(
