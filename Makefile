@@ -46,7 +46,7 @@ chromium:
 	  --no-install-recommends chromium || true
 
 # the suite runs in parallel (pytest-xdist; TEST_WORKERS=0 runs it in one process), one
-# worker per core: on 2 cores ~7.5 min (10.3 before the byte-compiling above; 17 in one
+# worker per core: on 2 cores ~7.5 min (10.3 before the byte-compiling; 17 in one
 # process). Two per core was no faster and starved the timing tests of an arq worker's poll
 # pace. Each worker has a Postgres database and a Redis db of its own; an idle worker takes
 # tests queued for a busy one (worksteal), so a few long end-to-end tests do not leave a core
