@@ -83,6 +83,25 @@ def wait_drained(dsn: str, after_id: int, expected: int, timeout: float) -> Deli
         time.sleep(0.2)
 
 
+def delivery_spread(dsn: str, after_id: int) -> float:
+    """Seconds from the first to the last delivery after ``after_id`` (the gateway's own
+    delivered_at): how long the deliveries took, without what came before the first."""
+
+    async def fetch() -> float:
+        conn = await asyncpg.connect(dsn)
+        try:
+            value = await conn.fetchval(
+                "SELECT EXTRACT(EPOCH FROM max(delivered_at) - min(delivered_at)) FROM deliveries"
+                " WHERE id > $1 AND status = 'delivered'",
+                after_id,
+            )
+        finally:
+            await conn.close()
+        return float(value or 0)
+
+    return asyncio.run(fetch())
+
+
 def e2e_latencies(dsn: str, after_id: int) -> list[float]:
     """Seconds from the gateway accepting each order to its delivery (the gateway's own
     accepted_at and delivered_at), for the deliveries after ``after_id`` that were delivered."""

@@ -9,15 +9,12 @@ drained by two measured the sink's growth, not the workers).
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
-
-from bench.database import last_delivery_id, wait_drained
+from bench.database import delivery_spread, last_delivery_id, wait_drained
 from bench.gateway import start_worker
 from bench.orders import write_pool
 from bench.servers import Servers
@@ -61,19 +58,6 @@ def ratio(drains: list[Drain], *, steady: bool = True) -> float | None:
     return statistics.median(ratios) if ratios else None
 
 
-async def _spread(dsn: str, after_id: int) -> float:
-    conn = await asyncpg.connect(dsn)
-    try:
-        value = await conn.fetchval(
-            "SELECT extract(epoch FROM max(delivered_at) - min(delivered_at))"
-            " FROM deliveries WHERE id > $1 AND status = 'delivered'",
-            after_id,
-        )
-    finally:
-        await conn.close()
-    return float(value or 0)
-
-
 def drain_once(
     servers: Servers,
     env: dict[str, str],
@@ -95,7 +79,7 @@ def drain_once(
     took = time.monotonic() - started
     for proc in procs:
         servers.stop(proc)
-    drain = Drain(workers, state.delivered, took, asyncio.run(_spread(dsn, after_id)))
+    drain = Drain(workers, state.delivered, took, delivery_spread(dsn, after_id))
     print(
         f"drain, {workers} worker(s): {drain.orders} orders in {drain.seconds:.1f} s "
         f"({drain.rate:.0f}/s; {drain.steady_rate:.0f}/s first to last delivery)",

@@ -409,11 +409,12 @@ def drain_section(drains: list[Drain]) -> str:
         ]
         for i, d in enumerate(drains, start=1)
     ]
+    header = ["round", "workers", "orders", "drained in", "orders/s", "first to last, /s"]
     steady, started = ratio(drains), ratio(drains, steady=False)
     if steady is None or started is None:
-        return table(["round", "workers"], rows) + "\n\nNot run."
+        return table(header, rows) + "\n\nNo two-worker round beside a one-worker round."
     return (
-        table(["round", "workers", "orders", "drained in", "orders/s", "first to last, /s"], rows)
+        table(header, rows)
         + "\n\nTwo workers against the one-worker rounds beside them (median), first to last"
         + f" delivery: **{steady:.2f}x** (the target's figure); start-up included:"
         + f" {started:.2f}x."
