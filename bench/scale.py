@@ -1,10 +1,10 @@
 """The scale benchmarks (issue 12, target 5), written to docs/benchmarks-scale.md: a 50,000-SKU
-stock reconciliation against the simulators, and the API's and worker's memory over
-100,000 orders. They take long (the memory pass ~30 min), so they run apart from
-``make bench``:
+stock reconciliation against the simulators, the API's and worker's memory over 100,000
+orders, and the hot queries timed with 10 million rows in the big tables. They take long
+(the memory pass ~35 min, the big tables ~30 min), so they run apart from ``make bench``:
 
     make bench-scale
-    python -m bench.scale --orders 20000 --skus 50000   # shorter
+    python -m bench.scale --orders 20000 --rows 1000000   # shorter
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import platform
 import time
 from pathlib import Path
 
+from bench.big_tables import render_big_tables, run_big_tables
 from bench.memory import measure_memory, render_memory
 from bench.reconciliation import render_reconciliation, run_reconciliation
 from bench.servers import ROOT
@@ -28,12 +29,14 @@ def main() -> None:
     parser.add_argument("--skus", type=int, default=50_000)
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=60, help="memory pass, offered orders/s")
+    parser.add_argument("--rows", type=int, default=10_000_000, help="big tables, rows each")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     require_tools()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     sections = [render_reconciliation(run_reconciliation(args.skus))]
     sections.append(render_memory(measure_memory(args.orders, args.rate)))
+    sections.append(render_big_tables(run_big_tables(args.rows)))
     header = (
         "# Scale benchmarks\n\n"
         "Written by `make bench-scale` (`python -m bench.scale --help`); the throughput and "
