@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app import sqlite_driver
 from app.settings import Settings
 
 AfterCommit = Callable[[], Awaitable[Any]]
@@ -40,6 +41,11 @@ def make_engine(settings: Settings) -> AsyncEngine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine.sync_engine, "do_connect")
+        def _one_trip_statements(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+            # aiosqlite, with each statement one call to the connection's thread
+            return dialect.dbapi.connect(*cargs, async_creator_fn=sqlite_driver.connect, **cparams)
 
         return engine
     # No pre-ping (a round trip per checkout on the hot path): recycle connections instead,
