@@ -20,7 +20,7 @@ help:
 	@echo "make lint   ruff (format check + lint), mypy and the import graph"
 	@echo "make audit  known vulnerabilities in the locked dependencies"
 	@echo "make bench  ingest and end-to-end benchmarks on Postgres + Redis (docs/benchmarks.md)"
-	@echo "make bench-scale  50,000-SKU reconciliation, memory over 100,000 orders, queries at 10M rows (docs/benchmarks-scale.md; ~75 min)"
+	@echo "make bench-scale  50,000-SKU reconciliation, memory over 100,000 orders, queries at 10M rows (docs/benchmarks-scale.md; ~50 min)"
 
 $(UV):
 	$(PYTHON) -m venv .tools

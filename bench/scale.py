@@ -1,7 +1,7 @@
 """The scale benchmarks (issue 12, target 5), written to docs/benchmarks-scale.md: a 50,000-SKU
 stock reconciliation against the simulators, the API's and worker's memory over 100,000
 orders, and the hot queries timed with 10 million rows in the big tables. They take long
-(the memory pass ~35 min, the big tables ~30 min), so they run apart from ``make bench``:
+(the memory pass ~30 min, the big tables ~18 min), so they run apart from ``make bench``:
 
     make bench-scale
     python -m bench.scale --orders 20000 --rows 1000000   # shorter
