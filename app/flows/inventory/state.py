@@ -139,13 +139,13 @@ async def orders_in_transit(session: AsyncSession, store: str, erp: str) -> list
     # each payload read by its id (a subquery per row), never joined: with an outage's
     # backlog blocking (10,000 orders) Postgres hashed the whole event table for the join, a
     # read that grows with the years of history rather than with the backlog
-    payload = (
+    payload_by_id = (
         sa.select(col(CanonicalEventRow.payload))
         .where(col(CanonicalEventRow.id) == col(Delivery.canonical_event_id))
         .scalar_subquery()
     )
     rows = await session.execute(
-        sa.select(col(Delivery.entity_key), payload, col(Delivery.event_type))
+        sa.select(col(Delivery.entity_key), payload_by_id, col(Delivery.event_type))
         .where(
             col(Delivery.source) == store,
             col(Delivery.destination) == erp,
