@@ -53,11 +53,11 @@ def _run(
         else:
             cursor.execute(sql, parameters)
         rows = cursor.fetchmany(FIRST_ROWS) if cursor.description else []
-        more = len(rows) == FIRST_ROWS
-        result = (cursor if more else None, cursor.description, cursor.rowcount, cursor.lastrowid)
-        if not more:
-            cursor.close()
-        return (*result, rows)
+        found = (cursor.description, cursor.rowcount, cursor.lastrowid, rows)
+        if len(rows) == FIRST_ROWS:  # maybe more: the cursor stays open for them
+            return (cursor, *found)
+        cursor.close()
+        return (None, *found)
     except BaseException:
         cursor.close()
         raise

@@ -132,6 +132,8 @@ def fill_statements(
 
 
 def record(rt: Runtime, recorded: Recorded, label: list[str]) -> None:
+    """From now on, every query ``rt`` sends goes into ``recorded`` under ``label[0]``."""
+
     def before(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
         head = statement.lstrip().split(None, 1)[0].upper()
         if not many and head in ("SELECT", "UPDATE", "DELETE", "WITH"):
